@@ -42,6 +42,16 @@ class FrameError(RingError, ValueError):
     """A frame read from a transport is malformed (for example, announces a length over the limit)."""
 
 
+class AddressError(RingError, ValueError):
+    """A channel address cannot be used as given: unknown scheme, malformed,
+    a UNIX socket path over the kernel's limit, or a network bind without an authkey."""
+
+
+class ResourceLimitError(RingError, OSError):
+    """A kernel limit stops the request (for example a POSIX message-queue limit);
+    the message names the limit and how to raise it."""
+
+
 class FallbackWarning(RuntimeWarning):
     """ringipc fell back from shared memory to another transport."""
 
@@ -55,5 +65,7 @@ __all__ = [
     "SharedMemoryUnavailable",
     "AuthenticationError",
     "FrameError",
+    "AddressError",
+    "ResourceLimitError",
     "FallbackWarning",
 ]

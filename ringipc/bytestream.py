@@ -1,0 +1,78 @@
+"""Byte-stream mode: a file object with pipe semantics over a stream transport.
+
+Bytes written may be read back in any chunking; there are no message
+boundaries.  The class is an :class:`io.RawIOBase`, so ``io.BufferedReader``,
+``io.BufferedWriter`` and ``io.TextIOWrapper`` stack on it as on a pipe.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+from typing import Optional
+
+from .channel import deadline_after
+from .framing import wait_readable
+
+
+class ByteStream(io.RawIOBase):
+    """Raw byte stream over ``read_fd``/``write_fd`` (one fd for a socket).
+
+    ``timeout`` (seconds, ``None`` = block) bounds each ``readinto``; it is
+    measured on the monotonic clock and raises :class:`TimeoutError`."""
+
+    def __init__(
+        self,
+        read_fd: Optional[int],
+        write_fd: Optional[int],
+        *,
+        owner: Optional[socket.socket] = None,
+        timeout: Optional[float] = None,
+    ):
+        super().__init__()
+        self._rfd = read_fd
+        self._wfd = write_fd
+        self._owner = owner
+        self.timeout = timeout
+
+    def readable(self) -> bool:
+        return self._rfd is not None
+
+    def writable(self) -> bool:
+        return self._wfd is not None
+
+    def fileno(self) -> int:
+        self._checkClosed()
+        return self._rfd if self._rfd is not None else self._wfd
+
+    def readinto(self, b) -> int:
+        self._checkClosed()
+        if self._rfd is None:
+            raise io.UnsupportedOperation("this end of the stream is not readable")
+        view = memoryview(b).cast("B")
+        if not len(view):
+            return 0
+        if self.timeout is not None and not wait_readable(self._rfd, deadline_after(self.timeout)):
+            raise TimeoutError("timed out waiting for the peer")
+        return os.readv(self._rfd, [view])
+
+    def write(self, b) -> int:
+        self._checkClosed()
+        if self._wfd is None:
+            raise io.UnsupportedOperation("this end of the stream is not writable")
+        view = memoryview(b).cast("B")
+        if not len(view):
+            return 0
+        return os.write(self._wfd, view)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                if self._owner is not None:
+                    self._owner.close()
+                else:
+                    for fd in {self._rfd, self._wfd} - {None}:
+                        os.close(fd)
+            finally:
+                self._rfd = self._wfd = None
+                super().close()

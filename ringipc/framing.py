@@ -1,0 +1,160 @@
+"""Message framing over any byte stream: the one place a frame is defined.
+
+A frame is an 8-byte little-endian unsigned length followed by that many
+payload bytes.  64-bit lengths mean a frame never truncates a large object
+(a 32-bit prefix is what broke >2 GiB pickles elsewhere).  Pipes, FIFOs, UNIX
+stream sockets and TCP all use this module; message queues and seqpacket
+sockets keep their native boundaries and do not.
+
+The reader keeps its position between calls, so a receive that times out in
+the middle of a frame can be called again and resumes where it stopped,
+instead of losing the stream's alignment.
+"""
+from __future__ import annotations
+
+import os
+import select
+import struct
+import time
+from typing import Optional, Union
+
+from .errors import FrameError
+
+HEADER = struct.Struct("<Q")
+HEADER_SIZE = HEADER.size
+
+# Below this size one copy into a single buffer is cheaper than a second iovec.
+_COALESCE_BELOW = 16 * 1024
+
+_READ_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+
+
+def wait_fd(fd: int, events: int, deadline: Optional[float]) -> bool:
+    """Wait until ``fd`` reports one of ``events`` (or an error/hang-up), or until
+    the monotonic ``deadline``.  Returns False on timeout."""
+    poller = select.poll()
+    poller.register(fd, events)
+    while True:
+        if deadline is None:
+            ms = None
+        else:
+            left = deadline - time.monotonic()
+            # Round up: waking a hair early would report a timeout that has not happened.
+            ms = max(0, int(left * 1000 + 0.999))
+        if poller.poll(ms):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+
+
+def wait_readable(fd: int, deadline: Optional[float]) -> bool:
+    return wait_fd(fd, _READ_EVENTS, deadline)
+
+
+def write_all(fd: int, views) -> None:
+    """Write every buffer in ``views`` to a blocking fd, gathering them in one
+    system call where possible.  A vanished reader raises BrokenPipeError."""
+    bufs = [memoryview(v).cast("B") for v in views]
+    bufs = [b for b in bufs if len(b)]
+    while bufs:
+        n = os.writev(fd, bufs)
+        while n:
+            if n >= len(bufs[0]):
+                n -= len(bufs[0])
+                bufs.pop(0)
+            else:
+                bufs[0] = bufs[0][n:]
+                n = 0
+
+
+def write_frame(fd: int, payload: memoryview) -> None:
+    header = HEADER.pack(len(payload))
+    if len(payload) < _COALESCE_BELOW:
+        write_all(fd, [header + payload])
+    else:
+        write_all(fd, [header, payload])
+
+
+class FrameReader:
+    """Reads frames from a blocking fd, resumably across timeouts."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._header = bytearray(HEADER_SIZE)
+        self._header_got = 0
+        self._body: Optional[bytearray] = None  # set once a body is buffered here
+        self._body_got = 0
+        self._broken: Optional[str] = None
+
+    def _reset(self) -> None:
+        self._header_got = 0
+        self._body = None
+        self._body_got = 0
+
+    def _read_some(self, view: memoryview, deadline: Optional[float]) -> int:
+        if deadline is not None and not wait_readable(self.fd, deadline):
+            raise TimeoutError("timed out waiting for the peer")
+        return os.readv(self.fd, [view])
+
+    def _read_length(self, limit: Optional[int], deadline: Optional[float]) -> int:
+        if self._broken:
+            raise FrameError(self._broken)
+        view = memoryview(self._header)
+        while self._header_got < HEADER_SIZE:
+            n = self._read_some(view[self._header_got :], deadline)
+            if n == 0:
+                if self._header_got == 0:
+                    raise EOFError("the peer closed the channel")
+                raise ConnectionResetError(
+                    f"the peer went away inside a frame header ({self._header_got} of {HEADER_SIZE} bytes)"
+                )
+            self._header_got += n
+        (length,) = HEADER.unpack(self._header)
+        if limit is not None and length > limit:
+            # Refused before allocating anything; the stream cannot be re-aligned
+            # without trusting the length, so the channel is unusable from here on.
+            self._broken = f"a frame announced {length} bytes, over the {limit}-byte limit"
+            raise FrameError(self._broken)
+        return length
+
+    def _fill(self, view: memoryview, length: int, deadline: Optional[float]) -> None:
+        while self._body_got < length:
+            n = self._read_some(view[self._body_got : length], deadline)
+            if n == 0:
+                raise ConnectionResetError(
+                    f"the peer went away inside a frame ({self._body_got} of {length} bytes received)"
+                )
+            self._body_got += n
+
+    def read(self, limit: Optional[int], deadline: Optional[float]) -> bytearray:
+        length = self._read_length(limit, deadline)
+        if self._body is None:
+            self._body = bytearray(length)
+            self._body_got = 0
+        self._fill(memoryview(self._body), length, deadline)
+        body = self._body
+        self._reset()
+        return body
+
+    def read_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]) -> Union[int, bytes]:
+        """Receive straight into ``view`` when the frame fits; otherwise return it as bytes."""
+        length = self._read_length(limit, deadline)
+        if self._body is not None or length > len(view):
+            body = self.read(limit, deadline)
+            if length > len(view):
+                return bytes(body)
+            view[:length] = body
+            return length
+        try:
+            self._fill(view, length, deadline)
+        except TimeoutError:
+            # Keep what arrived so a later call resumes; the caller's buffer is not ours to hold.
+            self._body = bytearray(length)
+            self._body[: self._body_got] = view[: self._body_got]
+            raise
+        self._reset()
+        return length
+
+    @property
+    def mid_frame(self) -> bool:
+        return self._header_got > 0

@@ -1,0 +1,86 @@
+"""A message channel over a pair of stream file descriptors (pipe, FIFO, socket),
+using :mod:`ringipc.framing` for boundaries.  Every stream transport is this
+class plus the code that opens its descriptors."""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Optional
+
+from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
+from ..errors import FrameError
+from ..framing import FrameReader, wait_readable, write_frame
+
+
+class StreamChannel(BaseChannel):
+    """Framed messages over ``read_fd``/``write_fd`` (the same fd for a socket).
+
+    ``owner`` is a socket object whose lifetime the channel takes over; plain
+    fds (pipes, FIFOs) are closed with ``os.close``."""
+
+    def __init__(
+        self,
+        read_fd: Optional[int],
+        write_fd: Optional[int],
+        *,
+        owner: Optional[socket.socket] = None,
+        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+    ):
+        super().__init__(max_message_size)
+        self._rfd = read_fd
+        self._wfd = write_fd
+        self._owner = owner
+        self._reader = FrameReader(read_fd) if read_fd is not None else None
+
+    @property
+    def readable(self) -> bool:
+        return self._rfd is not None
+
+    @property
+    def writable(self) -> bool:
+        return self._wfd is not None
+
+    def fileno(self) -> int:
+        """The fd to wait on for incoming messages (the write fd of a send-only end)."""
+        self._check_open()
+        return self._rfd if self._rfd is not None else self._wfd
+
+    def _need(self, fd: Optional[int], what: str) -> int:
+        if fd is None:
+            raise OSError(f"this end of the channel is not {what}")
+        return fd
+
+    def _send_message(self, view: memoryview) -> None:
+        write_frame(self._need(self._wfd, "writable"), view)
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except FrameError:
+            # The peer sent something we cannot frame: drop the connection rather
+            # than read further bytes of unknown meaning.
+            self.close()
+            raise
+
+    def _recv_message(self, limit, deadline):
+        self._need(self._rfd, "readable")
+        return self._guard(self._reader.read, limit, deadline)
+
+    def _recv_message_into(self, view, limit, deadline):
+        self._need(self._rfd, "readable")
+        return self._guard(self._reader.read_into, view, limit, deadline)
+
+    def _poll(self, deadline) -> bool:
+        return wait_readable(self._need(self._rfd, "readable"), deadline)
+
+    def _close(self) -> None:
+        if self._owner is not None:
+            self._owner.close()
+        else:
+            for fd in {self._rfd, self._wfd} - {None}:
+                os.close(fd)
+        self._rfd = self._wfd = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"r={self._rfd} w={self._wfd}"
+        return f"<{type(self).__name__} {state}>"
