@@ -28,7 +28,7 @@ if os.environ.get("RINGIPC_SANITIZE") == "1":
 macros = [("RINGIPC_WAIT_" + wait_backend.upper(), "1"), ("_GNU_SOURCE", "1")]
 libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread"]
 
-ring_sources = ["csrc/ring.c", "csrc/ring_recover.c", "csrc/ring_wait.c"]
+ring_sources = ["csrc/ring.c", "csrc/ring_segment.c", "csrc/ring_recover.c", "csrc/ring_wait.c"]
 
 extensions = [
     Extension(

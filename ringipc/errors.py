@@ -26,6 +26,12 @@ class ChannelClosed(RingError, ValueError):
     """An operation was attempted on a handle that was closed in this process."""
 
 
+class BufferTooShort(RingError, multiprocessing.BufferTooShort):
+    """The buffer given to ``recv_bytes_into`` is smaller than the message.
+
+    As with ``multiprocessing``, the message has been consumed: it is in ``args[0]``."""
+
+
 class PeerDied(RingError, ConnectionResetError):
     """The process at the other end died in a way that cannot be recovered from."""
 
@@ -61,6 +67,7 @@ __all__ = [
     "CorruptSegment",
     "MessageTooLarge",
     "ChannelClosed",
+    "BufferTooShort",
     "PeerDied",
     "SharedMemoryUnavailable",
     "AuthenticationError",

@@ -1,0 +1,303 @@
+/*
+ * The data path: claim, commit, read, release.  One implementation serves
+ * both kinds; `ring->multi` selects CAS claims (MPMC) or plain stores (SPSC)
+ * and is constant for a ring, so the branch is perfectly predicted.
+ *
+ * Positions are free-running cell counts (never wrap in practice: 2^64 cells).
+ * Invariant, checked wherever a position is read:
+ *     release <= cons <= head <= release + ncells
+ * [release, cons) holds records being read or read, [cons, head) records
+ * claimed by producers (committed or not), [head, release + ncells) is free.
+ *
+ * Memory-order pairs (table in docs/design.md):
+ *   P1 (commit, release store of tag)     -> A2 (read_begin, acquire load of tag)
+ *   R2 (read_end, release store CONSUMED) -> A3 (advance_release, acquire load of tag)
+ *   R3/R4 (release store / CAS of release) -> A1 (write_begin, acquire load of release)
+ *   C1 (claim CAS, release) publishes the producer's intent -> recoverer's acquire load of head
+ *   C2 (cons CAS, release) publishes the consumer's intent -> recoverer's acquire load of cons
+ *   F1 (notify fence) <-> F2 (wait fence): Dekker pair against lost wake-ups
+ */
+#include <string.h>
+
+#include "ring_internal.h"
+
+static inline uint64_t padding_before(const rip_ring *ring, uint64_t head, uint64_t cells)
+{
+    uint64_t offset = head & ring->mask;
+    /* A record never wraps: it would need two copies.  Pad to the end instead. */
+    return offset + cells > ring->ncells ? ring->ncells - offset : 0;
+}
+
+/* Loads release and checks it against a head loaded *before* it. */
+static inline rip_status fresh_release(rip_ring *ring, uint64_t head_seen, uint64_t *release)
+{
+    /* A1: pairs with R3 (SPSC) / R4 (MPMC): the consumer's copy out of the
+     * freed cells happens-before this producer writes into them. */
+    uint64_t rel = a_load(&ring->hdr->release, ACQ);
+    if (rel > head_seen) {
+        /* head only grows, so a head loaded now must be >= this release */
+        if (rel > a_load(&ring->hdr->head, RLX))
+            return RIP_CORRUPT;
+        return RIP_EMPTY; /* our head was stale; caller reloads it */
+    }
+    if (head_seen - rel > ring->ncells)
+        return RIP_CORRUPT;
+    ring->cached_release = rel;
+    *release = rel;
+    return RIP_OK;
+}
+
+rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
+{
+    struct rip_header *hdr = ring->hdr;
+    uint64_t cells, head, pad, need, rel;
+    rip_status st;
+
+    if (unlikely(length > ring->max_message))
+        return RIP_TOO_BIG;
+    if (unlikely(ring->fork_generation != rip_fork_generation ||
+                 !(ring->multi ? ring->slot != NULL : ring->is_producer))) {
+        if ((st = rip_ensure_role(ring, 1)) != RIP_OK)
+            return st;
+    }
+    /* Relaxed: the flag needs only eventual visibility; a send racing a close
+     * may land, exactly as a write racing close() on a pipe. */
+    if (unlikely(a_load(&hdr->flags, RLX) & RIP_FLAG_READER_CLOSED))
+        return RIP_CLOSED;
+    cells = cells_for_length(length);
+    /* Relaxed: SPSC owns head; for MPMC a stale head only fails the CAS. */
+    head = a_load(&hdr->head, RLX);
+    for (;;) {
+        pad = padding_before(ring, head, cells);
+        need = pad + cells;
+        if (head + need - ring->cached_release > ring->ncells) {
+            st = fresh_release(ring, head, &rel);
+            if (st == RIP_EMPTY) {
+                head = a_load(&hdr->head, RLX);
+                continue;
+            }
+            if (st != RIP_OK)
+                return st;
+            if (head + need - rel > ring->ncells) {
+                /* A consumer may have died between marking a record consumed
+                 * and moving release past it: help before reporting full. */
+                if (ring->multi && rip_advance_release(ring))
+                    continue;
+                return RIP_FULL;
+            }
+        }
+        if (!ring->multi)
+            break; /* SPSC publishes head in commit, with the record */
+        /* Relaxed: C1's release publishes it to any recoverer that sees our claim. */
+        a_store(&ring->slot->produce_intent, head + 1, RLX);
+        /* C1 */
+        if (a_cas(&hdr->head, &head, head + need, REL, RLX))
+            break;
+    }
+    desc->claim = head;
+    desc->pad = pad;
+    desc->pos = head + pad;
+    desc->length = length;
+    desc->data = ring->data + ((desc->pos & ring->mask) << RIP_CELL_SHIFT);
+    return RIP_OK;
+}
+
+void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify)
+{
+    struct rip_meta *meta = meta_at(ring, desc->pos);
+    /* Relaxed: published by the release store of the tag just below. */
+    a_store(&meta->length, desc->length, RLX);
+    if (!ring->multi) /* relaxed likewise: readers look at head only after P1 */
+        a_store(&ring->hdr->head, desc->pos + cells_for_length(desc->length), RLX);
+    /* P1: payload and length happen-before a reader that sees this tag (A2). */
+    a_store(&meta->tag, RIP_TAG(desc->pos, RIP_STATE_COMMITTED), REL);
+    if (desc->pad) {
+        struct rip_meta *pad_meta = meta_at(ring, desc->claim);
+        a_store(&pad_meta->length, desc->pad << RIP_CELL_SHIFT, RLX);
+        a_store(&pad_meta->tag, RIP_TAG(desc->claim, RIP_STATE_PADDING), REL); /* P1 */
+    }
+    if (ring->multi) /* a recoverer that still sees the old intent finds our tag committed */
+        a_store(&ring->slot->produce_intent, 0, RLX);
+    if (notify)
+        rip_notify_readers(ring);
+}
+
+/* Validates a record's tag-published length before anything is copied. */
+static inline rip_status check_record(rip_ring *ring, uint64_t pos, uint64_t length, int padding, uint64_t *cells)
+{
+    uint64_t n;
+    if (padding) {
+        if (length == 0 || (length & (RIP_CELL - 1)) != 0 || (length >> RIP_CELL_SHIFT) > ring->ncells)
+            return RIP_CORRUPT;
+        n = length >> RIP_CELL_SHIFT;
+    } else {
+        if (length > ring->max_message)
+            return RIP_CORRUPT;
+        n = cells_for_length(length);
+        if ((pos & ring->mask) + n > ring->ncells)
+            return RIP_CORRUPT; /* would read past the end of the data area */
+    }
+    if (pos + n > ring->cached_head) {
+        /* Acquire is not needed for data (A2 covers it); head was stored before the tag. */
+        ring->cached_head = a_load(&ring->hdr->head, ACQ);
+        if (pos + n > ring->cached_head)
+            return RIP_CORRUPT;
+    }
+    *cells = n;
+    return RIP_OK;
+}
+
+rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
+{
+    struct rip_header *hdr = ring->hdr;
+    uint64_t pos, tag, length, cells;
+    rip_status st;
+
+    if (unlikely(ring->fork_generation != rip_fork_generation ||
+                 !(ring->multi ? ring->slot != NULL : ring->is_consumer))) {
+        if ((st = rip_ensure_role(ring, 0)) != RIP_OK)
+            return st;
+    }
+    for (;;) {
+        /* Relaxed: SPSC owns cons; for MPMC the CAS below decides, and the
+         * tag (A2) carries the data's visibility. */
+        pos = a_load(&hdr->cons, RLX);
+        struct rip_meta *meta = meta_at(ring, pos);
+        tag = a_load(&meta->tag, ACQ); /* A2: pairs with P1 */
+        int padding = tag == RIP_TAG(pos, RIP_STATE_PADDING);
+        if (!padding && tag != RIP_TAG(pos, RIP_STATE_COMMITTED)) {
+            if (ring->multi && tag == RIP_TAG(pos, RIP_STATE_CONSUMED))
+                continue; /* another consumer took it between our two loads */
+            if (ring->multi)
+                a_store(&ring->slot->consume_intent, 0, RLX);
+            if (a_load(&hdr->flags, ACQ) & RIP_FLAG_WRITER_CLOSED) {
+                /* The writer set the flag after its last commit: look once more. */
+                if (a_load(&meta->tag, ACQ) == tag && a_load(&hdr->cons, RLX) == pos)
+                    return RIP_CLOSED;
+                continue;
+            }
+            return RIP_EMPTY;
+        }
+        length = a_load(&meta->length, RLX); /* ordered by A2 */
+        if ((st = check_record(ring, pos, length, padding, &cells)) != RIP_OK)
+            return st;
+        if (!ring->multi) {
+            if (padding) {
+                a_store(&hdr->cons, pos + cells, RLX);
+                a_store(&hdr->release, pos + cells, REL); /* R3 */
+                continue;
+            }
+            break;
+        }
+        if (!padding)
+            a_store(&ring->slot->consume_intent, pos + 1, RLX); /* published by C2 */
+        /* C2 */
+        if (a_cas(&hdr->cons, &pos, pos + cells, REL, RLX)) {
+            if (!padding)
+                break;
+            a_store(&meta->tag, RIP_TAG(pos, RIP_STATE_CONSUMED), REL); /* R2 */
+            rip_advance_release(ring);
+        }
+    }
+    desc->claim = desc->pos = pos;
+    desc->pad = 0;
+    desc->length = length;
+    desc->data = ring->data + ((pos & ring->mask) << RIP_CELL_SHIFT);
+    return RIP_OK;
+}
+
+void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
+{
+    uint64_t end = desc->pos + cells_for_length(desc->length);
+    if (!ring->multi) {
+        a_store(&ring->hdr->cons, end, RLX); /* only this consumer reads cons */
+        /* R3: our copy-out happens-before the producer's reuse (A1). */
+        a_store(&ring->hdr->release, end, REL);
+    } else {
+        /* R2: our copy-out happens-before whoever frees these cells (A3). */
+        a_store(&meta_at(ring, desc->pos)->tag, RIP_TAG(desc->pos, RIP_STATE_CONSUMED), REL);
+        a_store(&ring->slot->consume_intent, 0, RLX);
+        rip_advance_release(ring);
+    }
+    if (notify)
+        rip_notify_writers(ring);
+}
+
+int rip_advance_release(rip_ring *ring)
+{
+    struct rip_header *hdr = ring->hdr;
+    int moved = 0;
+    uint64_t rel = a_load(&hdr->release, ACQ);
+    for (;;) {
+        struct rip_meta *meta = meta_at(ring, rel);
+        /* A3: pairs with R2: the reader finished copying before we free its cells. */
+        if (a_load(&meta->tag, ACQ) != RIP_TAG(rel, RIP_STATE_CONSUMED))
+            break;
+        uint64_t cells = cells_for_length(a_load(&meta->length, RLX));
+        if (cells > ring->ncells)
+            break; /* corrupt length: leave release where it is; producers report it */
+        /* R4: carries A3's happens-before on to producers (A1). */
+        if (a_cas(&hdr->release, &rel, rel + cells, REL, ACQ)) {
+            rel += cells;
+            moved = 1;
+        }
+    }
+    return moved;
+}
+
+int rip_readable(rip_ring *ring)
+{
+    uint64_t pos = a_load(&ring->hdr->cons, ACQ);
+    uint64_t tag = a_load(&meta_at(ring, pos)->tag, ACQ);
+    return tag == RIP_TAG(pos, RIP_STATE_COMMITTED) || tag == RIP_TAG(pos, RIP_STATE_PADDING);
+}
+
+int rip_writable(rip_ring *ring, uint64_t length)
+{
+    uint64_t cells = cells_for_length(length);
+    uint64_t head = a_load(&ring->hdr->head, ACQ);
+    uint64_t rel = a_load(&ring->hdr->release, ACQ);
+    if (rel > head)
+        return 1; /* head moved meanwhile: let the caller retry */
+    if (head + padding_before(ring, head, cells) + cells - rel <= ring->ncells)
+        return 1;
+    return ring->multi && a_load(&meta_at(ring, rel)->tag, ACQ) == RIP_TAG(rel, RIP_STATE_CONSUMED);
+}
+
+uint64_t rip_used_bytes(rip_ring *ring)
+{
+    uint64_t rel = a_load(&ring->hdr->release, ACQ);
+    uint64_t head = a_load(&ring->hdr->head, ACQ);
+    return head > rel ? (head - rel) << RIP_CELL_SHIFT : 0;
+}
+
+uint32_t rip_flags(rip_ring *ring) { return a_load(&ring->hdr->flags, ACQ); }
+
+static void notify(_Atomic uint32_t *futex, _Atomic uint32_t *waiters, sem_t *sem)
+{
+    /* F1: orders our commit/release before the waiter-count load; pairs with
+     * F2 in rip_wait_*: either we see the waiter, or it sees our change. */
+    a_fence(SEQ_CST);
+    uint32_t n = a_load(waiters, RLX);
+    if (likely(n == 0))
+        return;
+    a_fetch_add(futex, 1, SEQ_CST);
+    rip_backend_wake(futex, sem, n);
+}
+
+void rip_notify_readers(rip_ring *ring)
+{
+    notify(&ring->hdr->data_futex, &ring->hdr->data_waiters, &ring->hdr->data_sem);
+}
+
+void rip_notify_writers(rip_ring *ring)
+{
+    notify(&ring->hdr->space_futex, &ring->hdr->space_waiters, &ring->hdr->space_sem);
+}
+
+void rip_close_side(rip_ring *ring, uint32_t flag)
+{
+    atomic_fetch_or_explicit(&ring->hdr->flags, flag, SEQ_CST);
+    rip_notify_readers(ring);
+    rip_notify_writers(ring);
+}

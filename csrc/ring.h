@@ -1,0 +1,96 @@
+/*
+ * ringipc's ring: the operations on a mapped segment (csrc/ring_layout.h).
+ *
+ * This layer never sees a Python object, never allocates and never blocks
+ * except inside rip_wait_*.  Every function that reads shared memory
+ * validates what it reads and reports RIP_CORRUPT instead of trusting it.
+ *
+ * Writing and reading are two-phase so that the caller copies (or pickles)
+ * straight into / out of shared memory:
+ *     rip_write_begin -> copy into desc.data -> rip_write_commit
+ *     rip_read_begin  -> copy out of desc.data -> rip_read_end
+ * Between the two calls the record is claimed; if the process dies there,
+ * rip_recover() run by any surviving peer releases the claim.
+ */
+#ifndef RINGIPC_RING_H
+#define RINGIPC_RING_H
+
+#include <stdint.h>
+#include <time.h>
+#include "ring_layout.h"
+
+typedef enum {
+    RIP_OK = 0,
+    RIP_EMPTY,          /* nothing committed to read (now) */
+    RIP_FULL,           /* not enough free space (now) */
+    RIP_TIMEOUT,        /* a wait reached its deadline */
+    RIP_INTERRUPTED,    /* a wait was interrupted by a signal */
+    RIP_TOO_BIG,        /* the message can never fit: over max_message */
+    RIP_CORRUPT,        /* shared memory holds values that break the ring's invariants */
+    RIP_CLOSED,         /* the other side closed (and, for readers, nothing is left) */
+    RIP_BUSY,           /* SPSC: another live process already holds this side */
+    RIP_NO_SLOT,        /* MPMC: all RIP_MAX_SLOTS process slots are in use */
+    RIP_BAD_ARGUMENT,   /* capacity or segment size out of range */
+} rip_status;
+
+/* Process-local view of a mapped segment.  Lives inside the Cython object. */
+typedef struct {
+    struct rip_header *hdr;
+    struct rip_slot *slots;
+    struct rip_meta *meta;
+    unsigned char *data;
+    uint64_t ncells;
+    uint64_t mask;
+    uint64_t max_message;       /* bytes: half the data area, so a record always fits after padding */
+    int multi;                  /* MPMC */
+    int32_t pid;                /* this process, refreshed after fork */
+    uint64_t fork_generation;   /* rip_fork_generation when pid/slot were taken */
+    struct rip_slot *slot;      /* MPMC: this process's slot, or NULL */
+    int is_producer;            /* SPSC: holds the producer role */
+    int is_consumer;            /* SPSC: holds the consumer role */
+    uint64_t cached_release;    /* producer's last view of release: spares a shared load per message */
+    uint64_t cached_head;       /* consumer's last view of head, for validating record lengths */
+} rip_ring;
+
+typedef struct {
+    uint64_t claim;     /* first cell claimed (padding included) */
+    uint64_t pos;       /* first cell of the record itself */
+    uint64_t pad;       /* cells of wrap padding in front of the record */
+    uint64_t length;    /* payload bytes */
+    unsigned char *data;
+} rip_desc;
+
+/* Incremented in the child after fork(): handles compare it to notice they were inherited. */
+extern uint64_t rip_fork_generation;
+
+uint64_t rip_cells_for_capacity(uint64_t capacity_bytes);     /* 0 if out of range */
+uint64_t rip_segment_size(uint64_t ncells);
+rip_status rip_format(void *base, uint64_t segment_size, uint64_t ncells, uint32_t kind, int32_t creator_pid);
+/* On RIP_CORRUPT, *why names what was wrong (a static string). */
+rip_status rip_attach(rip_ring *ring, void *base, uint64_t segment_size, const char **why);
+
+rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc);
+void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify);
+rip_status rip_read_begin(rip_ring *ring, rip_desc *desc);
+void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify);
+/* Wake every sleeper of one direction if any is registered (batched notify). */
+void rip_notify_readers(rip_ring *ring);
+void rip_notify_writers(rip_ring *ring);
+
+int rip_readable(rip_ring *ring);
+int rip_writable(rip_ring *ring, uint64_t length);
+uint64_t rip_used_bytes(rip_ring *ring);
+/* Sleep until readable/writable may have changed, the absolute CLOCK_MONOTONIC
+ * deadline passes, or a signal arrives; spins `spin_iterations` first. */
+rip_status rip_wait_readable(rip_ring *ring, const struct timespec *deadline, uint32_t spin_iterations);
+rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const struct timespec *deadline, uint32_t spin_iterations);
+
+void rip_close_side(rip_ring *ring, uint32_t flag);
+uint32_t rip_flags(rip_ring *ring);
+void rip_release_roles(rip_ring *ring);
+
+/* Finds claims left by dead processes and releases them; *recovered counts them. */
+rip_status rip_recover(rip_ring *ring, uint32_t *recovered);
+int rip_pid_alive(int32_t pid);
+
+#endif

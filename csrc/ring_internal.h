@@ -1,0 +1,36 @@
+/* Helpers shared by ring.c and ring_recover.c; not part of the C API. */
+#ifndef RINGIPC_RING_INTERNAL_H
+#define RINGIPC_RING_INTERNAL_H
+
+#include "atomics.h"
+#include "ring.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* A zero-length message still occupies one cell: its tag and length need a home. */
+static inline uint64_t cells_for_length(uint64_t length)
+{
+    return length == 0 ? 1 : (length + RIP_CELL - 1) >> RIP_CELL_SHIFT;
+}
+
+static inline struct rip_meta *meta_at(const rip_ring *ring, uint64_t pos)
+{
+    return &ring->meta[pos & ring->mask];
+}
+
+/* True when `tag` is a live tag of the record starting at `pos` (any state). */
+static inline int tag_is_current(uint64_t tag, uint64_t pos)
+{
+    return (tag >> 2) == pos && (tag & 3u) != 0;
+}
+
+int rip_advance_release(rip_ring *ring);
+/* Takes the SPSC role or the MPMC slot this process needs (again after fork). */
+rip_status rip_ensure_role(rip_ring *ring, int producer);
+void rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters);
+rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expected,
+                            const struct timespec *deadline);
+int rip_backend_init(sem_t *sem);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * Releasing what dead processes left claimed in an MPMC ring.
+ *
+ * A producer that dies between its claim (C1) and its commit (P1) leaves a
+ * record whose tag stays stale: readers stop at it.  A consumer that dies
+ * between its claim (C2) and read_end leaves a committed record that is never
+ * marked consumed: release stops at it and the ring fills.  Every claim is
+ * preceded by the claimer's intent (position + 1) in its slot, so a recoverer
+ * can name the owner of a stuck position and ask the kernel whether it lives.
+ *
+ * A stuck position is released only when every slot whose intent points into
+ * the stuck range belongs to a dead process, and at least one names its first
+ * cell.  A live owner - merely preempted or stopped - is always waited for:
+ * its claim stalls readers at that record and nothing else (producers keep
+ * claiming and committing behind it).
+ *
+ * Recovery is a slow path run by waiters that have slept a while.  One
+ * process recovers at a time (recovery_owner, taken over if its holder died),
+ * so two recoverers never pad the same range with different lengths.
+ * Committed messages are never dropped; a message claimed by a consumer that
+ * died is gone with that consumer, as with a pipe.
+ */
+#include "ring_internal.h"
+
+enum intent_kind { PRODUCE, CONSUME };
+
+/* 1 if the claim at `first` is owned only by dead processes and no live
+ * process has an unfinished claim in [first, end). */
+static int owners_all_dead(rip_ring *ring, uint64_t first, uint64_t end, enum intent_kind kind)
+{
+    int found_dead_owner = 0;
+    for (uint32_t i = 0; i < RIP_MAX_SLOTS; i++) {
+        struct rip_slot *slot = &ring->slots[i];
+        uint32_t pid = a_load(&slot->pid, ACQ);
+        if (pid == 0)
+            continue;
+        /* Relaxed: ordered after our acquire load of head/cons (C1/C2 pairs). */
+        uint64_t intent = a_load(kind == PRODUCE ? &slot->produce_intent : &slot->consume_intent, RLX);
+        if (intent == 0 || intent - 1 < first || intent - 1 >= end)
+            continue;
+        if (rip_pid_alive((int32_t)pid))
+            return 0;
+        if (intent - 1 == first)
+            found_dead_owner = 1;
+    }
+    return found_dead_owner;
+}
+
+/* The first position after `pos` where a record's tag is current, or head. */
+static uint64_t next_record_start(rip_ring *ring, uint64_t pos, uint64_t head)
+{
+    for (uint64_t p = pos + 1; p < head; p++) {
+        if (tag_is_current(a_load(&meta_at(ring, p)->tag, ACQ), p))
+            return p;
+    }
+    return head;
+}
+
+/* A stale tag at cons: pad over the dead producers' unfinished claims. */
+static int recover_dead_producer(rip_ring *ring)
+{
+    uint64_t pos = a_load(&ring->hdr->cons, ACQ);
+    uint64_t head = a_load(&ring->hdr->head, ACQ); /* pairs with C1: intents visible */
+    if (pos >= head)
+        return 0;
+    struct rip_meta *meta = meta_at(ring, pos);
+    uint64_t tag = a_load(&meta->tag, ACQ);
+    if (tag_is_current(tag, pos))
+        return 0;
+    uint64_t end = next_record_start(ring, pos, head);
+    if (!owners_all_dead(ring, pos, end, PRODUCE))
+        return 0;
+    /* Relaxed: published by the tag CAS (P1-like release). */
+    a_store(&meta->length, (end - pos) << RIP_CELL_SHIFT, RLX);
+    if (!a_cas(&meta->tag, &tag, RIP_TAG(pos, RIP_STATE_PADDING), REL, RLX))
+        return 0;
+    rip_notify_readers(ring);
+    return 1;
+}
+
+/* A record at release that was claimed but never finished by its reader. */
+static int recover_dead_consumer(rip_ring *ring)
+{
+    uint64_t rel = a_load(&ring->hdr->release, ACQ);
+    uint64_t cons = a_load(&ring->hdr->cons, ACQ); /* pairs with C2: intents visible */
+    int recovered = 0;
+    if (rel >= cons)
+        return 0;
+    struct rip_meta *meta = meta_at(ring, rel);
+    uint64_t tag = a_load(&meta->tag, ACQ);
+    /* Padding below cons was skipped by a reader that may have died before
+     * marking it; marking it again is idempotent. */
+    if (tag == RIP_TAG(rel, RIP_STATE_PADDING) ||
+        (tag == RIP_TAG(rel, RIP_STATE_COMMITTED) && owners_all_dead(ring, rel, rel + 1, CONSUME))) {
+        recovered = a_cas(&meta->tag, &tag, RIP_TAG(rel, RIP_STATE_CONSUMED), REL, RLX) &&
+                    tag == RIP_TAG(rel, RIP_STATE_COMMITTED);
+    }
+    if (rip_advance_release(ring))
+        rip_notify_writers(ring);
+    return recovered;
+}
+
+static int take_recovery(rip_ring *ring)
+{
+    _Atomic uint32_t *owner = &ring->hdr->recovery_owner;
+    uint32_t current = a_load(owner, ACQ);
+    if (current != 0 && current != (uint32_t)ring->pid && rip_pid_alive((int32_t)current))
+        return 0;
+    return a_cas(owner, &current, (uint32_t)ring->pid, ACQ_REL, RLX);
+}
+
+rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
+{
+    *recovered = 0;
+    if (!ring->multi)
+        return RIP_OK; /* SPSC publishes with one store: a dead peer leaves nothing half-done */
+    if (!take_recovery(ring))
+        return RIP_OK;
+    /* Bounded: each step moves cons or release forward over at least one cell. */
+    for (uint64_t step = 0; step < 2 * ring->ncells; step++) {
+        int progress = recover_dead_producer(ring);
+        progress += recover_dead_consumer(ring);
+        if (!progress)
+            break;
+        *recovered += (uint32_t)progress;
+    }
+    uint32_t me = (uint32_t)ring->pid;
+    a_cas(&ring->hdr->recovery_owner, &me, 0, REL, RLX);
+    return RIP_OK;
+}

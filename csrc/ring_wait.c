@@ -1,0 +1,122 @@
+/*
+ * Sleeping until the ring changes: spin briefly, then register as a waiter,
+ * re-check, and sleep on a shared futex (or a process-shared POSIX semaphore
+ * where futexes are missing, or when built with RINGIPC_WAIT=sem).
+ *
+ * Lost wake-up argument.  A waiter does
+ *     waiters++ ; v = futex ; F2 ; check ; sleep(futex == v)
+ * and a notifier does
+ *     change ; F1 ; if (waiters) { futex++ ; wake }
+ * F1 and F2 are seq_cst fences, so at least one side sees the other's first
+ * step.  If the notifier saw waiters == 0, the waiter's check sees the change
+ * and does not sleep.  If it saw the waiter, it bumps the futex word: a
+ * waiter that read v before the bump fails FUTEX_WAIT's compare (EAGAIN) or
+ * is woken; one that read v after the bump also sees the change in its check.
+ * The semaphore backend replaces "futex == v" with a post per registered
+ * waiter; extra posts only cause a spurious wake-up, which re-checks.
+ */
+#include <errno.h>
+#include <limits.h>
+
+#include "ring_internal.h"
+
+#if defined(RINGIPC_WAIT_SEM)
+#include <semaphore.h>
+
+int rip_backend_init(sem_t *sem) { return sem_init(sem, 1, 0); }
+
+rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expected, const struct timespec *deadline)
+{
+    int rc = deadline ? sem_clockwait(sem, CLOCK_MONOTONIC, deadline) : sem_wait(sem);
+    if (rc == 0)
+        return RIP_OK;
+    if (errno == ETIMEDOUT)
+        return RIP_TIMEOUT;
+    if (errno == EINTR)
+        return RIP_INTERRUPTED;
+    return RIP_OK; /* unexpected: the caller re-checks the ring either way */
+}
+
+void rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters)
+{
+    int value = 0;
+    /* Post only up to the number of waiters, so posts for waiters that found
+     * work without sleeping cannot pile up without bound. */
+    if (sem_getvalue(sem, &value) != 0)
+        value = 0;
+    for (int i = value < 0 ? 0 : value; (uint32_t)i < waiters; i++)
+        sem_post(sem);
+}
+
+#else /* futex */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int rip_backend_init(sem_t *sem) { return 0; }
+
+rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expected, const struct timespec *deadline)
+{
+    /* Shared (no FUTEX_PRIVATE_FLAG): the word is in memory mapped by other
+     * processes.  WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so
+     * repeated slices never drift. */
+    long rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, expected, deadline, NULL,
+                      FUTEX_BITSET_MATCH_ANY);
+    if (rc == 0 || errno == EAGAIN)
+        return RIP_OK;
+    if (errno == ETIMEDOUT)
+        return RIP_TIMEOUT;
+    if (errno == EINTR)
+        return RIP_INTERRUPTED;
+    return RIP_OK;
+}
+
+void rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters)
+{
+    /* Wake all: each waiter re-checks its own condition (MPMC waiters may wait
+     * for different sizes), and waking one could pick a waiter about to time out. */
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+#endif
+
+static int deadline_passed(const struct timespec *deadline)
+{
+    struct timespec now;
+    if (deadline == NULL)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, _Atomic uint32_t *waiters, sem_t *sem,
+                             int writer, uint64_t length, const struct timespec *deadline, uint32_t spin)
+{
+    uint32_t closing_flag = writer ? RIP_FLAG_READER_CLOSED : RIP_FLAG_WRITER_CLOSED;
+#define READY() ((writer ? rip_writable(ring, length) : rip_readable(ring)) || (rip_flags(ring) & closing_flag))
+    for (uint32_t i = 0; i < spin; i++) {
+        if (READY())
+            return RIP_OK;
+        cpu_relax();
+    }
+    if (deadline_passed(deadline))
+        return RIP_TIMEOUT;
+    a_fetch_add(waiters, 1, SEQ_CST);
+    uint32_t seen = a_load(futex, SEQ_CST);
+    a_fence(SEQ_CST); /* F2: pairs with F1 in notify() */
+    rip_status st = READY() ? RIP_OK : rip_backend_wait(futex, sem, seen, deadline);
+    a_fetch_sub(waiters, 1, SEQ_CST);
+    return st;
+#undef READY
+}
+
+rip_status rip_wait_readable(rip_ring *ring, const struct timespec *deadline, uint32_t spin)
+{
+    struct rip_header *hdr = ring->hdr;
+    return wait_until(ring, &hdr->data_futex, &hdr->data_waiters, &hdr->data_sem, 0, 0, deadline, spin);
+}
+
+rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const struct timespec *deadline, uint32_t spin)
+{
+    struct rip_header *hdr = ring->hdr;
+    return wait_until(ring, &hdr->space_futex, &hdr->space_waiters, &hdr->space_sem, 1, length, deadline, spin);
+}

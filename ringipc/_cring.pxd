@@ -1,0 +1,70 @@
+# Declarations of csrc/ring.h and csrc/ring_layout.h, nothing else: the
+# segment layout is defined once, in C.
+from libc.stdint cimport uint32_t, uint64_t, int32_t
+from posix.time cimport timespec
+
+
+cdef extern from "ring_layout.h" nogil:
+    enum:
+        RIP_KIND_SPSC
+        RIP_KIND_MPMC
+        RIP_FLAG_WRITER_CLOSED
+        RIP_FLAG_READER_CLOSED
+        RIP_CELL
+        RIP_MAX_SLOTS
+        RIP_ABI_VERSION
+
+    struct rip_header:
+        uint32_t abi_version
+        uint32_t kind
+        uint64_t ncells
+        int32_t creator_pid
+
+
+cdef extern from "ring.h" nogil:
+    ctypedef enum rip_status:
+        RIP_OK
+        RIP_EMPTY
+        RIP_FULL
+        RIP_TIMEOUT
+        RIP_INTERRUPTED
+        RIP_TOO_BIG
+        RIP_CORRUPT
+        RIP_CLOSED
+        RIP_BUSY
+        RIP_NO_SLOT
+        RIP_BAD_ARGUMENT
+
+    ctypedef struct rip_ring:
+        rip_header *hdr
+        uint64_t ncells
+        uint64_t max_message
+        int multi
+
+    ctypedef struct rip_desc:
+        uint64_t length
+        unsigned char *data
+
+    uint64_t rip_cells_for_capacity(uint64_t capacity_bytes)
+    uint64_t rip_segment_size(uint64_t ncells)
+    rip_status rip_format(void *base, uint64_t segment_size, uint64_t ncells, uint32_t kind, int32_t creator_pid)
+    rip_status rip_attach(rip_ring *ring, void *base, uint64_t segment_size, const char **why)
+
+    rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
+    void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify)
+    rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
+    void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
+    void rip_notify_readers(rip_ring *ring)
+    void rip_notify_writers(rip_ring *ring)
+
+    int rip_readable(rip_ring *ring)
+    int rip_writable(rip_ring *ring, uint64_t length)
+    uint64_t rip_used_bytes(rip_ring *ring)
+    rip_status rip_wait_readable(rip_ring *ring, const timespec *deadline, uint32_t spin_iterations)
+    rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const timespec *deadline, uint32_t spin_iterations)
+
+    void rip_close_side(rip_ring *ring, uint32_t flag)
+    uint32_t rip_flags(rip_ring *ring)
+    void rip_release_roles(rip_ring *ring)
+    rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
+    int rip_pid_alive(int32_t pid)

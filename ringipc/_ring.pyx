@@ -1,0 +1,458 @@
+# cython: language_level=3
+"""The shared-memory ring as a Python object (message mode).
+
+The GIL is released only around the C wait and around copies of at least
+NOGIL_COPY_THRESHOLD bytes: for small messages, dropping and retaking the GIL
+would cost more than the copy.  Waits run in slices of WAIT_SLICE seconds so
+that signal handlers (Ctrl-C) run promptly, against a CLOCK_MONOTONIC deadline.
+"""
+import os
+import queue
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
+                               PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
+from libc.stdint cimport int32_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
+cimport ringipc._cring as c
+
+from . import _segment
+from .errors import BufferTooShort, ChannelClosed, CorruptSegment, MessageTooLarge, RingError
+
+NOGIL_COPY_THRESHOLD = 64 * 1024
+WAIT_SLICE = 0.05          # seconds between signal checks while blocked
+RECOVERY_AFTER = 0.2       # seconds blocked before looking for dead peers' claims
+DEFAULT_SPIN = 4000        # busy-poll iterations (~10-40 us) before sleeping
+MAX_SLOTS = c.RIP_MAX_SLOTS
+ABI_VERSION = c.RIP_ABI_VERSION
+WAIT_BACKEND = RINGIPC_WAIT_BACKEND
+
+cdef uint64_t _NOGIL_COPY = NOGIL_COPY_THRESHOLD
+_KINDS = {"spsc": c.RIP_KIND_SPSC, "mpmc": c.RIP_KIND_MPMC}
+
+
+cdef inline double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
+cdef inline void _copy(void *dst, const void *src, uint64_t n):
+    if n >= _NOGIL_COPY:
+        with nogil:
+            memcpy(dst, src, n)
+    else:
+        memcpy(dst, src, n)
+
+
+cdef double _deadline(object timeout) except? -2:
+    """-1 means no deadline; negative timeouts behave like 0, as in queue.Queue."""
+    if timeout is None:
+        return -1.0
+    t = float(timeout)
+    return _now() + (t if t > 0 else 0.0)
+
+
+cdef int _raise_status(c.rip_status st, Ring ring, uint64_t length, bint writer) except -1:
+    """The one place where a ring status becomes a Python exception."""
+    if st == c.RIP_EMPTY:
+        raise queue.Empty
+    if st == c.RIP_FULL:
+        raise queue.Full
+    if st == c.RIP_TOO_BIG:
+        raise MessageTooLarge(
+            f"message of {length} bytes exceeds ring {ring.name!r}'s max_message_size of "
+            f"{ring.max_message_size} bytes (half its capacity); create the ring with a larger capacity")
+    if st == c.RIP_CLOSED:
+        if writer:
+            raise BrokenPipeError(f"ring {ring.name!r}: the reading side is closed")
+        raise EOFError(f"ring {ring.name!r}: the writing side is closed and the ring is drained")
+    if st == c.RIP_CORRUPT:
+        raise CorruptSegment(f"ring {ring.name!r}: shared memory breaks the ring's invariants "
+                             f"(a record length or position is out of range); nothing was read")
+    if st == c.RIP_BUSY:
+        side = "producer" if writer else "consumer"
+        raise RingError(f"ring {ring.name!r} is SPSC and another live process is its {side}; "
+                        f"use kind='mpmc' for several {side}s")
+    if st == c.RIP_NO_SLOT:
+        raise RingError(f"ring {ring.name!r}: more than {MAX_SLOTS} live processes use this MPMC ring")
+    raise RingError(f"ring {ring.name!r}: unexpected status {<int>st}")
+
+
+cdef class Ring:
+    """A lock-free ring of whole messages in POSIX shared memory.
+
+    ``Ring(capacity, kind="mpmc")`` creates a new segment owned by this process
+    (unlinked by ``close()``, by the context manager, or at interpreter exit);
+    ``Ring.attach(name)`` joins an existing one.  Passing a ``Ring`` to a child
+    process (fork, spawn or forkserver) re-attaches it there by name; a child
+    never unlinks its parent's segment.
+    """
+    cdef c.rip_ring _r
+    cdef object _mapping
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef readonly str name
+    cdef readonly str kind
+    cdef int _creator_pid
+    cdef public uint32_t spin
+    cdef PyThread_type_lock _lock
+
+    def __cinit__(self):
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError
+        self.spin = DEFAULT_SPIN
+
+    def __init__(self, capacity=1 << 20, kind="mpmc", name=None):
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be 'spsc' or 'mpmc', not {kind!r}")
+        if not isinstance(capacity, int) or capacity <= 0:
+            raise ValueError(f"capacity must be a positive int, not {capacity!r}")
+        cdef uint64_t ncells = c.rip_cells_for_capacity(capacity)
+        if ncells == 0:
+            raise ValueError(f"capacity {capacity} is larger than a ring can be")
+        seg_name = _segment.new_name() if name is None else _segment.normalize_name(name)
+        size = c.rip_segment_size(ncells)
+        mapping = _segment.create(seg_name, size)
+        try:
+            self._map(seg_name, mapping)
+            if c.rip_format(self._view.buf, size, ncells, _KINDS[kind], os.getpid()) != c.RIP_OK:
+                raise ValueError(f"cannot format a ring of capacity {capacity}")
+            self._attach_view()
+        except BaseException:
+            self._unmap()
+            _segment.unlink(seg_name)
+            raise
+        self._creator_pid = os.getpid()
+
+    @classmethod
+    def attach(cls, name):
+        """Join the existing ring `name`; validates the whole header first."""
+        cdef Ring self = cls.__new__(cls)
+        seg_name = _segment.normalize_name(name)
+        mapping, size = _segment.open_existing(seg_name)
+        if mapping is None:
+            raise CorruptSegment(f"ring {seg_name!r}: segment is empty (its creator died while creating it?)")
+        self._map(seg_name, mapping)
+        try:
+            self._attach_view()
+        except BaseException:
+            self._unmap()
+            raise
+        return self
+
+    cdef _map(self, str name, object mapping):
+        self.name = name
+        self._mapping = mapping
+        PyObject_GetBuffer(mapping, &self._view, PyBUF_WRITABLE)
+        self._has_view = True
+
+    cdef _attach_view(self):
+        cdef const char *why = NULL
+        if c.rip_attach(&self._r, self._view.buf, <uint64_t>self._view.len, &why) != c.RIP_OK:
+            reason = why.decode() if why != NULL else "invalid header"
+            raise CorruptSegment(f"ring {self.name!r}: {reason}")
+        self.kind = "mpmc" if self._r.multi else "spsc"
+
+    cdef _unmap(self):
+        if self._has_view:
+            PyBuffer_Release(&self._view)
+            self._has_view = False
+        if self._mapping is not None:
+            self._mapping.close()
+            self._mapping = None
+
+    def __dealloc__(self):
+        if self._has_view:
+            c.rip_release_roles(&self._r)
+            PyBuffer_Release(&self._view)
+            self._has_view = False
+        if self._creator_pid == os.getpid() and self.name is not None:
+            _segment.unlink(self.name)
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
+
+    def __reduce__(self):
+        self._check_open()
+        return (Ring.attach, (self.name,))
+
+    # -- properties -------------------------------------------------------
+    @property
+    def capacity(self):
+        """Bytes in the data area (a power of two, at least the capacity asked for)."""
+        self._check_open()
+        return self._r.ncells * c.RIP_CELL
+
+    @property
+    def max_message_size(self):
+        """The largest message that always fits: half the capacity."""
+        self._check_open()
+        return self._r.max_message
+
+    @property
+    def closed(self):
+        return not self._has_view
+
+    @property
+    def creator(self):
+        """True in the process that created (and will unlink) the segment."""
+        return self._creator_pid == os.getpid()
+
+    def used_bytes(self):
+        """Bytes held by unread or being-read records (64-byte granules)."""
+        self._check_open()
+        return c.rip_used_bytes(&self._r)
+
+    # -- internals --------------------------------------------------------
+    cdef inline int _check_open(self) except -1:
+        if not self._has_view:
+            raise ChannelClosed(f"ring {self.name!r} is closed")
+        return 0
+
+    cdef inline int _lock_handle(self) except -1:
+        # Threads sharing one handle take turns: SPSC publishes head only at
+        # commit, so two threads in one claim would overlap.
+        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        return 0
+
+    cdef int _wait(self, bint writer, uint64_t length, double deadline, double *blocked_since) except -1:
+        """Sleep one slice; returns 1 once the deadline has passed, else 0."""
+        cdef timespec ts
+        cdef double now = _now(), until
+        cdef c.rip_status st
+        cdef uint32_t recovered
+        if deadline >= 0 and now >= deadline:
+            return 1
+        if blocked_since[0] < 0:
+            blocked_since[0] = now
+        until = now + WAIT_SLICE
+        if deadline >= 0 and deadline < until:
+            until = deadline
+        ts.tv_sec = <long>until
+        ts.tv_nsec = <long>((until - <double>ts.tv_sec) * 1e9)
+        with nogil:
+            # Batched calls commit without notifying: say so before sleeping,
+            # or the peer we wait for might itself be asleep.
+            if writer:
+                c.rip_notify_readers(&self._r)
+                st = c.rip_wait_writable(&self._r, length, &ts, self.spin)
+            else:
+                c.rip_notify_writers(&self._r)
+                st = c.rip_wait_readable(&self._r, &ts, self.spin)
+        PyErr_CheckSignals()
+        if st != c.RIP_OK and _now() - blocked_since[0] >= RECOVERY_AFTER:
+            with nogil:
+                c.rip_recover(&self._r, &recovered)
+        return 0
+
+    cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1:
+        cdef c.rip_desc d
+        cdef c.rip_status st
+        cdef double deadline = -2.0, blocked_since = -1.0
+        self._check_open()
+        while True:
+            self._lock_handle()
+            st = c.rip_write_begin(&self._r, length, &d)
+            if st == c.RIP_OK:
+                try:
+                    _copy(d.data, src, length)
+                finally:
+                    c.rip_write_commit(&self._r, &d, notify)
+                    PyThread_release_lock(self._lock)
+                return 0
+            PyThread_release_lock(self._lock)
+            if st != c.RIP_FULL or not block:
+                _raise_status(st, self, length, True)
+            if deadline == -2.0:
+                deadline = _deadline(timeout)
+            if self._wait(True, length, deadline, &blocked_since):
+                raise queue.Full
+
+    cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1:
+        """Claims the next message; on return the handle lock is held."""
+        cdef c.rip_status st
+        cdef double deadline = -2.0, blocked_since = -1.0
+        self._check_open()
+        while True:
+            self._lock_handle()
+            st = c.rip_read_begin(&self._r, d)
+            if st == c.RIP_OK:
+                return 0
+            PyThread_release_lock(self._lock)
+            if st != c.RIP_EMPTY or not block:
+                _raise_status(st, self, 0, False)
+            if deadline == -2.0:
+                deadline = _deadline(timeout)
+            if self._wait(False, 0, deadline, &blocked_since):
+                raise queue.Empty
+
+    cdef inline void _read_end(self, c.rip_desc *d, bint notify):
+        c.rip_read_end(&self._r, d, notify)
+        PyThread_release_lock(self._lock)
+
+    cdef object _read_bytes(self, c.rip_desc *d, bint notify):
+        try:
+            out = PyBytes_FromStringAndSize(NULL, d.length)
+            _copy(PyBytes_AS_STRING(out), d.data, d.length)
+        finally:
+            self._read_end(d, notify)
+        return out
+
+    # -- message mode -----------------------------------------------------
+    def send_bytes(self, data, bint block=True, timeout=None):
+        """Append one message (any bytes-like object, zero length allowed).
+
+        Blocks while the ring is full; raises queue.Full if `block` is false
+        or `timeout` (seconds) passes first."""
+        cdef Py_buffer buf
+        PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
+        try:
+            self._write(<const char *>buf.buf, <uint64_t>buf.len, block, timeout, True)
+        finally:
+            PyBuffer_Release(&buf)
+
+    def send_bytes_many(self, messages, bint block=True, timeout=None):
+        """Append each message in order, waking readers once; returns the count.
+
+        `timeout` applies to each message's wait for space."""
+        cdef Py_buffer buf
+        cdef Py_ssize_t count = 0
+        try:
+            for data in messages:
+                PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
+                try:
+                    self._write(<const char *>buf.buf, <uint64_t>buf.len, block, timeout, False)
+                finally:
+                    PyBuffer_Release(&buf)
+                count += 1
+        finally:
+            if self._has_view:
+                c.rip_notify_readers(&self._r)
+        return count
+
+    def recv_bytes(self, bint block=True, timeout=None):
+        """Remove and return the next whole message as bytes.
+
+        Blocks while the ring is empty; raises queue.Empty if `block` is false
+        or `timeout` passes first, EOFError once the writing side shut down
+        and everything was read."""
+        cdef c.rip_desc d
+        self._read_begin(&d, block, timeout)
+        return self._read_bytes(&d, True)
+
+    def recv_bytes_many(self, Py_ssize_t max_messages, bint block=True, timeout=None):
+        """Wait for one message like recv_bytes, then take up to `max_messages`
+        that are already there; wakes writers once."""
+        cdef c.rip_desc d
+        cdef list out = []
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        self._read_begin(&d, block, timeout)
+        out.append(self._read_bytes(&d, False))
+        try:
+            while len(out) < max_messages:
+                self._lock_handle()
+                if c.rip_read_begin(&self._r, &d) != c.RIP_OK:
+                    PyThread_release_lock(self._lock)
+                    break
+                out.append(self._read_bytes(&d, False))
+        finally:
+            c.rip_notify_writers(&self._r)
+        return out
+
+    def recv_bytes_into(self, buffer, bint block=True, timeout=None):
+        """Copy the next message into a writable buffer; returns its length.
+
+        If the buffer is too small the message is still consumed and raised
+        inside BufferTooShort (args[0]), as multiprocessing does."""
+        cdef Py_buffer buf
+        cdef c.rip_desc d
+        PyObject_GetBuffer(buffer, &buf, PyBUF_WRITABLE)
+        try:
+            self._read_begin(&d, block, timeout)
+            if d.length > <uint64_t>buf.len:
+                raise BufferTooShort(self._read_bytes(&d, True))
+            try:
+                _copy(buf.buf, d.data, d.length)
+            finally:
+                self._read_end(&d, True)
+            return d.length
+        finally:
+            PyBuffer_Release(&buf)
+
+    def poll(self, timeout=0.0):
+        """True if a message (or the end of the stream) can be read without
+        blocking, waiting up to `timeout` seconds (None: forever)."""
+        cdef double deadline = _deadline(timeout), blocked_since = -1.0
+        self._check_open()
+        while True:
+            if c.rip_readable(&self._r) or (c.rip_flags(&self._r) & c.RIP_FLAG_WRITER_CLOSED):
+                return True
+            if self._wait(False, 0, deadline, &blocked_since):
+                return False
+
+    def shutdown(self, how):
+        """Close one direction for every process: "write" makes readers see
+        EOFError once drained; "read" makes writers get BrokenPipeError."""
+        self._check_open()
+        if how == "write":
+            c.rip_close_side(&self._r, c.RIP_FLAG_WRITER_CLOSED)
+        elif how == "read":
+            c.rip_close_side(&self._r, c.RIP_FLAG_READER_CLOSED)
+        else:
+            raise ValueError("how must be 'write' or 'read'")
+
+    def recover(self):
+        """Release claims left by dead processes now; returns how many (MPMC)."""
+        cdef uint32_t recovered = 0
+        self._check_open()
+        c.rip_recover(&self._r, &recovered)
+        return recovered
+
+    # -- lifetime ---------------------------------------------------------
+    def close(self):
+        """Detach this handle; the creating process also unlinks the name."""
+        if self._has_view:
+            self._lock_handle()
+            try:
+                c.rip_release_roles(&self._r)
+                self._unmap()
+            finally:
+                PyThread_release_lock(self._lock)
+        if self._creator_pid == os.getpid() and self.name is not None:
+            _segment.unlink(self.name)
+
+    def unlink(self):
+        """Remove the segment's name now (attached handles keep working)."""
+        _segment.unlink(self.name)
+
+    def __enter__(self):
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if not self._has_view else f"capacity={self._r.ncells * c.RIP_CELL}"
+        return f"<ringipc.Ring {self.name!r} kind={self.kind} {state}>"
+
+
+def segment_creator_pid(name):
+    """The creator pid recorded in ring `name`'s header (validates it first)."""
+    cdef Ring ring = Ring.attach(name)
+    try:
+        return ring._r.hdr.creator_pid
+    finally:
+        ring.close()
+
+
+def pid_alive(int32_t pid):
+    return bool(c.rip_pid_alive(pid))
