@@ -1,0 +1,137 @@
+"""What every facility adapter provides, and the loops they all share.
+
+An adapter describes how to *make* a channel (``setup``, in the parent) and how
+to *use* one end of it (``open_sender`` / ``open_receiver``, in a child); the
+producer, consumer, ping and echo loops below are written once and drive every
+facility the same way, so a difference in the numbers is the facility's.
+"""
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List
+
+from ringipc.bench.payload import Payload, Verifier
+
+
+@dataclass
+class Channel:
+    """Picklable ends handed to children; ``close`` runs in the parent after they exit."""
+
+    producer_ends: List
+    consumer_ends: List
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+class Facility:
+    """Base adapter.  Subclasses set ``name`` and implement setup/open_sender/open_receiver."""
+
+    name = "?"
+    #: several producers and consumers may share one channel (needed for the NxM scenario)
+    mpmc = False
+    #: the sender copies the message before returning, so a reused buffer may be passed
+    copies_on_send = False
+    #: the producer hands lists of ``batch_messages(size)`` messages to ``open_batch_sender``
+    batched = False
+
+    # -- in the parent ----------------------------------------------------------------
+    def available(self):
+        """(True, "") or (False, why): missing package, API not landed yet ..."""
+        return True, ""
+
+    def supports(self, size, producers=1, consumers=1):
+        """(True, "") or (False, why) for one configuration of an available facility."""
+        if (producers > 1 or consumers > 1) and not self.mpmc:
+            return False, "no shared many-to-many channel"
+        return True, ""
+
+    def setup(self, size, producers=1, consumers=1):
+        raise NotImplementedError
+
+    # -- in a child: connect/attach here, outside the timed region -----------------------
+    def open_sender(self, end, size):
+        """Return ``send(msg)``."""
+        raise NotImplementedError
+
+    def open_receiver(self, end, size):
+        """Return ``recv() -> bytes-like`` (may reuse one buffer between calls)."""
+        raise NotImplementedError
+
+    def open_batch_sender(self, end, size):
+        """Return ``send_many(list_of_msgs)``."""
+        raise NotImplementedError
+
+    def open_batch_receiver(self, end, size):
+        """Return ``recv_many() -> list`` or None to receive one at a time."""
+        return None
+
+    def connected(self):
+        """Called in the child once all its ends are open: finish connecting (accepts)."""
+
+    def close_end(self, end):
+        """Called in the child after its loop (flush feeder threads, close handles)."""
+
+    # -- the shared loops ----------------------------------------------------------------
+    def batch_messages(self, size):
+        # A batch of about 256 KiB keeps big messages from all landing in one call.
+        return max(1, min(64, (256 << 10) // size))
+
+    def producer(self, send, n, size, pid=0, consumers=1):
+        """Send n messages then one stop marker per consumer; return the start time (ns)."""
+        batch = self.batch_messages(size) if self.batched else 1
+        payload = Payload(size, pid, slots=batch)
+        make = payload.message if self.copies_on_send else payload.message_bytes
+        t0 = time.monotonic_ns()
+        if self.batched:
+            for first in range(0, n, batch):
+                send([make(seq) for seq in range(first, min(n, first + batch))])
+            send([payload.stop()] * consumers)
+        else:
+            for seq in range(n):
+                send(make(seq))
+            for _ in range(consumers):
+                send(payload.stop())
+        return t0
+
+    def consumer(self, recv, recv_many, size, producers=1, consumers=1):
+        """Receive until every producer's stop marker; return (end time ns, digest)."""
+        verifier = Verifier(size, producers, strict=consumers == 1)
+        check = verifier.check
+        # Each producer sends one stop per consumer, each consumer takes one per producer:
+        # when all have stopped, every marker is taken, so (FIFO) every message before them too.
+        stops = producers
+        if recv_many is not None:
+            while verifier.stops < stops:
+                for msg in recv_many():
+                    check(msg)
+        else:
+            while verifier.stops < stops:
+                check(recv())
+        t1 = time.monotonic_ns()
+        return t1, verifier.digest()
+
+    def ping(self, send, recv, n, size, warmup=100):
+        """Round trips of one message; return sorted round-trip times in ns."""
+        payload = Payload(size)
+        make = payload.message if self.copies_on_send else payload.message_bytes
+        verifier = Verifier(size)
+        clock = time.monotonic_ns
+        times = []
+        for seq in range(warmup + n):
+            t0 = clock()
+            send(make(seq))
+            msg = recv()
+            t1 = clock()
+            verifier.check(msg)
+            times.append(t1 - t0)
+        send(payload.stop())
+        del times[:warmup]
+        times.sort()
+        return times
+
+    def echo(self, send, recv, size):
+        """Send back every message until the stop marker."""
+        verifier = Verifier(size)
+        while True:
+            msg = recv()
+            if not verifier.check(msg):
+                return
+            send(msg if self.copies_on_send else bytes(msg))

@@ -1,0 +1,154 @@
+"""Third-party and OS message queues: POSIX mq, faster-fifo, pyzmq.
+
+Each import happens inside ``available``/the child so a missing package only
+marks its facility skipped.
+"""
+import importlib
+import os
+import tempfile
+import uuid
+
+from ringipc.bench.adapters.base import Channel, Facility
+
+
+def _have(module, extra="ringipc[bench]"):
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return False, f"{module} not installed ({extra}): {exc}"
+    return True, ""
+
+
+class PosixMq(Facility):
+    name = "posix-mq"
+    mpmc = True
+    copies_on_send = True
+    depth = 10  # Linux's default fs.mqueue.msg_max for unprivileged users
+
+    def available(self):
+        return _have("posix_ipc", "ringipc's own dependency")
+
+    def _create(self, size):
+        import posix_ipc
+
+        return posix_ipc.MessageQueue(
+            f"/ringipc-bench-{uuid.uuid4().hex[:12]}", posix_ipc.O_CREX,
+            max_messages=self.depth, max_message_size=size,
+        )
+
+    def supports(self, size, producers=1, consumers=1):
+        try:
+            q = self._create(size)
+        except (OSError, ValueError, Exception) as exc:  # posix_ipc raises its own classes
+            return False, f"cannot create a queue of {size} B messages ({exc}; see /proc/sys/fs/mqueue/msgsize_max)"
+        q.close()
+        q.unlink()
+        return super().supports(size, producers, consumers)
+
+    def setup(self, size, producers=1, consumers=1):
+        q = self._create(size)
+
+        def close():
+            q.close()
+            q.unlink()
+
+        return Channel([q.name] * producers, [q.name] * consumers, close)
+
+    def open_sender(self, name, size):
+        import posix_ipc
+
+        return posix_ipc.MessageQueue(name).send
+
+    def open_receiver(self, name, size):
+        import posix_ipc
+
+        receive = posix_ipc.MessageQueue(name).receive
+        return lambda: receive()[0]
+
+
+class FasterFifo(Facility):
+    name = "faster-fifo"
+    mpmc = True
+
+    def available(self):
+        return _have("faster_fifo")
+
+    def setup(self, size, producers=1, consumers=1):
+        from faster_fifo import Queue
+
+        # Its buffer must hold a pickled message plus framing, with room to stream.
+        q = Queue(max_size_bytes=max(4 << 20, 4 * size + 4096))
+        return Channel([q] * producers, [q] * consumers, q.close)
+
+    def open_sender(self, end, size):
+        return end.put
+
+    def open_receiver(self, end, size):
+        return end.get
+
+
+class FasterFifoMany(FasterFifo):
+    name = "faster-fifo.many"
+    batched = True
+
+    def open_batch_sender(self, end, size):
+        return end.put_many
+
+    def open_batch_receiver(self, end, size):
+        get_many = end.get_many
+        return lambda: get_many(max_messages_to_get=64)
+
+
+class ZmqPushPull(Facility):
+    """PUSH/PULL over ipc:// (a UNIX socket), the usual zmq pipeline between processes."""
+
+    name = "zmq-push-pull"
+    copies_on_send = True
+
+    def available(self):
+        return _have("zmq")
+
+    def setup(self, size, producers=1, consumers=1):
+        path = os.path.join(tempfile.gettempdir(), f"ringipc-bench-{uuid.uuid4().hex[:12]}.ipc")
+
+        def close():
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+        return Channel([("connect", path)], [("bind", path)], close)
+
+    def _socket(self, end, kind):
+        import zmq
+
+        how, path = end
+        sock = zmq.Context.instance().socket(kind)
+        getattr(sock, how)(f"ipc://{path}")
+        # A round trip opens two ends in one process: remember each socket by its end.
+        self.__dict__.setdefault("_socks", {})[end] = sock
+        return sock
+
+    def open_sender(self, end, size):
+        import zmq
+
+        return self._socket(end, zmq.PUSH).send
+
+    def open_receiver(self, end, size):
+        import zmq
+
+        return self._socket(end, zmq.PULL).recv
+
+    def close_end(self, end):
+        import zmq
+
+        socks = self.__dict__.get("_socks", {})
+        sock = socks.pop(end, None)
+        if sock is not None:
+            # Linger until every queued message has reached the peer.
+            sock.close(linger=-1)
+        if not socks:
+            zmq.Context.instance().term()
+
+
+FACILITIES = [PosixMq(), FasterFifo(), FasterFifoMany(), ZmqPushPull()]

@@ -1,0 +1,202 @@
+"""ringipc's own facilities: the raw ring, the multiprocessing drop-ins, the stream mode."""
+from ringipc.bench.adapters.base import Channel, Facility
+from ringipc.bench.adapters.framing import LARGE, FrameReader, frames, write_all
+
+
+def _api(*names):
+    """(True, "") when ``ringipc`` exports every name, else why not."""
+    try:
+        import ringipc
+    except ImportError as exc:
+        return False, f"ringipc not importable: {exc}"
+    missing = [n for n in names if not hasattr(ringipc, n)]
+    if missing:
+        return False, f"ringipc.{', ringipc.'.join(missing)} not available in this build"
+    return True, ""
+
+
+def _capacity(size):
+    # max_message_size is capacity // 2; leave room for the record header.
+    cap = 1 << 20
+    while cap // 2 < size + 64:
+        cap <<= 1
+    return cap
+
+
+def _into_receiver(recv_bytes_into, size):
+    """Receive into one reused exact-size buffer, as a user moving big messages would."""
+    buf = bytearray(size)
+
+    def recv():
+        got = recv_bytes_into(buf)
+        return buf if got == size else bytes(got)
+
+    return recv
+
+
+class Ring(Facility):
+    kind = "spsc"
+    copies_on_send = True
+
+    @property
+    def name(self):
+        return f"ringipc.Ring-{self.kind}"
+
+    @property
+    def mpmc(self):
+        return self.kind == "mpmc"
+
+    def available(self):
+        return _api("Ring")
+
+    def setup(self, size, producers=1, consumers=1):
+        import ringipc
+
+        ring = ringipc.Ring(capacity=_capacity(size), kind=self.kind)
+        return Channel([ring] * producers, [ring] * consumers, ring.close)
+
+    def open_sender(self, ring, size):
+        return ring.send_bytes
+
+    def open_receiver(self, ring, size):
+        if size >= LARGE:
+            return _into_receiver(ring.recv_bytes_into, size)
+        return ring.recv_bytes
+
+    def close_end(self, ring):
+        ring.close()
+
+
+class RingMpmc(Ring):
+    kind = "mpmc"
+
+
+class RingMany(Ring):
+    """The batch calls: one synchronisation per batch instead of per message."""
+
+    batched = True
+
+    @property
+    def name(self):
+        return f"ringipc.Ring-{self.kind}.many"
+
+    def open_batch_sender(self, ring, size):
+        return ring.send_bytes_many
+
+    def open_batch_receiver(self, ring, size):
+        recv_many = ring.recv_bytes_many
+        return lambda: recv_many(64)
+
+
+class Queue(Facility):
+    name = "ringipc.Queue"
+    mpmc = True
+    factory = "Queue"
+
+    def available(self):
+        return _api(self.factory)
+
+    def setup(self, size, producers=1, consumers=1):
+        import ringipc
+
+        # maxsize=0 like the multiprocessing.Queue it is compared with.
+        q = getattr(ringipc, self.factory)()
+        return Channel([q] * producers, [q] * consumers, getattr(q, "close", lambda: None))
+
+    def open_sender(self, q, size):
+        return q.put
+
+    def open_receiver(self, q, size):
+        return q.get
+
+    def close_end(self, q):
+        if hasattr(q, "join_thread"):
+            q.close()
+            q.join_thread()
+
+
+class QueueMany(Queue):
+    name = "ringipc.Queue.many"
+    batched = True
+
+    def open_batch_sender(self, q, size):
+        return q.put_many
+
+    def open_batch_receiver(self, q, size):
+        get_many = q.get_many
+        return lambda: get_many(max_messages=64)
+
+
+class SimpleQueue(Queue):
+    name = "ringipc.SimpleQueue"
+    factory = "SimpleQueue"
+
+
+class Pipe(Facility):
+    name = "ringipc.Pipe"
+    copies_on_send = True
+
+    def available(self):
+        return _api("Pipe")
+
+    def setup(self, size, producers=1, consumers=1):
+        import ringipc
+
+        a, b = ringipc.Pipe()
+
+        def close():
+            a.close()
+            b.close()
+
+        return Channel([a], [b], close)
+
+    def open_sender(self, conn, size):
+        return conn.send_bytes
+
+    def open_receiver(self, conn, size):
+        if size >= LARGE:
+            return _into_receiver(conn.recv_bytes_into, size)
+        return conn.recv_bytes
+
+
+class Stream(Facility):
+    """Byte-stream mode, length-framed exactly like os.pipe."""
+
+    name = "ringipc.stream"
+    copies_on_send = True
+
+    def available(self):
+        return _api("stream_pair")
+
+    def setup(self, size, producers=1, consumers=1):
+        import ringipc
+
+        w, r = ringipc.stream_pair(capacity=_capacity(size))
+
+        def close():
+            w.close()
+            r.close()
+
+        return Channel([w], [r], close)
+
+    def open_sender(self, w, size):
+        def writev(parts):
+            # Stop at a short write so write_all resumes at the right byte.
+            total = 0
+            for part in parts:
+                wrote = w.write(part) or 0
+                total += wrote
+                if wrote < len(part):
+                    break
+            return total
+
+        return lambda msg: write_all(writev, frames((msg,)))
+
+    def open_receiver(self, r, size):
+        return FrameReader(r.readinto).recv
+
+    def close_end(self, end):
+        end.close()
+
+
+FACILITIES = [Ring(), RingMpmc(), RingMany(), Queue(), QueueMany(), SimpleQueue(), Pipe(), Stream()]

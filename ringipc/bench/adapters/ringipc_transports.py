@@ -1,0 +1,208 @@
+"""ringipc's fallback transports, reached through ``connect``/``listen`` by address.
+
+The consumer end listens and the producer end connects, each in its own child
+before anything is timed: the accept runs in a thread so both ends of a round
+trip can be opened in either order, and ``connected()`` waits for it.
+"""
+import os
+import socket
+import tempfile
+import threading
+import time
+import uuid
+
+from ringipc.bench.adapters.base import Channel, Facility
+from ringipc.bench.adapters.framing import LARGE, FrameReader, frames, write_all
+from ringipc.bench.adapters.ringipc_core import _into_receiver
+
+_CONNECT_PATIENCE = 20.0  # seconds a connector retries while its listener starts up
+
+
+def _api():
+    try:
+        from ringipc import address  # noqa: F401
+    except ImportError as exc:
+        return False, f"ringipc.address (connect/listen) not available: {exc}"
+    return True, ""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Transport(Facility):
+    """One address scheme in message mode (send_bytes / recv_bytes)."""
+
+    copies_on_send = True
+    mode = "message"
+
+    def __init__(self, scheme):
+        self.scheme = scheme
+
+    @property
+    def name(self):
+        return f"ringipc.connect-{self.scheme}"
+
+    def available(self):
+        return _api()
+
+    def _address(self):
+        tag = f"ringipc-bench-{uuid.uuid4().hex[:12]}"
+        if self.scheme == "tcp":
+            return f"tcp://127.0.0.1:{_free_port()}"
+        if self.scheme == "mq":
+            return f"mq:///{tag}"
+        return f"{self.scheme}://{os.path.join(tempfile.gettempdir(), tag)}"
+
+    def _options(self, size):
+        if self.scheme == "mq":
+            return {"max_message_size": size + 1}  # one tag byte per message
+        return {}
+
+    def supports(self, size, producers=1, consumers=1):
+        if self.scheme == "mq":
+            from ringipc.transports.mq import check_limits
+
+            try:
+                check_limits(10, size + 1)
+            except OSError as exc:
+                return False, str(exc)
+        return super().supports(size, producers, consumers)
+
+    def setup(self, size, producers=1, consumers=1):
+        address = self._address()
+
+        def close():
+            path = address.partition("://")[2]
+            if self.scheme in ("unix", "unixpacket", "fifo") and os.path.exists(path):
+                os.unlink(path)
+
+        return Channel([("connect", address)], [("listen", address)], close)
+
+    # -- child side ----------------------------------------------------------------------
+    def _state(self):
+        return self.__dict__.setdefault("_open", {})
+
+    def _connect(self, address, size):
+        from ringipc.address import connect
+
+        deadline = time.monotonic() + _CONNECT_PATIENCE
+        while True:
+            try:
+                return connect(address, mode=self.mode, timeout=_CONNECT_PATIENCE)
+            except (ConnectionRefusedError, FileNotFoundError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+
+    def _listen(self, end, size):
+        """Start listening; the channel arrives in ``holder[0]`` once ``connected()`` returns."""
+        from ringipc.address import listen
+
+        listener = listen(end[1], mode=self.mode, **self._options(size))
+        holder, errors = [None], []
+
+        def accept():
+            try:
+                holder[0] = listener.accept(timeout=_CONNECT_PATIENCE)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        self._state()[end] = (listener, holder, thread, errors)
+        return holder
+
+    def connected(self):
+        for listener, holder, thread, errors in self._state().values():
+            if thread is not None:
+                thread.join()
+                if errors:
+                    raise errors[0]
+
+    def open_sender(self, end, size):
+        channel = self._connect(end[1], size)
+        self._state()[end] = (None, [channel], None, [])
+        return channel.send_bytes
+
+    def open_receiver(self, end, size):
+        holder = self._listen(end, size)
+        if size >= LARGE:
+            return _into_receiver(lambda buf: holder[0].recv_bytes_into(buf), size)
+        return lambda: holder[0].recv_bytes()
+
+    def close_end(self, end):
+        listener, holder, _, _ = self._state().pop(end, (None, [None], None, []))
+        if holder[0] is not None:
+            holder[0].close()
+        if listener is not None:
+            listener.close()
+
+
+class StreamTransport(Transport):
+    """Byte-stream mode (a file object) over a UNIX socket, length-framed like os.pipe."""
+
+    mode = "stream"
+
+    @property
+    def name(self):
+        return f"ringipc.bytestream-{self.scheme}"
+
+    def open_sender(self, end, size):
+        stream = self._connect(end[1], size)
+        self._state()[end] = (None, [stream], None, [])
+        return lambda msg: write_all(lambda parts: _writev(stream, parts), frames((msg,)))
+
+    def open_receiver(self, end, size):
+        holder = self._listen(end, size)
+        return FrameReader(lambda view: holder[0].readinto(view)).recv
+
+
+def _writev(stream, parts):
+    # Stop at a short write so write_all resumes at the right byte.
+    total = 0
+    for part in parts:
+        wrote = stream.write(part) or 0
+        total += wrote
+        if wrote < len(part):
+            break
+    return total
+
+
+class PipePair(Facility):
+    """``pipe_pair()``: the anonymous os.pipe channel handed from parent to child."""
+
+    name = "ringipc.pipe_pair"
+    copies_on_send = True
+
+    def available(self):
+        try:
+            from ringipc.transports.pipe import pipe_pair  # noqa: F401
+        except ImportError as exc:
+            return False, f"ringipc.transports.pipe not available: {exc}"
+        return True, ""
+
+    def setup(self, size, producers=1, consumers=1):
+        from ringipc.transports.pipe import pipe_pair
+
+        r, w = pipe_pair(duplex=False)
+
+        def close():
+            r.close()
+            w.close()
+
+        return Channel([w], [r], close)
+
+    def open_sender(self, end, size):
+        return end.send_bytes
+
+    def open_receiver(self, end, size):
+        if size >= LARGE:
+            return _into_receiver(end.recv_bytes_into, size)
+        return end.recv_bytes
+
+
+FACILITIES = [Transport(s) for s in ("unix", "unixpacket", "tcp", "fifo", "mq")]
+FACILITIES += [StreamTransport("unix"), PipePair()]

@@ -1,0 +1,150 @@
+"""Kernel byte streams with length framing: os.pipe, UNIX stream sockets, TCP loopback.
+
+Each message goes out in one vectored write (length and data, no concatenation
+copy); the reader pulls 64 KiB at a time and cuts frames out of it.
+"""
+import os
+import socket
+
+from ringipc.bench.adapters.base import Channel, Facility
+from ringipc.bench.adapters.framing import FdEnd, FrameReader, frames, write_all
+
+
+class _Framed(Facility):
+    copies_on_send = True
+
+    def _pair(self, size):
+        """Return (reader end, writer end, close)."""
+        raise NotImplementedError
+
+    def setup(self, size, producers=1, consumers=1):
+        r, w, close = self._pair(size)
+        return Channel([w], [r], close)
+
+
+class OsPipe(_Framed):
+    name = "os.pipe"
+
+    def _pair(self, size):
+        r, w = os.pipe()
+
+        def close():
+            os.close(r)
+            os.close(w)
+
+        return FdEnd(r), FdEnd(w), close
+
+    def open_sender(self, end, size):
+        fd = end.fd
+        return lambda msg: write_all(lambda parts: os.writev(fd, parts), frames((msg,)))
+
+    def open_receiver(self, end, size):
+        fd = end.fd
+        return FrameReader(lambda view: os.readv(fd, [view])).recv
+
+
+class _SocketStream(_Framed):
+    def _connected(self):
+        raise NotImplementedError
+
+    def _pair(self, size):
+        a, b = self._connected()
+        for s in (a, b):
+            # Deep buffers so a 1 MiB message is not chopped into many syscalls.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+
+        def close():
+            a.close()
+            b.close()
+
+        return a, b, close
+
+    def open_sender(self, end, size):
+        return lambda msg: write_all(end.sendmsg, frames((msg,)))
+
+    def open_receiver(self, end, size):
+        return FrameReader(end.recv_into).recv
+
+
+class UnixStream(_SocketStream):
+    name = "unix-stream"
+
+    def _connected(self):
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+
+class UnixStreamBatch(UnixStream):
+    """The same socket, but a whole batch of frames per sendmsg."""
+
+    name = "unix-stream-batch"
+    batched = True
+
+    def batch_messages(self, size):
+        # sendmsg takes at most IOV_MAX (1024) buffers: two per message.
+        return min(super().batch_messages(size), 500)
+
+    def open_batch_sender(self, end, size):
+        return lambda msgs: write_all(end.sendmsg, frames(msgs))
+
+
+class TcpLoopback(_SocketStream):
+    name = "tcp-loopback"
+
+    def _connected(self):
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            client = socket.create_connection(listener.getsockname())
+            server, _ = listener.accept()
+        for s in (client, server):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return client, server
+
+
+class UnixSeqpacket(Facility):
+    """Message boundaries kept by the kernel: one send, one recv per message."""
+
+    name = "unix-seqpacket"
+    copies_on_send = True
+    mpmc = True
+
+    def supports(self, size, producers=1, consumers=1):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * size + (64 << 10))
+            a.setblocking(False)
+            a.send(bytes(size))
+        except OSError as exc:
+            return False, f"{size} B does not fit one datagram ({exc.strerror})"
+        finally:
+            a.close()
+            b.close()
+        return super().supports(size, producers, consumers)
+
+    def setup(self, size, producers=1, consumers=1):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * size + (64 << 10))
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2 * size + (64 << 10))
+
+        def close():
+            a.close()
+            b.close()
+
+        return Channel([a] * producers, [b] * consumers, close)
+
+    def open_sender(self, end, size):
+        return end.send
+
+    def open_receiver(self, end, size):
+        buf = bytearray(size)
+        bufs = [buf]
+
+        def recv():
+            got, _, flags, _ = end.recvmsg_into(bufs)
+            if flags & socket.MSG_TRUNC or got != size:
+                return bytes(got)  # the wrong length fails verification
+            return buf
+
+        return recv
+
+
+FACILITIES = [OsPipe(), UnixStream(), UnixStreamBatch(), UnixSeqpacket(), TcpLoopback()]

@@ -1,0 +1,249 @@
+"""Runs one facility in fresh processes and checks what arrived.
+
+A :class:`Session` sets the channel up in the parent, spawns one process per
+role (pinned so producer and consumer sit on different cores), lets each child
+connect before anything is timed, then runs rounds on command.  Every wait has
+a deadline: a facility that hangs or dies is reported as failed and its
+children are killed, never waited for.
+"""
+import multiprocessing
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+
+from ringipc.bench.payload import combine, expected_digest
+
+SPAWN = multiprocessing.get_context("spawn")
+THROUGHPUT, LATENCY, MPMC = "throughput", "latency", "mpmc"
+
+
+class RunFailed(Exception):
+    """The facility lost, corrupted, raised, died or timed out."""
+
+
+@dataclass
+class Result:
+    facility: str
+    scenario: str
+    size: int
+    producers: int = 1
+    consumers: int = 1
+    messages: int = 0
+    ok: bool = True
+    error: str = ""
+    seconds: float = 0.0
+    rate: float = 0.0  # messages per second (throughput scenarios)
+    latency: dict = field(default_factory=dict)  # ns: median, p99, mean, min, max (latency)
+
+    @property
+    def mbps(self):
+        return self.rate * self.size / 1e6
+
+
+def cpu_plan(producers, consumers):
+    """CPU per role (producers first), or Nones when pinning is impossible."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = []
+    if len(cpus) < 2:
+        return [None] * (producers + consumers)
+    left, right = cpus[0::2], cpus[1::2]
+    return [left[i % len(left)] for i in range(producers)] + [right[i % len(right)] for i in range(consumers)]
+
+
+def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
+    """Entry point of every benchmark process."""
+    try:
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+        if role == "producer":
+            send = facility.open_batch_sender(ends[0], size) if facility.batched else facility.open_sender(ends[0], size)
+        elif role == "consumer":
+            recv_many = facility.open_batch_receiver(ends[0], size) if facility.batched else None
+            recv = None if recv_many else facility.open_receiver(ends[0], size)
+        else:  # ping / echo: (send end, receive end); listen before connect, or two connectors wait on each other
+            recv = facility.open_receiver(ends[1], size)
+            send = facility.open_sender(ends[0], size)
+        facility.connected()
+        conn.send(("ready", None))
+        while True:
+            cmd, n = conn.recv()
+            if cmd == "exit":
+                break
+            if role == "producer":
+                out = facility.producer(send, n, size, index, consumers)
+            elif role == "consumer":
+                out = facility.consumer(recv, recv_many, size, producers, consumers)
+            elif role == "ping":
+                out = facility.ping(send, recv, n, size)
+            else:
+                out = facility.echo(send, recv, size)
+            conn.send(("done", out))
+        for end in ends:
+            facility.close_end(end)
+        conn.send(("closed", None))
+    except BaseException as exc:  # report everything, KeyboardInterrupt included
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        detail = f"{type(exc).__name__}: {exc} ({os.path.basename(where.filename)}:{where.lineno})"
+        try:
+            conn.send(("error", f"{role} {index}: {detail}"))
+        except Exception:
+            pass
+
+
+class Session:
+    """One channel and its processes; ``round(n)`` may be called many times."""
+
+    def __init__(self, facility, scenario, size, producers=1, consumers=1, timeout=30.0, pin=True):
+        self.facility, self.scenario, self.size = facility, scenario, size
+        self.producers, self.consumers = producers, consumers
+        self.timeout = timeout
+        self.pin = pin
+        self._procs = []  # (label, process, connection)
+        self._closers = []
+        self._broken = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self):
+        f, size, P, C = self.facility, self.size, self.producers, self.consumers
+        cpus = cpu_plan(P, C) if self.pin else [None] * (P + C)
+        try:
+            if self.scenario == LATENCY:
+                there, back = f.setup(size), f.setup(size)
+                self._closers += [there.close, back.close]
+                roles = [("ping", 0, (there.producer_ends[0], back.consumer_ends[0])),
+                         ("echo", 0, (back.producer_ends[0], there.consumer_ends[0]))]
+            else:
+                ch = f.setup(size, P, C)
+                self._closers.append(ch.close)
+                roles = [("producer", i, (e,)) for i, e in enumerate(ch.producer_ends)]
+                roles += [("consumer", i, (e,)) for i, e in enumerate(ch.consumer_ends)]
+            for (role, index, ends), cpu in zip(roles, cpus):
+                mine, theirs = SPAWN.Pipe()
+                args = (f, role, index, ends, size, P, C, cpu, theirs)
+                proc = SPAWN.Process(target=_child, args=args, name=f"bench-{role}-{index}", daemon=True)
+                proc.start()
+                theirs.close()
+                self._procs.append((f"{role} {index}", proc, mine))
+        except RunFailed:
+            raise
+        except Exception as exc:
+            raise RunFailed(f"setup: {type(exc).__name__}: {exc}") from exc
+        self._collect("ready", self.timeout)
+
+    def close(self):
+        if not self._broken:
+            # A clean exit lets producers flush (feeder threads, zmq linger) before the channel goes.
+            for _, proc, conn in self._procs:
+                try:
+                    conn.send(("exit", 0))
+                except OSError:
+                    pass
+            try:
+                self._collect("closed", min(self.timeout, 10.0))
+            except RunFailed:
+                pass
+        for _, proc, conn in self._procs:
+            proc.join(1.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            conn.close()
+        self._procs = []
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                pass
+        self._closers = []
+
+    # -- measuring ----------------------------------------------------------------------
+    def round(self, n):
+        """Run n messages per producer (n round trips for latency); return a Result."""
+        # Receivers first so nothing is timed while a consumer is still being told to start.
+        for label, _, conn in sorted(self._procs, key=lambda p: p[0].startswith(("producer", "ping"))):
+            conn.send(("run", n))
+        out = self._collect("done", self.timeout)
+        res = Result(self.facility.name, self.scenario, self.size, self.producers, self.consumers)
+        if self.scenario == LATENCY:
+            times = out["ping 0"]
+            res.messages = len(times)
+            res.seconds = sum(times) / 1e9
+            res.latency = {
+                "median": times[len(times) // 2],
+                "p99": times[min(len(times) - 1, (len(times) * 99) // 100)],
+                "mean": sum(times) / len(times),
+                "min": times[0],
+                "max": times[-1],
+            }
+            return res
+        starts = [v for k, v in out.items() if k.startswith("producer")]
+        ends = [v[0] for k, v in out.items() if k.startswith("consumer")]
+        got = combine([v[1] for k, v in out.items() if k.startswith("consumer")])
+        want = expected_digest(self.producers, n)
+        if got != want:
+            lost = want[0] - got[0]
+            what = f"lost {lost}" if lost > 0 else (f"{-lost} extra" if lost else "wrong set of")
+            raise RunFailed(f"{what} messages of {want[0]} (checksums differ)")
+        res.messages = want[0]
+        res.seconds = (max(ends) - min(starts)) / 1e9
+        res.rate = res.messages / res.seconds if res.seconds > 0 else float("inf")
+        return res
+
+    def _collect(self, kind, timeout):
+        """Wait for message ``kind`` from every child; {label: payload}."""
+        try:
+            return self._wait_all(kind, timeout)
+        except RunFailed:
+            self._broken = True
+            raise
+
+    def _wait_all(self, kind, timeout):
+        deadline = time.monotonic() + timeout
+        pending = {conn: (label, proc) for label, proc, conn in self._procs}
+        out = {}
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                names = ", ".join(sorted(label for label, _ in pending.values()))
+                raise RunFailed(f"timed out after {timeout:g} s waiting for {names}")
+            sentinels = {proc.sentinel: conn for conn, (_, proc) in pending.items()}
+            for ready in wait(list(pending) + list(sentinels), left):
+                conn = sentinels.get(ready, ready)
+                if conn not in pending:
+                    continue
+                label, proc = pending[conn]
+                if not conn.poll():
+                    raise RunFailed(f"{label} exited with code {proc.exitcode} without reporting")
+                try:
+                    what, payload = conn.recv()
+                except EOFError:
+                    raise RunFailed(f"{label} exited with code {proc.exitcode} without reporting") from None
+                if what == "error":
+                    raise RunFailed(payload)
+                if what == kind:
+                    out[label] = payload
+                    del pending[conn]
+        return out
+
+
+def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin=True):
+    """Fresh processes, one round, torn down: the unit of ``python -m ringipc bench``."""
+    session = Session(facility, scenario, size, producers, consumers, timeout, pin)
+    try:
+        session.start()
+        return session.round(n)
+    except RunFailed as exc:
+        return Result(facility.name, scenario, size, producers, consumers, ok=False, error=str(exc))
+    finally:
+        session.close()
