@@ -36,6 +36,8 @@ class Result:
     seconds: float = 0.0
     rate: float = 0.0  # messages per second (throughput scenarios)
     latency: dict = field(default_factory=dict)  # ns: median, p99, mean, min, max (latency)
+    repetition: int = 0
+    skipped: bool = False  # not run because this cell or facility failed earlier
 
     @property
     def mbps(self):

@@ -103,7 +103,9 @@ class ZmqPushPull(Facility):
     """PUSH/PULL over ipc:// (a UNIX socket), the usual zmq pipeline between processes."""
 
     name = "zmq-push-pull"
-    copies_on_send = True
+    # Not a copying sender: above zmq.COPY_THRESHOLD pyzmq sends without copying,
+    # so it must be handed immutable bytes, as real users do.
+    copies_on_send = False
 
     def available(self):
         return _have("zmq")

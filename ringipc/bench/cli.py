@@ -1,0 +1,140 @@
+"""``python -m ringipc bench``: argument parsing and the progress display."""
+import argparse
+import sys
+
+from ringipc.bench import suite
+from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT
+
+EPILOG = """\
+Every run starts fresh processes (spawn), pins producer and consumer to
+different cores, sets connections up before timing, and verifies every message
+(count, order and content); a run that loses or corrupts anything is FAILED.
+Ratios compare with multiprocessing.Queue measured in the same run.
+Exit status: 0 all runs passed, 1 some run FAILED, 2 bad arguments.
+"""
+
+
+def build_parser(parser=None):
+    p = parser or argparse.ArgumentParser(prog="python -m ringipc bench")
+    p.description = "Measure ringipc against multiprocessing, OS pipes, sockets, POSIX mq and third-party queues."
+    p.epilog = EPILOG
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("--only", metavar="NAMES", help="facilities to run, comma-separated, globs allowed ('ringipc.*,os.pipe')")
+    p.add_argument("--skip", metavar="NAMES", help="facilities to leave out, comma-separated, globs allowed")
+    p.add_argument("--sizes", metavar="SIZES", help="message sizes for throughput, e.g. 64,1K,64K,1M (default: all four)")
+    p.add_argument("--scenarios", metavar="LIST", default=f"{THROUGHPUT},{LATENCY},{MPMC}",
+                   help="any of throughput, latency, mpmc (default: all)")
+    p.add_argument("--repeat", type=int, metavar="N", help="repetitions of every cell (default 3, 1 with --quick)")
+    p.add_argument("--quick", action="store_true", help="two sizes, one repetition, short runs: under 30 s")
+    p.add_argument("--target", type=float, metavar="SECONDS", help="timed length each run aims for (default 0.25)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="limit on one run, set-up included (default 30)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin producer and consumer to separate cores")
+    p.add_argument("--json", metavar="PATH", help="write every run, machine info and versions as JSON")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG of throughput against message size (needs matplotlib)")
+    p.add_argument("--list", action="store_true", help="list the facilities and whether they can run here, then exit")
+    return p
+
+
+def settings_from(args):
+    s = suite.Settings()
+    if args.quick:
+        s.sizes, s.repeat, s.target, s.timeout = list(suite.QUICK_SIZES), 1, 0.04, 10.0
+    if args.sizes:
+        from ringipc.bench.payload import MIN_SIZE
+        from ringipc.bench.report import parse_size
+
+        try:
+            s.sizes = sorted({parse_size(t) for t in args.sizes.split(",") if t.strip()})
+        except ValueError:
+            raise SystemExit(f"--sizes: cannot read {args.sizes!r} (use e.g. 64,1K,64K,1M)")
+        if not s.sizes or s.sizes[0] < MIN_SIZE:
+            raise SystemExit(f"--sizes: every size must be at least {MIN_SIZE} bytes")
+        s.mpmc_size = s.latency_size = max(MIN_SIZE, min(64, s.sizes[0]))
+    scenarios = [t.strip() for t in args.scenarios.split(",") if t.strip()]
+    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC}
+    if unknown or not scenarios:
+        raise SystemExit(f"--scenarios: unknown {', '.join(sorted(unknown)) or 'empty list'}")
+    s.scenarios = scenarios
+    if args.repeat is not None:
+        if args.repeat < 1:
+            raise SystemExit("--repeat must be at least 1")
+        s.repeat = args.repeat
+    if args.target is not None:
+        s.target = args.target
+    if args.timeout is not None:
+        s.timeout = args.timeout
+    s.pin = not args.no_pin
+    return s
+
+
+def _list(console, facilities):
+    from rich.table import Table
+
+    table = Table("facility", "runs here", header_style="bold")
+    for f in facilities:
+        ok, why = f.available()
+        table.add_row(f.name, "yes" if ok else f"[yellow]no[/]: {why}")
+    console.print(table)
+    return 0
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    except ImportError as exc:
+        print(f"ringipc bench needs rich ({exc}); install it with: pip install 'ringipc[bench]'", file=sys.stderr)
+        return 2
+    from ringipc.bench import adapters, report
+
+    settings = settings_from(args)
+    try:
+        facilities = adapters.select(args.only, args.skip)
+    except ValueError as exc:
+        print(f"ringipc bench: {exc}", file=sys.stderr)
+        return 2
+    console = Console()
+    if args.list:
+        return _list(console, facilities)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401  (fail before minutes of measuring, not after)
+        except ImportError as exc:
+            print(f"--plot needs matplotlib ({exc}); install it with: pip install 'ringipc[bench]'", file=sys.stderr)
+            return 2
+
+    results, skips = [], []
+    columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    interrupted = False
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("planning", total=None)
+
+        def on_start(cell, rep, index, total):
+            label = f"{cell.facility.name} {cell.scenario} {report.human_size(cell.size)}"
+            progress.update(task, total=total, description=f"rep {rep + 1}/{settings.repeat} {label}")
+
+        def on_result(result, done, total):
+            results.append(result)
+            progress.update(task, completed=done)
+
+        try:
+            suite.run(facilities, settings, on_result=on_result, on_start=on_start, skips=skips)
+        except KeyboardInterrupt:
+            interrupted = True
+    summaries = suite.summarize(results)
+    report.print_report(console, summaries, skips, settings)
+    if interrupted:
+        console.print("[yellow]Interrupted: the tables show the runs that finished.[/]")
+    if args.json:
+        report.write_json(args.json, results, summaries, skips, settings)
+        console.print(f"JSON written to {args.json}")
+    if args.plot:
+        from ringipc.bench.plot import write_plot
+
+        write_plot(args.plot, summaries)
+        console.print(f"Plot written to {args.plot}")
+    if interrupted:
+        return 130
+    return 1 if any(not s.ok for s in summaries) else 0

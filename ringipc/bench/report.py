@@ -1,0 +1,196 @@
+"""The terminal table (rich) and the JSON record of a run."""
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import sys
+
+from ringipc.bench.adapters import BASELINE
+from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT
+
+_TITLES = {
+    THROUGHPUT: "Throughput, 1 producer -> 1 consumer",
+    MPMC: "Throughput, {p} producers -> {c} consumers",
+    LATENCY: "Round trip of a {size} message",
+}
+
+
+def human_size(n):
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+def parse_size(text):
+    """'64', '1K', '64KiB', '1M' -> bytes."""
+    t = text.strip().lower().replace("ib", "").replace("b", "")
+    scale = {"k": 1 << 10, "m": 1 << 20}.get(t[-1:], 1)
+    return int(float(t[:-1] if scale > 1 else t) * scale)
+
+
+def _rate(x):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.2f} {unit}"
+    return f"{x:.0f}"
+
+
+def _spread(s):
+    """Half the min-max range over the median: how far to trust the digits."""
+    if s.runs < 2 or not s.rate:
+        return ""
+    return f"±{50 * (s.rate_max - s.rate_min) / s.rate:.0f}%"
+
+
+def _ratio(s):
+    if s.ratio is None:
+        return "-"
+    style = "green" if s.ratio >= 1.5 else ("red" if s.ratio < 0.8 else "")
+    text = f"x{s.ratio:.2f}"
+    return f"[{style}]{text}[/]" if style else text
+
+
+def _sort_key(s):
+    # best first; failures last
+    if not s.ok:
+        return (1, 0)
+    return (0, s.median_ns) if s.scenario == LATENCY else (0, -s.rate)
+
+
+def tables(summaries, settings):
+    """rich Tables, one per scenario, rows grouped by message size."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = []
+    for scenario in (THROUGHPUT, MPMC, LATENCY):
+        rows = [s for s in summaries if s.scenario == scenario]
+        if not rows:
+            continue
+        title = _TITLES[scenario].format(p=settings.producers, c=settings.consumers,
+                                         size=human_size(settings.latency_size))
+        table = Table(title=title, title_justify="left", header_style="bold")
+        spread = settings.repeat > 1
+        table.add_column("size", justify="right", no_wrap=True)
+        table.add_column("facility", no_wrap=True)
+        if scenario == LATENCY:
+            table.add_column("median us", justify="right")
+            table.add_column("p99 us", justify="right")
+        else:
+            table.add_column("msg/s", justify="right", no_wrap=True)
+            table.add_column("MB/s", justify="right", no_wrap=True)
+            if spread:
+                table.add_column("spread", justify="right", style="dim", no_wrap=True)
+        table.add_column(f"vs {BASELINE}", justify="right", no_wrap=True)
+        sizes = sorted({s.size for s in rows})
+        for i, size in enumerate(sizes):
+            if i:
+                table.add_section()
+            for j, s in enumerate(sorted((s for s in rows if s.size == size), key=_sort_key)):
+                name = f"[bold]{s.facility}[/]" if s.facility == BASELINE else escape(s.facility)
+                width = 3 if scenario == LATENCY else 3 + spread
+                if not s.ok:
+                    # The reason spans the numeric columns; folded rather than cut off.
+                    cells = [f"[red]FAILED[/]"] + [""] * (width - 1)
+                elif scenario == LATENCY:
+                    cells = [f"{s.median_ns / 1e3:.1f}", f"{s.p99_ns / 1e3:.1f}", _ratio(s)]
+                else:
+                    cells = [_rate(s.rate), f"{s.mbps:.1f}"]
+                    if spread:
+                        cells.append(_spread(s))
+                    cells.append(_ratio(s))
+                table.add_row(human_size(size) if j == 0 else "", name, *cells)
+                if not s.ok:
+                    table.add_row("", f"  [red]{escape(s.error)}[/]", *[""] * width)
+        out.append(table)
+    return out
+
+
+def skipped_text(skips):
+    from rich.markup import escape
+
+    if not skips:
+        return ""
+    # One line per reason: "no shared many-to-many channel" would otherwise repeat a dozen times.
+    by_reason = {}
+    for s in skips:
+        where = f"{s.scenario} {human_size(s.size)}" if s.scenario else "everything"
+        by_reason.setdefault((where, s.reason), []).append(s.facility)
+    lines = ["[bold]Skipped[/]"]
+    for (where, reason), names in by_reason.items():
+        lines.append(f"  [yellow]{escape(', '.join(names))}[/] ({where}): {escape(reason)}")
+    return "\n".join(lines)
+
+
+def print_report(console, summaries, skips, settings):
+    for table in tables(summaries, settings):
+        console.print(table)
+        console.print()
+    text = skipped_text(skips)
+    if text:
+        console.print(text)
+    console.print(f"[dim]Ratios are to {BASELINE} measured in this same run (> 1 is faster); "
+                  "medians over repetitions.[/]")
+
+
+# -- JSON ------------------------------------------------------------------------------
+def _version(dist):
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        return None
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine_info():
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:
+        allowed = None
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_allowed": allowed,
+        "python": sys.version,
+        "implementation": platform.python_implementation(),
+    }
+
+
+def versions():
+    names = ["ringipc", "posix_ipc", "faster-fifo", "pyzmq", "iceoryx2", "rich", "matplotlib"]
+    return {name: _version(name) for name in names}
+
+
+def to_json(results, summaries, skips, settings):
+    return {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "versions": versions(),
+        "settings": dataclasses.asdict(settings),
+        "baseline": BASELINE,
+        "runs": [dict(dataclasses.asdict(r), mbps=r.mbps) for r in results],
+        "summary": [dict(dataclasses.asdict(s), mbps=s.mbps) for s in summaries],
+        "skipped": [dataclasses.asdict(s) for s in skips],
+    }
+
+
+def write_json(path, results, summaries, skips, settings):
+    with open(path, "w") as f:
+        json.dump(to_json(results, summaries, skips, settings), f, indent=1)
+        f.write("\n")
