@@ -92,8 +92,7 @@ def tables(summaries, settings):
                 name = f"[bold]{s.facility}[/]" if s.facility == BASELINE else escape(s.facility)
                 width = 3 if scenario == LATENCY else 3 + spread
                 if not s.ok:
-                    # The reason spans the numeric columns; folded rather than cut off.
-                    cells = [f"[red]FAILED[/]"] + [""] * (width - 1)
+                    cells = ["[red]FAILED[/]"] + [""] * (width - 1)
                 elif scenario == LATENCY:
                     cells = [f"{s.median_ns / 1e3:.1f}", f"{s.p99_ns / 1e3:.1f}", _ratio(s)]
                 else:
@@ -102,10 +101,20 @@ def tables(summaries, settings):
                         cells.append(_spread(s))
                     cells.append(_ratio(s))
                 table.add_row(human_size(size) if j == 0 else "", name, *cells)
-                if not s.ok:
-                    table.add_row("", f"  [red]{escape(s.error)}[/]", *[""] * width)
         out.append(table)
     return out
+
+
+def failures_text(summaries):
+    from rich.markup import escape
+
+    bad = [s for s in summaries if not s.ok]
+    if not bad:
+        return ""
+    lines = ["[bold red]Failed[/] (lost, corrupted, raised, died or timed out: no number is shown for these)"]
+    for s in bad:
+        lines.append(f"  [red]{escape(s.facility)}[/] ({s.scenario} {human_size(s.size)}): {escape(s.error)}")
+    return "\n".join(lines)
 
 
 def skipped_text(skips):
@@ -128,9 +137,9 @@ def print_report(console, summaries, skips, settings):
     for table in tables(summaries, settings):
         console.print(table)
         console.print()
-    text = skipped_text(skips)
-    if text:
-        console.print(text)
+    for text in (failures_text(summaries), skipped_text(skips)):
+        if text:
+            console.print(text)
     console.print(f"[dim]Ratios are to {BASELINE} measured in this same run (> 1 is faster); "
                   "medians over repetitions.[/]")
 

@@ -89,6 +89,9 @@ def plan(facilities, settings):
             skips.append(Skip(f.name, why))
             continue
         for scenario, size, p, c in shapes:
+            if f.scenarios is not None and scenario not in f.scenarios:
+                skips.append(Skip(f.name, f"no {scenario} scenario", scenario, size))
+                continue
             try:
                 ok, why = f.supports(size, p, c)
             except Exception as exc:

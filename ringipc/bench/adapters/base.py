@@ -29,6 +29,8 @@ class Facility:
     mpmc = False
     #: the sender copies the message before returning, so a reused buffer may be passed
     copies_on_send = False
+    #: scenario names this facility can run (None: all)
+    scenarios = None
     #: the producer hands lists of ``batch_messages(size)`` messages to ``open_batch_sender``
     batched = False
 

@@ -1,0 +1,126 @@
+"""``python -m ringipc bench`` end to end on tiny settings: output files, failure reporting.
+
+Nothing here looks at a timing: only that the table, JSON and plot appear and
+that a facility which loses a message or hangs is reported as FAILED.
+"""
+import json
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("rich")
+
+from ringipc.__main__ import main as ringipc_main  # noqa: E402
+from ringipc.bench import adapters  # noqa: E402
+
+# Spawned children unpickle a facility by importing its module, so the broken
+# facilities live in a real module on sys.path (which spawn passes on), not in
+# this test file whose import name depends on pytest's import mode.
+BROKEN = textwrap.dedent(
+    '''
+    from ringipc.bench.adapters.mp import MpPipe
+
+
+    class Dropper(MpPipe):
+        name = "test.dropper"
+        scenarios = ("throughput",)  # a dropped ping would only wait for the timeout
+
+        def open_sender(self, end, size):
+            calls = [0]
+
+            def send(msg):
+                calls[0] += 1
+                if calls[0] != 4:  # the fourth message never leaves
+                    end.send_bytes(msg)
+
+            return send
+
+
+    class Hanger(MpPipe):
+        name = "test.hanger"
+
+        def open_sender(self, end, size):
+            return lambda msg: None  # nothing, not even the stop marker, arrives
+    '''
+)
+
+
+@pytest.fixture
+def broken(tmp_path, monkeypatch):
+    (tmp_path / "ringipc_bench_broken.py").write_text(BROKEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import ringipc_bench_broken as mod
+
+    facilities = [mod.Dropper(), mod.Hanger()]
+    for f in facilities:
+        adapters.register(f)
+    yield facilities
+    for f in facilities:
+        adapters.unregister(f)
+    sys.modules.pop("ringipc_bench_broken", None)
+
+
+def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, capsys, broken):
+    pytest.importorskip("matplotlib")
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
+    argv = ["bench", "--quick", "--only", "os.pipe,test.*", "--sizes", "64,1K",
+            "--scenarios", "throughput,latency", "--timeout", "8",
+            "--json", str(out_json), "--plot", str(out_png)]
+
+    status = ringipc_main(argv)
+    text = capsys.readouterr().out
+
+    assert status == 1, "a failed facility makes the exit status 1"
+    assert "Throughput, 1 producer -> 1 consumer" in text
+    assert "Round trip of a 64 B message" in text
+    for name in ("mp.Queue", "os.pipe", "test.dropper", "test.hanger"):
+        assert name in text
+    assert "FAILED" in text
+    assert "vs mp.Queue" in text
+
+    data = json.loads(out_json.read_text())
+    assert data["baseline"] == "mp.Queue"
+    assert data["machine"]["cpu_count"] >= 1
+    assert "versions" in data and "settings" in data
+    summary = {(s["facility"], s["scenario"], s["size"]): s for s in data["summary"]}
+    for size in (64, 1024):
+        assert summary[("os.pipe", "throughput", size)]["ok"]
+        assert summary[("mp.Queue", "throughput", size)]["ratio"] == pytest.approx(1.0)
+        dropped = summary[("test.dropper", "throughput", size)]
+        assert not dropped["ok"] and dropped["rate"] == 0
+        assert "expected 3" in dropped["error"] or "lost 1" in dropped["error"]
+    assert "timed out" in summary[("test.hanger", "throughput", 64)]["error"]
+    # After one timeout the hanging facility is not run again.
+    assert "earlier run of this facility timed out" in summary[("test.hanger", "throughput", 1024)]["error"]
+    # Every run is recorded, passing or not.
+    assert len(data["runs"]) == len(data["summary"])
+    assert all(r["ok"] == (r["error"] == "") for r in data["runs"])
+
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_is_a_clear_error_before_running(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails as if not installed
+    status = ringipc_main(["bench", "--quick", "--plot", str(tmp_path / "x.png")])
+    assert status == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_unknown_facility_pattern_is_rejected(capsys):
+    assert ringipc_main(["bench", "--only", "no-such-thing"]) == 2
+    assert "no facility matches" in capsys.readouterr().err
+
+
+def test_missing_peer_is_listed_as_skipped(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "zmq", None)
+    assert ringipc_main(["bench", "--list", "--only", "zmq-push-pull"]) == 0
+    out = capsys.readouterr().out
+    assert "zmq-push-pull" in out and "not installed" in out
+
+
+def test_selection_keeps_the_baseline():
+    names = [f.name for f in adapters.select(only="os.pipe")]
+    assert names == ["mp.Queue", "os.pipe"]
+    assert "mp.Queue" not in [f.name for f in adapters.select(skip="mp.Queue")]
