@@ -19,6 +19,13 @@ cdef extern from "ring_layout.h" nogil:
         uint32_t kind
         uint64_t ncells
         int32_t creator_pid
+        uint64_t head
+        uint64_t cons
+        uint64_t release
+
+    struct rip_meta:
+        uint64_t tag
+        uint64_t length
 
 
 cdef extern from "ring.h" nogil:
@@ -37,6 +44,8 @@ cdef extern from "ring.h" nogil:
 
     ctypedef struct rip_ring:
         rip_header *hdr
+        rip_meta *meta
+        unsigned char *data
         uint64_t ncells
         uint64_t max_message
         int multi

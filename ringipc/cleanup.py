@@ -1,0 +1,73 @@
+"""Find and remove shared-memory segments left by processes that died.
+
+A ring's creator unlinks its segment on close and at normal exit; a process
+killed with SIGKILL cannot.  ``python -m ringipc cleanup`` lists every
+``ringipc-`` segment in /dev/shm with its creator and removes those whose
+creator is gone (``--dry-run`` only lists them).
+"""
+import argparse
+import os
+import re
+
+from . import _segment
+from ._ring import pid_alive, segment_creator_pid
+from .errors import CorruptSegment
+
+_PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")
+
+
+def _creator_of(name):
+    """(pid, how we know it): from the header when it validates, else from the name."""
+    try:
+        return segment_creator_pid(name), "header"
+    except (CorruptSegment, OSError, ValueError):
+        match = _PID_IN_NAME.match(name)
+        return (int(match.group(1)), "name") if match else (None, "unknown")
+
+
+def list_segments():
+    """Every ringipc segment as dicts: name, size, creator pid, whether it is orphaned."""
+    try:
+        names = sorted(n for n in os.listdir(_segment.SHM_DIR) if n.startswith(_segment.PREFIX))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        try:
+            size = os.stat(os.path.join(_segment.SHM_DIR, name)).st_size
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        pid, source = _creator_of(name)
+        found.append({
+            "name": name,
+            "size": size,
+            "creator_pid": pid,
+            "creator_from": source,
+            "orphaned": pid is None or not pid_alive(pid),
+        })
+    return found
+
+
+def remove_orphans(dry_run=False):
+    """Unlink every segment whose creator is dead; returns the names."""
+    removed = []
+    for seg in list_segments():
+        if seg["orphaned"]:
+            if not dry_run:
+                _segment.unlink(seg["name"])
+            removed.append(seg["name"])
+    return removed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m ringipc cleanup", description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    args = parser.parse_args(argv)
+    segments = list_segments()
+    for seg in segments:
+        state = "orphaned" if seg["orphaned"] else "in use"
+        print(f"{seg['name']}  {seg['size']:>12} B  creator {seg['creator_pid']} ({seg['creator_from']})  {state}")
+    removed = remove_orphans(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(removed)} orphaned segment(s) of {len(segments)}")
+    return 0
