@@ -63,10 +63,15 @@ def initial_count(scenario, size, target, producers=1):
 
 
 def next_count(result, cell, target):
+    return count_for(result, target, cell.producers)
+
+
+def count_for(result, target, producers=1):
+    """Messages per producer (or round trips) that last about ``target`` s at ``result``'s pace."""
     if result.scenario == LATENCY:
         rate = 1e9 / max(1.0, result.latency["mean"])
     else:
-        rate = result.rate / cell.producers
+        rate = result.rate / producers
     return int(min(MAX_COUNT, max(MIN_COUNT, rate * target)))
 
 
