@@ -14,6 +14,7 @@ MODULES = [
     "ringipc.bench.adapters.mp",
     "ringipc.bench.adapters.streams",
     "ringipc.bench.adapters.peers",
+    "ringipc.bench.adapters.iceoryx",
 ]
 
 #: what every ratio is taken against
