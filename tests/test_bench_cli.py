@@ -65,7 +65,7 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
     pytest.importorskip("matplotlib")
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
     argv = ["bench", "--quick", "--only", "os.pipe,test.*", "--sizes", "64,1K",
-            "--scenarios", "throughput,latency", "--timeout", "8",
+            "--scenarios", "throughput,latency", "--timeout", "5",
             "--json", str(out_json), "--plot", str(out_png)]
 
     status = ringipc_main(argv)
