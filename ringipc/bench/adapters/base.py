@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, List
 
+from ringipc.bench.adapters.framing import LARGE
 from ringipc.bench.payload import Payload, Verifier
 
 
@@ -137,3 +138,66 @@ class Facility:
             if not verifier.check(msg):
                 return
             send(msg if self.copies_on_send else bytes(msg))
+
+
+class SharedQueue(Facility):
+    """A queue object that every producer and consumer shares (put/get), as multiprocessing's."""
+
+    mpmc = True
+
+    def make_queue(self, size):
+        raise NotImplementedError
+
+    def setup(self, size, producers=1, consumers=1):
+        q = self.make_queue(size)
+        return Channel([q] * producers, [q] * consumers, getattr(q, "close", lambda: None))
+
+    def open_sender(self, q, size):
+        return q.put
+
+    def open_receiver(self, q, size):
+        return q.get
+
+    def close_end(self, q):
+        # Queues whose put() hands objects to a feeder thread: wait until it has written them all.
+        if hasattr(q, "join_thread"):
+            q.close()
+            q.join_thread()
+
+
+class ConnectionPair(Facility):
+    """Two ``Connection``-like ends (send_bytes / recv_bytes / recv_bytes_into), as multiprocessing.Pipe."""
+
+    copies_on_send = True
+
+    def make_pair(self, size):
+        """Return (receiving end, sending end)."""
+        raise NotImplementedError
+
+    def setup(self, size, producers=1, consumers=1):
+        r, w = self.make_pair(size)
+
+        def close():
+            r.close()
+            w.close()
+
+        return Channel([w], [r], close)
+
+    def open_sender(self, conn, size):
+        return conn.send_bytes
+
+    def open_receiver(self, conn, size):
+        if size >= LARGE:
+            return into_receiver(conn.recv_bytes_into, size)
+        return conn.recv_bytes
+
+
+def into_receiver(recv_bytes_into, size):
+    """Receive into one reused exact-size buffer, as a user moving big messages would."""
+    buf = bytearray(size)
+
+    def recv():
+        got = recv_bytes_into(buf)
+        return buf if got == size else bytes(got)  # a wrong length fails verification
+
+    return recv

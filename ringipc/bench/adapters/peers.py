@@ -8,7 +8,7 @@ import os
 import tempfile
 import uuid
 
-from ringipc.bench.adapters.base import Channel, Facility
+from ringipc.bench.adapters.base import Channel, Facility, SharedQueue
 
 
 def _have(module, extra="ringipc[bench]"):
@@ -66,25 +66,17 @@ class PosixMq(Facility):
         return lambda: receive()[0]
 
 
-class FasterFifo(Facility):
+class FasterFifo(SharedQueue):
     name = "faster-fifo"
-    mpmc = True
 
     def available(self):
         return _have("faster_fifo")
 
-    def setup(self, size, producers=1, consumers=1):
+    def make_queue(self, size):
         from faster_fifo import Queue
 
         # Its buffer must hold a pickled message plus framing, with room to stream.
-        q = Queue(max_size_bytes=max(4 << 20, 4 * size + 4096))
-        return Channel([q] * producers, [q] * consumers, q.close)
-
-    def open_sender(self, end, size):
-        return end.put
-
-    def open_receiver(self, end, size):
-        return end.get
+        return Queue(max_size_bytes=max(4 << 20, 4 * size + 4096))
 
 
 class FasterFifoMany(FasterFifo):
@@ -140,6 +132,16 @@ class ZmqPushPull(Facility):
         import zmq
 
         return self._socket(end, zmq.PULL).recv
+
+    def connected(self):
+        import zmq
+
+        # connect() returns before the pipe exists (and retries every 100 ms if the
+        # peer was not bound yet): wait until a PUSH socket can take a message so
+        # that no reconnect delay lands in the timed region.
+        for (how, _), sock in self.__dict__.get("_socks", {}).items():
+            if how == "connect" and sock.socket_type == zmq.PUSH and not sock.poll(20_000, zmq.POLLOUT):
+                raise TimeoutError("zmq PUSH socket did not connect")
 
     def close_end(self, end):
         import zmq

@@ -1,5 +1,5 @@
 """ringipc's own facilities: the raw ring, the multiprocessing drop-ins, the stream mode."""
-from ringipc.bench.adapters.base import Channel, Facility
+from ringipc.bench.adapters.base import Channel, ConnectionPair, Facility, SharedQueue, into_receiver
 from ringipc.bench.adapters.framing import LARGE, FrameReader, frames, write_all
 
 
@@ -21,17 +21,6 @@ def _capacity(size):
     while cap // 2 < size + 64:
         cap <<= 1
     return cap
-
-
-def _into_receiver(recv_bytes_into, size):
-    """Receive into one reused exact-size buffer, as a user moving big messages would."""
-    buf = bytearray(size)
-
-    def recv():
-        got = recv_bytes_into(buf)
-        return buf if got == size else bytes(got)
-
-    return recv
 
 
 class Ring(Facility):
@@ -60,7 +49,7 @@ class Ring(Facility):
 
     def open_receiver(self, ring, size):
         if size >= LARGE:
-            return _into_receiver(ring.recv_bytes_into, size)
+            return into_receiver(ring.recv_bytes_into, size)
         return ring.recv_bytes
 
     def close_end(self, ring):
@@ -88,31 +77,18 @@ class RingMany(Ring):
         return lambda: recv_many(64)
 
 
-class Queue(Facility):
+class Queue(SharedQueue):
     name = "ringipc.Queue"
-    mpmc = True
     factory = "Queue"
 
     def available(self):
         return _api(self.factory)
 
-    def setup(self, size, producers=1, consumers=1):
+    def make_queue(self, size):
         import ringipc
 
         # maxsize=0 like the multiprocessing.Queue it is compared with.
-        q = getattr(ringipc, self.factory)()
-        return Channel([q] * producers, [q] * consumers, getattr(q, "close", lambda: None))
-
-    def open_sender(self, q, size):
-        return q.put
-
-    def open_receiver(self, q, size):
-        return q.get
-
-    def close_end(self, q):
-        if hasattr(q, "join_thread"):
-            q.close()
-            q.join_thread()
+        return getattr(ringipc, self.factory)()
 
 
 class QueueMany(Queue):
@@ -132,31 +108,16 @@ class SimpleQueue(Queue):
     factory = "SimpleQueue"
 
 
-class Pipe(Facility):
+class Pipe(ConnectionPair):
     name = "ringipc.Pipe"
-    copies_on_send = True
 
     def available(self):
         return _api("Pipe")
 
-    def setup(self, size, producers=1, consumers=1):
+    def make_pair(self, size):
         import ringipc
 
-        a, b = ringipc.Pipe()
-
-        def close():
-            a.close()
-            b.close()
-
-        return Channel([a], [b], close)
-
-    def open_sender(self, conn, size):
-        return conn.send_bytes
-
-    def open_receiver(self, conn, size):
-        if size >= LARGE:
-            return _into_receiver(conn.recv_bytes_into, size)
-        return conn.recv_bytes
+        return ringipc.Pipe()
 
 
 class Stream(Facility):

@@ -11,9 +11,8 @@ import threading
 import time
 import uuid
 
-from ringipc.bench.adapters.base import Channel, Facility
+from ringipc.bench.adapters.base import Channel, ConnectionPair, Facility, into_receiver
 from ringipc.bench.adapters.framing import LARGE, FrameReader, frames, write_all
-from ringipc.bench.adapters.ringipc_core import _into_receiver
 
 _CONNECT_PATIENCE = 20.0  # seconds a connector retries while its listener starts up
 
@@ -130,7 +129,7 @@ class Transport(Facility):
     def open_receiver(self, end, size):
         holder = self._listen(end, size)
         if size >= LARGE:
-            return _into_receiver(lambda buf: holder[0].recv_bytes_into(buf), size)
+            return into_receiver(lambda buf: holder[0].recv_bytes_into(buf), size)
         return lambda: holder[0].recv_bytes()
 
     def close_end(self, end):
@@ -171,11 +170,10 @@ def _writev(stream, parts):
     return total
 
 
-class PipePair(Facility):
+class PipePair(ConnectionPair):
     """``pipe_pair()``: the anonymous os.pipe channel handed from parent to child."""
 
     name = "ringipc.pipe_pair"
-    copies_on_send = True
 
     def available(self):
         try:
@@ -184,24 +182,10 @@ class PipePair(Facility):
             return False, f"ringipc.transports.pipe not available: {exc}"
         return True, ""
 
-    def setup(self, size, producers=1, consumers=1):
+    def make_pair(self, size):
         from ringipc.transports.pipe import pipe_pair
 
-        r, w = pipe_pair(duplex=False)
-
-        def close():
-            r.close()
-            w.close()
-
-        return Channel([w], [r], close)
-
-    def open_sender(self, end, size):
-        return end.send_bytes
-
-    def open_receiver(self, end, size):
-        if size >= LARGE:
-            return _into_receiver(end.recv_bytes_into, size)
-        return end.recv_bytes
+        return pipe_pair(duplex=False)
 
 
 FACILITIES = [Transport(s) for s in ("unix", "unixpacket", "tcp", "fifo", "mq")]
