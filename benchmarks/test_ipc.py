@@ -1,11 +1,26 @@
 """Throughput, round trip and many-to-many, one test per facility (and size)."""
+import os
+
 import pytest
 
-from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT, Session
-from ringipc.bench.report import human_size
-from ringipc.bench.suite import initial_count
+pytest.importorskip("pytest_benchmark")
 
-from conftest import ROUND_SECONDS, require
+from ringipc.bench.report import human_size  # noqa: E402
+from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT, Session  # noqa: E402
+from ringipc.bench.suite import initial_count  # noqa: E402
+
+#: seconds one timed round takes for a facility about as fast as multiprocessing.Queue
+ROUND_SECONDS = float(os.environ.get("RINGIPC_BENCH_ROUND", "0.1"))
+
+
+def require(facility, size, producers=1, consumers=1):
+    """Skip (with the facility's own reason) what cannot run here."""
+    ok, why = facility.available()
+    if not ok:
+        pytest.skip(why)
+    ok, why = facility.supports(size, producers, consumers)
+    if not ok:
+        pytest.skip(why)
 
 
 def _measure(benchmark, facility, scenario, size, producers=1, consumers=1):
