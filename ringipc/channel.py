@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import pickle
 import time
-from multiprocessing import BufferTooShort
 from typing import Any, Optional, Protocol, runtime_checkable
 
-from .errors import ChannelClosed, MessageTooLarge
+from .errors import BufferTooShort, ChannelClosed, MessageTooLarge
 
 #: Default cap on one received message.  A header announcing more is refused
 #: before anything is allocated, so a hostile or corrupt peer cannot make us
@@ -138,7 +137,8 @@ class BaseChannel:
     def recv_bytes_into(self, buf: Any, offset: int = 0, timeout: Optional[float] = None) -> int:
         """Receive one message into ``buf`` at ``offset``; return its length.
 
-        If it does not fit, :class:`multiprocessing.BufferTooShort` is raised with
+        If it does not fit, :class:`~ringipc.errors.BufferTooShort` (a
+        ``multiprocessing.BufferTooShort``) is raised with
         the whole message as ``args[0]``, as ``multiprocessing`` does."""
         self._check_open()
         view = memoryview(buf).cast("B")

@@ -1,0 +1,174 @@
+"""One contract, every transport: the same tests run over pipes, FIFOs, UNIX
+stream and seqpacket sockets (path and abstract), TCP and POSIX message
+queues, in-process and across real processes."""
+import hashlib
+import os
+import pickle
+import selectors
+
+import pytest
+
+from _channel_support import MESSAGE_TRANSPORTS, channel_pair, peer_process
+from _channel_support import no_leftovers  # noqa: F401  (fixture)
+from ringipc.channel import BaseChannel, Channel
+from ringipc.errors import BufferTooShort, ChannelClosed, FrameError, MessageTooLarge
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+transports = pytest.mark.parametrize("transport", MESSAGE_TRANSPORTS)
+
+STOP = b"\xffSTOP"
+
+
+def payload(i: int, size: int) -> bytes:
+    return hashlib.shake_256(i.to_bytes(8, "little")).digest(size) if size else b""
+
+
+def sizes_for(ch) -> list:
+    """Message sizes to try: empty, tiny, around the pipe buffer, and large
+    (up to 4 MiB) where the transport can carry them."""
+    sizes = [0, 1, 7, 8, 9, 100, 4095, 4096, 65535, 65536, 65537, 1 << 20, 4 << 20]
+    return [s for s in sizes if ch.transport_limit is None or s <= ch.transport_limit]
+
+
+def echo(ch):
+    """Peer process: send back (digest, length) of each message until STOP."""
+    while True:
+        data = ch.recv_bytes()
+        if data == STOP:
+            return
+        ch.send((hashlib.sha256(data).hexdigest(), len(data)))
+        ch.send_bytes(data)
+
+
+@transports
+def test_satisfies_protocol(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        assert isinstance(a, Channel) and isinstance(b, Channel)
+        assert isinstance(a, BaseChannel)
+        assert isinstance(a.fileno(), int)
+
+
+@transports
+def test_ordered_exact_content_across_processes(transport, tmp_path):
+    with peer_process(transport, tmp_path, echo) as (ch, proc):
+        sizes = sizes_for(ch)
+        for i, size in enumerate(sizes * 2):
+            data = payload(i, size)
+            ch.send_bytes(data)
+            assert ch.recv(timeout=60) == (hashlib.sha256(data).hexdigest(), size), f"message {i}"
+            back = ch.recv_bytes(timeout=60)
+            assert back == data, f"message {i} of {size} bytes came back changed"
+        ch.send_bytes(STOP)
+        proc.join(60)
+        assert proc.exitcode == 0
+
+
+@transports
+def test_objects_round_trip(transport, tmp_path):
+    objs = [None, 0, -1, 2**70, "é", b"\x00" * 3, [1, (2, 3)], {"k": {1, 2}}, bytearray(b"x" * 30000)]
+    with channel_pair(transport, tmp_path) as (a, b):
+        limit = a.transport_limit
+        for obj in objs:
+            if limit is not None and len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)) > limit:
+                continue
+            b.send(obj)
+            assert a.recv(timeout=10) == obj
+            a.send(obj)
+            assert b.recv(timeout=10) == obj
+
+
+@transports
+def test_many_small_messages_keep_order(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        for i in range(5):  # fewer than the smallest queue depth (mq: 10)
+            b.send_bytes(i.to_bytes(4, "little") * i)
+        for i in range(5):
+            assert a.recv_bytes(timeout=10) == i.to_bytes(4, "little") * i
+
+
+@transports
+def test_eof_when_peer_closes(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        b.send_bytes(b"last")
+        b.close()
+        assert a.poll(10)
+        assert a.recv_bytes(timeout=10) == b"last"
+        with pytest.raises(EOFError):
+            a.recv_bytes(timeout=10)
+
+
+@transports
+def test_eof_when_peer_process_exits(transport, tmp_path):
+    with peer_process(transport, tmp_path, lambda ch: ch.send("bye")) as (ch, proc):
+        assert ch.recv(timeout=60) == "bye"
+        with pytest.raises(EOFError):
+            ch.recv(timeout=60)
+
+
+@transports
+def test_timeout_and_poll(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        assert a.poll() is False
+        assert a.poll(0.01) is False
+        with pytest.raises(TimeoutError):
+            a.recv_bytes(timeout=0.01)
+        with pytest.raises(TimeoutError):
+            a.recv(timeout=0)
+        b.send_bytes(b"ready")
+        assert a.poll(None) is True
+        assert a.recv_bytes(timeout=0) == b"ready"
+
+
+@transports
+def test_fileno_works_with_selectors(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b), selectors.DefaultSelector() as sel:
+        sel.register(a.fileno(), selectors.EVENT_READ)
+        assert sel.select(0) == []
+        b.send_bytes(b"wake")
+        assert len(sel.select(10)) == 1
+        assert a.recv_bytes() == b"wake"
+
+
+@transports
+def test_recv_bytes_into(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        buf = bytearray(16)
+        b.send_bytes(b"abcdef")
+        assert a.recv_bytes_into(buf, 4, timeout=10) == 6
+        assert buf[4:10] == b"abcdef"
+        b.send_bytes(b"z" * 40)
+        with pytest.raises(BufferTooShort) as info:
+            a.recv_bytes_into(buf, timeout=10)
+        assert info.value.args[0] == b"z" * 40
+        b.send_bytes(memoryview(b"0123456789"), 2, 3)
+        assert a.recv_bytes(timeout=10) == b"234"
+
+
+@transports
+def test_maxlength_is_refused(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        b.send_bytes(b"x" * 100)
+        with pytest.raises(FrameError):
+            a.recv_bytes(maxlength=10, timeout=10)
+
+
+@transports
+def test_closed_channel_raises(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        a.close()
+        a.close()  # idempotent
+        assert a.closed
+        for call in (lambda: a.send(1), lambda: a.recv(), lambda: a.poll(), lambda: a.fileno()):
+            with pytest.raises(ChannelClosed):
+                call()
+        with pytest.raises(ValueError):  # ChannelClosed is also what stdlib users catch
+            a.send_bytes(b"")
+
+
+@pytest.mark.parametrize("transport", ["unixpacket", "mq"])
+def test_message_over_native_limit_is_refused_before_sending(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        with pytest.raises(MessageTooLarge):
+            b.send_bytes(b"\0" * (b.transport_limit + 1))
+        b.send_bytes(b"\1" * b.transport_limit)  # the limit itself still fits
+        assert a.recv_bytes(timeout=10) == b"\1" * b.transport_limit
