@@ -64,7 +64,7 @@ def broken(tmp_path, monkeypatch):
 def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, capsys, broken):
     pytest.importorskip("matplotlib")
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
-    argv = ["bench", "--quick", "--only", "os.pipe,test.*", "--sizes", "64,1K",
+    argv = ["bench", "--quick", "--only", "os.pipe,ringipc.Ring-spsc,test.*", "--sizes", "64,1K",
             "--scenarios", "throughput,latency", "--timeout", "5",
             "--json", str(out_json), "--plot", str(out_png)]
 
@@ -90,6 +90,8 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
         dropped = summary[("test.dropper", "throughput", size)]
         assert not dropped["ok"] and dropped["rate"] == 0
         assert "expected 3" in dropped["error"] or "lost 1" in dropped["error"]
+    ring = summary.get(("ringipc.Ring-spsc", "throughput", 64))
+    assert (ring and ring["ok"]) or any(s["facility"] == "ringipc.Ring-spsc" for s in data["skipped"])
     assert "timed out" in summary[("test.hanger", "throughput", 64)]["error"]
     # After one timeout the hanging facility is not run again.
     assert "earlier run of this facility timed out" in summary[("test.hanger", "throughput", 1024)]["error"]
