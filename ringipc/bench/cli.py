@@ -94,7 +94,7 @@ def main(argv=None):
     except ValueError as exc:
         print(f"ringipc bench: {exc}", file=sys.stderr)
         return 2
-    console = Console()
+    console = Console(highlight=False)  # numbers are styled by the tables, not guessed at
     if args.list:
         return _list(console, facilities)
     if args.plot:
