@@ -1,0 +1,108 @@
+"""Bad input from the wire and peers that die: every stream transport must
+answer with a documented exception, never a hang or an unbounded allocation."""
+import os
+
+import pytest
+
+from _channel_support import STREAM_TRANSPORTS, channel_pair, peer_process
+from _channel_support import no_leftovers  # noqa: F401  (fixture)
+from ringipc.errors import ChannelClosed, FrameError
+from ringipc.framing import HEADER
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+streams = pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
+
+# Far more than any socket or pipe buffer holds, so the sender is certainly
+# blocked inside send_bytes, with half a frame written, when it is killed.
+STUCK_SIZE = 64 << 20
+
+
+def raw_write(ch, data: bytes) -> None:
+    """Put bytes on the wire behind the framing layer's back."""
+    fd = ch._wfd
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def send_huge(ch):
+    ch.send_bytes(bytes(STUCK_SIZE))
+
+
+@streams
+def test_peer_sigkilled_mid_frame(transport, tmp_path):
+    with peer_process(transport, tmp_path, send_huge) as (ch, proc):
+        assert ch.poll(60), "the peer never started writing"
+        proc.kill()
+        proc.join(60)
+        with pytest.raises(ConnectionResetError):
+            ch.recv_bytes(timeout=60)
+
+
+@streams
+def test_oversize_header_rejected_before_allocation(transport, tmp_path):
+    with channel_pair(transport, tmp_path, max_message_size=1024) as (a, b):
+        raw_write(b, HEADER.pack(1 << 62))  # would be a MemoryError if anything were allocated
+        with pytest.raises(FrameError):
+            a.recv_bytes(timeout=10)
+        assert a.closed  # the stream cannot be trusted any more
+        with pytest.raises(ChannelClosed):
+            a.recv_bytes(timeout=10)
+
+
+@streams
+def test_header_one_over_limit_rejected(transport, tmp_path):
+    with channel_pair(transport, tmp_path, max_message_size=1024) as (a, b):
+        b.send_bytes(b"k" * 1024)
+        assert a.recv_bytes(timeout=10) == b"k" * 1024
+        raw_write(b, HEADER.pack(1025))
+        with pytest.raises(FrameError):
+            a.recv_bytes(timeout=10)
+
+
+@streams
+@pytest.mark.parametrize("cut", ["header", "body"])
+def test_truncated_frame_then_close(transport, tmp_path, cut):
+    with channel_pair(transport, tmp_path) as (a, b):
+        raw_write(b, HEADER.pack(100)[:3] if cut == "header" else HEADER.pack(100) + b"x" * 10)
+        b.close()
+        with pytest.raises(ConnectionResetError):
+            a.recv_bytes(timeout=10)
+
+
+@streams
+def test_timeout_mid_frame_resumes(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        frame = HEADER.pack(10) + b"0123456789"
+        raw_write(b, frame[:5])
+        with pytest.raises(TimeoutError):
+            a.recv_bytes(timeout=0.01)
+        raw_write(b, frame[5:12])
+        buf = bytearray(10)
+        with pytest.raises(TimeoutError):
+            a.recv_bytes_into(buf, timeout=0.01)
+        raw_write(b, frame[12:])
+        assert a.recv_bytes_into(buf, timeout=10) == 10
+        assert buf == b"0123456789"
+        b.send_bytes(b"next")
+        assert a.recv_bytes(timeout=10) == b"next"
+
+
+@streams
+def test_send_to_closed_peer_raises(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        a.close()
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            for _ in range(64):  # a socket may take one write to learn of the close
+                b.send_bytes(bytes(1 << 20))
+
+
+def test_mq_eof_marker_only_on_clean_close(tmp_path):
+    """A message queue has no peer to lose: a clean close is seen as EOF, and the
+    documented answer to a dead peer is the timeout."""
+    with channel_pair("mq", tmp_path) as (a, b):
+        with pytest.raises(TimeoutError):
+            a.recv_bytes(timeout=0.01)
+        b.close()
+        with pytest.raises(EOFError):
+            a.recv_bytes(timeout=10)

@@ -1,0 +1,223 @@
+"""Authentication, permissions and limits: who may connect, what is refused,
+and what error says so."""
+import multiprocessing
+import os
+import pickle
+import resource
+import socket
+import stat
+import threading
+import warnings
+
+import pytest
+
+from _channel_support import address_for, channel_pair
+from _channel_support import no_leftovers  # noqa: F401  (fixture)
+from ringipc import address as address_mod
+from ringipc.address import connect, listen, register_scheme
+from ringipc.errors import AddressError, AuthenticationError, FallbackWarning, ResourceLimitError, SharedMemoryUnavailable
+from ringipc.framing import HEADER
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+
+class Marker:
+    """Unpickling this creates a file: proof that someone unpickled it."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def accept_in_thread(lst, out):
+    def run():
+        try:
+            out["ch"] = lst.accept(timeout=30)
+        except BaseException as exc:  # handed to the test thread
+            out["exc"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_authkey_round_trip_and_mismatches(tmp_path):
+    with listen("tcp://127.0.0.1:0", authkey=b"right") as lst:
+        out = {}
+        t = accept_in_thread(lst, out)
+        with connect(lst.address, authkey=b"right", timeout=30) as c:
+            t.join()
+            with out["ch"] as s:
+                c.send({"ok": 1})
+                assert s.recv(timeout=10) == {"ok": 1}
+        for key in (b"wrong", None):
+            out = {}
+            t = accept_in_thread(lst, out)
+            with pytest.raises(AuthenticationError):
+                connect(lst.address, authkey=key, timeout=30)
+            t.join()
+            assert isinstance(out.get("exc"), (AuthenticationError, ConnectionResetError))
+
+
+def test_client_with_key_refuses_open_listener(tmp_path):
+    with listen("tcp://127.0.0.1:0") as lst:
+        out = {}
+        t = accept_in_thread(lst, out)
+        with pytest.raises(AuthenticationError):
+            connect(lst.address, authkey=b"k", timeout=30)
+        t.join()
+        out.get("ch") and out["ch"].close()
+
+
+@pytest.mark.parametrize("read_greeting", [True, False])
+def test_garbage_instead_of_handshake_is_never_unpickled(tmp_path, read_greeting):
+    marker = tmp_path / "unpickled"
+    evil = pickle.dumps(Marker(marker))
+    with listen("tcp://127.0.0.1:0", authkey=b"secret") as lst:
+        out = {}
+        t = accept_in_thread(lst, out)
+        host, port = lst.address[len("tcp://"):].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as raw:
+            if read_greeting:
+                raw.recv(9 + 32)
+            # 64 bytes where the digest reply belongs, then a framed pickle.
+            raw.sendall(bytes(64) + HEADER.pack(len(evil)) + evil)
+            t.join()
+            assert isinstance(out.get("exc"), AuthenticationError)
+            # The listener must have hung up: reading ends in EOF, or a reset
+            # because it closed with our garbage unread -- never in a wait.
+            try:
+                while raw.recv(4096):
+                    pass
+            except ConnectionResetError:
+                pass
+    assert not marker.exists()
+
+
+def test_non_loopback_bind_needs_authkey():
+    with pytest.raises(AddressError, match="authkey"):
+        listen("tcp://0.0.0.0:0")
+    with pytest.raises(AddressError, match="authkey"):
+        listen("tcp://[::]:0")
+
+
+def test_listener_binds_loopback_by_default():
+    with listen("tcp://:0") as lst:
+        assert lst.address.startswith("tcp://127.0.0.1:")
+
+
+@pytest.mark.parametrize("scheme", ["unix", "unixpacket"])
+def test_long_unix_path_suggests_abstract(tmp_path, scheme):
+    with pytest.raises(AddressError, match="@NAME"):
+        listen(f"{scheme}://{tmp_path}/{'x' * 120}.sock")
+    with pytest.raises(AddressError, match="@NAME"):
+        connect(f"{scheme}://{tmp_path}/{'x' * 120}.sock")
+
+
+@pytest.mark.parametrize("transport", ["unix", "unixpacket", "fifo"])
+def test_files_are_private_and_removed(tmp_path, transport):
+    addr = address_for(transport, tmp_path)
+    path = addr.split("://", 1)[1]
+    old = os.umask(0)  # the widest umask must still give 0600
+    try:
+        lst = listen(addr)
+    finally:
+        os.umask(old)
+    with lst:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with pytest.raises(FileExistsError):
+            listen(addr)
+    assert not os.path.exists(path)
+
+
+def test_forked_child_does_not_remove_parents_socket(tmp_path):
+    addr = address_for("unix", tmp_path)
+    with listen(addr) as lst:
+        proc = multiprocessing.get_context("fork").Process(target=lst.close)
+        proc.start()
+        proc.join(60)
+        assert os.path.exists(addr.split("://", 1)[1])
+
+
+def _connect_as_nobody(address, result):
+    os.setuid(65534)
+    try:
+        connect(address, timeout=30).close()
+        result.send("connected")
+    except BaseException as exc:
+        result.send(type(exc).__name__)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a peer as another user")
+def test_abstract_socket_refuses_other_users(tmp_path):
+    with listen(address_for("unix-abstract", tmp_path)) as lst:
+        r, w = multiprocessing.Pipe(duplex=False)
+        proc = multiprocessing.get_context("fork").Process(target=_connect_as_nobody, args=(lst.address, w))
+        proc.start()
+        with pytest.raises(AuthenticationError, match="uid 65534"):
+            lst.accept(timeout=30)
+        proc.join(60)
+        assert r.recv() == "AuthenticationError"
+
+
+def test_mq_limits_are_named(tmp_path):
+    msgsize_max = int(open("/proc/sys/fs/mqueue/msgsize_max").read())
+    with pytest.raises(ResourceLimitError, match="msgsize_max"):
+        listen(address_for("mq", tmp_path), max_message_size=msgsize_max + 1)
+    msg_max = int(open("/proc/sys/fs/mqueue/msg_max").read())
+    with pytest.raises(ResourceLimitError, match="msg_max"):
+        listen(address_for("mq", tmp_path), max_messages=msg_max + 1)
+    soft, hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (1024, hard))
+    try:
+        with pytest.raises(ResourceLimitError, match="RLIMIT_MSGQUEUE"):
+            listen(address_for("mq", tmp_path))
+    finally:
+        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (soft, hard))
+
+
+def test_bad_addresses():
+    for bad in ("nowhere", "tcp://", "bogus://x", "tcp://host", "mq://no-slash", "tcp://h:99999"):
+        with pytest.raises(AddressError):
+            connect(bad)
+
+
+@pytest.fixture
+def fresh_fallback(monkeypatch):
+    monkeypatch.setattr(address_mod, "_fallback_warned", False)
+    monkeypatch.setattr(address_mod, "_registry", dict(address_mod._registry))
+
+
+def _auto_round_trip(addr):
+    lst = listen(addr)
+    with lst:
+        out = {}
+        t = accept_in_thread(lst, out)
+        with connect(addr, timeout=30) as c:
+            t.join()
+            with out["ch"] as s:
+                c.send("via fallback")
+                assert s.recv(timeout=10) == "via fallback"
+        return lst.address
+
+
+def test_auto_falls_back_to_unix_and_warns_once(fresh_fallback):
+    name = f"auto-test-{os.getpid()}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert _auto_round_trip(f"auto://{name}").startswith("unix://")
+    assert [w.category for w in caught] == [FallbackWarning]
+
+
+def test_shm_unavailable_falls_back_only_when_asked(fresh_fallback):
+    def refuse(target, **opts):
+        raise SharedMemoryUnavailable("no /dev/shm here")
+
+    register_scheme("shm", refuse, refuse, replace=True)
+    with pytest.raises(SharedMemoryUnavailable):
+        listen("shm://x")
+    with pytest.warns(FallbackWarning, match="no /dev/shm"):
+        lst = listen("shm://x", fallback=True)
+    lst.close()
