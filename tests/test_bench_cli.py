@@ -65,7 +65,7 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
     pytest.importorskip("matplotlib")
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
     argv = ["bench", "--quick", "--only", "os.pipe,ringipc.Ring-spsc,test.*", "--sizes", "64,1K",
-            "--scenarios", "throughput,latency", "--timeout", "5",
+            "--scenarios", "throughput,latency,mpmc", "--timeout", "5",
             "--json", str(out_json), "--plot", str(out_png)]
 
     status = ringipc_main(argv)
@@ -74,6 +74,7 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
     assert status == 1, "a failed facility makes the exit status 1"
     assert "Throughput, 1 producer -> 1 consumer" in text
     assert "Round trip of a 64 B message" in text
+    assert "Throughput, 2 producers -> 2 consumers" in text
     for name in ("mp.Queue", "os.pipe", "test.dropper", "test.hanger"):
         assert name in text
     assert "FAILED" in text
@@ -90,6 +91,8 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
         dropped = summary[("test.dropper", "throughput", size)]
         assert not dropped["ok"] and dropped["rate"] == 0
         assert "expected 3" in dropped["error"] or "lost 1" in dropped["error"]
+    assert summary[("mp.Queue", "mpmc", 64)]["ok"]
+    assert summary[("os.pipe", "latency", 64)]["ok"]
     ring = summary.get(("ringipc.Ring-spsc", "throughput", 64))
     assert (ring and ring["ok"]) or any(s["facility"] == "ringipc.Ring-spsc" for s in data["skipped"])
     assert "timed out" in summary[("test.hanger", "throughput", 64)]["error"]
