@@ -17,11 +17,13 @@ from ringipc.bench.adapters.framing import LARGE, FrameReader, frames, write_all
 _CONNECT_PATIENCE = 20.0  # seconds a connector retries while its listener starts up
 
 
-def _api():
+def _api(scheme):
     try:
-        from ringipc import address  # noqa: F401
-    except ImportError as exc:
-        return False, f"ringipc.address (connect/listen) not available: {exc}"
+        from ringipc.address import lookup
+
+        lookup(scheme)  # imports the transport module that registers the scheme
+    except Exception as exc:  # ImportError, or ringipc's AddressError for a scheme not built yet
+        return False, f"{scheme}:// not available: {exc}"
     return True, ""
 
 
@@ -45,7 +47,7 @@ class Transport(Facility):
         return f"ringipc.connect-{self.scheme}"
 
     def available(self):
-        return _api()
+        return _api(self.scheme)
 
     def _address(self):
         tag = f"ringipc-bench-{uuid.uuid4().hex[:12]}"
@@ -53,6 +55,8 @@ class Transport(Facility):
             return f"tcp://127.0.0.1:{_free_port()}"
         if self.scheme == "mq":
             return f"mq:///{tag}"
+        if self.scheme == "shm":
+            return f"shm://{tag}"
         return f"{self.scheme}://{os.path.join(tempfile.gettempdir(), tag)}"
 
     def _options(self, size):
@@ -188,5 +192,5 @@ class PipePair(ConnectionPair):
         return pipe_pair(duplex=False)
 
 
-FACILITIES = [Transport(s) for s in ("unix", "unixpacket", "tcp", "fifo", "mq")]
+FACILITIES = [Transport(s) for s in ("shm", "unix", "unixpacket", "tcp", "fifo", "mq")]
 FACILITIES += [StreamTransport("unix"), PipePair()]
