@@ -1,0 +1,123 @@
+"""Byte-stream mode: bytes come out as they went in, whatever the chunking."""
+import hashlib
+import io
+import multiprocessing
+import os
+import random
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _channel_support import STREAM_TRANSPORTS, channel_pair, peer_process
+from _channel_support import no_leftovers  # noqa: F401  (fixture)
+from ringipc.bytestream import ByteStream
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+streams = pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
+
+# 256 MiB keeps CI quick; RINGIPC_TEST_BIG_STREAM=1 moves a full GiB.
+BIG_TRANSFER = (1 << 30) if os.environ.get("RINGIPC_TEST_BIG_STREAM") == "1" else (256 << 20)
+BLOCK = 1 << 20
+
+
+def write_all(stream, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[stream.write(view):]
+
+
+def ends(a, b):
+    """(reader, writer) of a stream pair, whichever way the transport hands them out."""
+    return (a, b) if a.readable() and b.writable() else (b, a)
+
+
+@streams
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    writes=st.lists(st.integers(0, 70000), max_size=12),
+    reads=st.lists(st.integers(1, 90000), min_size=1, max_size=12),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_any_chunking_reproduces_the_bytes(transport, tmp_path, writes, reads, seed):
+    rng = random.Random(seed)
+    chunks = [rng.randbytes(n) for n in writes]
+    with channel_pair(transport, tmp_path, mode="stream") as (a, b):
+        reader, writer = ends(a, b)
+        assert isinstance(reader, ByteStream) and isinstance(reader, io.RawIOBase)
+
+        def produce():
+            for chunk in chunks:
+                write_all(writer, chunk)
+            writer.close()  # EOF marks the end of the concatenation
+
+        t = threading.Thread(target=produce)
+        t.start()
+        got = bytearray()
+        i = 0
+        while True:
+            buf = bytearray(reads[i % len(reads)])
+            i += 1
+            n = reader.readinto(buf)
+            if n == 0:
+                break
+            got += buf[:n]
+        t.join()
+    assert got == b"".join(chunks)
+
+
+@streams
+def test_buffered_and_text_layers_stack(transport, tmp_path):
+    with channel_pair(transport, tmp_path, mode="stream") as (a, b):
+        reader, writer = ends(a, b)
+        out = io.TextIOWrapper(io.BufferedWriter(writer), encoding="utf-8")
+        out.write("first line\nsecond é\n")
+        out.flush()
+        lines = io.TextIOWrapper(io.BufferedReader(reader), encoding="utf-8")
+        assert lines.readline() == "first line\n"
+        assert lines.readline() == "second é\n"
+        out.close()
+        assert lines.readline() == ""
+
+
+@streams
+def test_read_timeout(transport, tmp_path):
+    with channel_pair(transport, tmp_path, mode="stream") as (a, b):
+        reader, writer = ends(a, b)
+        reader.timeout = 0.01
+        with pytest.raises(TimeoutError):
+            reader.read(10)
+        write_all(writer, b"data")
+        assert reader.read(10) == b"data"
+
+
+def produce_big(stream, report):
+    rng = random.Random(1234)
+    digest = hashlib.sha256()
+    for _ in range(BIG_TRANSFER // BLOCK):
+        block = rng.randbytes(BLOCK)
+        digest.update(block)
+        write_all(stream, block)
+    report.send(digest.hexdigest())
+
+
+@pytest.mark.parametrize("transport", ["unix"])
+def test_large_transfer_between_processes(transport, tmp_path):
+    report_r, report_w = multiprocessing.Pipe(duplex=False)
+    with peer_process(transport, tmp_path, produce_big, report_w, mode="stream") as (stream, proc):
+        digest = hashlib.sha256()
+        buf = bytearray(BLOCK)
+        view = memoryview(buf)
+        total = 0
+        while True:
+            n = stream.readinto(buf)
+            if n == 0:
+                break
+            digest.update(view[:n])
+            total += n
+        proc.join(120)
+        assert proc.exitcode == 0
+    assert total == BIG_TRANSFER
+    assert report_r.poll(60)
+    assert digest.hexdigest() == report_r.recv()
