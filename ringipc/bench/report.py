@@ -183,7 +183,15 @@ def machine_info():
 
 def versions():
     names = ["ringipc", "posix_ipc", "faster-fifo", "pyzmq", "iceoryx2", "rich", "matplotlib"]
-    return {name: _version(name) for name in names}
+    out = {name: _version(name) for name in names}
+    if out["ringipc"] is None:  # running from a source tree that was never pip-installed
+        try:
+            import ringipc
+
+            out["ringipc"] = getattr(ringipc, "__version__", None)
+        except ImportError:
+            pass
+    return out
 
 
 def to_json(results, summaries, skips, settings):
