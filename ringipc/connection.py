@@ -1,0 +1,334 @@
+"""Drop-in replacements for multiprocessing's Pipe and Connection, and wait().
+
+Each direction of a pipe is an MPMC ring (a Connection end may be shared by
+several processes, as with multiprocessing).  Next to the rings, each pair of
+ends holds one UNIX socketpair that carries no data: the kernel closes a
+process's socket when it dies, which is how an end learns that every copy of
+its peer is gone (EOF on recv, BrokenPipeError on send); ``fileno()`` returns
+the socket, so ``multiprocessing.reduction.send_handle``/``recv_handle``
+(SCM_RIGHTS) work unchanged.  Because data never makes the socket readable,
+``multiprocessing.connection.wait()`` only reports EOF for ring connections;
+use ``ringipc.connection.wait()`` instead.
+
+A blocked receive waits on the ring in slices of PEER_CHECK seconds and looks
+at the socket between slices, so peer death is seen within that time.
+"""
+import select
+import socket
+import time
+
+from multiprocessing import connection as _mp_connection
+from multiprocessing import reduction
+from queue import Empty, Full
+
+from ._ring import Ring
+from . import large
+from .errors import BufferTooShort
+from .pickling import dumps, loads
+from .sharedstate import keep_alive_for_child
+
+DEFAULT_CAPACITY = 1 << 22
+PEER_CHECK = 0.05
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+_HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
+
+
+class Connection:
+    """One end of a ringipc Pipe; the API of multiprocessing.connection.Connection."""
+
+    def __init__(self, sock, rx, tx):
+        self._sock = sock
+        self._rx = rx
+        self._tx = tx
+        self._setup()
+
+    def _setup(self):
+        self._readable = self._rx is not None
+        self._writable = self._tx is not None
+        self._limit = self._tx.max_message_size if self._writable else 0
+        self._poller = select.poll()
+        self._poller.register(self._sock, _HUP)
+
+    def __reduce__(self):
+        self._check_closed()
+        keep_alive_for_child((self._rx, self._tx))
+        return (_rebuild, (reduction.DupFd(self._sock.fileno()), self._rx, self._tx))
+
+    # -- state ------------------------------------------------------------------
+    @property
+    def closed(self):
+        return self._sock is None
+
+    @property
+    def readable(self):
+        return self._readable
+
+    @property
+    def writable(self):
+        return self._writable
+
+    def fileno(self):
+        self._check_closed()
+        return self._sock.fileno()
+
+    def close(self):
+        if self._sock is not None:
+            try:
+                self._poller.unregister(self._sock)
+            except (KeyError, ValueError):
+                pass
+            self._sock.close()
+            self._sock = None
+            # Dropping (not closing) the rings: the creator unlinks a ring's
+            # name when its last handle here goes, never while another end
+            # in this process (or a child being spawned) still needs it.
+            self._rx = self._tx = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        # As multiprocessing's Connection: collected without close() is not an error.
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            sock.close()
+
+    def _check_closed(self):
+        if self._sock is None:
+            raise OSError("handle is closed")
+
+    def _check_readable(self):
+        if not self._readable:
+            raise OSError("connection is write-only")
+
+    def _check_writable(self):
+        if not self._writable:
+            raise OSError("connection is read-only")
+
+    def _peer_gone(self):
+        """True once every copy of the other end is closed (or its process died)."""
+        try:
+            return self._sock.recv(1, _PEEK) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    # -- sending ------------------------------------------------------------------
+    def send_bytes(self, buf, offset=0, size=None):
+        """Send a bytes-like object (or the slice [offset:offset+size] of it) as one message."""
+        self._check_closed()
+        self._check_writable()
+        if offset == 0 and size is None and type(buf) is bytes:
+            return self._send(buf)
+        with memoryview(buf) as m:
+            if m.itemsize > 1:
+                m = m.cast("B")
+            n = m.nbytes
+            if offset < 0:
+                raise ValueError("offset is negative")
+            if n < offset:
+                raise ValueError("buffer length < offset")
+            if size is None:
+                size = n - offset
+            elif size < 0:
+                raise ValueError("size is negative")
+            elif offset + size > n:
+                raise ValueError("buffer length < offset + size")
+            self._send(m[offset:offset + size])
+
+    def send(self, obj):
+        """Send a picklable object."""
+        self._check_closed()
+        self._check_writable()
+        self._send(dumps(obj))
+
+    def _send(self, data):
+        # The peer check costs one poll(2); sending into a pipe whose reader is
+        # gone must fail at once, as a socket write would.
+        if self._poller.poll(0):
+            if self._peer_gone():
+                raise BrokenPipeError(32, "Broken pipe: the other end of the connection is closed")
+        if large.needs_side_segment(data, self._limit):
+            data = large.export(self._tx.name, data)
+        try:
+            self._tx.send_bytes(data, False)
+            return
+        except Full:
+            pass
+        while True:
+            try:
+                self._tx.send_bytes(data, True, PEER_CHECK)
+                return
+            except Full:
+                if self._peer_gone():
+                    raise BrokenPipeError(32, "Broken pipe: the other end of the connection is closed") from None
+
+    # -- receiving ----------------------------------------------------------------
+    def _recv(self, timeout=None):
+        try:
+            data = self._rx.recv_bytes(False)
+        except Empty:
+            data = self._recv_wait(timeout)
+        if data[:1] == b"\x00" and large.is_reference(data):
+            return large.load_bytes(data)
+        return data
+
+    def _recv_wait(self, timeout):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = PEER_CHECK if deadline is None else min(PEER_CHECK, max(deadline - time.monotonic(), 0))
+            try:
+                return self._rx.recv_bytes(True, wait)
+            except Empty:
+                pass
+            if self._peer_gone():
+                # The peer wrote before it closed: drain what it left first.
+                try:
+                    return self._rx.recv_bytes(False)
+                except Empty:
+                    raise EOFError from None
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Empty
+
+    def recv_bytes(self, maxlength=None):
+        """Receive one message as bytes; EOFError once the peer is closed and drained."""
+        self._check_closed()
+        self._check_readable()
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        data = self._recv()
+        if maxlength is not None and len(data) > maxlength:
+            self._writable = False
+            self.close()
+            raise OSError("bad message length")
+        return data
+
+    def recv(self):
+        """Receive one pickled object."""
+        self._check_closed()
+        self._check_readable()
+        return loads(self._recv())
+
+    def recv_bytes_into(self, buf, offset=0):
+        """Receive one message into a writable buffer at byte `offset`; returns its length.
+
+        Raises BufferTooShort (message in args[0]) if it does not fit."""
+        self._check_closed()
+        self._check_readable()
+        with memoryview(buf) as m:
+            bytesize = m.itemsize * len(m)
+            if offset < 0:
+                raise ValueError("negative offset")
+            if offset > bytesize:
+                raise ValueError("offset too large")
+            data = self._recv()
+            size = len(data)
+            if bytesize < offset + size:
+                raise BufferTooShort(data)
+            with m.cast("B") as flat:
+                flat[offset:offset + size] = data
+            return size
+
+    def poll(self, timeout=0.0):
+        """Whether a message (or EOF) can be received, waiting up to `timeout` seconds."""
+        self._check_closed()
+        self._check_readable()
+        return self._poll(timeout)
+
+    def _poll(self, timeout):
+        rx = self._rx
+        if rx.poll(0):
+            return True
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        while True:
+            if self._peer_gone():
+                return True
+            if deadline is None:
+                wait = PEER_CHECK
+            else:
+                wait = min(PEER_CHECK, deadline - time.monotonic())
+                if wait <= 0:
+                    return False
+            if rx.poll(wait):
+                return True
+
+    def __repr__(self):
+        state = "closed" if self.closed else f"rx={getattr(self._rx, 'name', None)} tx={getattr(self._tx, 'name', None)}"
+        return f"<ringipc.Connection {state}>"
+
+
+def _rebuild(dupfd, rx, tx):
+    return Connection(socket.socket(fileno=dupfd.detach()), rx, tx)
+
+
+class _Sweeper:
+    """Held by both ends in the creating process: when both are gone (or at
+    exit) the side segments their rings left behind are removed."""
+
+    def __init__(self, *rings):
+        for ring in rings:
+            large.sweep_when_done(self, ring.name)
+
+
+def Pipe(duplex=True, *, capacity=DEFAULT_CAPACITY):
+    """Two Connections; with duplex=False the first only receives and the second only sends."""
+    s1, s2 = socket.socketpair()
+    try:
+        a_to_b = Ring(capacity, "mpmc")
+        if not duplex:
+            ends = Connection(s1, a_to_b, None), Connection(s2, None, a_to_b)
+            sweeper = _Sweeper(a_to_b)
+        else:
+            b_to_a = Ring(capacity, "mpmc")
+            ends = Connection(s1, b_to_a, a_to_b), Connection(s2, a_to_b, b_to_a)
+            sweeper = _Sweeper(a_to_b, b_to_a)
+    except BaseException:
+        s1.close()
+        s2.close()
+        raise
+    for end in ends:
+        end._sweeper = sweeper
+    return ends
+
+
+WAIT_SLICE_MIN = 0.0005
+WAIT_SLICE_MAX = 0.01
+
+
+def wait(object_list, timeout=None):
+    """multiprocessing.connection.wait() that also understands ringipc Connections.
+
+    Ring connections are ready when a message or EOF is there; other objects
+    (connections, sockets, sentinels, fds) are handed to multiprocessing's
+    wait().  With ring connections in the list the wait polls in slices that
+    grow from WAIT_SLICE_MIN to WAIT_SLICE_MAX, so readiness is seen that late."""
+    objects = list(object_list)
+    rings = [o for o in objects if isinstance(o, Connection)]
+    others = [o for o in objects if not isinstance(o, Connection)]
+    if not rings:
+        return _mp_connection.wait(others, timeout)
+    if len(rings) == 1 and not others:
+        return rings if rings[0]._poll(timeout) else []
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+    slice_ = WAIT_SLICE_MIN
+    while True:
+        ready = {id(c) for c in rings if c._poll(0)}
+        if others:
+            ready.update(id(o) for o in _mp_connection.wait(others, 0))
+        if ready:
+            return [o for o in objects if id(o) in ready]
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            slice_ = min(slice_, left)
+        if others:
+            # Sleeps on the other objects; wakes early if one becomes ready.
+            _mp_connection.wait(others, slice_)
+        else:
+            time.sleep(slice_)
+        slice_ = min(slice_ * 2, WAIT_SLICE_MAX)

@@ -1,0 +1,137 @@
+"""The per-process buffer behind an unbounded ``put``: used only when the ring is full.
+
+multiprocessing's Queue hands every object to a feeder thread that pickles
+and writes it.  Here the caller pickles and writes straight into shared memory;
+only a message that finds the ring full goes into this buffer, and a feeder
+thread (started the first time that happens) writes it when room appears.
+``pending`` counts messages buffered or being written: while it is non-zero,
+later puts of this process queue behind them, so per-producer order holds.
+
+At exit a process waits for its buffered messages as multiprocessing's does
+(``multiprocessing.util.Finalize`` with the same priorities: the close
+sentinel at 10, the join at -5), unless ``cancel_join`` was called.
+"""
+import collections
+import os
+import sys
+import threading
+import traceback
+import weakref
+
+from multiprocessing import util
+
+_live = weakref.WeakSet()
+
+
+class Feeder:
+    def __init__(self, ring):
+        self._ring = ring
+        self._reset()
+        _live.add(self)
+
+    def _reset(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._buffer = collections.deque()
+        self.pending = 0
+        self._thread = None
+        self._closing = False
+        self._join_cancelled = False
+        self._join_finalizer = None
+        self._close_finalizer = None
+
+    # -- producer side ------------------------------------------------------
+    def push(self, messages):
+        """Queue already-encoded messages behind anything still pending."""
+        with self._cond:
+            self._buffer.extend(messages)
+            self.pending += len(messages)
+            if self._thread is None:
+                self._start()
+            self._cond.notify()
+
+    def _start(self):
+        thread = threading.Thread(target=_run, args=(self._ring, self._cond, self._buffer, self),
+                                  name="ringipc-feeder", daemon=True)
+        thread.start()
+        self._thread = thread
+        if not self._join_cancelled:
+            self._join_finalizer = util.Finalize(thread, _join, [weakref.ref(thread)], exitpriority=-5)
+        self._close_finalizer = util.Finalize(self, _close, [self._cond, self._buffer], exitpriority=10)
+
+    def _written(self, count):
+        # Called by the thread with the condition held.
+        self.pending -= count
+
+    # -- lifetime -----------------------------------------------------------
+    def close(self):
+        """No more puts from this process: the thread exits once the buffer is written."""
+        self._closing = True
+        if self._close_finalizer is not None:
+            self._close_finalizer()
+
+    def join(self):
+        if self._join_finalizer is not None:
+            self._join_finalizer()
+
+    def cancel_join(self):
+        self._join_cancelled = True
+        if self._join_finalizer is not None:
+            self._join_finalizer.cancel()
+
+
+_STOP = object()
+
+
+def _close(cond, buffer):
+    with cond:
+        buffer.append(_STOP)
+        cond.notify()
+
+
+def _join(thread_ref):
+    thread = thread_ref()
+    if thread is not None:
+        thread.join()
+
+
+def _run(ring, cond, buffer, owner):
+    # Holds the feeder weakly in spirit: `owner` is only used for the counter,
+    # and the queue object itself is not referenced, so it can be collected.
+    owner_ref = weakref.ref(owner)
+    del owner
+    while True:
+        with cond:
+            while not buffer:
+                cond.wait()
+            batch = list(buffer)
+            buffer.clear()
+        stop = False
+        written = 0
+        for message in batch:
+            if message is _STOP:
+                stop = True
+                break
+            try:
+                ring.send_bytes(message)
+            except Exception:
+                # As multiprocessing's feeder: report and carry on with the rest.
+                print("ringipc feeder thread: message could not be written", file=sys.stderr)
+                traceback.print_exc()
+            written += 1
+        owner = owner_ref()
+        if owner is not None:
+            with cond:
+                owner._written(written)
+                cond.notify_all()
+        del owner
+        if stop:
+            return
+
+
+def _after_fork_in_child():
+    # The child has no feeder thread and must not write the parent's buffer twice.
+    for feeder in list(_live):
+        feeder._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

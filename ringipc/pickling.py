@@ -1,0 +1,70 @@
+"""Pickling for the drop-ins: multiprocessing's reducers at plain-pickle speed.
+
+multiprocessing pickles queue items with ``ForkingPickler``, whose extra
+reducers let connections, sockets and bound methods travel between processes.
+``ForkingPickler.dumps`` builds a new pickler and copies the dispatch table on
+every call, several times the cost of pickling a small object.  Here:
+
+* objects of builtin scalar types (and bytes) cannot contain anything a
+  reducer applies to, so they go straight to ``pickle.dumps``;
+* everything else uses one reusable pickler whose dispatch table is a live
+  view of copyreg's table plus ForkingPickler's extra reducers (reducers
+  registered later still apply); a thread that finds it busy builds its own.
+"""
+import collections
+import copyreg
+import io
+import os
+import pickle
+import threading
+
+from multiprocessing.reduction import ForkingPickler
+
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+loads = pickle.loads
+
+_PLAIN = frozenset({bytes, str, int, float, bool, type(None), complex})
+# Only consulted for types the C pickler has no fast path for.
+_dispatch = collections.ChainMap(ForkingPickler._extra_reducers, copyreg.dispatch_table)
+_buf = io.BytesIO()
+_pickler = pickle.Pickler(_buf, PROTOCOL)
+_pickler.dispatch_table = _dispatch
+_lock = threading.Lock()
+_plain_dumps = pickle.dumps
+
+
+def _fresh(obj):
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, PROTOCOL)
+    pickler.dispatch_table = _dispatch
+    pickler.dump(obj)
+    return out.getvalue()
+
+
+def dumps(obj):
+    """The pickle of `obj` (highest protocol, ForkingPickler's reducers) as bytes."""
+    if type(obj) in _PLAIN:
+        return _plain_dumps(obj, PROTOCOL)
+    # Non-blocking: another thread, or a __reduce__ re-entering on this one.
+    if not _lock.acquire(False):
+        return _fresh(obj)
+    try:
+        _pickler.dump(obj)
+        return _buf.getvalue()
+    finally:
+        _pickler.clear_memo()
+        _buf.seek(0)
+        _buf.truncate()
+        _lock.release()
+
+
+def _after_fork():
+    # A fork taken while another thread held the lock would leave it held forever.
+    global _lock, _buf, _pickler
+    _lock = threading.Lock()
+    _buf = io.BytesIO()
+    _pickler = pickle.Pickler(_buf, PROTOCOL)
+    _pickler.dispatch_table = _dispatch
+
+
+os.register_at_fork(after_in_child=_after_fork)

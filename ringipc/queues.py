@@ -1,0 +1,265 @@
+"""Drop-in replacements for multiprocessing's Queue, JoinableQueue and SimpleQueue.
+
+Objects are pickled by the caller (an unpicklable object raises in ``put``) and
+written straight into an MPMC ring; see feeder.py for what happens when the
+ring is full and large.py for objects larger than its max_message_size.
+``maxsize`` and ``qsize()`` use a named semaphore of free slots, taken before
+a message is written and given back after it is read (see sharedstate.py).
+"""
+import queue as _queue
+
+from ._ring import Ring
+from . import large
+from .feeder import Feeder
+from .pickling import dumps, loads
+from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child
+
+DEFAULT_CAPACITY = 1 << 22
+DEFAULT_BATCH = 1000
+Empty = _queue.Empty
+Full = _queue.Full
+
+
+def _decode(data):
+    if data[:1] == b"\x00" and large.is_reference(data):
+        return large.load(data, loads)
+    return loads(data)
+
+
+class Queue:
+    """multiprocessing.Queue on a shared-memory ring; ``capacity`` is the ring's size in bytes."""
+
+    def __init__(self, maxsize=0, *, ctx=None, capacity=DEFAULT_CAPACITY):
+        if maxsize <= 0:
+            maxsize = VALUE_MAX
+        self._maxsize = maxsize
+        self._ring = Ring(capacity, "mpmc")
+        self._slots = NamedSemaphore(maxsize, "q")
+        large.sweep_when_done(self, self._ring.name)
+        self._setup()
+
+    def _setup(self):
+        self._closed = False
+        self._feeder = Feeder(self._ring)
+        self._limit = self._ring.max_message_size
+        self._send = self._ring.send_bytes
+        self._recv = self._ring.recv_bytes
+        self._release = self._slots.release
+
+    def __getstate__(self):
+        keep_alive_for_child(self)
+        return self._ring, self._slots, self._maxsize
+
+    def __setstate__(self, state):
+        self._ring, self._slots, self._maxsize = state
+        self._setup()
+
+    def __repr__(self):
+        return f"<ringipc.{type(self).__name__} {self._ring.name!r}>"
+
+    def _check_open(self):
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+
+    def _write(self, data):
+        if not self._feeder.pending:
+            try:
+                self._send(data, False)
+                return
+            except Full:
+                pass
+        self._feeder.push((data,))
+
+    def _took_slot(self, count):
+        """Hook for JoinableQueue: runs after slots are taken, before the write."""
+
+    # -- multiprocessing.Queue API -------------------------------------------
+    def put(self, obj, block=True, timeout=None):
+        self._check_open()
+        data = dumps(obj)
+        if not self._slots.acquire(block, timeout):
+            raise Full
+        try:
+            if len(data) > self._limit:
+                data = large.export(self._ring.name, data)
+            self._took_slot(1)
+        except BaseException:
+            self._release()
+            raise
+        self._write(data)
+
+    def get(self, block=True, timeout=None):
+        self._check_open()
+        data = self._recv(block, timeout)
+        self._release()
+        return _decode(data)
+
+    def put_nowait(self, obj):
+        return self.put(obj, False)
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def qsize(self):
+        """Objects put and not yet got, including those still in a producer's buffer."""
+        return self._maxsize - self._slots.value
+
+    def empty(self):
+        return not self._ring.poll(0)
+
+    def full(self):
+        return self._slots.value == 0
+
+    def close(self):
+        self._closed = True
+        self._feeder.close()
+
+    def join_thread(self):
+        assert self._closed, f"Queue {self!r} not closed"
+        self._feeder.join()
+
+    def cancel_join_thread(self):
+        self._feeder.cancel_join()
+
+    # -- batches ----------------------------------------------------------------
+    def put_many(self, objs, block=True, timeout=None):
+        """Put every object, in order, or none: raises Full (nothing put) if
+        slots for all of them are not free within `timeout`."""
+        self._check_open()
+        datas = [dumps(obj) for obj in objs]
+        n = len(datas)
+        if n == 0:
+            return
+        taken = 0
+        try:
+            while taken < n:
+                if not self._slots.acquire(block, timeout):
+                    raise Full
+                taken += 1
+            limit = self._limit
+            for i, data in enumerate(datas):
+                if len(data) > limit:
+                    datas[i] = large.export(self._ring.name, data)
+            self._took_slot(n)
+        except BaseException:
+            for _ in range(taken):
+                self._release()
+            raise
+        if not self._feeder.pending:
+            it = iter(datas)
+            try:
+                self._ring.send_bytes_many(it, False)
+                return
+            except Full:
+                # The message that did not fit was taken from the iterator.
+                datas = datas[n - it.__length_hint__() - 1:]
+        self._feeder.push(datas)
+
+    def get_many(self, max_messages=DEFAULT_BATCH, block=True, timeout=None):
+        """Wait like get() for one object, then also take up to `max_messages`
+        in all that are already there; returns a list."""
+        self._check_open()
+        datas = self._ring.recv_bytes_many(max_messages, block, timeout)
+        release = self._release
+        for _ in datas:
+            release()
+        return [_decode(data) for data in datas]
+
+
+class JoinableQueue(Queue):
+    """multiprocessing.JoinableQueue: adds task_done() and join()."""
+
+    def __init__(self, maxsize=0, *, ctx=None, capacity=DEFAULT_CAPACITY):
+        super().__init__(maxsize, ctx=ctx, capacity=capacity)
+        self._unfinished = NamedSemaphore(0, "u")
+        # Posted when a task_done() brings the count to zero; joiners pass it on.
+        self._all_done = NamedSemaphore(0, "d")
+
+    def __getstate__(self):
+        return super().__getstate__() + (self._unfinished, self._all_done)
+
+    def __setstate__(self, state):
+        super().__setstate__(state[:3])
+        self._unfinished, self._all_done = state[3:]
+
+    def _took_slot(self, count):
+        post = self._unfinished.release
+        for _ in range(count):
+            post()
+
+    def task_done(self):
+        if not self._unfinished.acquire(False):
+            raise ValueError("task_done() called too many times")
+        if self._unfinished.value == 0 and self._all_done.value == 0:
+            self._all_done.release()
+
+    def join(self):
+        """Block until every object put has been matched by a task_done()."""
+        while self._unfinished.value != 0:
+            # Slices bound the wait should a wake-up be lost to a killed peer.
+            self._all_done.acquire(True, 0.1)
+        if self._all_done.value == 0:
+            self._all_done.release()  # wake the next joiner
+
+
+class SimpleQueue:
+    """multiprocessing.SimpleQueue: put blocks while the ring is full, no buffer, no counts."""
+
+    def __init__(self, *, ctx=None, capacity=DEFAULT_CAPACITY):
+        self._ring = Ring(capacity, "mpmc")
+        large.sweep_when_done(self, self._ring.name)
+        self._setup()
+
+    def _setup(self):
+        self._closed = False
+        self._limit = self._ring.max_message_size
+
+    def __getstate__(self):
+        keep_alive_for_child(self)
+        return self._ring
+
+    def __setstate__(self, state):
+        self._ring = state
+        self._setup()
+
+    def __repr__(self):
+        return f"<ringipc.SimpleQueue {self._ring.name!r}>"
+
+    def _check_open(self):
+        if self._closed:
+            raise OSError("handle is closed")
+
+    def empty(self):
+        self._check_open()
+        return not self._ring.poll(0)
+
+    def get(self):
+        self._check_open()
+        return _decode(self._ring.recv_bytes())
+
+    def put(self, obj):
+        self._check_open()
+        data = dumps(obj)
+        if len(data) > self._limit:
+            data = large.export(self._ring.name, data)
+        self._ring.send_bytes(data)
+
+    def close(self):
+        self._closed = True
+
+    @property
+    def _reader(self):
+        return _ClosedView(self)
+
+    _writer = _reader
+
+
+class _ClosedView:
+    # SimpleQueue's close() closes both of multiprocessing's connections; code
+    # (and CPython's test) inspects them as ``_reader.closed``/``_writer.closed``.
+    def __init__(self, q):
+        self._q = q
+
+    @property
+    def closed(self):
+        return self._q._closed
