@@ -172,3 +172,65 @@ def test_message_over_native_limit_is_refused_before_sending(transport, tmp_path
             b.send_bytes(b"\0" * (b.transport_limit + 1))
         b.send_bytes(b"\1" * b.transport_limit)  # the limit itself still fits
         assert a.recv_bytes(timeout=10) == b"\1" * b.transport_limit
+
+
+@transports
+def test_asyncio_can_wait_on_fileno(transport, tmp_path):
+    import asyncio
+
+    async def wait_for_message(ch):
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.add_reader(ch.fileno(), lambda: ready.done() or ready.set_result(None))
+        try:
+            await asyncio.wait_for(ready, 30)
+        finally:
+            loop.remove_reader(ch.fileno())
+        return ch.recv_bytes(timeout=0)
+
+    with channel_pair(transport, tmp_path) as (a, b):
+        b.send_bytes(b"async")
+        assert asyncio.run(wait_for_message(a)) == b"async"
+
+
+@transports
+def test_multiprocessing_connection_wait(transport, tmp_path):
+    from multiprocessing.connection import wait
+
+    with channel_pair(transport, tmp_path) as (a, b):
+        assert wait([a], timeout=0) == []
+        b.send(1)
+        assert wait([a], timeout=30) == [a]
+
+
+def _echo_once(ch):
+    ch.send_bytes(ch.recv_bytes())
+    ch.close()
+
+
+def test_pipe_end_passes_to_a_spawned_child():
+    import multiprocessing
+
+    from ringipc.transports.pipe import pipe_pair
+
+    mine, theirs = pipe_pair()
+    proc = multiprocessing.get_context("spawn").Process(target=_echo_once, args=(theirs,))
+    proc.start()
+    theirs.close()
+    try:
+        mine.send_bytes(b"through spawn")
+        assert mine.recv_bytes(timeout=60) == b"through spawn"
+    finally:
+        proc.join(60)
+        mine.close()
+    assert proc.exitcode == 0
+
+
+@pytest.mark.parametrize("transport", ["unixpacket", "mq"])
+def test_native_boundary_channels_survive_a_refused_message(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        b.send_bytes(b"x" * 100)
+        b.send_bytes(b"after")
+        with pytest.raises(FrameError):
+            a.recv_bytes(maxlength=10, timeout=10)
+        assert a.recv_bytes(timeout=10) == b"after"

@@ -63,7 +63,7 @@ class PacketChannel(BaseChannel):
             self.close()
             raise FrameError("a packet with an unknown tag arrived; connection closed")
         if limit is not None and n - 1 > limit:
-            self._sock.recv(0)  # drop the oversize packet without copying it out
+            self._sock.recvmsg_into([self._peek])  # a short read drops the rest of the packet
             raise FrameError(f"a {n - 1}-byte message is over the {limit}-byte limit; it was discarded")
         return n - 1
 

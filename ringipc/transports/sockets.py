@@ -18,14 +18,17 @@ def wrap(sock: socket.socket, mode: str, max_message_size: Optional[int]):
     sock.setblocking(True)
     fd = sock.fileno()
     if sock.type == socket.SOCK_SEQPACKET:
-        if mode != "message":
-            raise ValueError("seqpacket sockets carry messages only; use unix:// for a byte stream")
         from .packet import PacketChannel
 
         return PacketChannel(sock, max_message_size=max_message_size)
     if mode == "stream":
         return ByteStream(fd, fd, owner=sock)
     return StreamChannel(fd, fd, owner=sock, max_message_size=max_message_size)
+
+
+def check_kind(kind: int, mode: str) -> None:
+    if kind == socket.SOCK_SEQPACKET and mode != "message":
+        raise ValueError("seqpacket sockets carry messages only; use unix:// for a byte stream")
 
 
 def open_connection(
@@ -39,7 +42,7 @@ def open_connection(
     max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
     tune: Optional[Callable[[socket.socket], None]] = None,
 ):
-    check_mode(mode)
+    check_kind(kind, check_mode(mode))
     authkey = check_authkey(authkey)
     deadline = deadline_after(timeout)
     sock = socket.socket(family, kind)

@@ -16,10 +16,10 @@ import socket
 import struct
 import tempfile
 
-from ..address import register_scheme
+from ..address import check_mode, register_scheme
 from ..errors import AddressError, AuthenticationError
 from .packet import tune_packet_socket
-from .sockets import SocketListener, open_connection
+from .sockets import SocketListener, check_kind, open_connection
 
 # sizeof(sockaddr_un.sun_path) is 108 on Linux, including the terminating NUL.
 MAX_PATH_BYTES = 107
@@ -96,6 +96,7 @@ def _make(scheme: str):
         return open_connection(socket.AF_UNIX, kind, sockaddr(scheme, target), tune=tune, **opts)
 
     def listen(target: str, *, backlog: int = 64, allow_other_users: bool = False, **opts):
+        check_kind(kind, check_mode(opts.get("mode", "message")))
         addr = sockaddr(scheme, target)
         sock = socket.socket(socket.AF_UNIX, kind)
         on_close = None
