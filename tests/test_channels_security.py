@@ -221,3 +221,19 @@ def test_shm_unavailable_falls_back_only_when_asked(fresh_fallback):
     with pytest.warns(FallbackWarning, match="no /dev/shm"):
         lst = listen("shm://x", fallback=True)
     lst.close()
+
+
+def test_ipv6_loopback(tmp_path):
+    try:
+        lst = listen("tcp://[::1]:0")
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with lst:
+        assert lst.address.startswith("tcp://[::1]:")
+        out = {}
+        t = accept_in_thread(lst, out)
+        with connect(lst.address, timeout=30) as c:
+            t.join()
+            with out["ch"] as s:
+                c.send_bytes(b"six")
+                assert s.recv_bytes(timeout=10) == b"six"
