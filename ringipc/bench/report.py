@@ -61,6 +61,7 @@ def _sort_key(s):
 
 def tables(summaries, settings):
     """rich Tables, one per scenario, rows grouped by message size."""
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
@@ -71,7 +72,9 @@ def tables(summaries, settings):
             continue
         title = _TITLES[scenario].format(p=settings.producers, c=settings.consumers,
                                          size=human_size(settings.latency_size))
-        table = Table(title=title, title_justify="left", header_style="bold")
+        # A light frame so the widest table still fits 80 columns.
+        table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+                      pad_edge=False)
         spread = settings.repeat > 1
         table.add_column("size", justify="right", no_wrap=True)
         table.add_column("facility", no_wrap=True)
@@ -96,7 +99,7 @@ def tables(summaries, settings):
                 elif scenario == LATENCY:
                     cells = [f"{s.median_ns / 1e3:.1f}", f"{s.p99_ns / 1e3:.1f}", _ratio(s)]
                 else:
-                    cells = [_rate(s.rate), f"{s.mbps:.1f}"]
+                    cells = [_rate(s.rate), f"{s.mbps:.1f}" if s.mbps < 1000 else f"{s.mbps:.0f}"]
                     if spread:
                         cells.append(_spread(s))
                     cells.append(_ratio(s))

@@ -239,11 +239,18 @@ class Session:
         return out
 
 
-def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin=True):
-    """Fresh processes, one round, torn down: the unit of ``python -m ringipc bench``."""
+def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin=True, warmup=0.1):
+    """Fresh processes, one measured round, torn down: the unit of ``python -m ringipc bench``.
+
+    An untimed round of ``warmup * n`` messages goes first (ping has its own):
+    it faults in fresh segments and socket buffers and wakes both processes, so
+    the timed round measures the steady state rather than the first touch.
+    """
     session = Session(facility, scenario, size, producers, consumers, timeout, pin)
     try:
         session.start()
+        if warmup and scenario != LATENCY:
+            session.round(max(1, int(n * warmup)))
         return session.round(n)
     except RunFailed as exc:
         return Result(facility.name, scenario, size, producers, consumers, ok=False, error=str(exc))
