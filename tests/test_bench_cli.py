@@ -37,6 +37,14 @@ BROKEN = textwrap.dedent(
             return send
 
 
+    class Raiser(MpPipe):
+        name = "test.raiser"
+        scenarios = ("throughput",)
+
+        def open_receiver(self, end, size):
+            raise RuntimeError("receiver refused to open")
+
+
     class Hanger(MpPipe):
         name = "test.hanger"
 
@@ -52,7 +60,7 @@ def broken(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     import ringipc_bench_broken as mod
 
-    facilities = [mod.Dropper(), mod.Hanger()]
+    facilities = [mod.Dropper(), mod.Raiser(), mod.Hanger()]
     for f in facilities:
         adapters.register(f)
     yield facilities
@@ -75,7 +83,7 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
     assert "Throughput, 1 producer -> 1 consumer" in text
     assert "Round trip of a 64 B message" in text
     assert "Throughput, 2 producers -> 2 consumers" in text
-    for name in ("mp.Queue", "os.pipe", "test.dropper", "test.hanger"):
+    for name in ("mp.Queue", "os.pipe", "test.dropper", "test.raiser", "test.hanger"):
         assert name in text
     assert "FAILED" in text
     assert "vs mp.Queue" in text
@@ -95,6 +103,7 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
     assert summary[("os.pipe", "latency", 64)]["ok"]
     ring = summary.get(("ringipc.Ring-spsc", "throughput", 64))
     assert (ring and ring["ok"]) or any(s["facility"] == "ringipc.Ring-spsc" for s in data["skipped"])
+    assert "receiver refused to open" in summary[("test.raiser", "throughput", 64)]["error"]
     assert "timed out" in summary[("test.hanger", "throughput", 64)]["error"]
     # After one timeout the hanging facility is not run again.
     assert "earlier run of this facility timed out" in summary[("test.hanger", "throughput", 1024)]["error"]
