@@ -51,10 +51,14 @@ def _wait_either(read_fd: int, watch_fd: int, deadline: Optional[float]) -> str:
     while True:
         ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
         events = dict(poller.poll(ms))
+        # Data first: a fast peer may already have answered *and* gone away,
+        # and its answer still counts.
+        if events.get(read_fd, 0) & select.POLLIN:
+            return "ready"
         if events.get(watch_fd, 0) & _GONE:
             return "gone"
         if read_fd in events:
-            return "ready"
+            return "ready"  # hang-up: the read that follows sees EOF and gives up
         if deadline is not None and time.monotonic() >= deadline:
             return "timeout"
 
@@ -93,7 +97,10 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
             raise TimeoutError(f"FIFO listener at {target} did not accept before the timeout")
         if state == "gone" or os.read(down_r, 1) != _ACK:
             raise ConnectionRefusedError(errno.ECONNREFUSED, f"FIFO listener at {target} went away")
-        up_w = os.open(up, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            up_w = os.open(up, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:  # ENXIO: the listener acknowledged, then gave up
+            raise ConnectionRefusedError(errno.ECONNREFUSED, f"FIFO listener at {target} went away") from exc
         fds.append(up_w)
         os.write(up_w, _READY)
         fds.remove(down_r)
