@@ -61,8 +61,8 @@ static int recover_dead_producer(rip_ring *ring)
 {
     uint64_t pos = a_load(&ring->hdr->cons, ACQ);
     uint64_t head = a_load(&ring->hdr->head, ACQ); /* pairs with C1: intents visible */
-    if (pos >= head)
-        return 0;
+    if (pos >= head || head - pos > ring->ncells)
+        return 0; /* nothing claimed, or positions too corrupt to act on */
     struct rip_meta *meta = meta_at(ring, pos);
     uint64_t tag = a_load(&meta->tag, ACQ);
     if (tag_is_current(tag, pos))
@@ -84,7 +84,7 @@ static int recover_dead_consumer(rip_ring *ring)
     uint64_t rel = a_load(&ring->hdr->release, ACQ);
     uint64_t cons = a_load(&ring->hdr->cons, ACQ); /* pairs with C2: intents visible */
     int recovered = 0;
-    if (rel >= cons)
+    if (rel >= cons || cons - rel > ring->ncells)
         return 0;
     struct rip_meta *meta = meta_at(ring, rel);
     uint64_t tag = a_load(&meta->tag, ACQ);
