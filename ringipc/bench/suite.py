@@ -95,7 +95,7 @@ def plan(facilities, settings):
             continue
         for scenario, size, p, c in shapes:
             if f.scenarios is not None and scenario not in f.scenarios:
-                skips.append(Skip(f.name, f"no {scenario} scenario", scenario, size))
+                skips.append(Skip(f.name, f"runs only {', '.join(f.scenarios)}", scenario, size))
                 continue
             try:
                 ok, why = f.supports(size, p, c)

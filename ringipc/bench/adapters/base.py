@@ -13,6 +13,10 @@ from ringipc.bench.adapters.framing import LARGE
 from ringipc.bench.payload import Payload, Verifier
 
 
+#: a round trip of one message has nothing to batch: batch variants skip the latency scenario
+BATCH_SCENARIOS = ("throughput", "mpmc")
+
+
 @dataclass
 class Channel:
     """Picklable ends handed to children; ``close`` runs in the parent after they exit."""

@@ -8,7 +8,7 @@ import os
 import tempfile
 import uuid
 
-from ringipc.bench.adapters.base import Channel, Facility, SharedQueue
+from ringipc.bench.adapters.base import BATCH_SCENARIOS, Channel, Facility, SharedQueue
 
 
 def _have(module, extra="ringipc[bench]"):
@@ -82,6 +82,7 @@ class FasterFifo(SharedQueue):
 class FasterFifoMany(FasterFifo):
     name = "faster-fifo.many"
     batched = True
+    scenarios = BATCH_SCENARIOS
 
     def open_batch_sender(self, end, size):
         return end.put_many

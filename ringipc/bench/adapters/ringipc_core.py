@@ -1,5 +1,7 @@
 """ringipc's own facilities: the raw ring, the multiprocessing drop-ins, the stream mode."""
-from ringipc.bench.adapters.base import Channel, ConnectionPair, Facility, SharedQueue, into_receiver
+from ringipc.bench.adapters.base import (
+    BATCH_SCENARIOS, Channel, ConnectionPair, Facility, SharedQueue, into_receiver,
+)
 from ringipc.bench.adapters.framing import LARGE, FrameReader, frames, write_all
 
 
@@ -83,6 +85,7 @@ class RingMany(Ring):
     """The batch calls: one synchronisation per batch instead of per message."""
 
     batched = True
+    scenarios = BATCH_SCENARIOS
 
     @property
     def name(self):
@@ -111,6 +114,7 @@ class Queue(SharedQueue):
 class QueueMany(Queue):
     name = "ringipc.Queue.many"
     batched = True
+    scenarios = BATCH_SCENARIOS
 
     def open_batch_sender(self, q, size):
         return q.put_many

@@ -6,7 +6,7 @@ copy); the reader pulls 64 KiB at a time and cuts frames out of it.
 import os
 import socket
 
-from ringipc.bench.adapters.base import Channel, Facility
+from ringipc.bench.adapters.base import BATCH_SCENARIOS, Channel, Facility
 from ringipc.bench.adapters.framing import FdEnd, FrameReader, frames, write_all
 
 
@@ -79,6 +79,7 @@ class UnixStreamBatch(UnixStream):
 
     name = "unix-stream-batch"
     batched = True
+    scenarios = BATCH_SCENARIOS
 
     def batch_messages(self, size):
         # sendmsg takes at most IOV_MAX (1024) buffers: two per message.
