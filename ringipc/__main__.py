@@ -10,8 +10,11 @@ def main(argv=None):
     sub.add_parser("bench", help="benchmark ringipc against multiprocessing and other IPC", add_help=False)
     sub.add_parser("cleanup", help="remove shared-memory segments left behind by dead processes", add_help=False)
     # Each subcommand parses its own arguments, so its --help is its own.
-    if not argv or argv[0] not in ("bench", "cleanup"):
-        parser.parse_args(argv or ["--help"])
+    if not argv:
+        parser.print_help(sys.stderr)
+        return 2
+    if argv[0] not in ("bench", "cleanup"):
+        parser.parse_args(argv)  # --help exits 0; anything else exits 2 with argparse's message
         return 2
     command, rest = argv[0], argv[1:]
     if command == "bench":
