@@ -72,7 +72,10 @@ def _list(console, facilities):
 
     table = Table("facility", "runs here", header_style="bold")
     for f in facilities:
-        ok, why = f.available()
+        try:
+            ok, why = f.available()
+        except Exception as exc:  # a broken optional package says why, it does not stop the list
+            ok, why = False, f"{type(exc).__name__}: {exc}"
         table.add_row(f.name, "yes" if ok else f"[yellow]no[/]: {why}")
     console.print(table)
     return 0
