@@ -1,0 +1,156 @@
+"""Processes SIGKILLed in the middle of the protocol: survivors recover or raise,
+never hang, and no committed message is lost or duplicated."""
+import multiprocessing
+import os
+import queue
+import random
+import signal
+
+import pytest
+
+from ringipc import Ring
+
+import ringcheck
+
+ctx = multiprocessing.get_context("fork")
+
+
+def _claim_then_wait(ring, ready, length):
+    ring._debug_claim_and_hold(length)
+    ready.send(b"claimed")
+    signal.pause()
+
+
+def _read_claim_then_wait(ring, ready):
+    ready.send(ring._debug_read_and_hold())
+    signal.pause()
+
+
+def _start_holder(target, *args):
+    parent_end, child_end = ctx.Pipe()
+    proc = ctx.Process(target=target, args=args[:1] + (child_end,) + args[1:])
+    proc.start()
+    parent_end.recv()  # the child holds its claim now
+    return proc
+
+
+def _kill(proc):
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+
+
+def test_producer_killed_between_claim_and_commit():
+    with Ring(capacity=8192, kind="mpmc") as ring:
+        holder = _start_holder(_claim_then_wait, ring, 500)
+        after = [f"after-{i}".encode() for i in range(20)]
+        ring.send_bytes_many(after)  # committed behind the stuck claim
+        # While the claimer lives, readers wait for it: it may only be preempted.
+        with pytest.raises(queue.Empty):
+            ring.recv_bytes(timeout=0.5)
+        _kill(holder)
+        got = [ring.recv_bytes(timeout=10) for _ in after]
+        assert got == after
+        with pytest.raises(queue.Empty):
+            ring.recv_bytes(block=False)
+
+
+def test_producer_killed_with_wrap_padding_pending():
+    with Ring(capacity=4096, kind="mpmc") as ring:
+        ring.send_bytes_many([b"f" * 1000] * 3)
+        for _ in range(3):
+            ring.recv_bytes()
+        holder = _start_holder(_claim_then_wait, ring, 1500)  # must pad to the end and wrap
+        ring.send_bytes(b"behind")
+        _kill(holder)
+        assert ring.recv_bytes(timeout=10) == b"behind"
+
+
+def test_consumer_killed_between_claim_and_release():
+    with Ring(capacity=4096, kind="mpmc") as ring:
+        first = [bytes([i]) * 200 for i in range(16)]
+        ring.send_bytes_many(first, block=False)  # 16 x 4 cells: the ring is full
+        holder = _start_holder(_read_claim_then_wait, ring)
+        _kill(holder)  # it took first[0] with it
+        more = [b"m" * 200]
+        ring.send_bytes_many(more, timeout=10)  # fits only in the dead reader's cells
+        assert [ring.recv_bytes(timeout=10) for _ in range(len(first) - 1 + len(more))] == first[1:] + more
+
+
+def _spam(ring, producer, count):
+    for seq in range(count):
+        ring.send_bytes(ringcheck.make_message(producer, seq, 2000))
+
+
+def test_random_producer_kills_lose_nothing_committed():
+    rng = random.Random(1234)
+    per_producer = 4000
+    with Ring(capacity=16384, kind="mpmc") as ring:
+        procs = [ctx.Process(target=_spam, args=(ring, p, per_producer)) for p in range(4)]
+        for proc in procs:
+            proc.start()
+        doomed = {0: rng.randrange(10, per_producer // 2), 2: rng.randrange(10, per_producer // 2)}
+        tally = ringcheck.Tally()
+        finished = set()
+        while len(finished) < len(procs):
+            try:
+                message = ring.recv_bytes(timeout=0.5)
+            except queue.Empty:
+                finished |= {p for p, proc in enumerate(procs) if proc.exitcode is not None}
+                continue
+            tally.add(message)
+            for p, after in list(doomed.items()):
+                if tally.count.get(p, 0) >= after:
+                    _kill(procs[p])
+                    del doomed[p]
+            finished |= {p for p, proc in enumerate(procs) if proc.exitcode is not None}
+        for proc in procs:
+            proc.join()
+        while True:  # whatever was committed before the last exit
+            try:
+                tally.add(ring.recv_bytes(timeout=0.5))
+            except queue.Empty:
+                break
+    for p in (1, 3):
+        assert tally.summary()[p] == ringcheck.expected_for(per_producer)
+    for p in (0, 2):  # killed: a gap-free prefix of what it sent
+        count = tally.count[p]
+        assert tally.summary()[p] == ringcheck.expected_for(count)
+
+
+def _drain_reporting(ring, report):
+    while True:
+        message = ring.recv_bytes()
+        producer, seq, _ = ringcheck.HEADER.unpack_from(message)
+        if producer == ringcheck.STOP:
+            return
+        ringcheck.Tally().add(message)  # checksum
+        report.put((producer, seq))
+
+
+def test_random_consumer_kills_never_duplicate():
+    per_producer = 3000
+    with Ring(capacity=8192, kind="mpmc") as ring:
+        report = ctx.SimpleQueue()
+        consumers = [ctx.Process(target=_drain_reporting, args=(ring, report)) for _ in range(3)]
+        producers = [ctx.Process(target=_spam, args=(ring, p, per_producer)) for p in range(2)]
+        for proc in consumers + producers:
+            proc.start()
+        seen = set()
+        victims = [consumers[0], consumers[1]]
+        kill_at = [500, 1500]
+        while len(seen) < 2 * per_producer - 4:  # at most 2 in flight per killed consumer
+            item = report.get()
+            assert item not in seen, f"duplicate delivery {item}"
+            seen.add(item)
+            if kill_at and len(seen) >= kill_at[0]:
+                kill_at.pop(0)
+                _kill(victims.pop(0))
+        for proc in producers:
+            proc.join()
+        ring.send_bytes(ringcheck.stop_message())
+        consumers[2].join()
+        while not report.empty():
+            item = report.get()
+            assert item not in seen, f"duplicate delivery {item}"
+            seen.add(item)
+    assert len(seen) >= 2 * per_producer - 4
