@@ -88,6 +88,17 @@ def write_all(writev, parts):
         sent = writev(parts)
 
 
+def file_writev(stream, parts):
+    """A vectored write made of ``stream.write`` calls, for file-like streams without writev."""
+    total = 0
+    for part in parts:
+        wrote = stream.write(part) or 0
+        total += wrote
+        if wrote < len(part):
+            break  # short write: write_all resumes from here
+    return total
+
+
 class FdEnd:
     """A raw file descriptor that survives pickling into a spawned child.
 

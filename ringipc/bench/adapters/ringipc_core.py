@@ -2,7 +2,7 @@
 from ringipc.bench.adapters.base import (
     BATCH_SCENARIOS, Channel, ConnectionPair, Facility, SharedQueue, into_receiver,
 )
-from ringipc.bench.adapters.framing import LARGE, FrameReader, frames, write_all
+from ringipc.bench.adapters.framing import LARGE, FrameReader, file_writev, frames, write_all
 
 
 # Where each public name is defined, for a build whose ringipc/__init__.py does
@@ -160,17 +160,7 @@ class Stream(Facility):
         return Channel([w], [r], close)
 
     def open_sender(self, w, size):
-        def writev(parts):
-            # Stop at a short write so write_all resumes at the right byte.
-            total = 0
-            for part in parts:
-                wrote = w.write(part) or 0
-                total += wrote
-                if wrote < len(part):
-                    break
-            return total
-
-        return lambda msg: write_all(writev, frames((msg,)))
+        return lambda msg: write_all(lambda parts: file_writev(w, parts), frames((msg,)))
 
     def open_receiver(self, r, size):
         return FrameReader(r.readinto).recv

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from ringipc.bench.adapters.base import Channel, ConnectionPair, Facility, into_receiver
-from ringipc.bench.adapters.framing import LARGE, FrameReader, frames, write_all
+from ringipc.bench.adapters.framing import LARGE, FrameReader, file_writev, frames, write_all
 
 _CONNECT_PATIENCE = 20.0  # seconds a connector retries while its listener starts up
 
@@ -156,22 +156,11 @@ class StreamTransport(Transport):
     def open_sender(self, end, size):
         stream = self._connect(end[1], size)
         self._state()[end] = (None, [stream], None, [])
-        return lambda msg: write_all(lambda parts: _writev(stream, parts), frames((msg,)))
+        return lambda msg: write_all(lambda parts: file_writev(stream, parts), frames((msg,)))
 
     def open_receiver(self, end, size):
         holder = self._listen(end, size)
         return FrameReader(lambda view: holder[0].readinto(view)).recv
-
-
-def _writev(stream, parts):
-    # Stop at a short write so write_all resumes at the right byte.
-    total = 0
-    for part in parts:
-        wrote = stream.write(part) or 0
-        total += wrote
-        if wrote < len(part):
-            break
-    return total
 
 
 class PipePair(ConnectionPair):
