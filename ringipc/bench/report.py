@@ -136,7 +136,21 @@ def skipped_text(skips):
     return "\n".join(lines)
 
 
+def header_text(settings):
+    """One line on what the numbers were measured on, so a pasted table carries its context."""
+    from ringipc.bench.runner import cpu_plan
+
+    info = machine_info()
+    cpus = cpu_plan(1, 1)
+    pinned = f"producer on CPU {cpus[0]}, consumer on CPU {cpus[1]}" if settings.pin and cpus[0] is not None \
+        else "not pinned"
+    return (f"[dim]{info['cpu'] or info['machine']}, {info['cpus_allowed'] or info['cpu_count']} CPUs, {pinned}; "
+            f"Python {platform.python_version()}; {settings.repeat} x ~{settings.target:g} s per cell[/]")
+
+
 def print_report(console, summaries, skips, settings):
+    console.print(header_text(settings))
+    console.print()
     for table in tables(summaries, settings):
         console.print(table)
         console.print()
