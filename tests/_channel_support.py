@@ -115,7 +115,8 @@ def peer_process(transport: str, tmp_path, target, *extra, **connect_opts):
 
 def _mqueue_entries():
     try:
-        return {e for e in os.listdir(MQUEUE_DIR) if e.startswith("ringipc-test-")}
+        # Only this run's queues: another test run may share the machine.
+        return {e for e in os.listdir(MQUEUE_DIR) if e.startswith(f"ringipc-test-{os.getpid()}-")}
     except FileNotFoundError:
         return set()
 
