@@ -106,3 +106,33 @@ def test_mq_eof_marker_only_on_clean_close(tmp_path):
         b.close()
         with pytest.raises(EOFError):
             a.recv_bytes(timeout=10)
+
+
+@pytest.mark.parametrize("transport", ["pipe", "unix", "mq"])
+def test_signal_during_blocking_recv(transport, tmp_path):
+    """A signal handler runs while recv waits, the wait then goes on to its own
+    deadline, and an exception from the handler (Ctrl-C) comes out of recv."""
+    import signal
+
+    fired = []
+
+    def handler(signum, frame):
+        fired.append(signum)
+        if len(fired) == 2:
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        with channel_pair(transport, tmp_path) as (a, b):
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            with pytest.raises(TimeoutError):
+                a.recv_bytes(timeout=0.2)
+            assert fired == [signal.SIGALRM]
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            with pytest.raises(KeyboardInterrupt):
+                a.recv_bytes()  # no timeout: only the handler can end this wait
+            b.send_bytes(b"still aligned")
+            assert a.recv_bytes(timeout=10) == b"still aligned"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
