@@ -43,7 +43,10 @@ class ByteStream(io.RawIOBase):
 
     def fileno(self) -> int:
         self._checkClosed()
-        return self._rfd if self._rfd is not None else self._wfd
+        fd = self._rfd if self._rfd is not None else self._wfd
+        if fd is None:
+            raise ValueError("I/O operation on a closed stream")
+        return fd
 
     def readinto(self, b) -> int:
         self._checkClosed()
@@ -71,7 +74,7 @@ class ByteStream(io.RawIOBase):
                 if self._owner is not None:
                     self._owner.close()
                 else:
-                    for fd in {self._rfd, self._wfd} - {None}:
+                    for fd in {fd for fd in (self._rfd, self._wfd) if fd is not None}:
                         os.close(fd)
             finally:
                 self._rfd = self._wfd = None

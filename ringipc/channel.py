@@ -85,7 +85,7 @@ class BaseChannel:
     def _send_message(self, view: memoryview) -> None:
         raise NotImplementedError
 
-    def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> bytes:
+    def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | bytearray":
         raise NotImplementedError
 
     def _recv_message_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]):

@@ -237,3 +237,23 @@ def test_ipv6_loopback(tmp_path):
             with out["ch"] as s:
                 c.send_bytes(b"six")
                 assert s.recv_bytes(timeout=10) == b"six"
+
+
+@pytest.mark.parametrize("transport", ["fifo", "unix", "unix-abstract", "unixpacket", "mq"])
+def test_connect_to_nobody_fails_cleanly(transport, tmp_path):
+    with pytest.raises((ConnectionRefusedError, FileNotFoundError)):
+        connect(address_for(transport, tmp_path), timeout=10)
+
+
+@pytest.mark.parametrize("transport", ["fifo", "unix", "tcp", "mq"])
+def test_connect_times_out_when_nobody_accepts(transport, tmp_path):
+    """A listener that never calls accept(): connect gives up at its deadline
+    and leaves nothing behind (the FIFO rendezvous pair included)."""
+    with listen(address_for(transport, tmp_path)) as lst:
+        # A queue takes a hello without anyone accepting: fill it (10 slots)
+        # so that the hello itself must wait.
+        fillers = [connect(lst.address, timeout=10) for _ in range(10 if transport == "mq" else 0)]
+        with pytest.raises(TimeoutError):
+            connect(lst.address, timeout=0.05)
+        for ch in fillers:
+            ch.close()

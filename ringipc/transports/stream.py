@@ -43,7 +43,10 @@ class StreamChannel(BaseChannel):
     def fileno(self) -> int:
         """The fd to wait on for incoming messages (the write fd of a send-only end)."""
         self._check_open()
-        return self._rfd if self._rfd is not None else self._wfd
+        fd = self._rfd if self._rfd is not None else self._wfd
+        if fd is None:
+            raise ValueError("I/O operation on a closed stream")
+        return fd
 
     def _need(self, fd: Optional[int], what: str) -> int:
         if fd is None:
@@ -77,7 +80,7 @@ class StreamChannel(BaseChannel):
         if self._owner is not None:
             self._owner.close()
         else:
-            for fd in {self._rfd, self._wfd} - {None}:
+            for fd in {fd for fd in (self._rfd, self._wfd) if fd is not None}:
                 os.close(fd)
         self._rfd = self._wfd = None
 
