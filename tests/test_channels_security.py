@@ -257,3 +257,12 @@ def test_connect_times_out_when_nobody_accepts(transport, tmp_path):
             connect(lst.address, timeout=0.05)
         for ch in fillers:
             ch.close()
+
+
+def test_fifo_connect_never_writes_into_a_regular_file(tmp_path):
+    victim = tmp_path / "not-a-fifo"
+    victim.write_bytes(b"precious")
+    with pytest.raises(AddressError, match="not a FIFO"):
+        connect(f"fifo://{victim}", timeout=10)
+    assert victim.read_bytes() == b"precious"
+    victim.unlink()

@@ -18,12 +18,14 @@ import os
 import re
 import secrets
 import select
+import stat
 import time
 from typing import Optional
 
 from ..address import check_mode, register_scheme
 from ..bytestream import ByteStream
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseListener, deadline_after
+from ..errors import AddressError
 from ..framing import wait_readable
 from .stream import StreamChannel
 
@@ -86,6 +88,9 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
                 raise ConnectionRefusedError(errno.ECONNREFUSED, f"no FIFO listener at {target}") from exc
             raise
         fds.append(req)
+        if not stat.S_ISFIFO(os.fstat(req).st_mode):
+            # Never write a request into something else (a regular file would be overwritten).
+            raise AddressError(f"{target} is not a FIFO")
         down_r = os.open(down, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         fds.append(down_r)
         try:
@@ -168,6 +173,8 @@ class FifoListener(BaseListener):
                 fds.append(up_r)
                 down_w = os.open(down, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
                 fds.append(down_w)
+                if not all(stat.S_ISFIFO(os.fstat(fd).st_mode) for fd in fds):
+                    return None  # a request naming anything but FIFOs is not acted on
                 os.write(down_w, _ACK)
             except OSError:
                 return None  # the client gave up (its FIFOs are gone or unread)
