@@ -8,6 +8,7 @@ import socket
 import stat
 import threading
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -163,10 +164,10 @@ def test_abstract_socket_refuses_other_users(tmp_path):
 
 
 def test_mq_limits_are_named(tmp_path):
-    msgsize_max = int(open("/proc/sys/fs/mqueue/msgsize_max").read())
+    msgsize_max = int(Path("/proc/sys/fs/mqueue/msgsize_max").read_text())
     with pytest.raises(ResourceLimitError, match="msgsize_max"):
         listen(address_for("mq", tmp_path), max_message_size=msgsize_max + 1)
-    msg_max = int(open("/proc/sys/fs/mqueue/msg_max").read())
+    msg_max = int(Path("/proc/sys/fs/mqueue/msg_max").read_text())
     with pytest.raises(ResourceLimitError, match="msg_max"):
         listen(address_for("mq", tmp_path), max_messages=msg_max + 1)
     soft, hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)
