@@ -267,3 +267,11 @@ def test_fifo_connect_never_writes_into_a_regular_file(tmp_path):
         connect(f"fifo://{victim}", timeout=10)
     assert victim.read_bytes() == b"precious"
     victim.unlink()
+
+
+def test_silent_peer_cannot_hold_accept(tmp_path):
+    with listen("tcp://127.0.0.1:0", authkey=b"k", handshake_timeout=0.05) as lst:
+        host, port = lst.address[len("tcp://"):].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30):
+            with pytest.raises(TimeoutError):
+                lst.accept()  # no timeout of its own: only handshake_timeout ends it

@@ -73,8 +73,10 @@ class SocketListener(BaseListener):
         check_peer: Optional[Callable[[socket.socket], None]] = None,
         tune: Optional[Callable[[socket.socket], None]] = None,
         on_close: Optional[Callable[[], None]] = None,
+        handshake_timeout: Optional[float] = None,
     ):
         super().__init__()
+        self._handshake_timeout = handshake_timeout
         self._sock = sock
         # Non-blocking so that a connection withdrawn between poll and accept
         # makes us wait again instead of blocking past the caller's deadline.
@@ -94,7 +96,8 @@ class SocketListener(BaseListener):
     def accept(self, timeout: Optional[float] = None):
         """Wait for one peer, authenticate it, and return its channel.
 
-        ``timeout`` bounds the wait and the handshake together (TimeoutError);
+        ``timeout`` bounds the wait and the handshake together (TimeoutError),
+        and the listener's ``handshake_timeout`` bounds the handshake alone;
         a peer that fails the handshake is disconnected and
         :class:`~ringipc.errors.AuthenticationError` is raised."""
         self._check_open()
@@ -113,6 +116,9 @@ class SocketListener(BaseListener):
                 self._check_peer(conn)
             if self._tune is not None:
                 self._tune(conn)
+            hs_deadline = deadline_after(self._handshake_timeout)
+            if hs_deadline is not None and (deadline is None or hs_deadline < deadline):
+                deadline = hs_deadline  # a silent peer must not hold accept() for ever
             server_handshake(conn.fileno(), self._authkey, deadline)
             return wrap(conn, self._mode, self._max)
         except BaseException:
