@@ -234,3 +234,24 @@ def test_native_boundary_channels_survive_a_refused_message(transport, tmp_path)
         with pytest.raises(FrameError):
             a.recv_bytes(maxlength=10, timeout=10)
         assert a.recv_bytes(timeout=10) == b"after"
+
+
+@pytest.mark.parametrize("transport", [t for t in MESSAGE_TRANSPORTS if t != "pipe"])
+def test_listener_fileno_signals_a_waiting_peer(transport, tmp_path):
+    import threading
+
+    from _channel_support import address_for
+    from ringipc.address import connect, listen
+
+    with listen(address_for(transport, tmp_path)) as lst, selectors.DefaultSelector() as sel:
+        sel.register(lst.fileno(), selectors.EVENT_READ)
+        assert sel.select(0) == []
+        got = {}
+        t = threading.Thread(target=lambda: got.setdefault("c", connect(lst.address, timeout=30)))
+        t.start()
+        assert len(sel.select(30)) == 1
+        with lst.accept(timeout=30) as server:
+            t.join()
+            with got["c"] as client:
+                client.send("seen")
+                assert server.recv(timeout=10) == "seen"

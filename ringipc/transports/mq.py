@@ -176,6 +176,11 @@ class MqListener(BaseListener):
             self._unlink()
             raise
 
+    def fileno(self) -> int:
+        """Readable when something waits in the connector-to-listener queue."""
+        self._check_open()
+        return self._created[0].mqd
+
     def accept(self, timeout: Optional[float] = None) -> MqChannel:
         """Wait for a connector's hello and return the listener's end of the pair."""
         self._check_open()
