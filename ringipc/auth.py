@@ -10,6 +10,7 @@ from an unauthenticated peer ever reaches ``pickle``.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
@@ -20,7 +21,7 @@ from .errors import AuthenticationError
 from .framing import wait_readable, write_all
 
 _MAGIC = b"RINGIPC1"
-_OPEN, _CHALLENGE = b"\x00", b"\x01"
+_OPEN, _CHALLENGE, _REFUSED = b"\x00", b"\x01", b"\x02"
 _OK, _FAIL = b"\x01", b"\x00"
 NONCE_SIZE = 32
 _DIGEST = hashlib.sha256
@@ -39,7 +40,9 @@ def _read_exact(fd: int, n: int, deadline: Optional[float]) -> bytes:
             raise TimeoutError("timed out during the connection handshake")
         chunk = os.read(fd, n - len(buf))
         if not chunk:
-            raise AuthenticationError("the peer closed the connection during the handshake")
+            # A hang-up is not a failed proof: the peer (or a listener that
+            # closed before accepting) simply went away.
+            raise ConnectionResetError(errno.ECONNRESET, "the peer closed the connection during the handshake")
         buf += chunk
     return bytes(buf)
 
@@ -74,6 +77,14 @@ def server_handshake(fd: int, authkey: Optional[bytes], deadline: Optional[float
     write_all(fd, [_mac(authkey, b"server", peer_nonce, nonce)])
 
 
+def refuse(fd: int) -> None:
+    """Tell a peer it is not admitted (e.g. wrong uid) so it fails with a clear error."""
+    try:
+        write_all(fd, [_MAGIC + _REFUSED])
+    except OSError:
+        pass
+
+
 def client_handshake(fd: int, authkey: Optional[bytes], deadline: Optional[float]) -> None:
     """Run the connecting side; raise :class:`AuthenticationError` on any mismatch."""
     greeting = _read_exact(fd, len(_MAGIC) + 1, deadline)
@@ -84,6 +95,8 @@ def client_handshake(fd: int, authkey: Optional[bytes], deadline: Optional[float
         if authkey is not None:
             raise AuthenticationError("an authkey was given but the listener does not authenticate")
         return
+    if kind == _REFUSED:
+        raise AuthenticationError("the listener does not admit this peer (for example, another user)")
     if kind != _CHALLENGE:
         raise AuthenticationError("unknown handshake from the listener")
     if authkey is None:

@@ -275,3 +275,28 @@ def test_silent_peer_cannot_hold_accept(tmp_path):
         with socket.create_connection((host, int(port)), timeout=30):
             with pytest.raises(TimeoutError):
                 lst.accept()  # no timeout of its own: only handshake_timeout ends it
+
+
+@pytest.mark.parametrize("transport", ["fifo", "unix", "tcp"])
+def test_listener_closing_before_accept_ends_a_waiting_connect(transport, tmp_path):
+    """The connecting side notices that the listener went away instead of
+    waiting for an accept that will never come."""
+    import selectors
+
+    lst = listen(address_for(transport, tmp_path))
+    out = {}
+
+    def run():
+        try:
+            out["ch"] = connect(lst.address)  # no timeout: only the listener's death can end it
+        except BaseException as exc:
+            out["exc"] = exc
+
+    t = threading.Thread(target=run)
+    with lst, selectors.DefaultSelector() as sel:
+        sel.register(lst.fileno(), selectors.EVENT_READ)
+        t.start()
+        assert sel.select(30), "the connection attempt never reached the listener"
+    t.join(30)
+    assert not t.is_alive()
+    assert isinstance(out.get("exc"), (ConnectionRefusedError, ConnectionResetError)), out

@@ -6,7 +6,8 @@ import socket
 from typing import Callable, Optional
 
 from ..address import check_mode
-from ..auth import check_authkey, client_handshake, server_handshake
+from ..auth import check_authkey, client_handshake, refuse, server_handshake
+from ..errors import AuthenticationError
 from ..bytestream import ByteStream
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseListener, deadline_after, remaining
 from ..framing import wait_readable
@@ -113,7 +114,11 @@ class SocketListener(BaseListener):
         try:
             conn.setblocking(True)
             if self._check_peer is not None:
-                self._check_peer(conn)
+                try:
+                    self._check_peer(conn)
+                except AuthenticationError:
+                    refuse(conn.fileno())
+                    raise
             if self._tune is not None:
                 self._tune(conn)
             hs_deadline = deadline_after(self._handshake_timeout)
