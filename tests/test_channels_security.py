@@ -300,3 +300,18 @@ def test_listener_closing_before_accept_ends_a_waiting_connect(transport, tmp_pa
     t.join(30)
     assert not t.is_alive()
     assert isinstance(out.get("exc"), (ConnectionRefusedError, ConnectionResetError)), out
+
+
+def test_registered_shm_is_used_without_warning(fresh_fallback):
+    opened = []
+
+    def fake(target, **opts):
+        opened.append((target, opts))
+        return "shm-channel"
+
+    register_scheme("shm", fake, fake, replace=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert connect("auto://jobs", timeout=1) == "shm-channel"
+        assert listen("shm://jobs", fallback=True) == "shm-channel"
+    assert opened == [("jobs", {"timeout": 1}), ("jobs", {})]
