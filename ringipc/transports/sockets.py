@@ -7,9 +7,9 @@ from typing import Callable, Optional
 
 from ..address import check_mode
 from ..auth import check_authkey, client_handshake, refuse, server_handshake
-from ..errors import AuthenticationError
 from ..bytestream import ByteStream
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseListener, deadline_after, remaining
+from ..errors import AuthenticationError
 from ..framing import wait_readable
 from .stream import StreamChannel
 
@@ -50,7 +50,9 @@ def open_connection(
     try:
         if tune is not None:
             tune(sock)
-        sock.settimeout(remaining(deadline))
+        left = remaining(deadline)
+        # settimeout(0) would mean non-blocking (BlockingIOError), not "time is up".
+        sock.settimeout(None if left is None else max(left, 1e-6))
         sock.connect(sockaddr)
         sock.setblocking(True)
         client_handshake(sock.fileno(), authkey, deadline)
