@@ -51,23 +51,39 @@ def wait_readable(fd: int, deadline: Optional[float]) -> bool:
     return wait_fd(fd, _READ_EVENTS, deadline)
 
 
-def write_all(fd: int, views) -> None:
+def write_all(fd: int, views) -> int:
     """Write every buffer in ``views`` to a blocking fd, gathering them in one
-    system call where possible.  A vanished reader raises BrokenPipeError."""
+    system call where possible.  A vanished reader raises BrokenPipeError.
+
+    If the writes stop part-way, the exception propagates with
+    ``torn_write`` set, so a framing caller knows the stream may now hold a
+    torn frame.  An exception from a signal handler always counts as torn:
+    the handler can run just after a ``writev`` returned, before its count
+    reaches Python, so "nothing was written" cannot be known."""
     bufs = [memoryview(v).cast("B") for v in views]
     bufs = [b for b in bufs if len(b)]
-    while bufs:
-        n = os.writev(fd, bufs)
-        while n:
-            if n >= len(bufs[0]):
-                n -= len(bufs[0])
-                bufs.pop(0)
-            else:
-                bufs[0] = bufs[0][n:]
-                n = 0
+    written = 0
+    try:
+        while bufs:
+            n = os.writev(fd, bufs)
+            written += n
+            while n:
+                if n >= len(bufs[0]):
+                    n -= len(bufs[0])
+                    bufs.pop(0)
+                else:
+                    bufs[0] = bufs[0][n:]
+                    n = 0
+    except BaseException as exc:
+        # An OSError comes from writev itself, so ``written`` is exact for it.
+        if bufs and (written or not isinstance(exc, OSError)):
+            exc.torn_write = True  # type: ignore[attr-defined]
+        raise
+    return written
 
 
 def write_frame(fd: int, payload: memoryview) -> None:
+    """Write one frame.  Raises with ``torn_write`` set if it may be torn."""
     header = HEADER.pack(len(payload))
     if len(payload) < _COALESCE_BELOW:
         write_all(fd, [header + payload])

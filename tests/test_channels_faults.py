@@ -136,3 +136,28 @@ def test_signal_during_blocking_recv(transport, tmp_path):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("transport", ["pipe", "unix", "tcp"])
+def test_send_interrupted_mid_frame_closes_the_channel(transport, tmp_path):
+    """A signal handler that raises while a large send is blocked leaves a torn
+    frame: the sender's channel closes, and the receiver sees a reset, not a
+    misframed stream."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with channel_pair(transport, tmp_path) as (a, b):
+            signal.setitimer(signal.ITIMER_REAL, 0.05)
+            with pytest.raises(KeyboardInterrupt):
+                b.send_bytes(bytes(STUCK_SIZE))  # nobody reads: blocks until the signal
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            assert b.closed
+            with pytest.raises(ConnectionResetError):
+                a.recv_bytes(timeout=60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

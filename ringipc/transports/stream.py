@@ -54,7 +54,15 @@ class StreamChannel(BaseChannel):
         return fd
 
     def _send_message(self, view: memoryview) -> None:
-        write_frame(self._need(self._wfd, "writable"), view)
+        try:
+            write_frame(self._need(self._wfd, "writable"), view)
+        except BaseException as exc:
+            if getattr(exc, "torn_write", False):
+                # Part of a frame may be on the wire; anything sent after it
+                # would be misread as its remainder.  Closing turns it into a
+                # clean ConnectionResetError at the peer instead.
+                self.close()
+            raise
 
     def _guard(self, fn, *args):
         try:
