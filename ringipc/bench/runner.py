@@ -239,19 +239,33 @@ class Session:
         return out
 
 
-def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin=True, warmup=0.1):
+def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin=True,
+             warmup=0.1, target=None):
     """Fresh processes, one measured round, torn down: the unit of ``python -m ringipc bench``.
 
-    An untimed round of ``warmup * n`` messages goes first (ping has its own):
-    it faults in fresh segments and socket buffers and wakes both processes, so
-    the timed round measures the steady state rather than the first touch.
+    An untimed round of ``warmup * n`` messages goes first: it faults in fresh
+    segments and socket buffers and wakes both processes, so the timed round
+    measures the steady state rather than the first touch.  With ``target``
+    (seconds) the timed round's count comes from the warm-up's pace, so even a
+    first run of a facility much faster or slower than guessed lasts about that long.
     """
+    from ringipc.bench.suite import count_for
+
     session = Session(facility, scenario, size, producers, consumers, timeout, pin)
     try:
         session.start()
-        if warmup and scenario != LATENCY:
-            session.round(max(1, int(n * warmup)))
-        return session.round(n)
+        if warmup:
+            warm = session.round(max(1, int(n * warmup)))
+            if target:
+                n = count_for(warm, target, producers)
+        res = session.round(n)
+        # A tiny warm-up can misjudge the pace (fixed start-up costs): a timed round far
+        # shorter than the target is too noisy to keep, so it is redone at the pace it showed.
+        for _ in range(2):
+            if not target or res.seconds >= target / 4:
+                break
+            res = session.round(count_for(res, target, producers))
+        return res
     except RunFailed as exc:
         return Result(facility.name, scenario, size, producers, consumers, ok=False, error=str(exc))
     finally:

@@ -3,8 +3,8 @@
 Repetitions are the outer loop and the facilities' order rotates each time, so
 a slow drift of the machine (thermal, a neighbour's job) lands on every
 facility alike instead of on whichever ran last.  Message counts adapt: each
-cell's next count aims its timed region at ``target`` seconds from the rate its
-previous run achieved.
+run sizes its timed round from its own warm-up round, and each cell's next
+warm-up from the rate its previous run achieved.
 """
 import statistics
 from dataclasses import dataclass, field
@@ -142,8 +142,8 @@ def run(facilities, settings, on_result=None, on_start=None, skips=None):
             res = Result(name, cell.scenario, cell.size, cell.producers, cell.consumers,
                          ok=False, error=why, skipped=True)
         else:
-            res = run_once(cell.facility, cell.scenario, cell.size, cell.count,
-                           cell.producers, cell.consumers, settings.timeout, settings.pin)
+            res = run_once(cell.facility, cell.scenario, cell.size, cell.count, cell.producers,
+                           cell.consumers, settings.timeout, settings.pin, target=settings.target)
             if res.ok:
                 cell.count = next_count(res, cell, settings.target)
             else:
