@@ -65,7 +65,11 @@ def write_all(fd: int, views) -> int:
     written = 0
     try:
         while bufs:
-            n = os.writev(fd, bufs)
+            try:
+                n = os.writev(fd, bufs)
+            except BlockingIOError:  # a socket shared with a non-blocking reader
+                wait_fd(fd, select.POLLOUT | select.POLLERR | select.POLLHUP, None)
+                continue
             written += n
             while n:
                 if n >= len(bufs[0]):
@@ -92,15 +96,24 @@ def write_frame(fd: int, payload: memoryview) -> None:
 
 
 class FrameReader:
-    """Reads frames from a blocking fd, resumably across timeouts."""
+    """Reads frames from a non-blocking fd, resumably across timeouts and signals.
+
+    The fd is non-blocking so that a read never sleeps: waiting happens in
+    ``poll``, where an exception from a signal handler (Ctrl-C) consumes
+    nothing.  The one unsafe moment is just after ``readv`` returned data and
+    before its count is stored, where a handler can still run; ``_in_read``
+    marks that window, and an exception escaping from it marks the stream as
+    misaligned instead of silently losing bytes."""
 
     def __init__(self, fd: int):
         self.fd = fd
+        os.set_blocking(fd, False)
         self._header = bytearray(HEADER_SIZE)
         self._header_got = 0
         self._body: Optional[bytearray] = None  # set once a body is buffered here
         self._body_got = 0
         self._broken: Optional[str] = None
+        self._in_read = False
 
     def _reset(self) -> None:
         self._header_got = 0
@@ -108,23 +121,42 @@ class FrameReader:
         self._body_got = 0
 
     def _read_some(self, view: memoryview, deadline: Optional[float]) -> int:
-        if deadline is not None and not wait_readable(self.fd, deadline):
-            raise TimeoutError("timed out waiting for the peer")
-        return os.readv(self.fd, [view])
+        """readv into ``view``; on return ``_in_read`` is set until the caller has stored the count."""
+        while True:
+            self._in_read = True
+            try:
+                return os.readv(self.fd, [view])
+            except BlockingIOError:
+                self._in_read = False
+            except OSError:
+                self._in_read = False  # raised by readv itself: nothing was consumed
+                raise
+            if not wait_readable(self.fd, deadline):
+                raise TimeoutError("timed out waiting for the peer")
 
-    def _read_length(self, limit: Optional[int], deadline: Optional[float]) -> int:
+    def _guarded(self, fn, *args):
         if self._broken:
             raise FrameError(self._broken)
+        try:
+            return fn(*args)
+        except BaseException:
+            if self._in_read:
+                self._in_read = False
+                self._broken = "a receive was interrupted while copying bytes; the stream position is lost"
+            raise
+
+    def _read_length(self, limit: Optional[int], deadline: Optional[float]) -> int:
         view = memoryview(self._header)
         while self._header_got < HEADER_SIZE:
             n = self._read_some(view[self._header_got :], deadline)
+            self._header_got += n
+            self._in_read = False
             if n == 0:
                 if self._header_got == 0:
                     raise EOFError("the peer closed the channel")
                 raise ConnectionResetError(
                     f"the peer went away inside a frame header ({self._header_got} of {HEADER_SIZE} bytes)"
                 )
-            self._header_got += n
         (length,) = HEADER.unpack(self._header)
         if limit is not None and length > limit:
             # Refused before allocating anything; the stream cannot be re-aligned
@@ -136,13 +168,14 @@ class FrameReader:
     def _fill(self, view: memoryview, length: int, deadline: Optional[float]) -> None:
         while self._body_got < length:
             n = self._read_some(view[self._body_got : length], deadline)
+            self._body_got += n
+            self._in_read = False
             if n == 0:
                 raise ConnectionResetError(
                     f"the peer went away inside a frame ({self._body_got} of {length} bytes received)"
                 )
-            self._body_got += n
 
-    def read(self, limit: Optional[int], deadline: Optional[float]) -> bytearray:
+    def _read(self, limit: Optional[int], deadline: Optional[float]) -> bytearray:
         length = self._read_length(limit, deadline)
         if self._body is None:
             self._body = bytearray(length)
@@ -152,18 +185,17 @@ class FrameReader:
         self._reset()
         return body
 
-    def read_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]) -> Union[int, bytes]:
-        """Receive straight into ``view`` when the frame fits; otherwise return it as bytes."""
+    def _read_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]) -> Union[int, bytes]:
         length = self._read_length(limit, deadline)
         if self._body is not None or length > len(view):
-            body = self.read(limit, deadline)
+            body = self._read(limit, deadline)
             if length > len(view):
                 return bytes(body)
             view[:length] = body
             return length
         try:
             self._fill(view, length, deadline)
-        except TimeoutError:
+        except BaseException:
             # Keep what arrived so a later call resumes; the caller's buffer is not ours to hold.
             self._body = bytearray(length)
             self._body[: self._body_got] = view[: self._body_got]
@@ -171,6 +203,10 @@ class FrameReader:
         self._reset()
         return length
 
-    @property
-    def mid_frame(self) -> bool:
-        return self._header_got > 0
+    def read(self, limit: Optional[int], deadline: Optional[float]) -> bytearray:
+        """One whole frame's payload."""
+        return self._guarded(self._read, limit, deadline)
+
+    def read_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]) -> Union[int, bytes]:
+        """Receive straight into ``view`` when the frame fits; otherwise return it as bytes."""
+        return self._guarded(self._read_into, view, limit, deadline)

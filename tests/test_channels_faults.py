@@ -161,3 +161,53 @@ def test_send_interrupted_mid_frame_closes_the_channel(transport, tmp_path):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("transport", ["pipe", "unix"])
+def test_interrupt_while_waiting_mid_frame_resumes(transport, tmp_path):
+    """Ctrl-C while a receive waits for the rest of a frame consumes nothing:
+    the next receive completes the same frame, into a different buffer."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with channel_pair(transport, tmp_path) as (a, b):
+            frame = HEADER.pack(10) + b"0123456789"
+            raw_write(b, frame[:12])
+            signal.setitimer(signal.ITIMER_REAL, 0.02)
+            with pytest.raises(KeyboardInterrupt):
+                a.recv_bytes_into(bytearray(10))
+            raw_write(b, frame[12:])
+            other = bytearray(10)
+            assert a.recv_bytes_into(other, timeout=10) == 10
+            assert other == b"0123456789"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("transport", ["pipe", "tcp"])
+def test_interrupt_right_after_a_read_marks_the_stream_lost(transport, tmp_path, monkeypatch):
+    """A handler that runs just after readv returned, before the count is
+    stored, must not leave a silently misaligned stream behind."""
+    import ringipc.framing as framing
+
+    real_readv = os.readv
+
+    def readv_then_interrupt(fd, buffers):
+        real_readv(fd, buffers)
+        raise KeyboardInterrupt
+
+    with channel_pair(transport, tmp_path) as (a, b):
+        b.send_bytes(b"first")
+        b.send_bytes(b"second")
+        assert a.poll(10)
+        monkeypatch.setattr(framing.os, "readv", readv_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            a.recv_bytes()
+        monkeypatch.setattr(framing.os, "readv", real_readv)
+        with pytest.raises(FrameError, match="position is lost"):
+            a.recv_bytes(timeout=10)
