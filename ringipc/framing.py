@@ -52,7 +52,7 @@ def wait_readable(fd: int, deadline: Optional[float]) -> bool:
 
 
 def write_all(fd: int, views) -> int:
-    """Write every buffer in ``views`` to a blocking fd, gathering them in one
+    """Write every buffer in ``views`` to an fd (blocking or not), gathering them in one
     system call where possible.  A vanished reader raises BrokenPipeError.
 
     If the writes stop part-way, the exception propagates with
