@@ -25,7 +25,7 @@ from ._ring import Ring
 from . import large
 from .errors import BufferTooShort
 from .pickling import dumps, loads
-from .sharedstate import keep_alive_for_child
+from .sharedstate import keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 22
 PEER_CHECK = 0.05
@@ -43,6 +43,7 @@ class Connection:
         self._setup()
 
     def _setup(self):
+        self._unpin = pin_rings(self, self._rx, self._tx)
         self._readable = self._rx is not None
         self._writable = self._tx is not None
         self._limit = self._tx.max_message_size if self._writable else 0
@@ -83,6 +84,7 @@ class Connection:
             # name when its last handle here goes, never while another end
             # in this process (or a child being spawned) still needs it.
             self._rx = self._tx = None
+            self._unpin()
 
     def __enter__(self):
         return self
@@ -202,8 +204,11 @@ class Connection:
             raise ValueError("negative maxlength")
         data = self._recv()
         if maxlength is not None and len(data) > maxlength:
-            self._writable = False
-            self.close()
+            # As multiprocessing: the end stops reading (closes if it cannot write).
+            if self._writable:
+                self._readable = False
+            else:
+                self.close()
             raise OSError("bad message length")
         return data
 

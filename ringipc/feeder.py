@@ -50,7 +50,7 @@ class Feeder:
             self._cond.notify()
 
     def _start(self):
-        thread = threading.Thread(target=_run, args=(self._ring, self._cond, self._buffer, self),
+        thread = threading.Thread(target=_run, args=(self._ring, self._cond, self._buffer, weakref.ref(self)),
                                   name="ringipc-feeder", daemon=True)
         thread.start()
         self._thread = thread
@@ -94,11 +94,9 @@ def _join(thread_ref):
         thread.join()
 
 
-def _run(ring, cond, buffer, owner):
-    # Holds the feeder weakly in spirit: `owner` is only used for the counter,
-    # and the queue object itself is not referenced, so it can be collected.
-    owner_ref = weakref.ref(owner)
-    del owner
+def _run(ring, cond, buffer, owner_ref):
+    # Only a weak reference to the feeder: when its queue is collected, the
+    # close finalizer sends _STOP and this thread ends, as multiprocessing's does.
     while True:
         with cond:
             while not buffer:

@@ -12,7 +12,7 @@ from ._ring import Ring
 from . import large
 from .feeder import Feeder
 from .pickling import dumps, loads
-from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child
+from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 22
 DEFAULT_BATCH = 1000
@@ -39,6 +39,7 @@ class Queue:
         self._setup()
 
     def _setup(self):
+        pin_rings(self, self._ring)
         self._closed = False
         self._feeder = Feeder(self._ring)
         self._limit = self._ring.max_message_size
@@ -211,6 +212,7 @@ class SimpleQueue:
         self._setup()
 
     def _setup(self):
+        pin_rings(self, self._ring)
         self._closed = False
         self._limit = self._ring.max_message_size
 
