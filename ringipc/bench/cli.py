@@ -26,7 +26,7 @@ def build_parser(parser=None):
                    help="any of throughput, latency, mpmc (default: all)")
     p.add_argument("--repeat", type=int, metavar="N", help="repetitions of every cell (default 3, 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="two sizes, one repetition, short runs: under 30 s")
-    p.add_argument("--target", type=float, metavar="SECONDS", help="timed length each run aims for (default 0.2)")
+    p.add_argument("--target", type=float, metavar="SECONDS", help="timed length each run aims for (default 0.15)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="limit on one run, set-up included (default 30)")
     p.add_argument("--no-pin", action="store_true", help="do not pin producer and consumer to separate cores")
     p.add_argument("--json", metavar="PATH", help="write every run, machine info and versions as JSON")

@@ -23,7 +23,7 @@ class Settings:
     sizes: List[int] = field(default_factory=lambda: list(DEFAULT_SIZES))
     scenarios: List[str] = field(default_factory=lambda: [THROUGHPUT, LATENCY, MPMC])
     repeat: int = 3
-    target: float = 0.2  # seconds each timed region aims for; ~2 min default run on 2 cores
+    target: float = 0.15  # seconds each timed region aims for; ~2 min default run on 2 cores
     timeout: float = 30.0  # per run, set-up included
     latency_size: int = 64
     mpmc_size: int = 64
