@@ -26,22 +26,24 @@ class Iceoryx2(Facility):
         return True, ""
 
     def setup(self, size, producers=1, consumers=1):
-        service = f"ringipc-bench-{uuid.uuid4().hex[:12]}"
-        return Channel([service], [service])
+        name = f"ringipc-bench-{uuid.uuid4().hex[:12]}"
+        # Created here, before the children start, so that they only ever open it:
+        # no two processes race to create one service with its overflow settings.
+        # (The parent's node stays out of self, which is pickled to the children.)
+        held = [self._service(name, _new_node())]
+        return Channel([name], [name], held.clear)
 
-    def _service(self, name):
+    def _service(self, name, node=None):
         import iceoryx2 as iox2
 
-        state = self.__dict__.setdefault("_iox", {})
-        if "node" not in state:
-            iox2.set_log_level_from_env_or(iox2.LogLevel.Error)  # no "default config" notice per process
-            state["node"] = iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
+        if node is None:
+            node = self.__dict__.get("_node") or self.__dict__.setdefault("_node", _new_node())
         deadline = time.monotonic() + _PATIENCE
         while True:
             try:
-                # Both ends open_or_create with identical settings, whichever comes first.
+                # Every process asks for identical settings, so opening checks them too.
                 return (
-                    state["node"].service_builder(iox2.ServiceName.new(name))
+                    node.service_builder(iox2.ServiceName.new(name))
                     .publish_subscribe(iox2.Slice[ctypes.c_uint8])
                     .enable_safe_overflow(False)
                     .subscriber_max_buffer_size(self.depth)
@@ -49,7 +51,7 @@ class Iceoryx2(Facility):
                     .open_or_create()
                 )
             except Exception:
-                # The other end may be half-way through creating it.
+                # Another process may be half-way through opening or removing it.
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.005)
@@ -102,6 +104,13 @@ class Iceoryx2(Facility):
                     raise TimeoutError("no iceoryx2 subscriber appeared")
                 time.sleep(0.001)
             pub.update_connections()
+
+
+def _new_node():
+    import iceoryx2 as iox2
+
+    iox2.set_log_level_from_env_or(iox2.LogLevel.Error)  # no "default config" notice per process
+    return iox2.NodeBuilder.new().create(iox2.ServiceType.Ipc)
 
 
 FACILITIES = [Iceoryx2()]
