@@ -1,0 +1,69 @@
+"""The benchmark's bookkeeping, without running anything: sizes, selection, order, summaries."""
+import pytest
+
+from ringipc.bench import adapters
+from ringipc.bench.adapters.base import Facility
+from ringipc.bench.report import human_size, parse_size
+from ringipc.bench.runner import LATENCY, THROUGHPUT, Result, cpu_plan
+from ringipc.bench.suite import Cell, Settings, plan, schedule, summarize
+
+
+@pytest.mark.parametrize("text,size", [("64", 64), ("1K", 1024), ("64KiB", 65536), ("1M", 1 << 20),
+                                       ("1.5k", 1536), ("2MB", 2 << 20)])
+def test_parse_size(text, size):
+    assert parse_size(text) == size
+
+
+def test_human_size_round_trips():
+    for size in (16, 64, 1000, 1024, 65536, 1 << 20):
+        assert parse_size(human_size(size).replace(" ", "")) == size
+
+
+def test_globs_select_and_skip():
+    names = [f.name for f in adapters.select(only="ringipc.Ring-*", skip="*.many")]
+    assert names == ["ringipc.Ring-spsc", "ringipc.Ring-mpmc", "mp.Queue"]
+    with pytest.raises(ValueError, match="no facility matches"):
+        adapters.select(skip="nothing-like-this")
+
+
+class _Fake(Facility):
+    def __init__(self, name, mpmc=False, ok=True):
+        self.name, self.mpmc, self._ok = name, mpmc, ok
+
+    def available(self):
+        return (True, "") if self._ok else (False, "not here")
+
+
+def test_plan_skips_with_reasons_and_schedule_rotates_each_repetition():
+    fs = [_Fake("a", mpmc=True), _Fake("b"), _Fake("gone", ok=False)]
+    cells, skips = plan(fs, Settings(sizes=[64], scenarios=[THROUGHPUT, "mpmc"]))
+    assert [(c.facility.name, c.scenario) for c in cells] == [("a", THROUGHPUT), ("a", "mpmc"), ("b", THROUGHPUT)]
+    assert {(s.facility, s.reason) for s in skips} == {("gone", "not here"), ("b", "no shared many-to-many channel")}
+    order = [(rep, c.facility.name) for rep, c in schedule([c for c in cells if c.scenario == THROUGHPUT], 3)]
+    assert order == [(0, "a"), (0, "b"), (1, "b"), (1, "a"), (2, "a"), (2, "b")]
+
+
+def test_summary_takes_medians_ratios_to_the_baseline_and_keeps_failures():
+    def run(name, rate, ok=True):
+        return Result(name, THROUGHPUT, 64, rate=rate, ok=ok, error="" if ok else "lost 1 messages")
+
+    results = [run("mp.Queue", r) for r in (100, 300, 200)] + [run("fast", r) for r in (1000, 900, 800)]
+    results += [run("broken", 0, ok=False)]
+    results += [Result("mp.Queue", LATENCY, 64, latency={"median": 100e3, "p99": 200e3}),
+                Result("fast", LATENCY, 64, latency={"median": 25e3, "p99": 50e3})]
+    by = {(s.facility, s.scenario): s for s in summarize(results)}
+    assert by[("mp.Queue", THROUGHPUT)].rate == 200
+    assert by[("fast", THROUGHPUT)].ratio == pytest.approx(4.5)
+    assert by[("fast", LATENCY)].ratio == pytest.approx(4.0)
+    assert not by[("broken", THROUGHPUT)].ok and by[("broken", THROUGHPUT)].ratio is None
+
+
+def test_cpu_plan_puts_producers_and_consumers_apart():
+    cpus = cpu_plan(2, 2)
+    assert len(cpus) == 4
+    if cpus[0] is not None:
+        assert not set(cpus[:2]) & set(cpus[2:])
+
+
+def test_cell_key_names_the_cell():
+    assert Cell(_Fake("x"), THROUGHPUT, 64).key == (THROUGHPUT, 64, "x")
