@@ -47,7 +47,6 @@ setup(
     ext_modules=cythonize(
         extensions,
         language_level=3,
-        compile_time_env={"RINGIPC_WAIT_BACKEND": wait_backend},
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
     ),
 )

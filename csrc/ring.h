@@ -92,5 +92,7 @@ void rip_release_roles(rip_ring *ring);
 /* Finds claims left by dead processes and releases them; *recovered counts them. */
 rip_status rip_recover(rip_ring *ring, uint32_t *recovered);
 int rip_pid_alive(int32_t pid);
+/* "futex" or "sem": the wait backend this build was compiled with. */
+const char *rip_wait_backend_name(void);
 
 #endif

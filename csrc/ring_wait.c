@@ -25,6 +25,8 @@
 
 int rip_backend_init(sem_t *sem) { return sem_init(sem, 1, 0); }
 
+const char *rip_wait_backend_name(void) { return "sem"; }
+
 rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expected, const struct timespec *deadline)
 {
     int rc = deadline ? sem_clockwait(sem, CLOCK_MONOTONIC, deadline) : sem_wait(sem);
@@ -54,6 +56,8 @@ void rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters)
 #include <unistd.h>
 
 int rip_backend_init(sem_t *sem) { return 0; }
+
+const char *rip_wait_backend_name(void) { return "futex"; }
 
 rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expected, const struct timespec *deadline)
 {

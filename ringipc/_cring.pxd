@@ -77,3 +77,4 @@ cdef extern from "ring.h" nogil:
     void rip_release_roles(rip_ring *ring)
     rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
     int rip_pid_alive(int32_t pid)
+    const char *rip_wait_backend_name()

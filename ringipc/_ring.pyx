@@ -29,7 +29,7 @@ RECOVERY_AFTER = 0.2       # seconds blocked before looking for dead peers' clai
 DEFAULT_SPIN = 4000        # busy-poll iterations (~10-40 us) before sleeping
 MAX_SLOTS = c.RIP_MAX_SLOTS
 ABI_VERSION = c.RIP_ABI_VERSION
-WAIT_BACKEND = RINGIPC_WAIT_BACKEND
+WAIT_BACKEND = c.rip_wait_backend_name().decode()
 
 cdef uint64_t _NOGIL_COPY = NOGIL_COPY_THRESHOLD
 _KINDS = {"spsc": c.RIP_KIND_SPSC, "mpmc": c.RIP_KIND_MPMC}
