@@ -6,12 +6,16 @@ ring is full and large.py for objects larger than its max_message_size.
 ``maxsize`` and ``qsize()`` use a named semaphore of free slots, taken before
 a message is written and given back after it is read (see sharedstate.py).
 """
+import functools
 import queue as _queue
+
+from posix_ipc import BusyError
 
 from ._ring import Ring
 from . import large
 from .feeder import Feeder
-from .pickling import dumps, loads
+from .pickling import _PLAIN, PROTOCOL, dumps, dumps_bytes, loads
+from .pickling import _plain_dumps
 from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 22
@@ -46,6 +50,11 @@ class Queue:
         self._send = self._ring.send_bytes
         self._recv = self._ring.recv_bytes
         self._release = self._slots.release
+        # An unbounded queue's semaphore starts at SEM_VALUE_MAX: a plain
+        # (blocking) sem_wait never waits and is the cheapest call.
+        acquire = self._slots._sem.acquire
+        self._take = acquire if self._maxsize == VALUE_MAX else functools.partial(acquire, 0)
+        self._slow_puts = False
 
     def __getstate__(self):
         keep_alive_for_child(self)
@@ -62,22 +71,12 @@ class Queue:
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
 
-    def _write(self, data):
-        if not self._feeder.pending:
-            try:
-                self._send(data, False)
-                return
-            except Full:
-                pass
-        self._feeder.push((data,))
-
     def _took_slot(self, count):
         """Hook for JoinableQueue: runs after slots are taken, before the write."""
 
-    # -- multiprocessing.Queue API -------------------------------------------
-    def put(self, obj, block=True, timeout=None):
-        self._check_open()
-        data = dumps(obj)
+    def _put_slow(self, obj, block, timeout, data=None):
+        if data is None:
+            data = dumps(obj)
         if not self._slots.acquire(block, timeout):
             raise Full
         try:
@@ -87,12 +86,50 @@ class Queue:
         except BaseException:
             self._release()
             raise
-        self._write(data)
+        if not self._feeder.pending:
+            try:
+                self._send(data, False)
+                return
+            except Full:
+                pass
+        self._feeder.push((data,))
+
+    # -- multiprocessing.Queue API -------------------------------------------
+    def put(self, obj, block=True, timeout=None):
+        # The common case (plain object, room for it, nothing buffered) is
+        # written out inline: each call saved is a noticeable share of a put.
+        if self._closed:
+            self._check_open()
+        kind = type(obj)
+        if kind is bytes:
+            data = dumps_bytes(obj)
+        elif kind in _PLAIN:
+            data = _plain_dumps(obj, PROTOCOL)
+        else:
+            return self._put_slow(obj, block, timeout)
+        if len(data) > self._limit or self._slow_puts:
+            return self._put_slow(obj, block, timeout, data)
+        try:
+            self._take()
+        except BusyError:
+            if not self._slots.acquire(block, timeout):
+                raise Full from None
+        if not self._feeder.pending:
+            try:
+                self._send(data, False)
+                return
+            except Full:
+                pass
+        self._feeder.push((data,))
 
     def get(self, block=True, timeout=None):
-        self._check_open()
+        if self._closed:
+            self._check_open()
         data = self._recv(block, timeout)
         self._release()
+        # Every pickle starts with 0x80, a side-segment reference with NUL.
+        if data[0]:
+            return loads(data)
         return _decode(data)
 
     def put_nowait(self, obj):
@@ -175,6 +212,7 @@ class JoinableQueue(Queue):
         self._unfinished = NamedSemaphore(0, "u")
         # Posted when a task_done() brings the count to zero; joiners pass it on.
         self._all_done = NamedSemaphore(0, "d")
+        self._slow_puts = True
 
     def __getstate__(self):
         return super().__getstate__() + (self._unfinished, self._all_done)
@@ -182,6 +220,7 @@ class JoinableQueue(Queue):
     def __setstate__(self, state):
         super().__setstate__(state[:3])
         self._unfinished, self._all_done = state[3:]
+        self._slow_puts = True
 
     def _took_slot(self, count):
         post = self._unfinished.release

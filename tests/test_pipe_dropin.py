@@ -196,6 +196,10 @@ def test_recv_from_dead_peer_raises_eof(proc_impl):
 
 def test_connection_in_pool_initargs(proc_impl):
     a, b = proc_impl.Pipe(duplex=False)
-    with proc_impl.ctx.Pool(2, initializer=init_conn, initargs=(b,)) as pool:
+    pool = proc_impl.ctx.Pool(2, initializer=init_conn, initargs=(b,))
+    try:
         assert sorted(pool.map(send_via_init, range(6))) == list(range(6))
+    finally:
+        pool.close()
+        pool.join()
     assert sorted(a.recv() for _ in range(6)) == list(range(6))

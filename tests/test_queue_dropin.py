@@ -183,8 +183,13 @@ def test_exiting_producer_waits_for_its_buffer(proc_impl):
 
 def test_pool_initargs(proc_impl):
     q = proc_impl.Queue()
-    with proc_impl.ctx.Pool(2, initializer=worker_init, initargs=(q,)) as pool:
+    pool = proc_impl.ctx.Pool(2, initializer=worker_init, initargs=(q,))
+    try:
         assert sorted(pool.map(worker_put, range(10))) == list(range(10))
+    finally:
+        # close+join, not terminate (the with-block): workers flush their puts at exit.
+        pool.close()
+        pool.join()
     assert sorted(q.get(timeout=30) for _ in range(10)) == [x * x for x in range(10)]
 
 
