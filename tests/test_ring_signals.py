@@ -83,7 +83,7 @@ def test_sigint_raises_keyboard_interrupt_promptly(kind, side):
         os.kill(child.pid, signal.SIGINT)
         line = child.stdout.readline().split()
         assert line and line[0] == "interrupted"
-        assert float(line[1]) - sent < 1.0  # sliced waits: well under a second
+        assert float(line[1]) - sent < 3.0  # sliced waits: prompt even on a loaded machine
         assert child.wait(timeout=10) == 0
     finally:
         if child.poll() is None:
