@@ -13,6 +13,7 @@ use ``ringipc.connection.wait()`` instead.
 A blocked receive waits on the ring in slices of PEER_CHECK seconds and looks
 at the socket between slices, so peer death is seen within that time.
 """
+import os
 import select
 import socket
 import time
@@ -49,6 +50,9 @@ class Connection:
         self._limit = self._tx.max_message_size if self._writable else 0
         self._poller = select.poll()
         self._poller.register(self._sock, _HUP)
+
+    def _release_rings(self):
+        self._rx = self._tx = None
 
     def __reduce__(self):
         self._check_closed()
@@ -92,11 +96,15 @@ class Connection:
     def __exit__(self, *exc):
         self.close()
 
-    def __del__(self):
-        # As multiprocessing's Connection: collected without close() is not an error.
-        sock = getattr(self, "_sock", None)
+    def __del__(self, _close=os.close):
+        # As multiprocessing's Connection: collected without close() is not an
+        # error.  Only C-level calls here: at interpreter teardown the socket
+        # module's globals may already be gone.
+        sock = self.__dict__.get("_sock")
         if sock is not None:
-            sock.close()
+            fd = sock.detach()
+            if fd >= 0:
+                _close(fd)
 
     def _check_closed(self):
         if self._sock is None:

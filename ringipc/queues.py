@@ -56,6 +56,11 @@ class Queue:
         self._take = acquire if self._maxsize == VALUE_MAX else functools.partial(acquire, 0)
         self._slow_puts = False
 
+    def _release_rings(self):
+        # At exit, after the feeder was joined: see sharedstate.pin_rings.
+        self._closed = True
+        self._ring = self._send = self._recv = self._feeder = None
+
     def __getstate__(self):
         keep_alive_for_child(self)
         return self._ring, self._slots, self._maxsize
@@ -65,7 +70,7 @@ class Queue:
         self._setup()
 
     def __repr__(self):
-        return f"<ringipc.{type(self).__name__} {self._ring.name!r}>"
+        return f"<ringipc.{type(self).__name__} {getattr(self._ring, 'name', None)!r}>"
 
     def _check_open(self):
         if self._closed:
@@ -150,14 +155,17 @@ class Queue:
 
     def close(self):
         self._closed = True
-        self._feeder.close()
+        if self._feeder is not None:
+            self._feeder.close()
 
     def join_thread(self):
         assert self._closed, f"Queue {self!r} not closed"
-        self._feeder.join()
+        if self._feeder is not None:
+            self._feeder.join()
 
     def cancel_join_thread(self):
-        self._feeder.cancel_join()
+        if self._feeder is not None:
+            self._feeder.cancel_join()
 
     # -- batches ----------------------------------------------------------------
     def put_many(self, objs, block=True, timeout=None):
@@ -259,12 +267,16 @@ class SimpleQueue:
         keep_alive_for_child(self)
         return self._ring
 
+    def _release_rings(self):
+        self._closed = True
+        self._ring = None
+
     def __setstate__(self, state):
         self._ring = state
         self._setup()
 
     def __repr__(self):
-        return f"<ringipc.SimpleQueue {self._ring.name!r}>"
+        return f"<ringipc.SimpleQueue {getattr(self._ring, 'name', None)!r}>"
 
     def _check_open(self):
         if self._closed:

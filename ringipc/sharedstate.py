@@ -20,6 +20,7 @@ import weakref
 import posix_ipc
 
 from multiprocessing import context as _mp_context
+from multiprocessing import util
 
 from ._segment import PREFIX
 
@@ -95,16 +96,22 @@ class NamedSemaphore:
         self._sem.close()
 
 
+_kept = {}
+
+
 def keep_alive_for_child(obj):
     """While a child is being spawned (spawn/forkserver), keep `obj` alive as
     long as the parent's Process object, so the names the child attaches to
     are not unlinked if the parent drops its handle right after start()."""
     popen = _mp_context.get_spawning_popen()
-    if popen is not None:
-        try:
-            popen.__dict__.setdefault("_ringipc_keepalive", []).append(obj)
-        except AttributeError:
-            pass
+    if popen is None:
+        return
+    key = id(popen)
+    if key not in _kept:
+        _kept[key] = []
+        weakref.finalize(popen, _kept.pop, key, None)
+    _kept[key].append(obj)
+    _ensure_exit_hook()
 
 
 # Ring objects must never be torn down by the cycle collector: its tp_clear
@@ -116,7 +123,41 @@ _pinned = {}
 
 
 def pin_rings(owner, *rings):
-    """Pin `rings` until `owner` dies; returns a callable that unpins them sooner."""
+    """Pin `rings` until `owner` dies; returns a callable that unpins them sooner.
+
+    `owner` must have a ``_release_rings()`` method: it is called when the
+    process exits (after feeder threads were joined), so that no ring is
+    freed during interpreter teardown, when Ring.__dealloc__ can no longer
+    reach the modules it uses."""
     token = object()
     _pinned[id(token)] = (token, rings)
+    _owners.add(owner)
+    _ensure_exit_hook()
     return weakref.finalize(owner, _pinned.pop, id(token), None)
+
+
+_owners = weakref.WeakSet()
+_exit_hook = None
+
+
+def _release_all():
+    for owner in list(_owners):
+        owner._release_rings()
+    _pinned.clear()
+    _kept.clear()
+
+
+def _ensure_exit_hook():
+    # multiprocessing clears its finalizer registry when a child starts, so
+    # the hook is (re)registered on demand and after every fork.
+    global _exit_hook
+    if _exit_hook is None or not _exit_hook.still_active():
+        _exit_hook = util.Finalize(None, _release_all, exitpriority=-20)
+
+
+class _AfterFork:
+    pass
+
+
+_after_fork_token = _AfterFork()
+util.register_after_fork(_after_fork_token, lambda _: _ensure_exit_hook())

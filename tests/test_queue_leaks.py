@@ -84,4 +84,6 @@ def test_nothing_left_in_dev_shm(tmp_path, scenario, method):
     assert proc.returncode == expected, err
     if expected:
         assert "the parent fails" in err
+    else:
+        assert err == ""  # no noise from teardown either
     assert leftovers(proc.pid) == []
