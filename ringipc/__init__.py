@@ -1,6 +1,15 @@
-"""ringipc: fast inter-process communication over a lock-free shared-memory ring."""
+"""ringipc: fast inter-process communication over a lock-free shared-memory ring.
+
+This module only re-exports; each name lives in the module that defines it.
+"""
 from ._ring import Ring
+from .address import connect, listen, register_scheme
+from .bytestream import ByteStream
+from .channel import Channel, Listener
+from .connection import Connection, Pipe, wait
+from .context import get_context
 from .errors import (
+    AddressError,
     AuthenticationError,
     BufferTooShort,
     ChannelClosed,
@@ -9,14 +18,35 @@ from .errors import (
     FrameError,
     MessageTooLarge,
     PeerDied,
+    ResourceLimitError,
     RingError,
     SharedMemoryUnavailable,
 )
+from .queues import JoinableQueue, Queue, SimpleQueue
+from .transports.pipe import pipe_pair
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # the core
     "Ring",
+    # multiprocessing drop-ins
+    "Queue",
+    "JoinableQueue",
+    "SimpleQueue",
+    "Pipe",
+    "Connection",
+    "wait",
+    "get_context",
+    # one Channel API over every transport
+    "Channel",
+    "Listener",
+    "ByteStream",
+    "connect",
+    "listen",
+    "register_scheme",
+    "pipe_pair",
+    # exceptions
     "RingError",
     "CorruptSegment",
     "MessageTooLarge",
@@ -26,5 +56,7 @@ __all__ = [
     "SharedMemoryUnavailable",
     "AuthenticationError",
     "FrameError",
+    "AddressError",
+    "ResourceLimitError",
     "FallbackWarning",
 ]
