@@ -8,14 +8,14 @@ a message is written and given back after it is read (see sharedstate.py).
 """
 import functools
 import queue as _queue
+import time
 
 from posix_ipc import BusyError
 
 from ._ring import Ring
 from . import large
 from .feeder import Feeder
-from .pickling import _PLAIN, PROTOCOL, dumps, dumps_bytes, loads
-from .pickling import _plain_dumps
+from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps, dumps_bytes, loads
 from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 22
@@ -107,7 +107,8 @@ class Queue:
             self._check_open()
         kind = type(obj)
         if kind is bytes:
-            data = dumps_bytes(obj)
+            n = len(obj)
+            data = _join((_SHORT_BINBYTES, _LEN1[n], obj, b".")) if n < 256 else dumps_bytes(obj)
         elif kind in _PLAIN:
             data = _plain_dumps(obj, PROTOCOL)
         else:
@@ -134,6 +135,9 @@ class Queue:
         self._release()
         # Every pickle starts with 0x80, a side-segment reference with NUL.
         if data[0]:
+            # The short-bytes pickle put() builds: the object is the middle.
+            if data[2] == 0x43 and len(data) == data[3] + 5 and data[-1] == 0x2E:
+                return data[4:-1]
             return loads(data)
         return _decode(data)
 
@@ -172,15 +176,27 @@ class Queue:
         """Put every object, in order, or none: raises Full (nothing put) if
         slots for all of them are not free within `timeout`."""
         self._check_open()
-        datas = [dumps(obj) for obj in objs]
+        datas = []
+        append = datas.append
+        for obj in objs:
+            if type(obj) is bytes and len(obj) < 256:
+                append(_join((_SHORT_BINBYTES, _LEN1[len(obj)], obj, b".")))
+            else:
+                append(dumps(obj))
         n = len(datas)
         if n == 0:
             return
         taken = 0
+        take = self._take
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while taken < n:
-                if not self._slots.acquire(block, timeout):
-                    raise Full
+                try:
+                    take()
+                except BusyError:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if not self._slots.acquire(block, left):
+                        raise Full from None
                 taken += 1
             limit = self._limit
             for i, data in enumerate(datas):
@@ -207,9 +223,17 @@ class Queue:
         self._check_open()
         datas = self._ring.recv_bytes_many(max_messages, block, timeout)
         release = self._release
-        for _ in datas:
+        out = []
+        append = out.append
+        for data in datas:
             release()
-        return [_decode(data) for data in datas]
+            if not data[0]:
+                append(_decode(data))
+            elif data[2] == 0x43 and len(data) == data[3] + 5 and data[-1] == 0x2E:
+                append(data[4:-1])  # see get()
+            else:
+                append(loads(data))
+        return out
 
 
 class JoinableQueue(Queue):
