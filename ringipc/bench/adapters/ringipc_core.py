@@ -7,7 +7,8 @@ from ringipc.bench.adapters.framing import LARGE, FrameReader, file_writev, fram
 
 # Where each public name is defined, for a build whose ringipc/__init__.py does
 # not re-export it yet: the benchmark can measure a facility as soon as it exists.
-_HOMES = {"Queue": "ringipc.queues", "SimpleQueue": "ringipc.queues", "Pipe": "ringipc.connection"}
+_HOMES = {"Queue": "ringipc.queues", "SimpleQueue": "ringipc.queues", "Pipe": "ringipc.connection",
+          "stream_pair": "ringipc.ring_stream"}
 
 
 def _find(name):
@@ -149,9 +150,7 @@ class Stream(Facility):
         return _api("stream_pair")
 
     def setup(self, size, producers=1, consumers=1):
-        import ringipc
-
-        w, r = ringipc.stream_pair(capacity=_capacity(size))
+        w, r = _find("stream_pair")(capacity=_capacity(size))
 
         def close():
             w.close()
