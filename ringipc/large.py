@@ -73,6 +73,12 @@ def _open(ref):
     return mapping, n
 
 
+def discard(ref):
+    """Remove the side segment of a reference that will never be sent."""
+    if len(ref) > _HEAD:
+        _segment.unlink(_segment.normalize_name(bytes(ref[_HEAD:]).decode("ascii", "replace")))
+
+
 def load(ref, loads):
     """Unpickle the object a reference names, straight from shared memory."""
     mapping, n = _open(ref)

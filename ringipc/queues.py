@@ -206,6 +206,9 @@ class Queue:
         except BaseException:
             for _ in range(taken):
                 self._release()
+            for data in datas:
+                if not data[0]:
+                    large.discard(data)
             raise
         if not self._feeder.pending:
             it = iter(datas)

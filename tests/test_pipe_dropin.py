@@ -203,3 +203,28 @@ def test_connection_in_pool_initargs(proc_impl):
         pool.close()
         pool.join()
     assert sorted(a.recv() for _ in range(6)) == list(range(6))
+
+
+def test_wait_on_mixed_objects(impl):
+    a, b = impl.Pipe()
+    c, d = multiprocessing.Pipe()
+    assert impl.wait([b, d], 0.01) == []
+    c.send("mp")
+    assert impl.wait([b, d], 10) == [d]
+    a.send("ring")
+    assert impl.wait([b, d], 10) == [b, d]
+    for end in (a, b, c, d):
+        end.close()
+
+
+def test_poll_runs_signal_handlers(impl):
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+    try:
+        a, b = impl.Pipe()
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        assert b.poll(0.5) is False
+        assert fired == [1]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

@@ -1,4 +1,5 @@
 """One body of queue tests, run against multiprocessing and ringipc alike."""
+import multiprocessing
 import os
 import queue
 import signal
@@ -235,3 +236,28 @@ def test_inherited_across_fork(impl):
     assert results.get(timeout=30) == {"from": "parent"}
     join_all([p])
     _inherited = None
+
+
+def test_signal_handler_runs_during_a_blocking_get(impl):
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+    try:
+        q = impl.Queue()
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(queue.Empty):
+            q.get(timeout=0.5)  # the timer fires while this waits
+        assert fired == [1]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_get_context_picks_the_start_method():
+    from ringipc.context import get_context
+    from ringipc.queues import Queue as RingQueue
+
+    for method in ("fork", "spawn", "forkserver"):
+        ctx = get_context(method)
+        assert ctx.get_start_method() == method
+        assert ctx.Process is multiprocessing.get_context(method).Process
+        assert isinstance(ctx.Queue(), RingQueue)
