@@ -37,6 +37,8 @@ def do_tasks(q, n):
 
 def put_and_wait_forever(q, ready):
     q.put("alive")
+    q.close()
+    q.join_thread()  # multiprocessing's put may still be in the feeder thread
     ready.put("ready")
     signal.pause()
 
