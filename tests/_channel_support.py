@@ -15,7 +15,10 @@ from ringipc.address import connect, listen
 from ringipc.transports.pipe import pipe_pair
 
 STREAM_TRANSPORTS = ["pipe", "fifo", "unix", "unix-abstract", "tcp"]
-MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq"]
+MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm"]
+# Transports with byte-stream mode; shm:// is not framed, so the framing
+# fault tests (STREAM_TRANSPORTS) do not apply to it.
+BYTESTREAM_TRANSPORTS = STREAM_TRANSPORTS + ["shm"]
 MQUEUE_DIR = "/dev/mqueue"
 HANG_GUARD_SECONDS = 180
 
@@ -36,6 +39,7 @@ def address_for(transport: str, tmp_path) -> str:
         "unixpacket": f"unixpacket://{tmp_path}/p{n}.sock",
         "tcp": "tcp://127.0.0.1:0",
         "mq": f"mq:///ringipc-test-{n}",
+        "shm": f"shm://ringipc-test-{n}",
     }[transport]
 
 

@@ -10,12 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _channel_support import STREAM_TRANSPORTS, channel_pair, peer_process
+from _channel_support import BYTESTREAM_TRANSPORTS, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from ringipc.bytestream import ByteStream
+from ringipc.ring_stream import RingStream
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
-streams = pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
+streams = pytest.mark.parametrize("transport", BYTESTREAM_TRANSPORTS)
 
 # 256 MiB keeps CI quick; RINGIPC_TEST_BIG_STREAM=1 moves a full GiB.
 BIG_TRANSFER = (1 << 30) if os.environ.get("RINGIPC_TEST_BIG_STREAM") == "1" else (256 << 20)
@@ -45,7 +46,7 @@ def test_any_chunking_reproduces_the_bytes(transport, tmp_path, writes, reads, s
     chunks = [rng.randbytes(n) for n in writes]
     with channel_pair(transport, tmp_path, mode="stream") as (a, b):
         reader, writer = ends(a, b)
-        assert isinstance(reader, ByteStream) and isinstance(reader, io.RawIOBase)
+        assert isinstance(reader, (ByteStream, RingStream)) and isinstance(reader, io.RawIOBase)
 
         def produce():
             for chunk in chunks:

@@ -1,0 +1,222 @@
+"""``shm://NAME``: channels whose bytes travel through shared-memory rings.
+
+Rendezvous.  ``listen("shm://NAME")`` listens on the abstract UNIX socket
+``@ringipc-shm-NAME`` with the ``unix://`` transport (so ``SO_PEERCRED``,
+``authkey`` and ``handshake_timeout`` behave exactly as there).  For each
+accepted peer the listener creates two rings, one per direction, and sends
+their names over the socket; the peer attaches and answers, and the
+listener then unlinks both names: from that moment nothing is left in
+``/dev/shm`` whichever side is killed.  (A listener killed *during* the
+exchange leaves its two rings; ``ringipc.cleanup`` finds them by the dead
+creator's pid in their names.)
+
+After the exchange the socket stays open and is the connection's lifeline:
+the kernel closes it when a process dies, which is how each side learns of
+the other's death (EOF, ``BrokenPipeError``), as in :mod:`ringipc.connection`,
+whose ``Connection`` moves the messages (including the side segments it uses
+for messages larger than half a ring).
+
+Readiness (message mode).  The socket also carries one *doorbell* byte per
+message, written after the message is committed to the ring and consumed
+after it is taken out.  The socket is therefore readable exactly while
+messages wait (or the peer is gone), so ``fileno()`` works with
+``selectors``, ``asyncio`` and ``multiprocessing.connection.wait``.  The
+price is one small socket write per send and one read per receive; the
+socket buffer is enlarged so that about ten thousand messages may wait
+unread before a sender blocks on its doorbell.
+
+``mode="stream"`` returns duplex :class:`ringipc.ring_stream.RingStream` ends
+(no doorbells: a stream end has no ``fileno``).
+"""
+from __future__ import annotations
+
+import os
+import select
+import socket
+from queue import Empty
+from typing import Optional
+
+from .._ring import Ring
+from ..address import check_mode, lookup, register_scheme
+from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, remaining
+from ..connection import DEFAULT_CAPACITY, Connection, _Sweeper
+from ..errors import AddressError, FrameError
+from ..ring_stream import RingStream
+
+RENDEZVOUS_PREFIX = "@ringipc-shm-"
+RING_KIND = "mpmc"  # as connection.Pipe: a forked child may use an inherited end
+DOORBELL_BUFFER = 8 << 20
+_HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
+_ACK = b"attached"
+
+
+class _LifelineConnection(Connection):
+    """A ring Connection whose socket may hold doorbell bytes: the peer's
+    death is read from the hang-up flags, not from a peeked end-of-file."""
+
+    def _peer_gone(self):
+        return bool(self._poller.poll(0))
+
+
+class ShmChannel(BaseChannel):
+    """A :class:`~ringipc.channel.Channel` over two rings and a lifeline socket."""
+
+    def __init__(self, sock: socket.socket, rx: Ring, tx: Ring, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+        super().__init__(max_message_size)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DOORBELL_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DOORBELL_BUFFER)
+        self._sock = sock
+        self._conn = _LifelineConnection(sock, rx, tx)
+        self._owed = 0  # doorbells of messages already taken, not yet read off the socket
+
+    def fileno(self) -> int:
+        self._check_open()
+        return self._sock.fileno()
+
+    def _send_message(self, view: memoryview) -> None:
+        self._conn.send_bytes(view)
+        try:
+            self._sock.send(b"\x01", socket.MSG_NOSIGNAL)
+        except ConnectionResetError:
+            raise BrokenPipeError(32, "Broken pipe: the other end of the channel is closed") from None
+
+    def _settle(self) -> None:
+        # Never blocks: a doorbell not yet written (the sender is between its
+        # commit and its write) is read on a later call.
+        try:
+            got = self._sock.recv(self._owed, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._owed = 0
+            return
+        self._owed = self._owed - len(got) if got else 0
+
+    def _take(self, deadline):
+        try:
+            data = self._conn._recv(remaining(deadline))
+        except Empty:
+            raise TimeoutError("no message before the timeout") from None
+        self._owed += 1
+        self._settle()
+        return data
+
+    def _recv_message(self, limit, deadline):
+        data = self._take(deadline)
+        if limit is not None and len(data) > limit:
+            # The ring keeps boundaries: the refused message is gone, the
+            # channel stays aligned and usable (as with unixpacket://).
+            raise FrameError(f"{len(data)}-byte message exceeds the {limit}-byte limit; it was discarded")
+        return data
+
+    def _recv_message_into(self, view, limit, deadline):
+        data = self._recv_message(limit, deadline)
+        if len(data) > len(view):
+            return bytes(data)
+        view[: len(data)] = data
+        return len(data)
+
+    def _poll(self, deadline) -> bool:
+        if self._owed:
+            self._settle()
+        return self._conn._poll(remaining(deadline))
+
+    def _close(self) -> None:
+        self._conn.close()  # closes the socket and drops the rings
+
+    def __repr__(self) -> str:
+        return f"<ShmChannel {'closed' if self._closed else repr(self._conn)}>"
+
+
+def _rendezvous(target: str) -> str:
+    if not target or "/" in target:
+        raise AddressError(f"shm:// names have no '/': {target!r} (use shm://NAME)")
+    return RENDEZVOUS_PREFIX + target
+
+
+def _wrap(sock, rx, tx, mode, max_message_size):
+    if mode == "stream":
+        return RingStream(sock, rx, tx)
+    return ShmChannel(sock, rx, tx, max_message_size=max_message_size)
+
+
+def _take_socket(ch) -> socket.socket:
+    """A socket of our own for the connection under the rendezvous channel ``ch``."""
+    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(ch.fileno()))
+
+
+class ShmListener(BaseListener):
+    """Accepts peers on the rendezvous socket and gives each a pair of rings."""
+
+    def __init__(self, target, inner, mode, capacity, max_message_size):
+        super().__init__()
+        self.address = f"shm://{target}"
+        self._inner = inner
+        self._mode = mode
+        self._capacity = capacity
+        self._max = max_message_size
+
+    def fileno(self) -> int:
+        self._check_open()
+        return self._inner.fileno()
+
+    def accept(self, timeout: Optional[float] = None):
+        """Wait for one peer and hand it its rings; ``timeout`` bounds the whole exchange."""
+        self._check_open()
+        deadline = deadline_after(timeout)
+        with self._inner.accept(timeout=remaining(deadline)) as ch:
+            to_peer = Ring(self._capacity, RING_KIND)
+            from_peer = Ring(self._capacity, RING_KIND)
+            sweeper = _Sweeper(to_peer, from_peer)
+            ch.send_bytes(f"{to_peer.name}\n{from_peer.name}".encode())
+            try:
+                ack = ch.recv_bytes(maxlength=64, timeout=remaining(deadline))
+            except EOFError:
+                ack = None
+            if ack != _ACK:
+                raise ConnectionResetError("shm:// peer went away before attaching its rings")
+            for ring in (to_peer, from_peer):
+                ring.unlink()
+            end = _wrap(_take_socket(ch), from_peer, to_peer, self._mode, self._max)
+        end._sweeper = sweeper
+        return end
+
+    def _close(self) -> None:
+        self._inner.close()
+
+
+def _probe() -> None:
+    """Raise SharedMemoryUnavailable now, at listen/connect time, where
+    ``auto://`` and ``fallback=True`` can still choose another transport."""
+    Ring(1 << 12, "spsc").close()
+
+
+def listen(target: str, *, mode: str = "message", authkey=None, max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
+           capacity: int = DEFAULT_CAPACITY, backlog: int = 64, handshake_timeout=None):
+    check_mode(mode)
+    address = _rendezvous(target)
+    _probe()
+    inner = lookup("unix").listen(address, backlog=backlog, authkey=authkey, max_message_size=4096,
+                                  handshake_timeout=handshake_timeout)
+    return ShmListener(target, inner, mode, capacity, max_message_size)
+
+
+def connect(target: str, *, mode: str = "message", timeout=None, authkey=None,
+            max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+    check_mode(mode)
+    address = _rendezvous(target)
+    _probe()
+    deadline = deadline_after(timeout)
+    with lookup("unix").connect(address, timeout=timeout, authkey=authkey, max_message_size=4096) as ch:
+        try:
+            names = ch.recv_bytes(timeout=remaining(deadline)).decode().split("\n")
+        except EOFError:
+            raise ConnectionResetError("shm:// listener closed before handing over its rings") from None
+        if len(names) != 2:
+            raise ConnectionResetError("shm:// listener sent a malformed ring offer")
+        rx, tx = Ring.attach(names[0]), Ring.attach(names[1])
+        ch.send_bytes(_ACK)
+        return _wrap(_take_socket(ch), rx, tx, mode, max_message_size)
+
+
+register_scheme("shm", connect, listen)
