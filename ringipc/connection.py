@@ -8,7 +8,7 @@ its peer is gone (EOF on recv, BrokenPipeError on send); ``fileno()`` returns
 the socket, so ``multiprocessing.reduction.send_handle``/``recv_handle``
 (SCM_RIGHTS) work unchanged.  Because data never makes the socket readable,
 ``multiprocessing.connection.wait()`` only reports EOF for ring connections;
-use ``ringipc.connection.wait()`` instead.
+use ``ringipc.waiting.wait()`` instead.
 
 A blocked receive waits on the ring in slices of PEER_CHECK seconds and looks
 at the socket between slices, so peer death is seen within that time.
@@ -18,7 +18,6 @@ import select
 import socket
 import time
 
-from multiprocessing import connection as _mp_connection
 from multiprocessing import reduction
 from queue import Empty, Full
 
@@ -190,9 +189,9 @@ class Connection:
     def _recv_wait(self, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            wait = PEER_CHECK if deadline is None else min(PEER_CHECK, max(deadline - time.monotonic(), 0))
+            slice_ = PEER_CHECK if deadline is None else min(PEER_CHECK, max(deadline - time.monotonic(), 0))
             try:
-                return self._rx.recv_bytes(True, wait)
+                return self._rx.recv_bytes(True, slice_)
             except Empty:
                 pass
             if self._peer_gone():
@@ -261,12 +260,12 @@ class Connection:
             if self._peer_gone():
                 return True
             if deadline is None:
-                wait = PEER_CHECK
+                slice_ = PEER_CHECK
             else:
-                wait = min(PEER_CHECK, deadline - time.monotonic())
-                if wait <= 0:
+                slice_ = min(PEER_CHECK, deadline - time.monotonic())
+                if slice_ <= 0:
                     return False
-            if rx.poll(wait):
+            if rx.poll(slice_):
                 return True
 
     def __repr__(self):
@@ -308,40 +307,6 @@ def Pipe(duplex=True, *, capacity=DEFAULT_CAPACITY):
     return ends
 
 
-WAIT_SLICE_MIN = 0.0005
-WAIT_SLICE_MAX = 0.01
-
-
-def wait(object_list, timeout=None):
-    """multiprocessing.connection.wait() that also understands ringipc Connections.
-
-    Ring connections are ready when a message or EOF is there; other objects
-    (connections, sockets, sentinels, fds) are handed to multiprocessing's
-    wait().  With ring connections in the list the wait polls in slices that
-    grow from WAIT_SLICE_MIN to WAIT_SLICE_MAX, so readiness is seen that late."""
-    objects = list(object_list)
-    rings = [o for o in objects if isinstance(o, Connection)]
-    others = [o for o in objects if not isinstance(o, Connection)]
-    if not rings:
-        return _mp_connection.wait(others, timeout)
-    if len(rings) == 1 and not others:
-        return rings if rings[0]._poll(timeout) else []
-    deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
-    slice_ = WAIT_SLICE_MIN
-    while True:
-        ready = {id(c) for c in rings if c._poll(0)}
-        if others:
-            ready.update(id(o) for o in _mp_connection.wait(others, 0))
-        if ready:
-            return [o for o in objects if id(o) in ready]
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return []
-            slice_ = min(slice_, left)
-        if others:
-            # Sleeps on the other objects; wakes early if one becomes ready.
-            _mp_connection.wait(others, slice_)
-        else:
-            time.sleep(slice_)
-        slice_ = min(slice_ * 2, WAIT_SLICE_MAX)
+# wait() lives in waiting.py (it needs Connection); importable from here as in
+# multiprocessing.connection.
+from .waiting import wait  # noqa: E402,F401

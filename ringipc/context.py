@@ -9,7 +9,7 @@ how processes start, as with multiprocessing.
 """
 import multiprocessing
 
-from . import connection, queues
+from . import connection, queues, waiting
 
 
 class RingContext:
@@ -41,7 +41,7 @@ class RingContext:
 
     @staticmethod
     def wait(object_list, timeout=None):
-        return connection.wait(object_list, timeout)
+        return waiting.wait(object_list, timeout)
 
 
 def get_context(method=None):

@@ -1,4 +1,4 @@
-"""Drop-in replacements for multiprocessing's Queue, JoinableQueue and SimpleQueue.
+"""Drop-in replacements for multiprocessing's Queue and JoinableQueue.
 
 Objects are pickled by the caller (an unpicklable object raises in ``put``) and
 written straight into an MPMC ring; see feeder.py for what happens when the
@@ -277,69 +277,4 @@ class JoinableQueue(Queue):
             self._all_done.release()  # wake the next joiner
 
 
-class SimpleQueue:
-    """multiprocessing.SimpleQueue: put blocks while the ring is full, no buffer, no counts."""
-
-    def __init__(self, *, ctx=None, capacity=DEFAULT_CAPACITY):
-        self._ring = Ring(capacity, "mpmc")
-        large.sweep_when_done(self, self._ring.name)
-        self._setup()
-
-    def _setup(self):
-        pin_rings(self, self._ring)
-        self._closed = False
-        self._limit = self._ring.max_message_size
-
-    def __getstate__(self):
-        keep_alive_for_child(self)
-        return self._ring
-
-    def _release_rings(self):
-        self._closed = True
-        self._ring = None
-
-    def __setstate__(self, state):
-        self._ring = state
-        self._setup()
-
-    def __repr__(self):
-        return f"<ringipc.SimpleQueue {getattr(self._ring, 'name', None)!r}>"
-
-    def _check_open(self):
-        if self._closed:
-            raise OSError("handle is closed")
-
-    def empty(self):
-        self._check_open()
-        return not self._ring.poll(0)
-
-    def get(self):
-        self._check_open()
-        return _decode(self._ring.recv_bytes())
-
-    def put(self, obj):
-        self._check_open()
-        data = dumps(obj)
-        if len(data) > self._limit:
-            data = large.export(self._ring.name, data)
-        self._ring.send_bytes(data)
-
-    def close(self):
-        self._closed = True
-
-    @property
-    def _reader(self):
-        return _ClosedView(self)
-
-    _writer = _reader
-
-
-class _ClosedView:
-    # SimpleQueue's close() closes both of multiprocessing's connections; code
-    # (and CPython's test) inspects them as ``_reader.closed``/``_writer.closed``.
-    def __init__(self, q):
-        self._q = q
-
-    @property
-    def closed(self):
-        return self._q._closed
+from .simplequeue import SimpleQueue  # noqa: E402,F401  (one import place for the three queues)

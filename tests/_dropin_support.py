@@ -10,7 +10,7 @@ import multiprocessing.connection
 
 import pytest
 
-from ringipc import connection as ring_connection
+from ringipc import waiting as ring_waiting
 from ringipc.context import get_context as ring_get_context
 
 SMALL_CAPACITY = 1 << 14   # max_message_size 8 KiB: 20 KiB objects take the side-segment path
@@ -26,7 +26,7 @@ class Impl:
             self.wait = multiprocessing.connection.wait
         else:
             self.ctx = ring_get_context(method)
-            self.wait = ring_connection.wait
+            self.wait = ring_waiting.wait
 
     @property
     def is_ring(self):
