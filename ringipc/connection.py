@@ -27,7 +27,7 @@ from .errors import BufferTooShort
 from .pickling import dumps, loads
 from .sharedstate import keep_alive_for_child, pin_rings
 
-DEFAULT_CAPACITY = 1 << 22
+DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 PEER_CHECK = 0.05
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
@@ -134,7 +134,7 @@ class Connection:
         if offset == 0 and size is None and type(buf) is bytes:
             return self._send(buf)
         with memoryview(buf) as m:
-            if m.itemsize > 1:
+            if m.format != "B":  # byte offsets, and data[0] must be an int
                 m = m.cast("B")
             n = m.nbytes
             if offset < 0:
@@ -161,7 +161,8 @@ class Connection:
         if self._poller.poll(0):
             if self._peer_gone():
                 raise BrokenPipeError(32, "Broken pipe: the other end of the connection is closed")
-        if large.needs_side_segment(data, self._limit):
+        # Only messages starting with NUL can look like a side-segment reference.
+        if len(data) > self._limit or (data and not data[0] and large.is_reference(data)):
             data = large.export(self._tx.name, data)
         try:
             self._tx.send_bytes(data, False)
@@ -182,7 +183,7 @@ class Connection:
             data = self._rx.recv_bytes(False)
         except Empty:
             data = self._recv_wait(timeout)
-        if data[:1] == b"\x00" and large.is_reference(data):
+        if data and not data[0] and large.is_reference(data):
             return large.load_bytes(data)
         return data
 

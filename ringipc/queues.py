@@ -18,14 +18,14 @@ from .feeder import Feeder
 from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps, dumps_bytes, loads
 from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
 
-DEFAULT_CAPACITY = 1 << 22
+DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 DEFAULT_BATCH = 1000
 Empty = _queue.Empty
 Full = _queue.Full
 
 
 def _decode(data):
-    if data[:1] == b"\x00" and large.is_reference(data):
+    if not data[0] and large.is_reference(data):
         return large.load(data, loads)
     return loads(data)
 

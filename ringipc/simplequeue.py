@@ -10,7 +10,7 @@ from . import large
 from .pickling import dumps, loads
 from .sharedstate import keep_alive_for_child, pin_rings
 
-DEFAULT_CAPACITY = 1 << 22
+DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 
 
 class SimpleQueue:
