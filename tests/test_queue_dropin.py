@@ -35,6 +35,12 @@ def do_tasks(q, n):
         q.task_done()
 
 
+def produce_and_abandon(q, count, size):
+    for seq in range(count):
+        q.put(bytes(size))
+    q.cancel_join_thread()
+
+
 def put_and_wait_forever(q, ready):
     q.put("alive")
     q.close()
@@ -182,6 +188,15 @@ def test_exiting_producer_waits_for_its_buffer(proc_impl):
     join_all([p])
     assert p.exitcode == 0
     assert [seq for _, seq, _ in got] == list(range(100))
+
+
+def test_cancel_join_thread_lets_a_producer_exit(proc_impl):
+    # Nobody reads: without cancel_join_thread() the child would wait forever.
+    q = proc_impl.Queue(small=True)
+    p = proc_impl.Process(target=produce_and_abandon, args=(q, 100, 3000))
+    p.start()
+    join_all([p])
+    assert p.exitcode == 0
 
 
 def test_pool_initargs(proc_impl):
