@@ -29,6 +29,11 @@ def worker_put(x):
     return x
 
 
+def put_square(q, x):
+    q.put(x * x)
+    return x
+
+
 def do_tasks(q, n):
     for _ in range(n):
         q.get()
@@ -278,3 +283,20 @@ def test_get_context_picks_the_start_method():
         assert ctx.get_start_method() == method
         assert ctx.Process is multiprocessing.get_context(method).Process
         assert isinstance(ctx.Queue(), RingQueue)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_ringipc_queue_as_a_pool_task_argument(method):
+    # A documented extension: multiprocessing refuses to pickle a Queue
+    # outside process start; ringipc's travel by name.
+    from _dropin_support import Impl
+
+    impl = Impl("ringipc", method)
+    q = impl.Queue()
+    pool = impl.ctx.Pool(1)
+    try:
+        assert pool.apply_async(put_square, (q, 7)).get(timeout=60) == 7
+    finally:
+        pool.close()
+        pool.join()
+    assert q.get(timeout=10) == 49
