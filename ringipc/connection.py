@@ -1,4 +1,4 @@
-"""Drop-in replacements for multiprocessing's Pipe and Connection, and wait().
+"""Drop-in replacements for multiprocessing's Pipe and Connection (wait() is in waiting.py).
 
 Each direction of a pipe is an MPMC ring (a Connection end may be shared by
 several processes, as with multiprocessing).  Next to the rings, each pair of
