@@ -28,6 +28,7 @@ if os.environ.get("RINGIPC_SANITIZE") == "1":
 macros = [("RINGIPC_WAIT_" + wait_backend.upper(), "1"), ("_GNU_SOURCE", "1")]
 libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread"]
 
+headers = [os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")]
 ring_sources = ["csrc/ring.c", "csrc/ring_segment.c", "csrc/ring_recover.c", "csrc/ring_wait.c"]
 
 extensions = [
@@ -39,7 +40,17 @@ extensions = [
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         libraries=libraries,
-        depends=[os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")],
+        depends=headers,
+    ),
+    # Calls the C ring only through the Ring type's methods: nothing to link.
+    Extension(
+        "ringipc._views",
+        sources=["ringipc/_views.pyx"],
+        include_dirs=["csrc"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        depends=headers + ["ringipc/_ring.pxd"],
     ),
 ]
 

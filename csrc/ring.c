@@ -122,6 +122,19 @@ void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify)
         rip_notify_readers(ring);
 }
 
+void rip_write_abort(rip_ring *ring, const rip_desc *desc)
+{
+    if (!ring->multi)
+        return; /* SPSC publishes head only at commit: an unpublished claim is just forgotten */
+    /* MPMC claims cannot be returned (later producers may have claimed behind
+     * it), so the whole claim becomes padding that readers skip. */
+    struct rip_meta *meta = meta_at(ring, desc->claim);
+    a_store(&meta->length, (desc->pad + cells_for_length(desc->length)) << RIP_CELL_SHIFT, RLX);
+    a_store(&meta->tag, RIP_TAG(desc->claim, RIP_STATE_PADDING), REL); /* P1 */
+    a_store(&ring->slot->produce_intent, 0, RLX);
+    rip_notify_readers(ring);
+}
+
 /* Validates a record's tag-published length before anything is copied. */
 static inline rip_status check_record(rip_ring *ring, uint64_t pos, uint64_t length, int padding, uint64_t *cells)
 {

@@ -71,6 +71,8 @@ rip_status rip_attach(rip_ring *ring, void *base, uint64_t segment_size, const c
 
 rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc);
 void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify);
+/* Gives up a claim without publishing a message (readers skip it). */
+void rip_write_abort(rip_ring *ring, const rip_desc *desc);
 rip_status rip_read_begin(rip_ring *ring, rip_desc *desc);
 void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify);
 /* Wake every sleeper of one direction if any is registered (batched notify). */

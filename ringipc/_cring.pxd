@@ -61,6 +61,7 @@ cdef extern from "ring.h" nogil:
 
     rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
     void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify)
+    void rip_write_abort(rip_ring *ring, const rip_desc *desc)
     rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
     void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
     void rip_notify_readers(rip_ring *ring)

@@ -92,16 +92,6 @@ cdef class Ring:
     process (fork, spawn or forkserver) re-attaches it there by name; a child
     never unlinks its parent's segment.
     """
-    cdef c.rip_ring _r
-    cdef object _mapping
-    cdef Py_buffer _view
-    cdef bint _has_view
-    cdef readonly str name
-    cdef readonly str kind
-    cdef int _creator_pid
-    cdef public uint32_t spin
-    cdef PyThread_type_lock _lock
-
     def __cinit__(self):
         self._lock = PyThread_allocate_lock()
         if self._lock == NULL:
@@ -209,18 +199,49 @@ cdef class Ring:
         return c.rip_used_bytes(&self._r)
 
     # -- internals --------------------------------------------------------
-    cdef inline int _check_open(self) except -1:
+    cdef int _check_open(self) except -1:
         if not self._has_view:
             raise ChannelClosed(f"ring {self.name!r} is closed")
         return 0
 
-    cdef inline int _lock_handle(self) except -1:
+    cdef int _lock_handle(self) except -1:
         # Threads sharing one handle take turns: SPSC publishes head only at
         # commit, so two threads in one claim would overlap.
         if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
             with nogil:
                 PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        if self._view_open:
+            # One claim per handle at a time: a second one would overlap the
+            # first (SPSC) or hide it from recovery (MPMC).
+            PyThread_release_lock(self._lock)
+            raise RingError(f"ring {self.name!r}: release the open view before using this handle again")
         return 0
+
+    cdef void _unlock_handle(self) noexcept:
+        PyThread_release_lock(self._lock)
+
+    cdef int _lock_for_view(self) except -1:
+        """Like _lock_handle, for the view that holds this handle's claim."""
+        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        return 0
+
+    cdef void _write_end(self, c.rip_desc *d, bint commit) noexcept:
+        self._write_end_unlocked(d, commit)
+        PyThread_release_lock(self._lock)
+
+    cdef void _write_end_unlocked(self, c.rip_desc *d, bint commit) noexcept:
+        if not self._has_view:
+            return
+        if commit:
+            c.rip_write_commit(&self._r, d, 1)
+        else:
+            c.rip_write_abort(&self._r, d)
+
+    cdef void _read_end_unlocked(self, c.rip_desc *d) noexcept:
+        if self._has_view:
+            c.rip_read_end(&self._r, d, 1)
 
     cdef int _wait(self, bint writer, uint64_t length, double deadline, double *blocked_since) except -1:
         """Sleep one slice; returns 1 once the deadline has passed, else 0."""
@@ -252,20 +273,15 @@ cdef class Ring:
                 c.rip_recover(&self._r, &recovered)
         return 0
 
-    cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1:
-        cdef c.rip_desc d
+    cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1:
+        """Claims room for `length` bytes; on return the handle lock is held."""
         cdef c.rip_status st
         cdef double deadline = -2.0, blocked_since = -1.0
         self._check_open()
         while True:
             self._lock_handle()
-            st = c.rip_write_begin(&self._r, length, &d)
+            st = c.rip_write_begin(&self._r, length, d)
             if st == c.RIP_OK:
-                try:
-                    _copy(d.data, src, length)
-                finally:
-                    c.rip_write_commit(&self._r, &d, notify)
-                    PyThread_release_lock(self._lock)
                 return 0
             PyThread_release_lock(self._lock)
             if st != c.RIP_FULL or not block:
@@ -274,6 +290,16 @@ cdef class Ring:
                 deadline = _deadline(timeout)
             if self._wait(True, length, deadline, &blocked_since):
                 raise queue.Full
+
+    cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1:
+        cdef c.rip_desc d
+        self._write_begin(length, &d, block, timeout)
+        try:
+            _copy(d.data, src, length)
+        finally:
+            c.rip_write_commit(&self._r, &d, notify)
+            PyThread_release_lock(self._lock)
+        return 0
 
     cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1:
         """Claims the next message; on return the handle lock is held."""
@@ -293,7 +319,7 @@ cdef class Ring:
             if self._wait(False, 0, deadline, &blocked_since):
                 raise queue.Empty
 
-    cdef inline void _read_end(self, c.rip_desc *d, bint notify):
+    cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept:
         c.rip_read_end(&self._r, d, notify)
         PyThread_release_lock(self._lock)
 
@@ -389,6 +415,21 @@ cdef class Ring:
             return d.length
         finally:
             PyBuffer_Release(&buf)
+
+    def recv_view(self, bint block=True, timeout=None):
+        """Zero-copy receive: a read-only buffer over the next message in
+        shared memory.  Use it as a context manager (or call ``release()``);
+        until then the message stays claimed and this handle refuses other
+        calls.  Copy out anything needed after release."""
+        from ._views import ReadView
+        return ReadView._claim(self, block, timeout)
+
+    def send_view(self, length, bint block=True, timeout=None):
+        """Zero-copy send: a writable buffer of `length` bytes in shared memory.
+        Leaving the ``with`` block (or ``commit()``) publishes it; an exception
+        (or ``abort()``) discards it without publishing anything."""
+        from ._views import WriteView
+        return WriteView._claim(self, length, block, timeout)
 
     def poll(self, timeout=0.0):
         """True if a message (or the end of the stream) can be read without

@@ -1,0 +1,35 @@
+# The Ring type's C-level members, for ringipc/_views.pyx.
+from cpython.pythread cimport PyThread_type_lock
+from libc.stdint cimport uint32_t, uint64_t
+
+cimport ringipc._cring as c
+
+
+cdef class Ring:
+    cdef c.rip_ring _r
+    cdef object _mapping
+    cdef Py_buffer _view
+    cdef bint _has_view
+    cdef readonly str name
+    cdef readonly str kind
+    cdef int _creator_pid
+    cdef public uint32_t spin
+    cdef PyThread_type_lock _lock
+    cdef bint _view_open
+
+    cdef _map(self, str name, object mapping)
+    cdef _attach_view(self)
+    cdef _unmap(self)
+    cdef int _check_open(self) except -1
+    cdef int _lock_handle(self) except -1
+    cdef void _unlock_handle(self) noexcept
+    cdef int _lock_for_view(self) except -1
+    cdef void _write_end(self, c.rip_desc *d, bint commit) noexcept
+    cdef void _write_end_unlocked(self, c.rip_desc *d, bint commit) noexcept
+    cdef void _read_end_unlocked(self, c.rip_desc *d) noexcept
+    cdef int _wait(self, bint writer, uint64_t length, double deadline, double *blocked_since) except -1
+    cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1
+    cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1
+    cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1
+    cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept
+    cdef object _read_bytes(self, c.rip_desc *d, bint notify)

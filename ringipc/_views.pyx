@@ -1,0 +1,131 @@
+# cython: language_level=3
+"""Zero-copy access to one message in a ring: the buffer *is* shared memory.
+
+A view holds its record claimed (and its handle's lock flag set) until it is
+released; consumers of large messages use it to avoid one of the two copies,
+producers to build a message in place (e.g. numpy.frombuffer / readinto).
+"""
+from cpython.buffer cimport PyBuffer_FillInfo
+from libc.stdint cimport uint64_t
+
+cimport ringipc._cring as c
+from ringipc._ring cimport Ring  # declarations only: every C call goes through Ring
+
+from .errors import RingError
+
+
+cdef class _View:
+    cdef Ring _ring
+    cdef c.rip_desc _d
+    cdef bint _active
+    cdef int _exports
+    cdef bint _writable
+
+    def __getbuffer__(self, Py_buffer *buffer, int flags):
+        if not self._active:
+            raise ValueError("this ring view was released")
+        PyBuffer_FillInfo(buffer, self, self._d.data, <Py_ssize_t>self._d.length, not self._writable, flags)
+        self._exports += 1
+
+    def __releasebuffer__(self, Py_buffer *buffer):
+        self._exports -= 1
+
+    def __len__(self):
+        return self._d.length
+
+    @property
+    def active(self):
+        return self._active
+
+    cdef int _finish_check(self) except -1:
+        if not self._active:
+            return 1
+        if self._exports:
+            # The memory is about to be reused by other processes.
+            raise BufferError("release every memoryview of this ring view first")
+        return 0
+
+    def __enter__(self):
+        return self
+
+
+cdef class ReadView(_View):
+    """A claimed message, readable in place."""
+
+    @staticmethod
+    def _claim(Ring ring, bint block, timeout):
+        cdef ReadView view = ReadView.__new__(ReadView)
+        ring._read_begin(&view._d, block, timeout)  # leaves the handle lock held
+        view._ring = ring
+        view._active = True
+        ring._view_open = True
+        ring._unlock_handle()
+        return view
+
+    def release(self):
+        """Finish reading: the record's space returns to the writers."""
+        if self._finish_check():
+            return
+        self._ring._lock_for_view()
+        self._active = False
+        self._ring._view_open = False
+        self._ring._read_end(&self._d, True)
+
+    def __dealloc__(self):
+        if self._active and self._ring is not None:
+            self._ring._view_open = False
+            self._ring._read_end_unlocked(&self._d)
+
+    def tobytes(self):
+        return bytes(memoryview(self))
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+cdef class WriteView(_View):
+    """Claimed space for one message, writable in place."""
+
+    @staticmethod
+    def _claim(Ring ring, length, bint block, timeout):
+        cdef WriteView view = WriteView.__new__(WriteView)
+        if length < 0:
+            raise ValueError("length must be >= 0")
+        ring._write_begin(<uint64_t>length, &view._d, block, timeout)  # leaves the handle lock held
+        view._ring = ring
+        view._active = True
+        view._writable = True
+        ring._view_open = True
+        ring._unlock_handle()
+        return view
+
+    def commit(self):
+        """Publish the message to readers."""
+        if self._finish_check():
+            return
+        self._ring._lock_for_view()
+        self._active = False
+        self._ring._view_open = False
+        self._ring._write_end(&self._d, True)
+
+    def abort(self):
+        """Give the space up without publishing anything."""
+        if self._finish_check():
+            return
+        self._ring._lock_for_view()
+        self._active = False
+        self._ring._view_open = False
+        self._ring._write_end(&self._d, False)
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def __dealloc__(self):
+        # A view dropped unfinished must not leave a live claim that nobody
+        # will ever finish: recovery only releases claims of dead processes.
+        if self._active and self._ring is not None:
+            self._ring._view_open = False
+            self._ring._write_end_unlocked(&self._d, False)
