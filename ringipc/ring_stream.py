@@ -125,8 +125,14 @@ class RingStream(io.RawIOBase):
             try:
                 return rx.recv_bytes_into(target, False)
             except Empty:
-                return None
+                pass
             except EOFError:
+                return 0
+            if not self._peer_gone():
+                return None
+            try:
+                return rx.recv_bytes_into(target, False)
+            except (Empty, EOFError):
                 return 0
         deadline = None if self.timeout is None else time.monotonic() + max(self.timeout, 0.0)
         wait = PEER_CHECK
