@@ -1,0 +1,50 @@
+"""ringipc's byte-stream mode on the ring: ``stream_pair()`` handed from parent
+to children, and ``shm://`` in ``mode="stream"``.
+
+A byte stream has no boundaries, so messages are length-framed exactly as for
+os.pipe (same FrameReader, same vectored-write helper): the numbers differ only
+by what carries the bytes.
+"""
+from ringipc.bench.adapters.base import Channel, Facility
+from ringipc.bench.adapters.framing import FrameReader, file_writev, frames, write_all
+from ringipc.bench.adapters.ringipc_transports import StreamTransport
+
+#: twice the largest default message size, so a 1 MiB message is one record
+CAPACITY = 4 << 20
+
+
+class RingStreamPair(Facility):
+    """``ringipc.stream_pair()``: one writer, one reader, no socket on the data path."""
+
+    name = "ringipc.stream_pair"
+    copies_on_send = True
+
+    def available(self):
+        try:
+            from ringipc.ring_stream import stream_pair  # noqa: F401
+        except ImportError as exc:
+            return False, f"ringipc.ring_stream not available: {exc}"
+        return True, ""
+
+    def setup(self, size, producers=1, consumers=1):
+        from ringipc.ring_stream import stream_pair
+
+        w, r = stream_pair(CAPACITY)
+
+        def close():
+            w.close()
+            r.close()
+
+        return Channel([w], [r], close)
+
+    def open_sender(self, end, size):
+        return lambda msg: write_all(lambda parts: file_writev(end, parts), frames((msg,)))
+
+    def open_receiver(self, end, size):
+        return FrameReader(end.readinto).recv
+
+    def close_end(self, end):
+        end.close()
+
+
+FACILITIES = [RingStreamPair(), StreamTransport("shm")]
