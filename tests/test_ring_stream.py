@@ -19,6 +19,14 @@ SPAWN = multiprocessing.get_context("spawn")
 # 256 MiB keeps CI quick; RINGIPC_TEST_BIG_STREAM=1 moves a full GiB.
 BIG_TRANSFER = (1 << 30) if os.environ.get("RINGIPC_TEST_BIG_STREAM") == "1" else (256 << 20)
 BLOCK = 1 << 20
+# Reads across processes carry this timeout only so that a bug fails the
+# test instead of hanging it; nothing is timed.
+HANG_GUARD = 120
+
+
+def guarded(stream):
+    stream.timeout = HANG_GUARD
+    return stream
 
 
 def write_all(stream, data):
@@ -56,6 +64,7 @@ def test_any_chunking_reproduces_the_concatenation(writes, reads, seed):
     rng = random.Random(seed)
     chunks = [rng.randbytes(n) for n in writes]
     w, r = stream_pair(1 << 12)
+    guarded(r)
 
     def produce():
         for chunk in chunks:
@@ -95,7 +104,8 @@ def test_large_transfer_between_processes_hash_checked():
     report_r, report_w = FORK.Pipe(duplex=False)
     proc = FORK.Process(target=_produce_big, args=(w, report_w))
     proc.start()
-    w.close()  # the child's copy is now the only writer: its close is our EOF
+    w.close()
+    guarded(r)  # the child's copy is now the only writer: its close is our EOF
     digest = hashlib.sha256()
     buf = bytearray(256 << 10)
     view = memoryview(buf)
@@ -127,6 +137,7 @@ def test_writer_sigkilled_mid_stream_reads_as_eof():
     proc = FORK.Process(target=_write_forever, args=(w, started_w))
     proc.start()
     w.close()
+    guarded(r)
     assert started_r.poll(60)
     first = r.read(1000)
     assert first == bytes(range(256)) * 3 + bytes(range(232))
@@ -181,7 +192,7 @@ def test_buffered_reader_readline_and_iteration():
 
     t = threading.Thread(target=produce)
     t.start()
-    reader = io.TextIOWrapper(io.BufferedReader(r), encoding="utf-8")
+    reader = io.TextIOWrapper(io.BufferedReader(guarded(r)), encoding="utf-8")
     assert reader.readline() == lines[0]
     assert list(reader) == lines[1:]
     assert reader.readline() == ""
@@ -231,6 +242,7 @@ def test_several_writer_processes_each_write_arrives_contiguous():
     for p in procs:
         p.start()
     w.close()
+    guarded(r)
     data = read_to_eof(r, 4096)
     r.close()
     for p in procs:
@@ -252,6 +264,7 @@ def test_ends_pass_to_a_spawned_child():
     proc = SPAWN.Process(target=_spawned_writer, args=(w, payload))
     proc.start()
     w.close()
+    guarded(r)
     assert read_to_eof(r) == payload
     r.close()
     join(proc)
