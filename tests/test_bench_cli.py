@@ -74,6 +74,8 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
     argv = ["bench", "--quick", "--only", "os.pipe,ringipc.Ring-spsc,test.*", "--sizes", "64,1K",
             "--scenarios", "throughput,latency,mpmc", "--timeout", "5",
+            # spawn: a forkserver started earlier in this process would not see tmp_path on sys.path
+            "--start-method", "spawn",
             "--json", str(out_json), "--plot", str(out_png)]
 
     status = ringipc_main(argv)
@@ -112,6 +114,16 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
     assert all(r["ok"] == (r["error"] == "") for r in data["runs"])
 
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_defaults_to_forkserver_and_passes_on_a_healthy_facility(tmp_path, capsys):
+    out_json = tmp_path / "q.json"
+    status = ringipc_main(["bench", "--quick", "--only", "os.pipe", "--sizes", "64",
+                           "--scenarios", "throughput", "--json", str(out_json)])
+    assert status == 0, capsys.readouterr().out
+    data = json.loads(out_json.read_text())
+    assert data["settings"]["start_method"] == "forkserver"
+    assert all(r["ok"] for r in data["runs"])
 
 
 def test_plot_without_matplotlib_is_a_clear_error_before_running(monkeypatch, capsys, tmp_path):

@@ -145,7 +145,7 @@ def header_text(settings):
     pinned = f"producer on CPU {cpus[0]}, consumer on CPU {cpus[1]}" if settings.pin and cpus[0] is not None \
         else "not pinned"
     return (f"[dim]{info['cpu'] or info['machine']}, {info['cpus_allowed'] or info['cpu_count']} CPUs, {pinned}; "
-            f"Python {platform.python_version()}; {settings.repeat} x ~{settings.target:g} s per cell[/]")
+            f"Python {platform.python_version()}; {settings.start_method}; {settings.repeat} x ~{settings.target:g} s per cell[/]")
 
 
 def print_report(console, summaries, skips, settings):

@@ -30,6 +30,7 @@ class Settings:
     producers: int = 2
     consumers: int = 2
     pin: bool = True
+    start_method: str = "spawn"
 
 
 @dataclass
@@ -143,7 +144,8 @@ def run(facilities, settings, on_result=None, on_start=None, skips=None):
                          ok=False, error=why, skipped=True)
         else:
             res = run_once(cell.facility, cell.scenario, cell.size, cell.count, cell.producers,
-                           cell.consumers, settings.timeout, settings.pin, target=settings.target)
+                           cell.consumers, settings.timeout, settings.pin, target=settings.target,
+                           start_method=settings.start_method)
             if res.ok:
                 cell.count = next_count(res, cell, settings.target)
             else:
