@@ -205,6 +205,10 @@ def _auto_round_trip(addr):
 
 
 def test_auto_falls_back_to_unix_and_warns_once(fresh_fallback):
+    def refuse(target, **opts):
+        raise SharedMemoryUnavailable("no /dev/shm here")
+
+    register_scheme("shm", refuse, refuse, replace=True)  # shm:// exists now: make it fail
     name = f"auto-test-{os.getpid()}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

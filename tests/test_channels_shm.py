@@ -163,3 +163,23 @@ def test_unavailable_shared_memory_falls_back_to_a_socket(no_shared_memory, tmp_
         with listen(f"auto://{name}") as lst:
             assert lst.address.startswith("unix://")
     assert [w.category for w in caught] == [FallbackWarning]
+
+
+def test_auto_uses_shared_memory_when_it_works(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(address_mod, "_fallback_warned", False)
+    name = f"shm-auto-{os.getpid()}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no FallbackWarning
+        with listen(f"auto://{name}") as lst:
+            assert lst.address == f"shm://{name}"
+            got = {}
+            t = threading.Thread(target=lambda: got.setdefault("ch", lst.accept(timeout=30)))
+            t.start()
+            with connect(f"auto://{name}", timeout=30) as c:
+                t.join()
+                with got["ch"] as s:
+                    assert isinstance(s, shm.ShmChannel)
+                    c.send("over the ring")
+                    assert s.recv(timeout=10) == "over the ring"
