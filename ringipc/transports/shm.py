@@ -69,6 +69,9 @@ class ShmChannel(BaseChannel):
         self._conn = _LifelineConnection(sock, rx, tx)
         self._owed = 0  # doorbells of messages already taken, not yet read off the socket
 
+    def __reduce__(self):
+        raise TypeError("a shm:// channel cannot be pickled: connect to its address from the other process")
+
     def fileno(self) -> int:
         self._check_open()
         return self._sock.fileno()
