@@ -11,6 +11,7 @@ import importlib
 MODULES = [
     "ringipc.bench.adapters.ringipc_core",
     "ringipc.bench.adapters.ringipc_transports",
+    "ringipc.bench.adapters.ringipc_stream",
     "ringipc.bench.adapters.mp",
     "ringipc.bench.adapters.streams",
     "ringipc.bench.adapters.peers",

@@ -1,14 +1,13 @@
-"""ringipc's own facilities: the raw ring, the multiprocessing drop-ins, the stream mode."""
+"""ringipc's own facilities: the raw ring and the multiprocessing drop-ins (the stream mode is in ringipc_stream)."""
 from ringipc.bench.adapters.base import (
     BATCH_SCENARIOS, Channel, ConnectionPair, Facility, SharedQueue, into_receiver,
 )
-from ringipc.bench.adapters.framing import LARGE, FrameReader, file_writev, frames, write_all
+from ringipc.bench.adapters.framing import LARGE
 
 
 # Where each public name is defined, for a build whose ringipc/__init__.py does
 # not re-export it yet: the benchmark can measure a facility as soon as it exists.
-_HOMES = {"Queue": "ringipc.queues", "SimpleQueue": "ringipc.queues", "Pipe": "ringipc.connection",
-          "stream_pair": "ringipc.ring_stream"}
+_HOMES = {"Queue": "ringipc.queues", "SimpleQueue": "ringipc.queues", "Pipe": "ringipc.connection"}
 
 
 def _find(name):
@@ -140,32 +139,4 @@ class Pipe(ConnectionPair):
         return _find("Pipe")()
 
 
-class Stream(Facility):
-    """Byte-stream mode, length-framed exactly like os.pipe."""
-
-    name = "ringipc.stream"
-    copies_on_send = True
-
-    def available(self):
-        return _api("stream_pair")
-
-    def setup(self, size, producers=1, consumers=1):
-        w, r = _find("stream_pair")(capacity=_capacity(size))
-
-        def close():
-            w.close()
-            r.close()
-
-        return Channel([w], [r], close)
-
-    def open_sender(self, w, size):
-        return lambda msg: write_all(lambda parts: file_writev(w, parts), frames((msg,)))
-
-    def open_receiver(self, r, size):
-        return FrameReader(r.readinto).recv
-
-    def close_end(self, end):
-        end.close()
-
-
-FACILITIES = [Ring(), RingMpmc(), RingMany(), Queue(), QueueMany(), SimpleQueue(), Pipe(), Stream()]
+FACILITIES = [Ring(), RingMpmc(), RingMany(), Queue(), QueueMany(), SimpleQueue(), Pipe()]
