@@ -30,7 +30,7 @@ import time
 from multiprocessing import reduction
 from queue import Empty, Full
 
-from ._ring import Ring
+from ._ring import RECOVERY_AFTER, Ring
 from .errors import BufferTooShort
 from .sharedstate import keep_alive_for_child, pin_rings
 
@@ -121,25 +121,15 @@ class RingStream(io.RawIOBase):
         None if ``block`` is false and nothing is there.  A record longer
         than ``target`` comes back from the ring as BufferTooShort."""
         rx = self._rx
-        if not block:
-            try:
-                return rx.recv_bytes_into(target, False)
-            except Empty:
-                pass
-            except EOFError:
-                return 0
-            if not self._peer_gone():
-                return None
-            try:
-                return rx.recv_bytes_into(target, False)
-            except (Empty, EOFError):
-                return 0
         deadline = None if self.timeout is None else time.monotonic() + max(self.timeout, 0.0)
         wait = PEER_CHECK
+        recovery = _Recovery(rx)
         while True:
-            if deadline is not None:
-                wait = min(PEER_CHECK, max(deadline - time.monotonic(), 0.0))
             try:
+                if not block:
+                    return rx.recv_bytes_into(target, False)
+                if deadline is not None:
+                    wait = min(PEER_CHECK, max(deadline - time.monotonic(), 0.0))
                 return rx.recv_bytes_into(target, True, wait)
             except Empty:
                 pass
@@ -147,13 +137,18 @@ class RingStream(io.RawIOBase):
                 return 0
             if self._peer_gone():
                 # Everything the writers committed happened before their
-                # sockets closed: drain it before reporting end-of-file.
+                # sockets closed: drain it before reporting end-of-file,
+                # past any record a killed writer left half-written.
+                rx.recover()
                 try:
                     return rx.recv_bytes_into(target, False)
                 except (Empty, EOFError):
                     return 0
+            if not block:
+                return None
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError("timed out waiting for the writer")
+            recovery.tick()
 
     def readinto(self, b):
         rx = self._rx
@@ -210,16 +205,12 @@ class RingStream(io.RawIOBase):
         return filled
 
     def readall(self):
-        """Read to end-of-file in record-sized steps (RawIOBase's default steps are 8 KiB)."""
+        """Read to end-of-file in record-sized steps (RawIOBase's are 8 KiB)."""
         self._need(self._rx, "readable")
         out = bytearray()
-        while True:
-            chunk = self.read(self._cap)
-            if chunk is None:
-                return bytes(out) if out else None
-            if not chunk:
-                return bytes(out)
+        while chunk := self.read(self._cap):
             out += chunk
+        return bytes(out) if out or chunk is not None else None
 
     def write(self, b):
         tx = self._tx
@@ -248,13 +239,22 @@ class RingStream(io.RawIOBase):
         return n
 
     def _send_wait(self, chunk):
+        tx = self._tx
+        try:
+            tx.send_bytes(chunk, True, PEER_CHECK)
+            return
+        except Full:
+            pass
+        recovery = _Recovery(tx)
         while True:
+            if self._peer_gone():
+                raise BrokenPipeError(32, "Broken pipe: the reading end of the stream is closed")
+            recovery.tick()
             try:
-                self._tx.send_bytes(chunk, True, PEER_CHECK)
+                tx.send_bytes(chunk, True, PEER_CHECK)
                 return
             except Full:
-                if self._peer_gone():
-                    raise BrokenPipeError(32, "Broken pipe: the reading end of the stream is closed") from None
+                pass
 
     @property
     def max_message_size(self):
@@ -281,6 +281,25 @@ class RingStream(io.RawIOBase):
             return "<ringipc.RingStream closed>"
         side = "rw" if self._rx is not None and self._tx is not None else ("r" if self._rx is not None else "w")
         return f"<ringipc.RingStream {side} rx={getattr(self._rx, 'name', None)} tx={getattr(self._tx, 'name', None)}>"
+
+
+class _Recovery:
+    """The ring frees a dead writer's half-written record only within one
+    wait of RECOVERY_AFTER seconds, longer than our PEER_CHECK slices; live
+    writers and the reader would wait behind it for ever, so ask for it
+    once the slices add up to that long."""
+
+    __slots__ = ("_ring", "_since")
+
+    def __init__(self, ring):
+        self._ring = ring
+        self._since = time.monotonic()
+
+    def tick(self):
+        now = time.monotonic()
+        if now - self._since >= RECOVERY_AFTER:
+            self._ring.recover()
+            self._since = now
 
 
 def _bytes_view(b):

@@ -300,3 +300,23 @@ def test_reader_with_buffered_bytes_refuses_to_be_pickled():
         pickle.dumps(r)
     w.close()
     r.close()
+
+
+def _die_mid_write(w):
+    # What SIGKILL inside a copy leaves: a claimed record that is never committed.
+    w._tx._debug_claim_and_hold(1000)
+    os._exit(0)
+
+
+def test_a_writer_killed_mid_record_does_not_stall_the_others():
+    w, r = stream_pair(1 << 14)
+    guarded(r)
+    proc = FORK.Process(target=_die_mid_write, args=(w,))
+    proc.start()
+    join(proc)
+    w.write(b"from the live writer")  # behind the dead claim in the ring
+    assert r.read(100) == b"from the live writer"
+    w.write(b"and more")
+    w.close()
+    assert read_to_eof(r) == b"and more"
+    r.close()
