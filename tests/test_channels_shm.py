@@ -62,6 +62,24 @@ def test_messages_larger_than_the_ring(tmp_path):
         assert buf == big
 
 
+def test_large_message_into_a_short_buffer_and_lookalike_bytes(tmp_path):
+    from ringipc.errors import BufferTooShort
+    from ringipc.large import MAGIC
+
+    with channel_pair("shm", tmp_path) as (a, b):
+        big = hashlib.shake_256(b"short").digest(a._conn._rx.max_message_size + 1)
+        for size in (10, len(big) - 1):  # shorter than the reference, then than the payload
+            b.send_bytes(big)
+            with pytest.raises(BufferTooShort) as info:
+                a.recv_bytes_into(bytearray(size), timeout=10)
+            assert info.value.args[0] == big
+        lookalike = MAGIC + b"but only raw bytes"
+        b.send_bytes(lookalike)
+        buf = bytearray(100)
+        assert buf[: a.recv_bytes_into(buf, timeout=10)] == lookalike
+    # the autouse fixture fails the test if a side segment was left behind
+
+
 def _block_forever(ch):
     ch.send("ready")
     ch.recv()  # never answered: the parent kills us here

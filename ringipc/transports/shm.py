@@ -39,8 +39,9 @@ from typing import Optional
 from .._ring import Ring
 from ..address import check_mode, lookup, register_scheme
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, remaining
-from ..connection import DEFAULT_CAPACITY, Connection, _Sweeper
-from ..errors import AddressError, FrameError
+from .. import large
+from ..connection import DEFAULT_CAPACITY, PEER_CHECK, Connection, _Sweeper
+from ..errors import AddressError, BufferTooShort, FrameError
 from ..ring_stream import RingStream
 
 RENDEZVOUS_PREFIX = "@ringipc-shm-"
@@ -95,29 +96,65 @@ class ShmChannel(BaseChannel):
             return
         self._owed = self._owed - len(got) if got else 0
 
+    def _taken(self) -> None:
+        self._owed += 1
+        self._settle()
+
     def _take(self, deadline):
         try:
             data = self._conn._recv(remaining(deadline))
         except Empty:
             raise TimeoutError("no message before the timeout") from None
-        self._owed += 1
-        self._settle()
+        self._taken()
         return data
 
     def _recv_message(self, limit, deadline):
         data = self._take(deadline)
-        if limit is not None and len(data) > limit:
-            # The ring keeps boundaries: the refused message is gone, the
-            # channel stays aligned and usable (as with unixpacket://).
-            raise FrameError(f"{len(data)}-byte message exceeds the {limit}-byte limit; it was discarded")
+        _check_limit(len(data), limit)
         return data
 
     def _recv_message_into(self, view, limit, deadline):
-        data = self._recv_message(limit, deadline)
-        if len(data) > len(view):
-            return bytes(data)
-        view[: len(data)] = data
-        return len(data)
+        # Straight from the ring into ``view``: no message-sized bytes object
+        # (for a 1 MiB message its allocation costs more than the copy).
+        try:
+            n = self._ring_into(view, deadline)
+        except BufferTooShort as exc:
+            self._taken()  # consumed all the same
+            data = exc.args[0]
+            data = large.load_bytes(data) if large.is_reference(data) else data
+            _check_limit(len(data), limit)
+            return bytes(data)  # BaseChannel raises BufferTooShort with it
+        self._taken()
+        if n and view[0] == 0 and large.is_reference(view[:n]):
+            data = large.load_bytes(bytes(view[:n]))
+            _check_limit(len(data), limit)
+            if len(data) > len(view):
+                return data
+            view[: len(data)] = data
+            return len(data)
+        _check_limit(n, limit)
+        return n
+
+    def _ring_into(self, view, deadline) -> int:
+        # Connection._recv_wait's loop, receiving into a buffer.
+        rx = self._conn._rx
+        try:
+            return rx.recv_bytes_into(view, False)
+        except Empty:
+            pass
+        while True:
+            left = remaining(deadline)
+            try:
+                return rx.recv_bytes_into(view, True, PEER_CHECK if left is None else min(PEER_CHECK, left))
+            except Empty:
+                pass
+            if self._conn._peer_gone():
+                try:
+                    return rx.recv_bytes_into(view, False)  # what the peer sent before it went
+                except Empty:
+                    raise EOFError from None
+            if deadline is not None and remaining(deadline) <= 0:
+                raise TimeoutError("no message before the timeout")
 
     def _poll(self, deadline) -> bool:
         if self._owed:
@@ -129,6 +166,13 @@ class ShmChannel(BaseChannel):
 
     def __repr__(self) -> str:
         return f"<ShmChannel {'closed' if self._closed else repr(self._conn)}>"
+
+
+def _check_limit(n: int, limit) -> None:
+    if limit is not None and n > limit:
+        # The ring keeps boundaries: the refused message is gone, the
+        # channel stays aligned and usable (as with unixpacket://).
+        raise FrameError(f"{n}-byte message exceeds the {limit}-byte limit; it was discarded")
 
 
 def _rendezvous(target: str) -> str:
