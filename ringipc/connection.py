@@ -129,8 +129,9 @@ class Connection:
     # -- sending ------------------------------------------------------------------
     def send_bytes(self, buf, offset=0, size=None):
         """Send a bytes-like object (or the slice [offset:offset+size] of it) as one message."""
-        self._check_closed()
-        self._check_writable()
+        if self._sock is None or not self._writable:
+            self._check_closed()
+            self._check_writable()
         if offset == 0 and size is None and type(buf) is bytes:
             return self._send(buf)
         with memoryview(buf) as m:
@@ -180,7 +181,9 @@ class Connection:
     # -- receiving ----------------------------------------------------------------
     def _recv(self, timeout=None):
         try:
-            data = self._rx.recv_bytes(False)
+            # Waiting straight away (not trying non-blocking first) spares
+            # raising queue.Empty on every receive that finds the ring empty.
+            data = self._rx.recv_bytes(True, PEER_CHECK)
         except Empty:
             data = self._recv_wait(timeout)
         if data and not data[0] and large.is_reference(data):
@@ -206,8 +209,9 @@ class Connection:
 
     def recv_bytes(self, maxlength=None):
         """Receive one message as bytes; EOFError once the peer is closed and drained."""
-        self._check_closed()
-        self._check_readable()
+        if self._sock is None or not self._readable:
+            self._check_closed()
+            self._check_readable()
         if maxlength is not None and maxlength < 0:
             raise ValueError("negative maxlength")
         data = self._recv()
