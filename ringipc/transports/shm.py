@@ -40,12 +40,15 @@ from .._ring import Ring
 from ..address import check_mode, lookup, register_scheme
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, remaining
 from .. import large
-from ..connection import DEFAULT_CAPACITY, PEER_CHECK, Connection, _Sweeper
+from ..connection import PEER_CHECK, Connection, _Sweeper
 from ..errors import AddressError, BufferTooShort, FrameError
 from ..ring_stream import RingStream
 
 RENDEZVOUS_PREFIX = "@ringipc-shm-"
 RING_KIND = "mpmc"  # as connection.Pipe: a forked child may use an inherited end
+# Per ring (two per connection).  Larger than Pipe's: messages up to 2 MiB stay
+# in the ring instead of a side segment, which costs a segment per message.
+DEFAULT_CAPACITY = 4 << 20
 DOORBELL_BUFFER = 8 << 20
 _HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 _ACK = b"attached"
