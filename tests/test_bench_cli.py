@@ -116,7 +116,7 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_quick_defaults_to_forkserver_and_passes_on_a_healthy_facility(tmp_path, capsys):
+def test_forkserver_default_runs_a_healthy_facility_clean(tmp_path, capsys):
     out_json = tmp_path / "q.json"
     status = ringipc_main(["bench", "--quick", "--only", "os.pipe", "--sizes", "64",
                            "--scenarios", "throughput", "--json", str(out_json)])

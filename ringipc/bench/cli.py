@@ -6,7 +6,7 @@ from ringipc.bench import suite
 from ringipc.bench.runner import LATENCY, MPMC, START_METHODS, THROUGHPUT
 
 EPILOG = """\
-Every run starts fresh processes (spawn, or forkserver), pins producer and consumer to
+Every run starts fresh processes (forkserver, or spawn), pins producer and consumer to
 different cores, sets connections up before timing, and verifies every message
 (count, order and content); a run that loses or corrupts anything is FAILED.
 Ratios compare with multiprocessing.Queue measured in the same run.
@@ -30,7 +30,8 @@ def build_parser(parser=None):
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="limit on one run, set-up included (default 30)")
     p.add_argument("--no-pin", action="store_true", help="do not pin producer and consumer to separate cores")
     p.add_argument("--start-method", choices=START_METHODS,
-                   help="how each run's fresh processes start (default spawn; forkserver with --quick)")
+                   help="how each run's fresh processes start (default forkserver: forked from a "
+                        "pristine server process; spawn: a new interpreter each, slower to start)")
     p.add_argument("--json", metavar="PATH", help="write every run, machine info and versions as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of throughput against message size (needs matplotlib)")
     p.add_argument("--list", action="store_true", help="list the facilities and whether they can run here, then exit")
@@ -40,9 +41,7 @@ def build_parser(parser=None):
 def settings_from(args):
     s = suite.Settings()
     if args.quick:
-        # spawn costs ~0.1-0.3 s of interpreter start per process: too much for a 30 s budget.
         s.sizes, s.repeat, s.target, s.timeout = list(suite.QUICK_SIZES), 1, 0.04, 10.0
-        s.start_method = "forkserver"
     if args.start_method:
         s.start_method = args.start_method
     if args.sizes:

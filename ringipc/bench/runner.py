@@ -22,8 +22,8 @@ def context(method="spawn"):
     """A multiprocessing context whose children are fresh processes.
 
     spawn starts a new interpreter per child; forkserver forks each child from a
-    pristine server process (never from this one), which starts in a tenth of
-    the time and is used where the wall-clock budget is tight (``--quick``).
+    pristine server process (never from this one, so nothing of the benchmark's
+    own state is inherited), which starts in a fraction of the time.
     """
     if method not in START_METHODS:
         raise ValueError(f"start method must be one of {', '.join(START_METHODS)}, not {method!r}")

@@ -30,7 +30,9 @@ class Settings:
     producers: int = 2
     consumers: int = 2
     pin: bool = True
-    start_method: str = "spawn"
+    # Fresh processes either way; forkserver starts them ~0.05 s apiece instead of ~0.3 s
+    # (an interpreter start under spawn), which is what keeps the default run near 2 minutes.
+    start_method: str = "forkserver"
 
 
 @dataclass
