@@ -51,8 +51,9 @@ class RingStream(io.RawIOBase):
     returns ``None`` and a write that finds the ring full returns what it
     wrote (``None`` for nothing), as :class:`io.RawIOBase` specifies."""
 
-    def __init__(self, sock, rx, tx, *, timeout=None):
+    def __init__(self, sock, rx, tx, *, timeout=None, picklable=True):
         super().__init__()
+        self._picklable = picklable
         self._sock = sock
         self._rx = rx
         self._tx = tx
@@ -76,6 +77,8 @@ class RingStream(io.RawIOBase):
 
     def __reduce__(self):
         self._checkClosed()
+        if not self._picklable:
+            raise TypeError("this stream's rings have no names left to attach to: connect by address instead")
         if self._end > self._pos:
             raise ValueError("this reader holds bytes it has not handed out; only a fresh reader can be passed on")
         keep_alive_for_child((self._rx, self._tx))

@@ -3,6 +3,7 @@ fileno readiness, peers that die, byte-stream mode across processes, and
 falling back when shared memory is unusable."""
 import hashlib
 import os
+import pickle
 import selectors
 import signal
 import warnings
@@ -117,6 +118,8 @@ def test_stream_mode_across_processes(tmp_path):
     total = 32 << 20
     with peer_process("shm", tmp_path, _stream_out, total, mode="stream") as (stream, proc):
         assert isinstance(stream, RingStream) and stream.readable() and stream.writable()
+        with pytest.raises(TypeError):
+            pickle.dumps(stream)  # its rings' names are already unlinked
         digest = hashlib.sha256()
         buf = bytearray(1 << 16)
         view = memoryview(buf)

@@ -186,7 +186,7 @@ def _rendezvous(target: str) -> str:
 
 def _wrap(sock, rx, tx, mode, max_message_size):
     if mode == "stream":
-        return RingStream(sock, rx, tx)
+        return RingStream(sock, rx, tx, picklable=False)  # the names are unlinked
     return ShmChannel(sock, rx, tx, max_message_size=max_message_size)
 
 
