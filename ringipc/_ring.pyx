@@ -9,6 +9,8 @@ that signal handlers (Ctrl-C) run promptly, against a CLOCK_MONOTONIC deadline.
 import os
 import queue
 
+cimport cython
+
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
@@ -16,6 +18,7 @@ from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, Py
                                PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+from posix.unistd cimport getpid
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport ringipc._cring as c
@@ -83,6 +86,9 @@ cdef int _raise_status(c.rip_status st, Ring ring, uint64_t length, bint writer)
     raise RingError(f"ring {ring.name!r}: unexpected status {<int>st}")
 
 
+# No tp_clear: a Ring caught in a garbage cycle must keep its mapping until
+# __dealloc__ has released its roles in the segment.
+@cython.no_gc_clear
 cdef class Ring:
     """A lock-free ring of whole messages in POSIX shared memory.
 
@@ -158,11 +164,13 @@ cdef class Ring:
             self._mapping = None
 
     def __dealloc__(self):
+        # May run during interpreter teardown, when module globals are None:
+        # use C calls only, and leave the unlink to _segment's atexit hook then.
         if self._has_view:
             c.rip_release_roles(&self._r)
             PyBuffer_Release(&self._view)
             self._has_view = False
-        if self._creator_pid == os.getpid() and self.name is not None:
+        if self._creator_pid == getpid() and self.name is not None and _segment is not None:
             _segment.unlink(self.name)
         if self._lock != NULL:
             PyThread_free_lock(self._lock)
@@ -347,7 +355,9 @@ cdef class Ring:
     def send_bytes_many(self, messages, bint block=True, timeout=None):
         """Append each message in order, waking readers once; returns the count.
 
-        `timeout` applies to each message's wait for space."""
+        `timeout` applies to each message's wait for space.  If the ring fills
+        (block=False, or the timeout passes), queue.Full is raised with
+        ``exc.sent`` set to the number of messages already appended."""
         cdef Py_buffer buf
         cdef Py_ssize_t count = 0
         try:
@@ -355,6 +365,9 @@ cdef class Ring:
                 PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
                 try:
                     self._write(<const char *>buf.buf, <uint64_t>buf.len, block, timeout, False)
+                except queue.Full as exc:
+                    exc.sent = count  # how many of the batch went in before it filled
+                    raise
                 finally:
                     PyBuffer_Release(&buf)
                 count += 1

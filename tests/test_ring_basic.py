@@ -267,3 +267,30 @@ def _try_send(r, out):
         out.put("sent")
     except ringipc.RingError as exc:
         out.put(f"RingError: {exc}")
+
+
+def test_ring_in_a_garbage_cycle_is_collected_cleanly(kind):
+    import gc
+    import os
+
+    def fail_holding_a_ring():
+        ring = Ring(capacity=4096, kind=kind)
+        ring.send_bytes(b"x")
+        try:
+            raise KeyError(ring.name)
+        except KeyError as exc:
+            error = exc  # frame -> error -> traceback -> frame: only the collector frees it
+        return error.args[0]
+
+    name = fail_holding_a_ring()
+    assert os.path.exists("/dev/shm/" + name)  # kept alive by the cycle
+    gc.collect()  # collects the Ring through the cycle: must not touch a released mapping
+    assert not os.path.exists("/dev/shm/" + name)
+
+
+def test_partial_batch_reports_how_many_went_in(ring):
+    msgs = [b"m" * 1000] * 10
+    with pytest.raises(queue.Full) as info:
+        ring.send_bytes_many(msgs, block=False)
+    assert info.value.sent == len(ring.recv_bytes_many(100))
+    assert 0 < info.value.sent < 10
