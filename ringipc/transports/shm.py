@@ -84,8 +84,10 @@ class ShmChannel(BaseChannel):
         self._conn.send_bytes(view)
         try:
             self._sock.send(b"\x01", socket.MSG_NOSIGNAL)
-        except ConnectionResetError:
-            raise BrokenPipeError(32, "Broken pipe: the other end of the channel is closed") from None
+        except (BrokenPipeError, ConnectionResetError):
+            # The message is committed; the peer may have taken it and gone
+            # before its doorbell: the next send reports the broken pipe.
+            pass
 
     def _settle(self) -> None:
         # Never blocks: a doorbell not yet written (the sender is between its
