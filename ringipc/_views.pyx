@@ -37,12 +37,23 @@ cdef class _View:
     def active(self):
         return self._active
 
-    cdef int _finish_check(self) except -1:
+    cdef _opened(self, Ring ring):
+        """Called with the handle lock held by the claim; the view now owns it."""
+        self._ring = ring
+        self._active = True
+        ring._view_open = True
+        ring._unlock_handle()
+
+    cdef int _begin_finish(self) except -1:
+        """Returns 1 if already finished; else takes the handle lock back."""
         if not self._active:
             return 1
         if self._exports:
             # The memory is about to be reused by other processes.
             raise BufferError("release every memoryview of this ring view first")
+        self._ring._lock_for_view()
+        self._active = False
+        self._ring._view_open = False
         return 0
 
     def __enter__(self):
@@ -56,20 +67,13 @@ cdef class ReadView(_View):
     def _claim(Ring ring, bint block, timeout):
         cdef ReadView view = ReadView.__new__(ReadView)
         ring._read_begin(&view._d, block, timeout)  # leaves the handle lock held
-        view._ring = ring
-        view._active = True
-        ring._view_open = True
-        ring._unlock_handle()
+        view._opened(ring)
         return view
 
     def release(self):
         """Finish reading: the record's space returns to the writers."""
-        if self._finish_check():
-            return
-        self._ring._lock_for_view()
-        self._active = False
-        self._ring._view_open = False
-        self._ring._read_end(&self._d, True)
+        if not self._begin_finish():
+            self._ring._read_end(&self._d, True)
 
     def __dealloc__(self):
         if self._active and self._ring is not None:
@@ -92,30 +96,19 @@ cdef class WriteView(_View):
         if length < 0:
             raise ValueError("length must be >= 0")
         ring._write_begin(<uint64_t>length, &view._d, block, timeout)  # leaves the handle lock held
-        view._ring = ring
-        view._active = True
         view._writable = True
-        ring._view_open = True
-        ring._unlock_handle()
+        view._opened(ring)
         return view
 
     def commit(self):
         """Publish the message to readers."""
-        if self._finish_check():
-            return
-        self._ring._lock_for_view()
-        self._active = False
-        self._ring._view_open = False
-        self._ring._write_end(&self._d, True)
+        if not self._begin_finish():
+            self._ring._write_end(&self._d, True)
 
     def abort(self):
         """Give the space up without publishing anything."""
-        if self._finish_check():
-            return
-        self._ring._lock_for_view()
-        self._active = False
-        self._ring._view_open = False
-        self._ring._write_end(&self._d, False)
+        if not self._begin_finish():
+            self._ring._write_end(&self._d, False)
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
