@@ -31,15 +31,14 @@ unread before a sender blocks on its doorbell.
 from __future__ import annotations
 
 import os
-import select
 import socket
 from queue import Empty
 from typing import Optional
 
+from .. import large
 from .._ring import Ring
 from ..address import check_mode, lookup, register_scheme
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, remaining
-from .. import large
 from ..connection import PEER_CHECK, Connection, _Sweeper
 from ..errors import AddressError, BufferTooShort, FrameError
 from ..ring_stream import RingStream
@@ -50,7 +49,6 @@ RING_KIND = "mpmc"  # as connection.Pipe: a forked child may use an inherited en
 # in the ring instead of a side segment, which costs a segment per message.
 DEFAULT_CAPACITY = 4 << 20
 DOORBELL_BUFFER = 8 << 20
-_HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 _ACK = b"attached"
 
 
