@@ -47,6 +47,15 @@ static inline rip_status fresh_release(rip_ring *ring, uint64_t head_seen, uint6
     return RIP_OK;
 }
 
+/* A failed CAS may have left our intent pointing at another producer's claim;
+ * a stale intent of a live process would stop recovery of that claim. */
+static rip_status give_up_claiming(rip_ring *ring, rip_status st)
+{
+    if (ring->multi)
+        a_store(&ring->slot->produce_intent, 0, RLX);
+    return st;
+}
+
 rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
 {
     struct rip_header *hdr = ring->hdr;
@@ -77,13 +86,13 @@ rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
                 continue;
             }
             if (st != RIP_OK)
-                return st;
+                return give_up_claiming(ring, st);
             if (head + need - rel > ring->ncells) {
                 /* A consumer may have died between marking a record consumed
                  * and moving release past it: help before reporting full. */
                 if (ring->multi && rip_advance_release(ring))
                     continue;
-                return RIP_FULL;
+                return give_up_claiming(ring, RIP_FULL);
             }
         }
         if (!ring->multi)
@@ -192,8 +201,11 @@ rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
             return RIP_EMPTY;
         }
         length = a_load(&meta->length, RLX); /* ordered by A2 */
-        if ((st = check_record(ring, pos, length, padding, &cells)) != RIP_OK)
+        if ((st = check_record(ring, pos, length, padding, &cells)) != RIP_OK) {
+            if (ring->multi) /* as in give_up_claiming: no stale intent */
+                a_store(&ring->slot->consume_intent, 0, RLX);
             return st;
+        }
         if (!ring->multi) {
             if (padding) {
                 a_store(&hdr->cons, pos + cells, RLX);
