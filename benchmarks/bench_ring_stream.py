@@ -26,10 +26,12 @@ def _write(write, block, total):
             n += write(data[n:])
 
 
+CPUS = sorted(os.sched_getaffinity(0))  # before anyone pins: children inherit the parent's set
+
+
 def _pin(cpu):
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) > 1:
-        os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
+    if len(CPUS) > 1:
+        os.sched_setaffinity(0, {CPUS[cpu % len(CPUS)]})
 
 
 def _pipe_child(fd, block, total):

@@ -15,9 +15,10 @@ copy of the writer end is closed *and* the ring is drained, and a writer gets
 ``BrokenPipeError`` once every copy of the reader end is gone.  A writer killed
 mid-stream therefore reads as end-of-file after the bytes it committed, as
 with a pipe.  A blocked read or write looks at the socket every PEER_CHECK
-seconds, so a death is noticed within that time.  Closing an end in one
-process never ends the stream for the other copies (``Ring.shutdown`` would),
-which keeps the fork idiom "parent closes its copy of the child's end" working.
+seconds at most (a read starts at FIRST_SLICE), so a death is noticed within
+that time.  Closing an end in one process never ends the stream for the
+other copies (``Ring.shutdown`` would), which keeps the fork idiom "parent
+closes its copy of the child's end" working.
 
 The ends have no ``fileno()``: the socket only becomes readable at the peer's
 death, never when bytes arrive, and a descriptor that lies to ``select`` is
@@ -36,6 +37,7 @@ from .sharedstate import keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20
 PEER_CHECK = 0.05
+FIRST_SLICE = 0.001
 # MPMC so that several writer processes may share a stream, as with a pipe,
 # and a creator that wrote first can hand writing to a child: an SPSC ring
 # refuses a second live producer.
@@ -125,14 +127,17 @@ class RingStream(io.RawIOBase):
         than ``target`` comes back from the ring as BufferTooShort."""
         rx = self._rx
         deadline = None if self.timeout is None else time.monotonic() + max(self.timeout, 0.0)
-        wait = PEER_CHECK
+        # Short slices first: a writer that just closed is seen at once (a
+        # ring wait cannot also wait on the socket); an idle stream settles
+        # at one look per PEER_CHECK.
+        slice_ = FIRST_SLICE
         recovery = _Recovery(rx)
         while True:
             try:
                 if not block:
                     return rx.recv_bytes_into(target, False)
-                if deadline is not None:
-                    wait = min(PEER_CHECK, max(deadline - time.monotonic(), 0.0))
+                wait = slice_ if deadline is None else min(slice_, max(deadline - time.monotonic(), 0.0))
+                slice_ = min(slice_ * 2, PEER_CHECK)
                 return rx.recv_bytes_into(target, True, wait)
             except Empty:
                 pass
