@@ -364,7 +364,10 @@ cdef class Ring:
             for data in messages:
                 PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
                 try:
-                    self._write(<const char *>buf.buf, <uint64_t>buf.len, block, timeout, False)
+                    # A large message's copy dwarfs a wake-up: notify at once
+                    # rather than leave the reader asleep for the whole batch.
+                    self._write(<const char *>buf.buf, <uint64_t>buf.len, block, timeout,
+                                <uint64_t>buf.len >= _NOGIL_COPY)
                 except queue.Full as exc:
                     exc.sent = count  # how many of the batch went in before it filled
                     raise
@@ -394,14 +397,14 @@ cdef class Ring:
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
         self._read_begin(&d, block, timeout)
-        out.append(self._read_bytes(&d, False))
+        out.append(self._read_bytes(&d, d.length >= _NOGIL_COPY))
         try:
             while len(out) < max_messages:
                 self._lock_handle()
                 if c.rip_read_begin(&self._r, &d) != c.RIP_OK:
                     PyThread_release_lock(self._lock)
                     break
-                out.append(self._read_bytes(&d, False))
+                out.append(self._read_bytes(&d, d.length >= _NOGIL_COPY))
         finally:
             c.rip_notify_writers(&self._r)
         return out
