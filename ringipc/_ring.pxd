@@ -1,5 +1,4 @@
 # The Ring type's C-level members, for ringipc/_views.pyx.
-from cpython.pythread cimport PyThread_type_lock
 from libc.stdint cimport uint32_t, uint64_t
 
 cimport ringipc._cring as c
@@ -14,7 +13,7 @@ cdef class Ring:
     cdef readonly str kind
     cdef int _creator_pid
     cdef public uint32_t spin
-    cdef PyThread_type_lock _lock
+    cdef bint _busy          # a claim of this handle is in progress (guarded by the GIL)
     cdef bint _view_open
 
     cdef _map(self, str name, object mapping)
@@ -23,6 +22,7 @@ cdef class Ring:
     cdef int _check_open(self) except -1
     cdef int _lock_handle(self) except -1
     cdef void _unlock_handle(self) noexcept
+    cdef int _wait_not_busy(self) except -1
     cdef int _lock_for_view(self) except -1
     cdef void _write_end(self, c.rip_desc *d, bint commit) noexcept
     cdef void _write_end_unlocked(self, c.rip_desc *d, bint commit) noexcept

@@ -14,11 +14,12 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
-from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
-                               PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 from posix.unistd cimport getpid
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport ringipc._cring as c
@@ -99,9 +100,6 @@ cdef class Ring:
     never unlinks its parent's segment.
     """
     def __cinit__(self):
-        self._lock = PyThread_allocate_lock()
-        if self._lock == NULL:
-            raise MemoryError
         self.spin = DEFAULT_SPIN
 
     def __init__(self, capacity=1 << 20, kind="mpmc", name=None):
@@ -172,8 +170,6 @@ cdef class Ring:
             self._has_view = False
         if self._creator_pid == getpid() and self.name is not None and _segment is not None:
             _segment.unlink(self.name)
-        if self._lock != NULL:
-            PyThread_free_lock(self._lock)
 
     def __reduce__(self):
         self._check_open()
@@ -214,30 +210,39 @@ cdef class Ring:
 
     cdef int _lock_handle(self) except -1:
         # Threads sharing one handle take turns: SPSC publishes head only at
-        # commit, so two threads in one claim would overlap.
-        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        # commit, so two threads in one claim would overlap.  The flag is
+        # guarded by the GIL, which is dropped inside a claim only around large
+        # copies: a plain store is the whole uncontended cost.
+        if self._busy:
+            self._wait_not_busy()
+        self._busy = True
         if self._view_open:
             # One claim per handle at a time: a second one would overlap the
             # first (SPSC) or hide it from recovery (MPMC).
-            PyThread_release_lock(self._lock)
+            self._busy = False
             raise RingError(f"ring {self.name!r}: release the open view before using this handle again")
         return 0
 
     cdef void _unlock_handle(self) noexcept:
-        PyThread_release_lock(self._lock)
+        self._busy = False
+
+    cdef int _wait_not_busy(self) except -1:
+        # Another thread of this process is copying without the GIL.
+        while self._busy:
+            with nogil:
+                sched_yield()
+        return 0
 
     cdef int _lock_for_view(self) except -1:
         """Like _lock_handle, for the view that holds this handle's claim."""
-        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
-            with nogil:
-                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        if self._busy:
+            self._wait_not_busy()
+        self._busy = True
         return 0
 
     cdef void _write_end(self, c.rip_desc *d, bint commit) noexcept:
         self._write_end_unlocked(d, commit)
-        PyThread_release_lock(self._lock)
+        self._busy = False
 
     cdef void _write_end_unlocked(self, c.rip_desc *d, bint commit) noexcept:
         if not self._has_view:
@@ -291,7 +296,7 @@ cdef class Ring:
             st = c.rip_write_begin(&self._r, length, d)
             if st == c.RIP_OK:
                 return 0
-            PyThread_release_lock(self._lock)
+            self._busy = False
             if st != c.RIP_FULL or not block:
                 _raise_status(st, self, length, True)
             if deadline == -2.0:
@@ -306,7 +311,7 @@ cdef class Ring:
             _copy(d.data, src, length)
         finally:
             c.rip_write_commit(&self._r, &d, notify)
-            PyThread_release_lock(self._lock)
+            self._busy = False
         return 0
 
     cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1:
@@ -319,7 +324,7 @@ cdef class Ring:
             st = c.rip_read_begin(&self._r, d)
             if st == c.RIP_OK:
                 return 0
-            PyThread_release_lock(self._lock)
+            self._busy = False
             if st != c.RIP_EMPTY or not block:
                 _raise_status(st, self, 0, False)
             if deadline == -2.0:
@@ -329,7 +334,7 @@ cdef class Ring:
 
     cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept:
         c.rip_read_end(&self._r, d, notify)
-        PyThread_release_lock(self._lock)
+        self._busy = False
 
     cdef object _read_bytes(self, c.rip_desc *d, bint notify):
         try:
@@ -402,7 +407,7 @@ cdef class Ring:
             while len(out) < max_messages:
                 self._lock_handle()
                 if c.rip_read_begin(&self._r, &d) != c.RIP_OK:
-                    PyThread_release_lock(self._lock)
+                    self._busy = False
                     break
                 out.append(self._read_bytes(&d, d.length >= _NOGIL_COPY))
         finally:
@@ -485,7 +490,7 @@ cdef class Ring:
                 c.rip_release_roles(&self._r)
                 self._unmap()
             finally:
-                PyThread_release_lock(self._lock)
+                self._busy = False
         if self._creator_pid == os.getpid() and self.name is not None:
             _segment.unlink(self.name)
 

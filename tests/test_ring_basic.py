@@ -294,3 +294,30 @@ def test_partial_batch_reports_how_many_went_in(ring):
         ring.send_bytes_many(msgs, block=False)
     assert info.value.sent == len(ring.recv_bytes_many(100))
     assert 0 < info.value.sent < 10
+
+
+def test_threads_sharing_one_handle_take_turns(kind):
+    """Large copies drop the GIL mid-claim; other threads of the process must
+    not start a claim of their own on the same handle meanwhile."""
+    import threading
+    import zlib
+
+    size, per_thread, writers = 100 * 1024, 40, 3
+    with Ring(capacity=1 << 20, kind=kind) as ring:
+        def write(tid):
+            for seq in range(per_thread):
+                body = bytes([tid * 50 + seq % 50]) * size
+                ring.send_bytes(tid.to_bytes(2, "little") + seq.to_bytes(4, "little") + body, timeout=30)
+
+        threads = [threading.Thread(target=write, args=(t,)) for t in range(writers)]
+        for t in threads:
+            t.start()
+        last = {}
+        for _ in range(writers * per_thread):
+            msg = ring.recv_bytes(timeout=30)
+            tid, seq = int.from_bytes(msg[:2], "little"), int.from_bytes(msg[2:6], "little")
+            assert msg[6:] == bytes([tid * 50 + seq % 50]) * size, zlib.crc32(msg)
+            assert seq == last.get(tid, -1) + 1
+            last[tid] = seq
+        for t in threads:
+            t.join()
