@@ -17,6 +17,7 @@ HEADER = struct.Struct("<IQ")
 TAG = struct.Struct("<I")
 MIN_SIZE = HEADER.size + TAG.size
 STOP_ID = 0xFFFFFFFF
+STOP_PREFIX = struct.pack("<I", STOP_ID)  # how a stop marker starts
 _PATTERN = bytes(range(251))
 
 
