@@ -81,6 +81,25 @@ class RingMpmc(Ring):
     kind = "mpmc"
 
 
+class RingSleeping(Ring):
+    """The ring with no spinning: every wait sleeps in the kernel at once.
+    Compares the futex wake-up path itself with os.pipe's."""
+
+    scenarios = ("latency",)
+
+    @property
+    def name(self):
+        return f"ringipc.Ring-{self.kind}.nospin"
+
+    def open_sender(self, ring, size):
+        ring.spin = 0
+        return ring.send_bytes
+
+    def open_receiver(self, ring, size):
+        ring.spin = 0
+        return super().open_receiver(ring, size)
+
+
 class RingMany(Ring):
     """The batch calls: one synchronisation per batch instead of per message."""
 
@@ -139,4 +158,4 @@ class Pipe(ConnectionPair):
         return _find("Pipe")()
 
 
-FACILITIES = [Ring(), RingMpmc(), RingMany(), Queue(), QueueMany(), SimpleQueue(), Pipe()]
+FACILITIES = [Ring(), RingMpmc(), RingSleeping(), RingMany(), Queue(), QueueMany(), SimpleQueue(), Pipe()]
