@@ -204,3 +204,28 @@ def test_auto_uses_shared_memory_when_it_works(monkeypatch):
                     assert isinstance(s, shm.ShmChannel)
                     c.send("over the ring")
                     assert s.recv(timeout=10) == "over the ring"
+
+
+def test_peer_leaving_mid_exchange_leaves_no_rings(tmp_path):
+    """A rendezvous peer that reads the ring offer and hangs up without
+    attaching: accept() reports a reset and both new rings are gone."""
+    import threading
+
+    with listen(address_for("shm", tmp_path)) as lst:
+        target = lst.address.partition("://")[2]
+        seen = []
+
+        def accept():
+            try:
+                lst.accept(timeout=30).close()
+            except Exception as exc:
+                seen.append(exc)
+
+        t = threading.Thread(target=accept)
+        t.start()
+        with connect(f"unix://{shm.RENDEZVOUS_PREFIX}{target}", timeout=30) as raw:
+            offer = raw.recv_bytes(timeout=30).decode().split("\n")
+        t.join()
+    assert len(offer) == 2 and [type(e) for e in seen] == [ConnectionResetError]
+    for name in offer:
+        assert not os.path.exists(f"/dev/shm/{name}")

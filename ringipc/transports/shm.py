@@ -215,18 +215,23 @@ class ShmListener(BaseListener):
         self._check_open()
         deadline = deadline_after(timeout)
         with self._inner.accept(timeout=remaining(deadline)) as ch:
-            to_peer = Ring(self._capacity, RING_KIND)
-            from_peer = Ring(self._capacity, RING_KIND)
-            sweeper = _Sweeper(to_peer, from_peer)
-            ch.send_bytes(f"{to_peer.name}\n{from_peer.name}".encode())
+            rings = []
             try:
-                ack = ch.recv_bytes(maxlength=64, timeout=remaining(deadline))
-            except EOFError:
-                ack = None
-            if ack != _ACK:
-                raise ConnectionResetError("shm:// peer went away before attaching its rings")
-            for ring in (to_peer, from_peer):
-                ring.unlink()
+                rings += [Ring(self._capacity, RING_KIND), Ring(self._capacity, RING_KIND)]
+                to_peer, from_peer = rings
+                sweeper = _Sweeper(to_peer, from_peer)
+                ch.send_bytes(f"{to_peer.name}\n{from_peer.name}".encode())
+                try:
+                    ack = ch.recv_bytes(maxlength=64, timeout=remaining(deadline))
+                except EOFError:
+                    ack = None
+                if ack != _ACK:
+                    raise ConnectionResetError("shm:// peer went away before attaching its rings")
+            finally:
+                # Success or not, the names are done with: on failure the
+                # caller may keep the exception (and these frames) for long.
+                for ring in rings:
+                    ring.unlink()
             end = _wrap(_take_socket(ch), from_peer, to_peer, self._mode, self._max)
         end._sweeper = sweeper
         return end
