@@ -49,6 +49,7 @@ RING_KIND = "mpmc"  # as connection.Pipe: a forked child may use an inherited en
 # in the ring instead of a side segment, which costs a segment per message.
 DEFAULT_CAPACITY = 4 << 20
 DOORBELL_BUFFER = 8 << 20
+FIRST_SLICE = 0.001
 _ACK = b"attached"
 
 
@@ -68,8 +69,15 @@ class ShmChannel(BaseChannel):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DOORBELL_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DOORBELL_BUFFER)
         self._sock = sock
-        self._conn = _LifelineConnection(sock, rx, tx)
+        self._conn = _LifelineConnection(sock, rx, tx)  # sends, large messages, lifetimes
+        self._gone = self._conn._peer_gone
         self._owed = 0  # doorbells of messages already taken, not yet read off the socket
+
+    @property
+    def _rx(self):
+        # Not a reference of our own: Connection pins its rings and drops
+        # them at exit, before interpreter teardown, which ours would defeat.
+        return self._conn._rx
 
     def __reduce__(self):
         raise TypeError("a shm:// channel cannot be pickled: connect to its address from the other process")
@@ -104,12 +112,34 @@ class ShmChannel(BaseChannel):
         self._settle()
 
     def _take(self, deadline):
-        try:
-            data = self._conn._recv(remaining(deadline))
-        except Empty:
-            raise TimeoutError("no message before the timeout") from None
+        data = self._wait(self._rx.recv_bytes, deadline)
         self._taken()
+        if data and not data[0] and large.is_reference(data):
+            return large.load_bytes(data)
         return data
+
+    def _wait(self, take, deadline):
+        """``take(block, timeout)`` until it returns, the peer is gone
+        (EOFError once drained) or the deadline passes (TimeoutError).
+
+        The slices start short and grow to PEER_CHECK: a peer that has just
+        gone is seen at once, an idle channel looks at its socket rarely."""
+        slice_ = FIRST_SLICE
+        while True:
+            left = remaining(deadline)
+            try:
+                return take(True, slice_ if left is None else min(slice_, left))
+            except Empty:
+                pass
+            if self._gone():
+                self._rx.recover()  # a claim the peer died holding
+                try:
+                    return take(False, None)  # what the peer sent before it went
+                except Empty:
+                    raise EOFError from None
+            if deadline is not None and remaining(deadline) == 0:
+                raise TimeoutError("no message before the timeout")
+            slice_ = min(slice_ * 2, PEER_CHECK)
 
     def _recv_message(self, limit, deadline):
         data = self._take(deadline)
@@ -139,30 +169,23 @@ class ShmChannel(BaseChannel):
         return n
 
     def _ring_into(self, view, deadline) -> int:
-        # Connection._recv_wait's loop, receiving into a buffer.
-        rx = self._conn._rx
-        try:
-            return rx.recv_bytes_into(view, False)
-        except Empty:
-            pass
-        while True:
-            left = remaining(deadline)
-            try:
-                return rx.recv_bytes_into(view, True, PEER_CHECK if left is None else min(PEER_CHECK, left))
-            except Empty:
-                pass
-            if self._conn._peer_gone():
-                try:
-                    return rx.recv_bytes_into(view, False)  # what the peer sent before it went
-                except Empty:
-                    raise EOFError from None
-            if deadline is not None and remaining(deadline) <= 0:
-                raise TimeoutError("no message before the timeout")
+        rx = self._rx
+        return self._wait(lambda block, timeout: rx.recv_bytes_into(view, block, timeout), deadline)
 
     def _poll(self, deadline) -> bool:
         if self._owed:
             self._settle()
-        return self._conn._poll(remaining(deadline))
+        rx = self._rx
+        slice_ = FIRST_SLICE
+        while True:
+            if rx.poll(0) or self._gone():
+                return True
+            left = remaining(deadline)
+            if left == 0:
+                return False
+            if rx.poll(slice_ if left is None else min(slice_, left)):
+                return True
+            slice_ = min(slice_ * 2, PEER_CHECK)
 
     def _close(self) -> None:
         self._conn.close()  # closes the socket and drops the rings
