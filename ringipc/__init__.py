@@ -23,6 +23,7 @@ from .errors import (
     SharedMemoryUnavailable,
 )
 from .queues import JoinableQueue, Queue, SimpleQueue
+from .ring_stream import RingStream, stream_pair
 from .transports.pipe import pipe_pair
 
 __version__ = "0.1.0"
@@ -42,6 +43,8 @@ __all__ = [
     "Channel",
     "Listener",
     "ByteStream",
+    "RingStream",
+    "stream_pair",
     "connect",
     "listen",
     "register_scheme",

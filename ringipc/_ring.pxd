@@ -15,6 +15,7 @@ cdef class Ring:
     cdef public uint32_t spin
     cdef bint _busy          # a claim of this handle is in progress (guarded by the GIL)
     cdef bint _view_open
+    cdef double _stalled_since   # monotonic time this handle first found no progress, or -1
 
     cdef _map(self, str name, object mapping)
     cdef _attach_view(self)
@@ -27,7 +28,7 @@ cdef class Ring:
     cdef void _write_end(self, c.rip_desc *d, bint commit) noexcept
     cdef void _write_end_unlocked(self, c.rip_desc *d, bint commit) noexcept
     cdef void _read_end_unlocked(self, c.rip_desc *d) noexcept
-    cdef int _wait(self, bint writer, uint64_t length, double deadline, double *blocked_since) except -1
+    cdef int _wait(self, bint writer, uint64_t length, double deadline) except -1
     cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1
     cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1
     cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1

@@ -53,6 +53,13 @@ cdef inline void _copy(void *dst, const void *src, uint64_t n):
         memcpy(dst, src, n)
 
 
+def _cpus_available():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 cdef double _deadline(object timeout) except? -2:
     """-1 means no deadline; negative timeouts behave like 0, as in queue.Queue."""
     if timeout is None:
@@ -100,7 +107,10 @@ cdef class Ring:
     never unlinks its parent's segment.
     """
     def __cinit__(self):
-        self.spin = DEFAULT_SPIN
+        self._stalled_since = -1.0
+        # Spinning only helps when the peer can run meanwhile on another core;
+        # on a single CPU it burns the time slice the peer needs.
+        self.spin = DEFAULT_SPIN if _cpus_available() > 1 else 0
 
     def __init__(self, capacity=1 << 20, kind="mpmc", name=None):
         if kind not in _KINDS:
@@ -256,7 +266,7 @@ cdef class Ring:
         if self._has_view:
             c.rip_read_end(&self._r, d, 1)
 
-    cdef int _wait(self, bint writer, uint64_t length, double deadline, double *blocked_since) except -1:
+    cdef int _wait(self, bint writer, uint64_t length, double deadline) except -1:
         """Sleep one slice; returns 1 once the deadline has passed, else 0."""
         cdef timespec ts
         cdef double now = _now(), until
@@ -264,8 +274,10 @@ cdef class Ring:
         cdef uint32_t recovered
         if deadline >= 0 and now >= deadline:
             return 1
-        if blocked_since[0] < 0:
-            blocked_since[0] = now
+        # Stalled time is kept on the handle, not per call: callers that wait
+        # in short timeouts (Connection, streams) must still reach recovery.
+        if self._stalled_since < 0:
+            self._stalled_since = now
         until = now + WAIT_SLICE
         if deadline >= 0 and deadline < until:
             until = deadline
@@ -281,7 +293,7 @@ cdef class Ring:
                 c.rip_notify_writers(&self._r)
                 st = c.rip_wait_readable(&self._r, &ts, self.spin)
         PyErr_CheckSignals()
-        if st != c.RIP_OK and _now() - blocked_since[0] >= RECOVERY_AFTER:
+        if st != c.RIP_OK and _now() - self._stalled_since >= RECOVERY_AFTER:
             with nogil:
                 c.rip_recover(&self._r, &recovered)
         return 0
@@ -289,19 +301,20 @@ cdef class Ring:
     cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1:
         """Claims room for `length` bytes; on return the handle lock is held."""
         cdef c.rip_status st
-        cdef double deadline = -2.0, blocked_since = -1.0
+        cdef double deadline = -2.0
         self._check_open()
         while True:
             self._lock_handle()
             st = c.rip_write_begin(&self._r, length, d)
             if st == c.RIP_OK:
+                self._stalled_since = -1.0
                 return 0
             self._busy = False
             if st != c.RIP_FULL or not block:
                 _raise_status(st, self, length, True)
             if deadline == -2.0:
                 deadline = _deadline(timeout)
-            if self._wait(True, length, deadline, &blocked_since):
+            if self._wait(True, length, deadline):
                 raise queue.Full
 
     cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1:
@@ -317,19 +330,20 @@ cdef class Ring:
     cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1:
         """Claims the next message; on return the handle lock is held."""
         cdef c.rip_status st
-        cdef double deadline = -2.0, blocked_since = -1.0
+        cdef double deadline = -2.0
         self._check_open()
         while True:
             self._lock_handle()
             st = c.rip_read_begin(&self._r, d)
             if st == c.RIP_OK:
+                self._stalled_since = -1.0
                 return 0
             self._busy = False
             if st != c.RIP_EMPTY or not block:
                 _raise_status(st, self, 0, False)
             if deadline == -2.0:
                 deadline = _deadline(timeout)
-            if self._wait(False, 0, deadline, &blocked_since):
+            if self._wait(False, 0, deadline):
                 raise queue.Empty
 
     cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept:
@@ -455,12 +469,13 @@ cdef class Ring:
     def poll(self, timeout=0.0):
         """True if a message (or the end of the stream) can be read without
         blocking, waiting up to `timeout` seconds (None: forever)."""
-        cdef double deadline = _deadline(timeout), blocked_since = -1.0
+        cdef double deadline = _deadline(timeout)
         self._check_open()
         while True:
             if c.rip_readable(&self._r) or (c.rip_flags(&self._r) & c.RIP_FLAG_WRITER_CLOSED):
+                self._stalled_since = -1.0
                 return True
-            if self._wait(False, 0, deadline, &blocked_since):
+            if self._wait(False, 0, deadline):
                 return False
 
     def shutdown(self, how):
