@@ -93,9 +93,16 @@ class FasterFifoMany(FasterFifo):
 
 
 class ZmqPushPull(Facility):
-    """PUSH/PULL over ipc:// (a UNIX socket), the usual zmq pipeline between processes."""
+    """PUSH/PULL over ipc:// (a UNIX socket), the usual zmq pipeline between processes.
+
+    Many-to-many: every consumer binds a PULL socket and every producer's PUSH
+    connects to all of them.  PUSH deals messages round-robin over its peers
+    and, with no send high-water mark, never skips one, so each consumer gets
+    exactly one of each producer's stop markers, after that producer's last
+    message to it (each peer is its own FIFO pipe)."""
 
     name = "zmq-push-pull"
+    mpmc = True
     # Not a copying sender: above zmq.COPY_THRESHOLD pyzmq sends without copying,
     # so it must be handed immutable bytes, as real users do.
     copies_on_send = False
@@ -104,24 +111,31 @@ class ZmqPushPull(Facility):
         return _have("zmq")
 
     def setup(self, size, producers=1, consumers=1):
-        path = os.path.join(tempfile.gettempdir(), f"ringipc-bench-{uuid.uuid4().hex[:12]}.ipc")
+        paths = tuple(os.path.join(tempfile.gettempdir(), f"ringipc-bench-{uuid.uuid4().hex[:12]}.ipc")
+                      for _ in range(consumers))
 
         def close():
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            for path in paths:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
-        return Channel([("connect", path)], [("bind", path)], close)
+        return Channel([("connect", paths)] * producers, [("bind", (path,)) for path in paths], close)
 
     def _socket(self, end, kind):
         import zmq
 
-        how, path = end
+        how, paths = end
         sock = zmq.Context.instance().socket(kind)
-        getattr(sock, how)(f"ipc://{path}")
+        monitor = None
+        if how == "connect":
+            sock.setsockopt(zmq.SNDHWM, 0)
+            monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED)
+        for path in paths:
+            getattr(sock, how)(f"ipc://{path}")
         # A round trip opens two ends in one process: remember each socket by its end.
-        self.__dict__.setdefault("_socks", {})[end] = sock
+        self.__dict__.setdefault("_socks", {})[end] = (sock, monitor, len(paths))
         return sock
 
     def open_sender(self, end, size):
@@ -135,20 +149,27 @@ class ZmqPushPull(Facility):
         return self._socket(end, zmq.PULL).recv
 
     def connected(self):
-        import zmq
+        from zmq.utils.monitor import recv_monitor_message
 
-        # connect() returns before the pipe exists (and retries every 100 ms if the
-        # peer was not bound yet): wait until a PUSH socket can take a message so
-        # that no reconnect delay lands in the timed region.
-        for (how, _), sock in self.__dict__.get("_socks", {}).items():
-            if how == "connect" and sock.socket_type == zmq.PUSH and not sock.poll(20_000, zmq.POLLOUT):
-                raise TimeoutError("zmq PUSH socket did not connect")
+        # connect() returns before the connection exists (and retries every 100 ms
+        # if the peer was not bound yet): wait until every peer is connected, so
+        # that the round-robin covers them all from the first message and no
+        # reconnect delay lands in the timed region.
+        for sock, monitor, peers in self.__dict__.get("_socks", {}).values():
+            if monitor is None:
+                continue
+            for _ in range(peers):
+                if not monitor.poll(20_000):
+                    raise TimeoutError("zmq PUSH socket did not connect")
+                recv_monitor_message(monitor)
+            sock.disable_monitor()
+            monitor.close()
 
     def close_end(self, end):
         import zmq
 
         socks = self.__dict__.get("_socks", {})
-        sock = socks.pop(end, None)
+        sock, _, _ = socks.pop(end, (None, None, None))
         if sock is not None:
             # Linger until every queued message has reached the peer.
             sock.close(linger=-1)
