@@ -15,11 +15,14 @@ cdef class Ring:
     cdef public uint32_t spin
     cdef bint _busy          # a claim of this handle is in progress (guarded by the GIL)
     cdef bint _view_open
+    cdef int _waiting            # threads of this process inside _wait (GIL-guarded)
+    cdef bint _close_pending     # close() came while threads waited: the last one unmaps
     cdef double _stalled_since   # monotonic time this handle first found no progress, or -1
 
     cdef _map(self, str name, object mapping)
     cdef _attach_view(self)
     cdef _unmap(self)
+    cdef _finish_close(self)
     cdef int _check_open(self) except -1
     cdef int _lock_handle(self) except -1
     cdef void _unlock_handle(self) noexcept

@@ -200,7 +200,7 @@ cdef class Ring:
 
     @property
     def closed(self):
-        return not self._has_view
+        return not self._has_view or self._close_pending
 
     @property
     def creator(self):
@@ -214,7 +214,7 @@ cdef class Ring:
 
     # -- internals --------------------------------------------------------
     cdef int _check_open(self) except -1:
-        if not self._has_view:
+        if not self._has_view or self._close_pending:
             raise ChannelClosed(f"ring {self.name!r} is closed")
         return 0
 
@@ -283,6 +283,7 @@ cdef class Ring:
             until = deadline
         ts.tv_sec = <long>until
         ts.tv_nsec = <long>((until - <double>ts.tv_sec) * 1e9)
+        self._waiting += 1
         with nogil:
             # Batched calls commit without notifying: say so before sleeping,
             # or the peer we wait for might itself be asleep.
@@ -292,6 +293,12 @@ cdef class Ring:
             else:
                 c.rip_notify_writers(&self._r)
                 st = c.rip_wait_readable(&self._r, &ts, self.spin)
+        self._waiting -= 1
+        if self._close_pending:
+            # Another thread closed the handle while we slept on its mapping.
+            if self._waiting == 0:
+                self._finish_close()
+            self._check_open()
         PyErr_CheckSignals()
         if st != c.RIP_OK and _now() - self._stalled_since >= RECOVERY_AFTER:
             with nogil:
@@ -497,13 +504,24 @@ cdef class Ring:
         return recovered
 
     # -- lifetime ---------------------------------------------------------
+    cdef _finish_close(self):
+        c.rip_release_roles(&self._r)
+        self._unmap()
+
     def close(self):
-        """Detach this handle; the creating process also unlinks the name."""
-        if self._has_view:
+        """Detach this handle; the creating process also unlinks the name.
+
+        Threads of this process blocked on the handle get ChannelClosed; the
+        mapping goes away when the last of them has left its wait."""
+        if self._has_view and not self._close_pending:
             self._lock_handle()
             try:
-                c.rip_release_roles(&self._r)
-                self._unmap()
+                if self._waiting:
+                    self._close_pending = True
+                    c.rip_notify_readers(&self._r)  # wake them now, not at the end of a slice
+                    c.rip_notify_writers(&self._r)
+                else:
+                    self._finish_close()
             finally:
                 self._busy = False
         if self._creator_pid == os.getpid() and self.name is not None:

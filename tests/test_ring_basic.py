@@ -321,3 +321,33 @@ def test_threads_sharing_one_handle_take_turns(kind):
             last[tid] = seq
         for t in threads:
             t.join()
+
+
+def test_close_while_another_thread_waits(kind):
+    """The waiting thread gets ChannelClosed; nothing touches an unmapped segment."""
+    import threading
+
+    ring = Ring(capacity=4096, kind=kind)
+    outcome, tid = [], []
+    started = threading.Event()
+
+    def wait_for_message():
+        tid.append(threading.get_native_id())
+        started.set()
+        try:
+            ring.recv_bytes(timeout=30)
+        except ringipc.ChannelClosed as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait_for_message)
+    waiter.start()
+    started.wait()
+    give_up = time.monotonic() + 30
+    while time.monotonic() < give_up:  # until the waiter sleeps in the ring's futex
+        with open(f"/proc/self/task/{tid[0]}/wchan") as f:
+            if "futex" in f.read():
+                break
+    ring.close()
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1 and ring.closed
