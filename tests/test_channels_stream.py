@@ -2,7 +2,6 @@
 import hashlib
 import io
 import multiprocessing
-import os
 import random
 import threading
 
@@ -18,8 +17,8 @@ from ringipc.ring_stream import RingStream
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 streams = pytest.mark.parametrize("transport", BYTESTREAM_TRANSPORTS)
 
-# 256 MiB keeps CI quick; RINGIPC_TEST_BIG_STREAM=1 moves a full GiB.
-BIG_TRANSFER = (1 << 30) if os.environ.get("RINGIPC_TEST_BIG_STREAM") == "1" else (256 << 20)
+# A full GiB, as the issue asks: about 3 s on 2 cores.
+BIG_TRANSFER = 1 << 30
 BLOCK = 1 << 20
 
 

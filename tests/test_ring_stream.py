@@ -16,8 +16,8 @@ from ringipc.ring_stream import RingStream, stream_pair
 
 FORK = multiprocessing.get_context("fork")
 SPAWN = multiprocessing.get_context("spawn")
-# 256 MiB keeps CI quick; RINGIPC_TEST_BIG_STREAM=1 moves a full GiB.
-BIG_TRANSFER = (1 << 30) if os.environ.get("RINGIPC_TEST_BIG_STREAM") == "1" else (256 << 20)
+# A full GiB, as the issue asks: about 3 s on 2 cores.
+BIG_TRANSFER = 1 << 30
 BLOCK = 1 << 20
 # Reads across processes carry this timeout only so that a bug fails the
 # test instead of hanging it; nothing is timed.
