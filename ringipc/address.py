@@ -15,7 +15,7 @@ import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 from .errors import AddressError, FallbackWarning, SharedMemoryUnavailable
 

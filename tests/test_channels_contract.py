@@ -2,7 +2,6 @@
 stream and seqpacket sockets (path and abstract), TCP and POSIX message
 queues, in-process and across real processes."""
 import hashlib
-import os
 import pickle
 import selectors
 

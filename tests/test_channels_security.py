@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from _channel_support import address_for, channel_pair
+from _channel_support import address_for
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from ringipc import address as address_mod
 from ringipc.address import connect, listen, register_scheme
