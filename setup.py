@@ -42,10 +42,19 @@ extensions = [
         libraries=libraries,
         depends=headers,
     ),
-    # Calls the C ring only through the Ring type's methods: nothing to link.
+    # These two call the C ring only through the Ring type's methods: nothing to link.
     Extension(
         "ringipc._views",
         sources=["ringipc/_views.pyx"],
+        include_dirs=["csrc"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        depends=headers + ["ringipc/_ring.pxd"],
+    ),
+    Extension(
+        "ringipc._testhooks",
+        sources=["ringipc/_testhooks.pyx"],
         include_dirs=["csrc"],
         define_macros=macros,
         extra_compile_args=compile_args,

@@ -543,50 +543,18 @@ cdef class Ring:
         return f"<ringipc.Ring {self.name!r} kind={self.kind} {state}>"
 
 
-    # -- test hooks: drive the ring into states only a crash produces ------
+    # -- test hooks (ringipc/_testhooks.pyx): states only a crash produces --
     def _debug_layout(self):
-        """Byte offsets of header fields and sections, taken from the C structs
-        (tests poke corrupt values through them; nothing else may hard-code one)."""
-        self._check_open()
-        cdef char *base = <char *>self._r.hdr
-        return {
-            "magic": 0,
-            "abi_version": <char *>&self._r.hdr.abi_version - base,
-            "kind": <char *>&self._r.hdr.kind - base,
-            "ncells": <char *>&self._r.hdr.ncells - base,
-            "head": <char *>&self._r.hdr.head - base,
-            "cons": <char *>&self._r.hdr.cons - base,
-            "release": <char *>&self._r.hdr.release - base,
-            "meta": <char *>self._r.meta - base,
-            "meta_stride": sizeof(c.rip_meta),
-            "meta_length": <char *>&self._r.meta[0].length - <char *>&self._r.meta[0],
-            "data": <char *>self._r.data - base,
-            "cell": c.RIP_CELL,
-            "segment_size": self._view.len,
-        }
+        from ._testhooks import layout
+        return layout(self)
 
-    def _debug_claim_and_hold(self, length, fill=b"\xee"):
-        """Claim space for a `length`-byte message, write part of it, and
-        return without committing: the state a producer killed mid-write leaves."""
-        cdef c.rip_desc d
-        self._check_open()
-        st = c.rip_write_begin(&self._r, length, &d)
-        if st != c.RIP_OK:
-            _raise_status(st, self, length, True)
-        cdef uint64_t i
-        for i in range(d.length // 2):
-            d.data[i] = fill[0]
-        return d.length
+    def _debug_claim_and_hold(self, length):
+        from ._testhooks import claim_and_hold
+        return claim_and_hold(self, length)
 
     def _debug_read_and_hold(self):
-        """Claim the next message without finishing the read: the state a
-        consumer killed mid-copy leaves.  Returns the message length."""
-        cdef c.rip_desc d
-        self._check_open()
-        st = c.rip_read_begin(&self._r, &d)
-        if st != c.RIP_OK:
-            _raise_status(st, self, 0, False)
-        return d.length
+        from ._testhooks import read_and_hold
+        return read_and_hold(self)
 
 
 def segment_creator_pid(name):
