@@ -31,36 +31,27 @@ libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread
 headers = [os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")]
 ring_sources = ["csrc/ring.c", "csrc/ring_segment.c", "csrc/ring_recover.c", "csrc/ring_wait.c"]
 
+
+def extension(name, sources, libs=()):
+    return Extension(
+        name,
+        sources=sources,
+        include_dirs=["csrc"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+        libraries=list(libs),
+        depends=headers + ["ringipc/_cring.pxd", "ringipc/_ring.pxd"],
+    )
+
+
 extensions = [
-    Extension(
-        "ringipc._ring",
-        sources=["ringipc/_ring.pyx"] + ring_sources,
-        include_dirs=["csrc"],
-        define_macros=macros,
-        extra_compile_args=compile_args,
-        extra_link_args=link_args,
-        libraries=libraries,
-        depends=headers,
-    ),
-    # These two call the C ring only through the Ring type's methods: nothing to link.
-    Extension(
-        "ringipc._views",
-        sources=["ringipc/_views.pyx"],
-        include_dirs=["csrc"],
-        define_macros=macros,
-        extra_compile_args=compile_args,
-        extra_link_args=link_args,
-        depends=headers + ["ringipc/_ring.pxd"],
-    ),
-    Extension(
-        "ringipc._testhooks",
-        sources=["ringipc/_testhooks.pyx"],
-        include_dirs=["csrc"],
-        define_macros=macros,
-        extra_compile_args=compile_args,
-        extra_link_args=link_args,
-        depends=headers + ["ringipc/_ring.pxd"],
-    ),
+    # The only module that links the C ring: its globals (the fork generation)
+    # must exist once per process.
+    extension("ringipc._ring", ["ringipc/_ring.pyx"] + ring_sources, libraries),
+    # These reach the C ring only through the Ring type's methods.
+    extension("ringipc._views", ["ringipc/_views.pyx"]),
+    extension("ringipc._testhooks", ["ringipc/_testhooks.pyx"]),
 ]
 
 setup(

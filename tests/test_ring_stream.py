@@ -14,11 +14,10 @@ from hypothesis import strategies as st
 
 from ringipc.ring_stream import RingStream, stream_pair
 
+from _stream_support import BIG_TRANSFER, read_hashed, read_in_chunks, write_random_gib
+
 FORK = multiprocessing.get_context("fork")
 SPAWN = multiprocessing.get_context("spawn")
-# A full GiB, as the issue asks: about 3 s on 2 cores.
-BIG_TRANSFER = 1 << 30
-BLOCK = 1 << 20
 # Reads across processes carry this timeout only so that a bug fails the
 # test instead of hanging it; nothing is timed.
 HANG_GUARD = 120
@@ -27,12 +26,6 @@ HANG_GUARD = 120
 def guarded(stream):
     stream.timeout = HANG_GUARD
     return stream
-
-
-def write_all(stream, data):
-    view = memoryview(data)
-    while view:
-        view = view[stream.write(view):]
 
 
 def read_to_eof(stream, size=1 << 16):
@@ -73,30 +66,16 @@ def test_any_chunking_reproduces_the_concatenation(writes, reads, seed):
 
     t = threading.Thread(target=produce)
     t.start()
-    got = bytearray()
-    i = 0
-    while True:
-        buf = bytearray(reads[i % len(reads)])
-        i += 1
-        n = r.readinto(buf)
-        assert n is not None and 0 <= n <= len(buf)
-        if n == 0:
-            break
-        got += buf[:n]
+    got = read_in_chunks(r, reads)
     t.join()
     r.close()
     assert got == b"".join(chunks)
 
 
 def _produce_big(w, report):
-    rng = random.Random(99)
-    digest = hashlib.sha256()
-    for _ in range(BIG_TRANSFER // BLOCK):
-        block = rng.randbytes(BLOCK)
-        digest.update(block)
-        write_all(w, block)
+    digest = write_random_gib(w, seed=99)
     w.close()
-    report.send(digest.hexdigest())
+    report.send(digest)
 
 
 def test_large_transfer_between_processes_hash_checked():
@@ -106,22 +85,13 @@ def test_large_transfer_between_processes_hash_checked():
     proc.start()
     w.close()
     guarded(r)  # the child's copy is now the only writer: its close is our EOF
-    digest = hashlib.sha256()
-    buf = bytearray(256 << 10)
-    view = memoryview(buf)
-    total = 0
-    while True:
-        n = r.readinto(buf)
-        if n == 0:
-            break
-        digest.update(view[:n])
-        total += n
+    total, digest = read_hashed(r, 256 << 10)
     r.close()
     join(proc)
     assert proc.exitcode == 0
     assert total == BIG_TRANSFER
     assert report_r.poll(60)
-    assert digest.hexdigest() == report_r.recv()
+    assert digest == report_r.recv()
 
 
 def _write_forever(w, started):
