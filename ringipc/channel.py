@@ -109,8 +109,11 @@ class BaseChannel:
             raise ChannelClosed("operation on a closed channel")
 
     def _limit(self, maxlength: Optional[int] = None) -> Optional[int]:
-        limits = [n for n in (maxlength, self.max_message_size, self.transport_limit) if n is not None]
-        return min(limits) if limits else None
+        limit = self.max_message_size
+        for n in (maxlength, self.transport_limit):
+            if n is not None and (limit is None or n < limit):
+                limit = n
+        return limit
 
     def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
         self._check_open()

@@ -86,13 +86,34 @@ def write_all(fd: int, views) -> int:
     return written
 
 
-def write_frame(fd: int, payload: memoryview) -> None:
-    """Write one frame.  Raises with ``torn_write`` set if it may be torn."""
-    header = HEADER.pack(len(payload))
-    if len(payload) < _COALESCE_BELOW:
-        write_all(fd, [header + payload])
-    else:
-        write_all(fd, [header, payload])
+def write_frame(fd: int, payload) -> None:
+    """Write one frame.  Raises with ``torn_write`` set if it may be torn.
+
+    ``payload`` is anything with the buffer protocol whose ``len`` is its size
+    in bytes (bytes, bytearray or a byte memoryview)."""
+    size = len(payload)
+    if size >= _COALESCE_BELOW:
+        write_all(fd, [HEADER.pack(size), payload])
+        return
+    # The common case costs one plain write and no list building: a frame
+    # this small almost always goes out whole.
+    data = HEADER.pack(size) + payload
+    try:
+        done = os.write(fd, data)
+    except BlockingIOError:
+        done = 0
+    except OSError:
+        raise  # from write itself: nothing was written
+    except BaseException as exc:
+        exc.torn_write = True  # type: ignore[attr-defined]
+        raise
+    if done != len(data):
+        try:
+            write_all(fd, [memoryview(data)[done:]])
+        except BaseException as exc:
+            if done:
+                exc.torn_write = True  # type: ignore[attr-defined]
+            raise
 
 
 class FrameReader:
@@ -114,6 +135,7 @@ class FrameReader:
         self._body_got = 0
         self._broken: Optional[str] = None
         self._in_read = False
+        self._header_iov = [memoryview(self._header)]
 
     def _reset(self) -> None:
         self._header_got = 0
@@ -203,10 +225,97 @@ class FrameReader:
         self._reset()
         return length
 
-    def read(self, limit: Optional[int], deadline: Optional[float]) -> bytearray:
-        """One whole frame's payload."""
-        return self._guarded(self._read, limit, deadline)
+    def _fast_header(self, limit: Optional[int]) -> int:
+        """Try to read a whole header without waiting: its length, or -1 when
+        the careful path must take over (nothing ready, a short read, EOF).
+        Called only with no frame in progress, inside ``read``'s guard."""
+        self._in_read = True
+        try:
+            got = os.readv(self.fd, self._header_iov)
+        except BlockingIOError:
+            self._in_read = False
+            return -1
+        except OSError:
+            self._in_read = False  # raised by readv itself: nothing was consumed
+            raise
+        self._header_got = got
+        self._in_read = False
+        if got != HEADER_SIZE:
+            return -1
+        (length,) = HEADER.unpack(self._header)
+        if limit is not None and length > limit:
+            self._broken = f"a frame announced {length} bytes, over the {limit}-byte limit"
+            raise FrameError(self._broken)
+        return length
+
+    def read(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | bytearray":
+        """One whole frame's payload.
+
+        When the peer is ahead of us (the busy case) a frame is two plain
+        reads; anything unusual (no data yet, short reads, a frame already in
+        progress) goes through the resumable path."""
+        if self._broken is not None or self._header_got or self._body is not None:
+            return self._guarded(self._read, limit, deadline)
+        try:
+            length = self._fast_header(limit)
+            if 0 <= length < _COALESCE_BELOW:
+                if not length:
+                    self._header_got = 0
+                    return b""
+                self._in_read = True
+                try:
+                    data = os.read(self.fd, length)
+                except BlockingIOError:
+                    self._in_read = False
+                    return self._read(limit, deadline)
+                except OSError:
+                    self._in_read = False
+                    raise
+                if len(data) == length:
+                    self._header_got = 0
+                    self._in_read = False
+                    return data
+                body = bytearray(length)
+                body[: len(data)] = data
+                self._body_got = len(data)
+                self._body = body
+                self._in_read = False
+            return self._read(limit, deadline)
+        except BaseException:
+            if self._in_read:
+                self._in_read = False
+                self._broken = "a receive was interrupted while copying bytes; the stream position is lost"
+            raise
 
     def read_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]) -> Union[int, bytes]:
         """Receive straight into ``view`` when the frame fits; otherwise return it as bytes."""
-        return self._guarded(self._read_into, view, limit, deadline)
+        if self._broken is not None or self._header_got or self._body is not None:
+            return self._guarded(self._read_into, view, limit, deadline)
+        try:
+            length = self._fast_header(limit)
+            if 0 <= length <= len(view):
+                self._in_read = True
+                try:
+                    got = os.readv(self.fd, [view[:length]]) if length else 0
+                except BlockingIOError:
+                    got = 0
+                except OSError:
+                    self._in_read = False
+                    raise
+                if got == length:
+                    self._header_got = 0
+                    self._in_read = False
+                    return length
+                if got:
+                    # Keep what arrived so a later call resumes; the caller's buffer is not ours to hold.
+                    body = bytearray(length)
+                    body[:got] = view[:got]
+                    self._body_got = got
+                    self._body = body
+                self._in_read = False
+            return self._read_into(view, limit, deadline)
+        except BaseException:
+            if self._in_read:
+                self._in_read = False
+                self._broken = "a receive was interrupted while copying bytes; the stream position is lost"
+            raise

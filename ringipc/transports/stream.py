@@ -8,7 +8,7 @@ import socket
 from typing import Optional
 
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
-from ..errors import FrameError
+from ..errors import BufferTooShort, FrameError
 from ..framing import FrameReader, wait_readable, write_frame
 
 
@@ -53,7 +53,30 @@ class StreamChannel(BaseChannel):
             raise OSError(f"this end of the channel is not {what}")
         return fd
 
-    def _send_message(self, view: memoryview) -> None:
+    # The three calls below skip BaseChannel's general argument handling for
+    # the everyday call (a whole bytes object, no timeout): per-message Python
+    # work is most of what a small message costs.  Anything else takes the
+    # general path, so behaviour is identical.
+    def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
+        if type(buf) is bytes and not offset and size is None and not self._closed and self._wfd is not None:
+            self._send_message(buf)
+        else:
+            BaseChannel.send_bytes(self, buf, offset, size)
+
+    def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
+        if maxlength is None and timeout is None and not self._closed and self._rfd is not None:
+            return bytes(self._recv_message(self._limit(), None))
+        return BaseChannel.recv_bytes(self, maxlength, timeout)
+
+    def recv_bytes_into(self, buf, offset: int = 0, timeout: Optional[float] = None) -> int:
+        if type(buf) is bytearray and not offset and timeout is None and not self._closed and self._rfd is not None:
+            got = self._recv_message_into(memoryview(buf), self._limit(), None)
+            if type(got) is int:
+                return got
+            raise BufferTooShort(got)
+        return BaseChannel.recv_bytes_into(self, buf, offset, timeout)
+
+    def _send_message(self, view) -> None:
         try:
             write_frame(self._need(self._wfd, "writable"), view)
         except BaseException as exc:
@@ -64,22 +87,23 @@ class StreamChannel(BaseChannel):
                 self.close()
             raise
 
-    def _guard(self, fn, *args):
+    def _recv_message(self, limit, deadline):
+        self._need(self._rfd, "readable")
         try:
-            return fn(*args)
+            return self._reader.read(limit, deadline)
         except FrameError:
             # The peer sent something we cannot frame: drop the connection rather
             # than read further bytes of unknown meaning.
             self.close()
             raise
 
-    def _recv_message(self, limit, deadline):
-        self._need(self._rfd, "readable")
-        return self._guard(self._reader.read, limit, deadline)
-
     def _recv_message_into(self, view, limit, deadline):
         self._need(self._rfd, "readable")
-        return self._guard(self._reader.read_into, view, limit, deadline)
+        try:
+            return self._reader.read_into(view, limit, deadline)
+        except FrameError:
+            self.close()
+            raise
 
     def _poll(self, deadline) -> bool:
         return wait_readable(self._need(self._rfd, "readable"), deadline)
