@@ -102,6 +102,13 @@ class MqChannel(BaseChannel):
         return self._rq.mqd
 
     def _put(self, message: bytes, deadline: Optional[float]) -> None:
+        # Try first and wait only if the queue is full: a poll per message
+        # would cost as much as the send itself.
+        try:
+            self._sq.send(message, timeout=0)
+            return
+        except self._busy:
+            pass
         while True:
             if not wait_fd(self._sq.mqd, select.POLLOUT, deadline):
                 raise TimeoutError("the message queue stayed full")
@@ -115,11 +122,12 @@ class MqChannel(BaseChannel):
         while True:
             if self._eof:
                 raise EOFError("the peer closed the channel")
-            if not wait_readable(self._rq.mqd, deadline):
-                raise TimeoutError("timed out waiting for the peer")
             try:
                 message, _ = self._rq.receive(timeout=0)
             except self._busy:
+                # Empty: wait here, where a signal handler's exception takes nothing.
+                if not wait_readable(self._rq.mqd, deadline):
+                    raise TimeoutError("timed out waiting for the peer")
                 continue
             tag, body = message[:1], message[1:]
             if tag == _DATA:
@@ -128,6 +136,19 @@ class MqChannel(BaseChannel):
                 self._eof = True
             elif tag != _HELLO:
                 raise FrameError(f"a message with unknown tag {tag!r} arrived on the queue")
+
+    # The everyday calls skip BaseChannel's general argument handling; any
+    # other call takes the general path, so behaviour is identical.
+    def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
+        if type(buf) is bytes and not offset and size is None and not self._closed and len(buf) <= self.transport_limit:
+            self._put(_DATA + buf, None)
+        else:
+            BaseChannel.send_bytes(self, buf, offset, size)
+
+    def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
+        if maxlength is None and timeout is None and not self._closed:
+            return self._recv_message(self._limit(), None)
+        return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def _send_message(self, view: memoryview) -> None:
         self._put(_DATA + view.tobytes(), None)
