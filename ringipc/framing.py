@@ -22,6 +22,7 @@ from .errors import FrameError
 
 HEADER = struct.Struct("<Q")
 HEADER_SIZE = HEADER.size
+_unpack_header = HEADER.unpack
 
 # Below this size one copy into a single buffer is cheaper than a second iovec.
 _COALESCE_BELOW = 16 * 1024
@@ -256,15 +257,33 @@ class FrameReader:
         progress) goes through the resumable path."""
         if self._broken is not None or self._header_got or self._body is not None:
             return self._guarded(self._read, limit, deadline)
+        fd = self.fd
         try:
-            length = self._fast_header(limit)
-            if 0 <= length < _COALESCE_BELOW:
+            # _fast_header, written out: a call is a visible part of a small message's cost.
+            self._in_read = True
+            try:
+                got = os.readv(fd, self._header_iov)
+            except BlockingIOError:
+                self._in_read = False
+                return self._read(limit, deadline)
+            except OSError:
+                self._in_read = False
+                raise
+            self._header_got = got
+            self._in_read = False
+            if got != HEADER_SIZE:
+                return self._read(limit, deadline)
+            length = _unpack_header(self._header)[0]
+            if limit is not None and length > limit:
+                self._broken = f"a frame announced {length} bytes, over the {limit}-byte limit"
+                raise FrameError(self._broken)
+            if length < _COALESCE_BELOW:
                 if not length:
                     self._header_got = 0
                     return b""
                 self._in_read = True
                 try:
-                    data = os.read(self.fd, length)
+                    data = os.read(fd, length)
                 except BlockingIOError:
                     self._in_read = False
                     return self._read(limit, deadline)

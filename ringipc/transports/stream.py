@@ -15,6 +15,9 @@ from ..framing import FrameReader, wait_readable, write_frame
 class StreamChannel(BaseChannel):
     """Framed messages over ``read_fd``/``write_fd`` (the same fd for a socket).
 
+    A stream has no transport limit (``transport_limit`` stays ``None``), so
+    the receive limit is ``max_message_size`` alone.
+
     ``owner`` is a socket object whose lifetime the channel takes over; plain
     fds (pipes, FIFOs) are closed with ``os.close``."""
 
@@ -59,13 +62,22 @@ class StreamChannel(BaseChannel):
     # general path, so behaviour is identical.
     def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
         if type(buf) is bytes and not offset and size is None and not self._closed and self._wfd is not None:
-            self._send_message(buf)
+            try:
+                write_frame(self._wfd, buf)
+            except BaseException as exc:
+                if getattr(exc, "torn_write", False):
+                    self.close()  # see _send_message
+                raise
         else:
             BaseChannel.send_bytes(self, buf, offset, size)
 
     def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
         if maxlength is None and timeout is None and not self._closed and self._rfd is not None:
-            return bytes(self._recv_message(self._limit(), None))
+            try:
+                return bytes(self._reader.read(self.max_message_size, None))
+            except FrameError:
+                self.close()  # see _recv_message
+                raise
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def recv_bytes_into(self, buf, offset: int = 0, timeout: Optional[float] = None) -> int:
