@@ -88,6 +88,7 @@ class MqChannel(BaseChannel):
         super().__init__(max_message_size)
         pi = _posix_ipc()
         self._busy = pi.BusyError
+        self._interrupted = pi.SignalError
         self._rq = pi.MessageQueue(recv_name, read=True, write=False)
         try:
             self._sq = pi.MessageQueue(send_name, read=False, write=True)
@@ -102,6 +103,16 @@ class MqChannel(BaseChannel):
         return self._rq.mqd
 
     def _put(self, message: bytes, deadline: Optional[float]) -> None:
+        if deadline is None:
+            # No clock involved, so the kernel may do the waiting.  A signal
+            # makes mq_send fail with EINTR having sent nothing; the handler
+            # runs (and may raise) on the way round the loop.
+            while True:
+                try:
+                    self._sq.send(message)
+                    return
+                except self._interrupted:
+                    continue
         # Try first and wait only if the queue is full: a poll per message
         # would cost as much as the send itself.
         try:
@@ -123,31 +134,60 @@ class MqChannel(BaseChannel):
             if self._eof:
                 raise EOFError("the peer closed the channel")
             try:
-                message, _ = self._rq.receive(timeout=0)
+                if deadline is None:
+                    # As in _put: EINTR takes nothing, and the handler runs on the way round.
+                    message, _ = self._rq.receive()
+                else:
+                    message, _ = self._rq.receive(timeout=0)
+            except self._interrupted:
+                continue
             except self._busy:
                 # Empty: wait here, where a signal handler's exception takes nothing.
+                # Deadlines are kept here, on the monotonic clock, rather than
+                # by mq_timedreceive, whose deadline is wall-clock time.
                 if not wait_readable(self._rq.mqd, deadline):
                     raise TimeoutError("timed out waiting for the peer")
                 continue
-            tag, body = message[:1], message[1:]
-            if tag == _DATA:
-                return body
-            if tag == _EOF:
-                self._eof = True
-            elif tag != _HELLO:
-                raise FrameError(f"a message with unknown tag {tag!r} arrived on the queue")
+            if message[:1] == _DATA:
+                return message[1:]
+            self._control(message[:1])
+
+    def _control(self, tag: bytes) -> None:
+        """Act on a message that carries no data."""
+        if tag == _EOF:
+            self._eof = True
+        elif tag != _HELLO:
+            raise FrameError(f"a message with unknown tag {tag!r} arrived on the queue")
 
     # The everyday calls skip BaseChannel's general argument handling; any
     # other call takes the general path, so behaviour is identical.
     def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
         if type(buf) is bytes and not offset and size is None and not self._closed and len(buf) <= self.transport_limit:
-            self._put(_DATA + buf, None)
+            message = _DATA + buf
+            try:
+                self._sq.send(message)  # _put written out for the common case
+            except self._interrupted:
+                self._put(message, None)  # nothing was sent; the handler runs on the way
         else:
             BaseChannel.send_bytes(self, buf, offset, size)
 
     def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
-        if maxlength is None and timeout is None and not self._closed:
-            return self._recv_message(self._limit(), None)
+        if maxlength is None and timeout is None and not self._closed and not self._eof:
+            # _take and _recv_message written out for the common case, a data message.
+            try:
+                message = self._rq.receive()[0]
+            except self._interrupted:
+                message = None  # nothing taken; the general path below waits again
+            if message is not None:
+                if message[:1] != _DATA:
+                    self._control(message[:1])
+                else:
+                    limit = self._limit()
+                    if limit is None or len(message) - 1 <= limit:
+                        return message[1:]
+                    raise FrameError(
+                        f"a {len(message) - 1}-byte message is over the {limit}-byte limit; it was discarded"
+                    )
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def _send_message(self, view: memoryview) -> None:
