@@ -30,11 +30,13 @@ _COALESCE_BELOW = 16 * 1024
 _READ_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
 
-def wait_fd(fd: int, events: int, deadline: Optional[float]) -> bool:
+def wait_fd(fd: int, events: int, deadline: Optional[float], poller=None) -> bool:
     """Wait until ``fd`` reports one of ``events`` (or an error/hang-up), or until
-    the monotonic ``deadline``.  Returns False on timeout."""
-    poller = select.poll()
-    poller.register(fd, events)
+    the monotonic ``deadline``.  Returns False on timeout.  ``poller`` is a
+    ``select.poll`` already watching exactly ``fd`` for ``events``."""
+    if poller is None:
+        poller = select.poll()
+        poller.register(fd, events)
     while True:
         if deadline is None:
             ms = None
@@ -137,6 +139,7 @@ class FrameReader:
         self._broken: Optional[str] = None
         self._in_read = False
         self._header_iov = [memoryview(self._header)]
+        self._poller = None
 
     def _reset(self) -> None:
         self._header_got = 0
@@ -154,7 +157,11 @@ class FrameReader:
             except OSError:
                 self._in_read = False  # raised by readv itself: nothing was consumed
                 raise
-            if not wait_readable(self.fd, deadline):
+            if self._poller is None:
+                # Kept: a receiver that keeps up with its peer waits once per message.
+                self._poller = select.poll()
+                self._poller.register(self.fd, _READ_EVENTS)
+            if not wait_fd(self.fd, _READ_EVENTS, deadline, self._poller):
                 raise TimeoutError("timed out waiting for the peer")
 
     def _guarded(self, fn, *args):
