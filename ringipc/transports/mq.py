@@ -9,8 +9,10 @@ peer that is killed gives no EOF (only a clean ``close`` sends one), so use
 timeouts where a peer may die.
 
 Sizes are checked up front against ``/proc/sys/fs/mqueue`` and
-``RLIMIT_MSGQUEUE``; the error names the limit to raise.  Waits poll the
-queue descriptor (pollable on Linux) on the monotonic clock."""
+``RLIMIT_MSGQUEUE``; the error names the limit to raise.  Waits with a
+timeout poll the queue descriptor (pollable on Linux) on the monotonic clock;
+waits without one block in mq_send/mq_receive, which a signal interrupts
+without taking or sending anything."""
 from __future__ import annotations
 
 import errno
