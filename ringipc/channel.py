@@ -71,7 +71,38 @@ def remaining(deadline: Optional[float]) -> Optional[float]:
     return max(0.0, deadline - time.monotonic())
 
 
-class BaseChannel:
+class _Closable:
+    """Idempotent close, context manager and close-on-collect, for channels and listeners."""
+
+    _closed = False
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self):
+        # Nothing may escape a finalizer; a half-built object may lack its fd.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class BaseChannel(_Closable):
     """Shared behaviour of every channel; subclasses provide the transport primitives."""
 
     #: Largest message this transport can carry at all (``None``: no transport limit).
@@ -166,30 +197,10 @@ class BaseChannel:
         self._check_open()
         return self._poll(deadline_after(timeout))
 
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
-class BaseListener:
-    """Context-manager and closed-state plumbing shared by every listener."""
+class BaseListener(_Closable):
+    """Closed-state plumbing shared by every listener."""
 
     address: str = ""
 
@@ -199,30 +210,6 @@ class BaseListener:
     def _check_open(self) -> None:
         if self._closed:
             raise ChannelClosed("operation on a closed listener")
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._close()
-
-    def _close(self) -> None:
-        raise NotImplementedError
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.address!r}{' closed' if self._closed else ''}>"
