@@ -58,29 +58,16 @@ def _attach_fails(ring, match=None):
         Ring.attach(ring.name)
 
 
-def test_bad_magic(ring, poke):
-    poke.u64(poke.layout["magic"], 0x1234)
-    _attach_fails(ring, "magic")
-
-
-def test_wrong_abi_version(ring, poke):
-    poke.u32(poke.layout["abi_version"], 99)
-    _attach_fails(ring, "ABI version")
-
-
-def test_unknown_kind(ring, poke):
-    poke.u32(poke.layout["kind"], 7)
-    _attach_fails(ring, "kind")
-
-
-def test_capacity_not_power_of_two(ring, poke):
-    poke.u64(poke.layout["ncells"], 63)
-    _attach_fails(ring, "power of two")
-
-
-def test_capacity_disagrees_with_size(ring, poke):
-    poke.u64(poke.layout["ncells"], 1 << 20)
-    _attach_fails(ring)
+@pytest.mark.parametrize("field,width,value,match", [
+    ("magic", 64, 0x1234, "magic"),
+    ("abi_version", 32, 99, "ABI version"),
+    ("kind", 32, 7, "kind"),
+    ("ncells", 64, 63, "power of two"),
+    ("ncells", 64, 1 << 20, None),  # a valid capacity that disagrees with the segment's size
+])
+def test_bad_header_field(ring, poke, field, width, value, match):
+    (poke.u64 if width == 64 else poke.u32)(poke.layout[field], value)
+    _attach_fails(ring, match)
 
 
 def test_truncated_segment(ring):
