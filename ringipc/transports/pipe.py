@@ -21,12 +21,15 @@ class PipeChannel(StreamChannel):
 
         self._check_open()
         dup = lambda fd: None if fd is None else DupFd(fd)  # noqa: E731
-        return _rebuild, (dup(self._rfd), dup(self._wfd), self.max_message_size)
+        # Messages this end already read ahead travel with it: they are no
+        # longer in the pipe for the new owner to read.
+        pending = self._reader.pending() if self._reader is not None else b""
+        return _rebuild, (dup(self._rfd), dup(self._wfd), self.max_message_size, pending)
 
 
-def _rebuild(rdup, wdup, max_message_size):
+def _rebuild(rdup, wdup, max_message_size, pending=b""):
     detach = lambda d: None if d is None else d.detach()  # noqa: E731
-    return PipeChannel(detach(rdup), detach(wdup), max_message_size=max_message_size)
+    return PipeChannel(detach(rdup), detach(wdup), max_message_size=max_message_size, pending=pending)
 
 
 def _end(rfd, wfd, mode, max_message_size):

@@ -215,7 +215,7 @@ def _wrap(sock, rx, tx, mode, max_message_size):
 
 def _take_socket(ch) -> socket.socket:
     """A socket of our own for the connection under the rendezvous channel ``ch``."""
-    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(ch.fileno()))
+    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(ch.raw_fileno()))
 
 
 class ShmListener(BaseListener):
@@ -238,6 +238,7 @@ class ShmListener(BaseListener):
         self._check_open()
         deadline = deadline_after(timeout)
         with self._inner.accept(timeout=remaining(deadline)) as ch:
+            ch.stop_reading_ahead()  # the peer's first doorbell bytes may follow its answer
             rings = []
             try:
                 rings += [Ring(self._capacity, RING_KIND), Ring(self._capacity, RING_KIND)]
@@ -286,6 +287,7 @@ def connect(target: str, *, mode: str = "message", timeout=None, authkey=None,
     _probe()
     deadline = deadline_after(timeout)
     with lookup("unix").connect(address, timeout=timeout, authkey=authkey, max_message_size=4096) as ch:
+        ch.stop_reading_ahead()  # the socket goes on to carry doorbell bytes
         try:
             names = ch.recv_bytes(timeout=remaining(deadline)).decode().split("\n")
         except EOFError:

@@ -1,6 +1,10 @@
 """A message channel over a pair of stream file descriptors (pipe, FIFO, socket),
 using :mod:`ringipc.framing` for boundaries.  Every stream transport is this
-class plus the code that opens its descriptors."""
+class plus the code that opens its descriptors.
+
+The receiving side reads ahead (frame_reader.py), so ``fileno()`` is a
+doorbell descriptor that is readable while a message is ready, not the raw
+read descriptor."""
 from __future__ import annotations
 
 import os
@@ -9,7 +13,8 @@ from typing import Optional
 
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
 from ..errors import BufferTooShort, FrameError
-from ..framing import FrameReader, wait_readable, write_frame
+from ..frame_reader import FrameReader
+from ..framing import wait_readable, write_frame
 
 
 class StreamChannel(BaseChannel):
@@ -19,7 +24,9 @@ class StreamChannel(BaseChannel):
     the receive limit is ``max_message_size`` alone.
 
     ``owner`` is a socket object whose lifetime the channel takes over; plain
-    fds (pipes, FIFOs) are closed with ``os.close``."""
+    fds (pipes, FIFOs) are closed with ``os.close``.  ``pending`` is stream
+    data an earlier owner of ``read_fd`` had already read (see ``__reduce__``
+    of the pipe channel)."""
 
     def __init__(
         self,
@@ -28,12 +35,13 @@ class StreamChannel(BaseChannel):
         *,
         owner: Optional[socket.socket] = None,
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+        pending: bytes = b"",
     ):
         super().__init__(max_message_size)
         self._rfd = read_fd
         self._wfd = write_fd
         self._owner = owner
-        self._reader = FrameReader(read_fd) if read_fd is not None else None
+        self._reader = FrameReader(read_fd, pending) if read_fd is not None else None
 
     @property
     def readable(self) -> bool:
@@ -44,12 +52,25 @@ class StreamChannel(BaseChannel):
         return self._wfd is not None
 
     def fileno(self) -> int:
-        """The fd to wait on for incoming messages (the write fd of a send-only end)."""
+        """A descriptor to wait on for incoming messages: readable while one is
+        ready (or EOF).  A send-only end returns its write descriptor."""
         self._check_open()
-        fd = self._rfd if self._rfd is not None else self._wfd
-        if fd is None:
-            raise ValueError("I/O operation on a closed stream")
-        return fd
+        if self._reader is not None:
+            return self._reader.fileno()
+        return self._wfd
+
+    def raw_fileno(self) -> int:
+        """The read descriptor itself (not the doorbell ``fileno()`` returns),
+        for code that takes the connection over."""
+        self._check_open()
+        return self._need(self._rfd, "readable")
+
+    def stop_reading_ahead(self) -> None:
+        """Make every receive stop at the end of its message, so that nothing
+        after it is taken from the descriptor: for a connection whose
+        descriptor another reader takes over after a few messages."""
+        if self._reader is not None:
+            self._reader.read_ahead = False
 
     def _need(self, fd: Optional[int], what: str) -> int:
         if fd is None:
@@ -118,9 +139,12 @@ class StreamChannel(BaseChannel):
             raise
 
     def _poll(self, deadline) -> bool:
-        return wait_readable(self._need(self._rfd, "readable"), deadline)
+        fd = self._need(self._rfd, "readable")
+        return self._reader.buffered() or wait_readable(fd, deadline)
 
     def _close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         if self._owner is not None:
             self._owner.close()
         else:
