@@ -60,6 +60,27 @@ class FrameReader:
         return self._large
 
 
+#: below this a frame is built by concatenation and sent with one plain write:
+#: cheaper than building an iovec list, as a careful hand-written sender does
+SMALL = 16 << 10
+
+
+def frame_sender(write, writev):
+    """``send(msg)`` writing one frame: ``write(bytes) -> int`` for small
+    messages, ``writev(list) -> int`` (no copy) for large ones."""
+
+    def send(msg):
+        if len(msg) < SMALL:
+            data = LENGTH.pack(len(msg)) + msg
+            sent = write(data)
+            if sent != len(data):
+                write_all(writev, [memoryview(data)[sent:]])
+        else:
+            write_all(writev, frames((msg,)))
+
+    return send
+
+
 def frames(msgs):
     """The iovec list for one vectored write of ``msgs``: length, data, length, data ..."""
     out = []
