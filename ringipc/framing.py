@@ -22,7 +22,7 @@ HEADER = struct.Struct("<Q")
 HEADER_SIZE = HEADER.size
 
 # Below this size one copy into a single buffer is cheaper than a second iovec.
-_COALESCE_BELOW = 16 * 1024
+COALESCE_BELOW = 16 * 1024
 
 READ_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
@@ -92,7 +92,7 @@ def write_frame(fd: int, payload) -> None:
     ``payload`` is anything with the buffer protocol whose ``len`` is its size
     in bytes (bytes, bytearray or a byte memoryview)."""
     size = len(payload)
-    if size >= _COALESCE_BELOW:
+    if size >= COALESCE_BELOW:
         write_all(fd, [HEADER.pack(size), payload])
         return
     # The common case costs one plain write and no list building: a frame
@@ -108,9 +108,14 @@ def write_frame(fd: int, payload) -> None:
         exc.torn_write = True  # type: ignore[attr-defined]
         raise
     if done != len(data):
-        try:
-            write_all(fd, [memoryview(data)[done:]])
-        except BaseException as exc:
-            if done:
-                exc.torn_write = True  # type: ignore[attr-defined]
-            raise
+        finish_frame(fd, data, done)
+
+
+def finish_frame(fd: int, data: bytes, done: int) -> None:
+    """Write the rest of a coalesced frame after a plain write took ``done`` bytes of it."""
+    try:
+        write_all(fd, [memoryview(data)[done:]])
+    except BaseException as exc:
+        if done:
+            exc.torn_write = True  # type: ignore[attr-defined]
+        raise

@@ -14,7 +14,9 @@ from typing import Optional
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
 from ..errors import BufferTooShort, FrameError
 from ..frame_reader import FrameReader
-from ..framing import wait_readable, write_frame
+from ..framing import COALESCE_BELOW, HEADER, finish_frame, wait_readable, write_frame
+
+_pack_header = HEADER.pack
 
 
 class StreamChannel(BaseChannel):
@@ -82,13 +84,26 @@ class StreamChannel(BaseChannel):
     # work is most of what a small message costs.  Anything else takes the
     # general path, so behaviour is identical.
     def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
-        if type(buf) is bytes and not offset and size is None and not self._closed and self._wfd is not None:
+        wfd = self._wfd  # None once closed
+        if type(buf) is bytes and not offset and size is None and wfd is not None and len(buf) < COALESCE_BELOW:
+            # write_frame's small case, written out.
+            data = _pack_header(len(buf)) + buf
             try:
-                write_frame(self._wfd, buf)
-            except BaseException as exc:
-                if getattr(exc, "torn_write", False):
-                    self.close()  # see _send_message
+                done = os.write(wfd, data)
+            except BlockingIOError:
+                done = 0
+            except OSError:
+                raise  # from write itself: nothing was written
+            except BaseException:
+                self.close()  # a handler ran after a write that may have happened: see _send_message
                 raise
+            if done != len(data):
+                try:
+                    finish_frame(wfd, data, done)
+                except BaseException as exc:
+                    if getattr(exc, "torn_write", False):
+                        self.close()
+                    raise
         else:
             BaseChannel.send_bytes(self, buf, offset, size)
 
