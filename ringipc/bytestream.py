@@ -15,6 +15,11 @@ from .channel import deadline_after
 from .framing import wait_readable
 
 
+# Buffers readv fills byte for byte whatever their format; anything else
+# goes through a cast.
+_PLAIN_BUFFERS = (bytearray, memoryview)
+
+
 class ByteStream(io.RawIOBase):
     """Raw byte stream over ``read_fd``/``write_fd`` (one fd for a socket).
 
@@ -49,6 +54,11 @@ class ByteStream(io.RawIOBase):
         return fd
 
     def readinto(self, b) -> int:
+        rfd = self._rfd  # None once closed
+        if rfd is not None and self.timeout is None and type(b) in _PLAIN_BUFFERS:
+            # The everyday call, without the general path's checks and view
+            # casts; readv of an empty buffer returns 0, as RawIOBase asks.
+            return os.readv(rfd, [b])
         self._checkClosed()
         if self._rfd is None:
             raise io.UnsupportedOperation("this end of the stream is not readable")
@@ -60,6 +70,9 @@ class ByteStream(io.RawIOBase):
         return os.readv(self._rfd, [view])
 
     def write(self, b) -> int:
+        wfd = self._wfd  # None once closed
+        if wfd is not None and type(b) is bytes:
+            return os.write(wfd, b)  # the everyday call, as readinto's
         self._checkClosed()
         if self._wfd is None:
             raise io.UnsupportedOperation("this end of the stream is not writable")

@@ -6,7 +6,7 @@ os.pipe (same FrameReader, same vectored-write helper): the numbers differ only
 by what carries the bytes.
 """
 from ringipc.bench.adapters.base import Channel, Facility
-from ringipc.bench.adapters.framing import FrameReader, file_writev, frames, write_all
+from ringipc.bench.adapters.framing import FrameReader, file_writev, frame_sender
 from ringipc.bench.adapters.ringipc_transports import StreamTransport
 
 #: twice the largest default message size, so a 1 MiB message is one record
@@ -38,7 +38,7 @@ class RingStreamPair(Facility):
         return Channel([w], [r], close)
 
     def open_sender(self, end, size):
-        return lambda msg: write_all(lambda parts: file_writev(end, parts), frames((msg,)))
+        return frame_sender(end.write, lambda parts: file_writev(end, parts))
 
     def open_receiver(self, end, size):
         return FrameReader(end.readinto).recv

@@ -12,7 +12,7 @@ import time
 import uuid
 
 from ringipc.bench.adapters.base import Channel, ConnectionPair, Facility, into_receiver
-from ringipc.bench.adapters.framing import LARGE, FrameReader, file_writev, frames, write_all
+from ringipc.bench.adapters.framing import LARGE, FrameReader, file_writev, frame_sender
 
 _CONNECT_PATIENCE = 20.0  # seconds a connector retries while its listener starts up
 
@@ -156,7 +156,7 @@ class StreamTransport(Transport):
     def open_sender(self, end, size):
         stream = self._connect(end[1], size)
         self._state()[end] = (None, [stream], None, [])
-        return lambda msg: write_all(lambda parts: file_writev(stream, parts), frames((msg,)))
+        return frame_sender(stream.write, lambda parts: file_writev(stream, parts))
 
     def open_receiver(self, end, size):
         holder = self._listen(end, size)
