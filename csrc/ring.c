@@ -298,26 +298,34 @@ uint64_t rip_used_bytes(rip_ring *ring)
 
 uint32_t rip_flags(rip_ring *ring) { return a_load(&ring->hdr->flags, ACQ); }
 
-static void notify(_Atomic uint32_t *futex, _Atomic uint32_t *waiters, sem_t *sem)
+/* Out of line: keeps notify()'s fast path a fence, a load and a branch. */
+__attribute__((noinline, cold)) static void wake(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem,
+                                                 uint32_t n, int writers)
+{
+    a_fetch_add(futex, 1, SEQ_CST);
+    rip_after_wake(ring, writers, rip_backend_wake(futex, sem, n));
+}
+
+static inline void notify(rip_ring *ring, _Atomic uint32_t *futex, _Atomic uint64_t *waiters, sem_t *sem,
+                          int writers)
 {
     /* F1: orders our commit/release before the waiter-count load; pairs with
      * F2 in rip_wait_*: either we see the waiter, or it sees our change. */
     a_fence(SEQ_CST);
-    uint32_t n = a_load(waiters, RLX);
+    uint32_t n = RIP_WAITERS_COUNT(a_load(waiters, RLX)); /* the sequence half is not looked at */
     if (likely(n == 0))
         return;
-    a_fetch_add(futex, 1, SEQ_CST);
-    rip_backend_wake(futex, sem, n);
+    wake(ring, futex, sem, n, writers);
 }
 
 void rip_notify_readers(rip_ring *ring)
 {
-    notify(&ring->hdr->data_futex, &ring->hdr->data_waiters, &ring->hdr->data_sem);
+    notify(ring, &ring->hdr->data_futex, &ring->hdr->data_waiters, &ring->hdr->data_sem, 0);
 }
 
 void rip_notify_writers(rip_ring *ring)
 {
-    notify(&ring->hdr->space_futex, &ring->hdr->space_waiters, &ring->hdr->space_sem);
+    notify(ring, &ring->hdr->space_futex, &ring->hdr->space_waiters, &ring->hdr->space_sem, 1);
 }
 
 void rip_close_side(rip_ring *ring, uint32_t flag)

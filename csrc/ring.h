@@ -50,7 +50,13 @@ typedef struct {
     int is_consumer;            /* SPSC: holds the consumer role */
     uint64_t cached_release;    /* producer's last view of release: spares a shared load per message */
     uint64_t cached_head;       /* consumer's last view of head, for validating record lengths */
+    _Atomic uint32_t idle_wakes[2]; /* readers', writers' wake-ups in a row that found nobody asleep */
 } rip_ring;
+
+/* Wake-ups in a row that found nobody asleep before a handle recounts the
+ * sleepers (csrc/ring_waiters.c): a dead sleeper's registration costs at most
+ * this many wake system calls per notifying handle. */
+#define RIP_RECOUNT_AFTER_IDLE_WAKES 64u
 
 typedef struct {
     uint64_t claim;     /* first cell claimed (padding included) */
@@ -86,6 +92,15 @@ uint64_t rip_used_bytes(rip_ring *ring);
  * deadline passes, or a signal arrives; spins `spin_iterations` first. */
 rip_status rip_wait_readable(rip_ring *ring, const struct timespec *deadline, uint32_t spin_iterations);
 rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const struct timespec *deadline, uint32_t spin_iterations);
+/* A sleeper is counted in its handle's slot, so a handle takes one (in either
+ * kind of ring) before it first sleeps; rip_wait_* do this themselves, but
+ * threads sharing a handle must not race to take it: callers that wait from
+ * several threads call this first, serialised as for read/write.
+ * RIP_NO_SLOT if all RIP_MAX_SLOTS are held by live handles. */
+rip_status rip_ensure_wait_slot(rip_ring *ring);
+/* Lowers the header's sleeper counts to what live processes' slots account
+ * for, taking back the registrations of processes that died asleep. */
+void rip_recount_sleepers(rip_ring *ring);
 
 void rip_close_side(rip_ring *ring, uint32_t flag);
 uint32_t rip_flags(rip_ring *ring);

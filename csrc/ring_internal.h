@@ -28,9 +28,15 @@ static inline int tag_is_current(uint64_t tag, uint64_t pos)
 int rip_advance_release(rip_ring *ring);
 /* Takes the SPSC role or the MPMC slot this process needs (again after fork). */
 rip_status rip_ensure_role(rip_ring *ring, int producer);
-void rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters);
+/* Returns 0 when the wake-up evidently found nobody asleep. */
+int rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters);
 rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expected,
                             const struct timespec *deadline);
 int rip_backend_init(sem_t *sem);
+/* Counting a sleeper in its slot and the header (csrc/ring_waiters.c). */
+void rip_sleeper_register(rip_ring *ring, struct rip_slot *slot, int writer);
+void rip_sleeper_unregister(rip_ring *ring, struct rip_slot *slot, int writer);
+/* notify()'s slow path: recounts after enough wake-ups that found nobody. */
+void rip_after_wake(rip_ring *ring, int writers, int someone_woke);
 
 #endif

@@ -25,7 +25,7 @@
 #include <semaphore.h>
 
 #define RIP_MAGIC 0x31435049474e4952ULL /* "RINGIPC1" read as little-endian bytes */
-#define RIP_ABI_VERSION 1u
+#define RIP_ABI_VERSION 2u /* 2: sleeper counts in slots, waiter words carry a sequence */
 #define RIP_CACHE_LINE 64u
 #define RIP_PAGE 4096u
 #define RIP_CELL 64u            /* bytes per data cell: the allocation granule */
@@ -60,19 +60,35 @@ struct rip_meta {
 };
 
 /*
- * One slot per process using an MPMC ring.  Each side records the position it
- * is about to claim *before* its claiming CAS (intent = position + 1; 0 =
- * idle), so a recoverer can tell which process owned a claim that was never
- * finished.  A slot fills a cache line: it is written on every message by its
- * owner and must not share a line with another process's slot.
+ * One slot per handle that uses an MPMC ring, or that sleeps on a ring of
+ * either kind.  Each side records the position it is about to claim *before*
+ * its claiming CAS (intent = position + 1; 0 = idle), so a recoverer can tell
+ * which process owned a claim that was never finished.  The sleeper counts say
+ * how many of the owner's threads are registered in the header's waiter words
+ * (csrc/ring_waiters.c), so the registrations of a process that died asleep
+ * can be taken back.  A slot fills a cache line: it is written on every
+ * message by its owner and must not share a line with another process's slot.
  */
 struct rip_slot {
     _Atomic uint32_t pid;
     uint32_t reserved0;
     _Atomic uint64_t produce_intent;
     _Atomic uint64_t consume_intent;
-    uint8_t reserved1[RIP_CACHE_LINE - 24];
+    _Atomic uint32_t data_sleepers;  /* owner's threads counted in data_waiters */
+    _Atomic uint32_t space_sleepers; /* owner's threads counted in space_waiters */
+    uint8_t reserved1[RIP_CACHE_LINE - 32];
 };
+
+/*
+ * header.data_waiters / space_waiters: low 32 bits count the registered
+ * sleepers (all notify() looks at), high 32 bits are a sequence bumped by
+ * every change, so a recount's CAS fails if anything changed since it read
+ * the word, even if the count came back to the same value (ABA).
+ */
+#define RIP_WAITERS_COUNT(w) ((uint32_t)(w))
+#define RIP_WAITERS_SEQ_ONE (1ull << 32)
+#define RIP_WAITERS_REGISTER (RIP_WAITERS_SEQ_ONE + 1u)   /* count + 1, seq + 1 */
+#define RIP_WAITERS_UNREGISTER (RIP_WAITERS_SEQ_ONE - 1u) /* count - 1, seq + 1 (borrow carries) */
 
 struct rip_header {
     /* line 0: identity; written by the creator before magic is published */
@@ -95,10 +111,12 @@ struct rip_header {
     _Alignas(RIP_CACHE_LINE) _Atomic uint64_t release;
     /* line 4: consumers sleep here when empty */
     _Alignas(RIP_CACHE_LINE) _Atomic uint32_t data_futex;
-    _Atomic uint32_t data_waiters;
+    uint32_t reserved4;
+    _Atomic uint64_t data_waiters;  /* sequence:count, see RIP_WAITERS_COUNT */
     /* line 5: producers sleep here when full */
     _Alignas(RIP_CACHE_LINE) _Atomic uint32_t space_futex;
-    _Atomic uint32_t space_waiters;
+    uint32_t reserved5;
+    _Atomic uint64_t space_waiters;
     /* line 6: rarely written state */
     _Alignas(RIP_CACHE_LINE) _Atomic uint32_t flags;
     _Atomic uint32_t spsc_producer_pid; /* SPSC: the one live producer, 0 if none */
@@ -120,6 +138,11 @@ _Static_assert(offsetof(struct rip_header, cons) == 2 * RIP_CACHE_LINE, "consume
 _Static_assert(offsetof(struct rip_header, release) == 3 * RIP_CACHE_LINE, "release is written by consumers, read by producers: own line");
 _Static_assert(offsetof(struct rip_header, data_futex) == 4 * RIP_CACHE_LINE, "futex words apart from positions: waking must not slow the fast path");
 _Static_assert(offsetof(struct rip_header, space_futex) == 5 * RIP_CACHE_LINE, "the two wait directions on separate lines");
+_Static_assert(offsetof(struct rip_header, data_waiters) == 4 * RIP_CACHE_LINE + 8 &&
+               offsetof(struct rip_header, space_waiters) == 5 * RIP_CACHE_LINE + 8,
+               "each waiter word beside its futex, 8-byte aligned for one atomic load in notify()");
+_Static_assert(offsetof(struct rip_slot, data_sleepers) == 24 && offsetof(struct rip_slot, space_sleepers) == 28,
+               "sleeper counts in the slot's own line, after the intents");
 _Static_assert(offsetof(struct rip_header, flags) == 6 * RIP_CACHE_LINE, "rare state on its own line");
 _Static_assert(offsetof(struct rip_header, data_sem) == 7 * RIP_CACHE_LINE, "semaphores follow the rare state");
 _Static_assert(sizeof(sem_t) <= RIP_CACHE_LINE, "each semaphore must fit its line");

@@ -19,6 +19,9 @@
  * so two recoverers never pad the same range with different lengths.
  * Committed messages are never dropped; a message claimed by a consumer that
  * died is gone with that consumer, as with a pipe.
+ *
+ * rip_recover also recounts sleepers (csrc/ring_waiters.c), in both kinds of
+ * ring: a process killed while asleep leaves a registration, not a claim.
  */
 #include "ring_internal.h"
 
@@ -112,6 +115,7 @@ static int take_recovery(rip_ring *ring)
 rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
 {
     *recovered = 0;
+    rip_recount_sleepers(ring); /* both kinds: any process may have died asleep */
     if (!ring->multi)
         return RIP_OK; /* SPSC publishes with one store: a dead peer leaves nothing half-done */
     if (!take_recovery(ring))

@@ -1,6 +1,7 @@
 /*
  * Creating, validating and joining a segment; the per-process roles (SPSC
- * producer/consumer, MPMC slot) that make recovery after a crash possible.
+ * producer/consumer, MPMC slot, the slot every sleeping handle holds) that
+ * make recovery after a crash possible.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -166,7 +167,7 @@ static void refresh_after_fork(rip_ring *ring)
     ring->is_consumer = 0;
 }
 
-static rip_status claim_role(_Atomic uint32_t *holder, int32_t pid)
+static rip_status claim_role(rip_ring *ring, _Atomic uint32_t *holder, int32_t pid)
 {
     uint32_t current = a_load(holder, ACQ);
     for (;;) {
@@ -175,8 +176,11 @@ static rip_status claim_role(_Atomic uint32_t *holder, int32_t pid)
         if (current != 0 && rip_pid_alive((int32_t)current))
             return RIP_BUSY;
         /* A dead holder left nothing half-done: SPSC publishes with a single store. */
-        if (a_cas(holder, &current, (uint32_t)pid, ACQ_REL, ACQ))
+        if (a_cas(holder, &current, (uint32_t)pid, ACQ_REL, ACQ)) {
+            if (current != 0) /* it may have died asleep: take its count back now */
+                rip_recount_sleepers(ring);
             return RIP_OK;
+        }
     }
 }
 
@@ -201,7 +205,13 @@ static rip_status take_slot(rip_ring *ring)
             if (a_cas(&slot->pid, &owner, (uint32_t)ring->pid, ACQ_REL, RLX)) {
                 a_store(&slot->produce_intent, 0, RLX);
                 a_store(&slot->consume_intent, 0, RLX);
+                /* A dead owner's counts: a recount that still reads them under
+                 * our pid over-counts, which only costs wake calls. */
+                a_store(&slot->data_sleepers, 0, RLX);
+                a_store(&slot->space_sleepers, 0, RLX);
                 ring->slot = slot;
+                if (owner != 0) /* it may have died asleep: take its count back now */
+                    rip_recount_sleepers(ring);
                 return RIP_OK;
             }
         }
@@ -218,7 +228,7 @@ rip_status rip_ensure_role(rip_ring *ring, int producer)
     if (producer) {
         if (ring->is_producer)
             return RIP_OK;
-        if (claim_role(&ring->hdr->spsc_producer_pid, ring->pid) != RIP_OK)
+        if (claim_role(ring, &ring->hdr->spsc_producer_pid, ring->pid) != RIP_OK)
             return RIP_BUSY;
         ring->is_producer = 1;
         ring->cached_release = a_load(&ring->hdr->release, ACQ);
@@ -226,10 +236,16 @@ rip_status rip_ensure_role(rip_ring *ring, int producer)
     }
     if (ring->is_consumer)
         return RIP_OK;
-    if (claim_role(&ring->hdr->spsc_consumer_pid, ring->pid) != RIP_OK)
+    if (claim_role(ring, &ring->hdr->spsc_consumer_pid, ring->pid) != RIP_OK)
         return RIP_BUSY;
     ring->is_consumer = 1;
     return RIP_OK;
+}
+
+rip_status rip_ensure_wait_slot(rip_ring *ring)
+{
+    refresh_after_fork(ring); /* never sleep counted in the parent's slot */
+    return ring->slot ? RIP_OK : take_slot(ring);
 }
 
 void rip_release_roles(rip_ring *ring)

@@ -14,6 +14,12 @@
  * is woken; one that read v after the bump also sees the change in its check.
  * The semaphore backend replaces "futex == v" with a post per registered
  * waiter; extra posts only cause a spurious wake-up, which re-checks.
+ *
+ * "waiters++" is rip_sleeper_register (csrc/ring_waiters.c): the header
+ * increment is preceded by one in the sleeper's slot, so that the count of a
+ * process killed while asleep can be taken back.  A recount only removes
+ * registrations of dead processes, so a live waiter stays counted from its
+ * registration to its unregistration and the argument above still holds.
  */
 #include <errno.h>
 #include <limits.h>
@@ -39,7 +45,7 @@ rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expecte
     return RIP_OK; /* unexpected: the caller re-checks the ring either way */
 }
 
-void rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters)
+int rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters)
 {
     int value = 0;
     /* Post only up to the number of waiters, so posts for waiters that found
@@ -48,6 +54,8 @@ void rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters)
         value = 0;
     for (int i = value < 0 ? 0 : value; (uint32_t)i < waiters; i++)
         sem_post(sem);
+    /* A post left from an earlier wake-up means nobody has taken it since. */
+    return value <= 0;
 }
 
 #else /* futex */
@@ -75,11 +83,12 @@ rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expecte
     return RIP_OK;
 }
 
-void rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters)
+int rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters)
 {
     /* Wake all: each waiter re-checks its own condition (MPMC waiters may wait
      * for different sizes), and waking one could pick a waiter about to time out. */
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    long woken = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    return woken != 0; /* an error is not evidence that nobody sleeps */
 }
 #endif
 
@@ -92,7 +101,7 @@ static int deadline_passed(const struct timespec *deadline)
     return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
 }
 
-static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, _Atomic uint32_t *waiters, sem_t *sem,
+static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem,
                              int writer, uint64_t length, const struct timespec *deadline, uint32_t spin)
 {
     uint32_t closing_flag = writer ? RIP_FLAG_READER_CLOSED : RIP_FLAG_WRITER_CLOSED;
@@ -104,11 +113,15 @@ static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, _Atomic ui
     }
     if (deadline_passed(deadline))
         return RIP_TIMEOUT;
-    a_fetch_add(waiters, 1, SEQ_CST);
+    rip_status st = rip_ensure_wait_slot(ring);
+    if (st != RIP_OK)
+        return st;
+    struct rip_slot *slot = ring->slot; /* unregister where we registered */
+    rip_sleeper_register(ring, slot, writer);
     uint32_t seen = a_load(futex, SEQ_CST);
     a_fence(SEQ_CST); /* F2: pairs with F1 in notify() */
-    rip_status st = READY() ? RIP_OK : rip_backend_wait(futex, sem, seen, deadline);
-    a_fetch_sub(waiters, 1, SEQ_CST);
+    st = READY() ? RIP_OK : rip_backend_wait(futex, sem, seen, deadline);
+    rip_sleeper_unregister(ring, slot, writer);
     return st;
 #undef READY
 }
@@ -116,11 +129,11 @@ static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, _Atomic ui
 rip_status rip_wait_readable(rip_ring *ring, const struct timespec *deadline, uint32_t spin)
 {
     struct rip_header *hdr = ring->hdr;
-    return wait_until(ring, &hdr->data_futex, &hdr->data_waiters, &hdr->data_sem, 0, 0, deadline, spin);
+    return wait_until(ring, &hdr->data_futex, &hdr->data_sem, 0, 0, deadline, spin);
 }
 
 rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const struct timespec *deadline, uint32_t spin)
 {
     struct rip_header *hdr = ring->hdr;
-    return wait_until(ring, &hdr->space_futex, &hdr->space_waiters, &hdr->space_sem, 1, length, deadline, spin);
+    return wait_until(ring, &hdr->space_futex, &hdr->space_sem, 1, length, deadline, spin);
 }

@@ -22,6 +22,13 @@ cdef extern from "ring_layout.h" nogil:
         uint64_t head
         uint64_t cons
         uint64_t release
+        uint64_t data_waiters
+        uint64_t space_waiters
+
+    struct rip_slot:
+        uint32_t pid
+        uint32_t data_sleepers
+        uint32_t space_sleepers
 
     struct rip_meta:
         uint64_t tag
@@ -42,8 +49,12 @@ cdef extern from "ring.h" nogil:
         RIP_NO_SLOT
         RIP_BAD_ARGUMENT
 
+    enum:
+        RIP_RECOUNT_AFTER_IDLE_WAKES
+
     ctypedef struct rip_ring:
         rip_header *hdr
+        rip_slot *slots
         rip_meta *meta
         unsigned char *data
         uint64_t ncells
@@ -72,6 +83,8 @@ cdef extern from "ring.h" nogil:
     uint64_t rip_used_bytes(rip_ring *ring)
     rip_status rip_wait_readable(rip_ring *ring, const timespec *deadline, uint32_t spin_iterations)
     rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const timespec *deadline, uint32_t spin_iterations)
+    rip_status rip_ensure_wait_slot(rip_ring *ring)
+    void rip_recount_sleepers(rip_ring *ring)
 
     void rip_close_side(rip_ring *ring, uint32_t flag)
     uint32_t rip_flags(rip_ring *ring)

@@ -34,6 +34,7 @@ DEFAULT_SPIN = 4000        # busy-poll iterations (~10-40 us) before sleeping
 MAX_SLOTS = c.RIP_MAX_SLOTS
 ABI_VERSION = c.RIP_ABI_VERSION
 WAIT_BACKEND = c.rip_wait_backend_name().decode()
+RECOUNT_AFTER_IDLE_WAKES = c.RIP_RECOUNT_AFTER_IDLE_WAKES  # see csrc/ring_waiters.c
 
 cdef uint64_t _NOGIL_COPY = NOGIL_COPY_THRESHOLD
 _KINDS = {"spsc": c.RIP_KIND_SPSC, "mpmc": c.RIP_KIND_MPMC}
@@ -283,6 +284,11 @@ cdef class Ring:
             until = deadline
         ts.tv_sec = <long>until
         ts.tv_nsec = <long>((until - <double>ts.tv_sec) * 1e9)
+        # A sleeper is counted in its handle's slot: take it here, under the
+        # GIL, so threads sharing the handle cannot both take one.
+        st = c.rip_ensure_wait_slot(&self._r)
+        if st != c.RIP_OK:
+            _raise_status(st, self, length, writer)
         self._waiting += 1
         with nogil:
             # Batched calls commit without notifying: say so before sleeping,
@@ -555,6 +561,10 @@ cdef class Ring:
     def _debug_read_and_hold(self):
         from ._testhooks import read_and_hold
         return read_and_hold(self)
+
+    def _debug_sleepers(self):
+        from ._testhooks import sleepers
+        return sleepers(self)
 
 
 def segment_creator_pid(name):

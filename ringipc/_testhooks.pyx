@@ -5,7 +5,7 @@ tests where header fields lie so they can corrupt them on purpose.
 Every C call goes through the Ring type's own methods (declared in
 _ring.pxd), so this module links no ring code of its own.
 """
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 
 cimport ringipc._cring as c
 from ringipc._ring cimport Ring
@@ -24,6 +24,11 @@ def layout(Ring ring):
         "head": <char *>&ring._r.hdr.head - base,
         "cons": <char *>&ring._r.hdr.cons - base,
         "release": <char *>&ring._r.hdr.release - base,
+        "slots": <char *>ring._r.slots - base,
+        "slot_stride": sizeof(c.rip_slot),
+        "slot_pid": <char *>&ring._r.slots[0].pid - <char *>&ring._r.slots[0],
+        "slot_data_sleepers": <char *>&ring._r.slots[0].data_sleepers - <char *>&ring._r.slots[0],
+        "slot_space_sleepers": <char *>&ring._r.slots[0].space_sleepers - <char *>&ring._r.slots[0],
         "meta": <char *>ring._r.meta - base,
         "meta_stride": sizeof(c.rip_meta),
         "meta_length": <char *>&ring._r.meta[0].length - <char *>&ring._r.meta[0],
@@ -52,3 +57,19 @@ def read_and_hold(Ring ring):
     ring._read_begin(&d, False, None)
     ring._unlock_handle()
     return d.length
+
+
+def sleepers(Ring ring):
+    """Who is counted asleep: the header's waiter counts (what notify() looks
+    at) and, per slot holding any, (pid, data sleepers, space sleepers)."""
+    ring._check_open()
+    cdef int i
+    slots = []
+    for i in range(c.RIP_MAX_SLOTS):
+        if ring._r.slots[i].data_sleepers or ring._r.slots[i].space_sleepers:
+            slots.append((ring._r.slots[i].pid, ring._r.slots[i].data_sleepers, ring._r.slots[i].space_sleepers))
+    return {
+        "data": <uint32_t>ring._r.hdr.data_waiters,
+        "space": <uint32_t>ring._r.hdr.space_waiters,
+        "slots": slots,
+    }
