@@ -1,32 +1,54 @@
 """``mq:///NAME``: a channel over a pair of POSIX message queues (``posix_ipc``).
 
 The listener creates ``/NAME.up`` (connector to listener) and ``/NAME.down``
-(listener to connector), mode 0600, and unlinks both on close.  Message
-queues keep their own boundaries, so there is no length framing; each
-message carries one tag byte that tells data from the hello and end-of-file
-markers.  A queue has no notion of a peer: one connector at a time, and a
-peer that is killed gives no EOF (only a clean ``close`` sends one), so use
-timeouts where a peer may die.
+(listener to connector), mode 0600, and unlinks both on close.  A queue has
+no notion of a peer: one connector at a time, and a peer that is killed
+gives no EOF (only a clean ``close`` sends one), so use timeouts where a
+peer may die.
+
+Wire format.  Each queue has a message size S (the listener's
+``max_message_size``).  A data message is the payload itself, at most S - 1
+bytes: nothing is added on send or cut off on receive.  A control message is
+exactly S bytes, a tag byte, an argument, then zero bytes:
+
+* ``H`` + nonce, the hello: a connector's first message on ``.up``;
+* ``A`` + that nonce, the accept: the listener's first message on ``.down``;
+* ``E``, end of file: the last message of a clean close.
+
+Everything is sent at priority 0, so each queue is strictly FIFO and an EOF
+never overtakes data.  Leftovers of an earlier connection never reach the
+next one: ``accept`` drops what precedes the hello on ``.up`` and empties
+``.down`` before queueing its accept, and the connector drops what precedes
+the accept carrying its own nonce (it may read before ``accept`` has run).
+The nonce is 16 random bytes, fewer if S is under 17.
+
+Descriptors are non-blocking and every wait is a ``poll`` on the monotonic
+clock, also without a timeout: posix_ipc turns the exception of a signal
+handler that interrupts a blocking mq_receive into its own SignalError, and
+``poll`` lets ``close()`` from another thread wake the waiter, which then
+raises :class:`~ringipc.errors.ChannelClosed`.  A message already queued
+costs one system call.  ``fileno()`` can report readable for a control
+message (the accept, an EOF); ``poll()`` consumes those and reports data only.
 
 Sizes are checked up front against ``/proc/sys/fs/mqueue`` and
-``RLIMIT_MSGQUEUE``; the error names the limit to raise.  Waits with a
-timeout poll the queue descriptor (pollable on Linux) on the monotonic clock;
-waits without one block in mq_send/mq_receive, which a signal interrupts
-without taking or sending anything."""
+``RLIMIT_MSGQUEUE``; the error names the limit to raise."""
 from __future__ import annotations
 
 import errno
 import os
 import resource
 import select
+import time
 from typing import Optional
 
 from ..address import check_mode, register_scheme
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
 from ..errors import AddressError, FrameError, ResourceLimitError
-from ..framing import wait_fd, wait_readable
 
-_DATA, _HELLO, _EOF = b"D", b"H", b"E"
+_HELLO, _ACCEPT, _EOF = b"H", b"A", b"E"
+_NONCE = 16
+_READ = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+_WRITE = select.POLLOUT | select.POLLHUP | select.POLLERR
 _PROC = "/proc/sys/fs/mqueue"
 # Kernel bookkeeping per message (struct msg_msg plus a priority-tree node),
 # rounded up; used only to predict RLIMIT_MSGQUEUE failures.
@@ -39,6 +61,10 @@ def _posix_ipc():
     except ImportError as exc:
         raise ImportError("mq:// needs the 'posix_ipc' package (pip install posix_ipc)") from exc
     return posix_ipc
+
+
+def _control(tag: bytes, size: int, arg: bytes = b"") -> bytes:
+    return (tag + arg)[:size].ljust(size, b"\0")
 
 
 def _read_limit(name: str) -> Optional[int]:
@@ -87,113 +113,155 @@ def _queue_names(target: str):
 
 class MqChannel(BaseChannel):
     def __init__(self, recv_name: str, send_name: str, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
-        super().__init__(max_message_size)
         pi = _posix_ipc()
-        self._busy = pi.BusyError
-        self._interrupted = pi.SignalError
+        self._busy, self._gone = pi.BusyError, pi.ExistentialError
+        self._busy_or_gone = (pi.BusyError, pi.ExistentialError)
         self._rq = pi.MessageQueue(recv_name, read=True, write=False)
         try:
             self._sq = pi.MessageQueue(send_name, read=False, write=True)
         except BaseException:
             self._rq.close()
             raise
-        self._eof = False
+        self._rq.block = self._sq.block = False
+        self._rfd, self._sfd = self._rq.mqd, self._sq.mqd
+        self._receive, self._send = self._rq.receive, self._sq.send
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._control_size = self._rq.max_message_size
         self.transport_limit = min(self._rq.max_message_size, self._sq.max_message_size) - 1
+        self._send_limit = self.transport_limit
+        self._eof = False
+        self._expect = None  # the accept a connector waits for; before it, everything is stale
+        self._stash = None  # a data message poll() took off the queue
+        super().__init__(max_message_size)
+        self._receiving = True
+
+    @property
+    def max_message_size(self) -> Optional[int]:
+        return self._max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: Optional[int]) -> None:
+        # recv_bytes compares with this cache rather than calling _limit() per message.
+        self._max_message_size = value
+        self._recv_limit = self._limit()
+
+    def _refresh(self) -> None:
+        """Whether recv_bytes may take its shortcut: nothing but data to expect."""
+        self._receiving = not (self._closed or self._eof or self._expect is not None or self._stash is not None)
 
     def fileno(self) -> int:
         self._check_open()
-        return self._rq.mqd
+        return self._rfd
 
-    def _put(self, message: bytes, deadline: Optional[float]) -> None:
-        if deadline is None:
-            # No clock involved, so the kernel may do the waiting.  A signal
-            # makes mq_send fail with EINTR having sent nothing; the handler
-            # runs (and may raise) on the way round the loop.
-            while True:
-                try:
-                    self._sq.send(message)
-                    return
-                except self._interrupted:
-                    continue
-        # Try first and wait only if the queue is full: a poll per message
-        # would cost as much as the send itself.
-        try:
-            self._sq.send(message, timeout=0)
-            return
-        except self._busy:
-            pass
+    def _wait(self, fd: int, events: int, deadline: Optional[float]) -> bool:
+        """Wait for ``fd`` or a ``close()`` in another thread; False on timeout."""
+        poller = select.poll()  # one per wait: a poll object refuses two threads at once
+        poller.register(fd, events)
+        poller.register(self._wake_r, select.POLLIN)
         while True:
-            if not wait_fd(self._sq.mqd, select.POLLOUT, deadline):
-                raise TimeoutError("the message queue stayed full")
+            self._check_open()
+            if deadline is None:
+                ms = None
+            else:
+                # Round up: waking a hair early would report a timeout that has not happened.
+                ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+            ready = poller.poll(ms)
+            if any(f == fd for f, _ in ready):
+                return True
+            if ready:
+                # A forked copy of this channel was closed: the pipe is shared.
+                try:
+                    os.read(self._wake_r, 64)
+                except OSError:
+                    pass
+            elif deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def _put(self, message, deadline: Optional[float]) -> None:
+        while True:
             try:
-                self._sq.send(message, timeout=0)
+                self._send(message)
                 return
             except self._busy:
-                continue
+                pass
+            except self._gone:
+                self._check_open()
+                raise
+            if not self._wait(self._sfd, _WRITE, deadline):
+                raise TimeoutError("the message queue stayed full")
+
+    def _next(self, deadline: Optional[float]) -> bytes:
+        """The next message on the queue, data or control."""
+        while True:
+            try:
+                return self._receive()[0]
+            except self._busy:
+                pass
+            except self._gone:
+                self._check_open()
+                raise
+            if not self._wait(self._rfd, _READ, deadline):
+                raise TimeoutError("timed out waiting for the peer")
+
+    def _filter(self, message: bytes) -> Optional[bytes]:
+        """``message`` if it is this connection's data; otherwise act on it and return None."""
+        if len(message) != self._control_size:
+            return message if self._expect is None else None
+        if self._expect is not None:
+            if message == self._expect:
+                self._expect = None
+                self._refresh()
+            return None
+        tag = message[:1]
+        if tag == _EOF:
+            self._eof = True
+            self._refresh()
+        elif tag != _HELLO and tag != _ACCEPT:
+            raise FrameError(f"a control message with unknown tag {tag!r} arrived on the queue")
+        return None
 
     def _take(self, deadline: Optional[float]) -> bytes:
         while True:
+            if self._stash is not None:
+                message, self._stash = self._stash, None
+                self._refresh()
+                return message
             if self._eof:
                 raise EOFError("the peer closed the channel")
-            try:
-                if deadline is None:
-                    # As in _put: EINTR takes nothing, and the handler runs on the way round.
-                    message, _ = self._rq.receive()
-                else:
-                    message, _ = self._rq.receive(timeout=0)
-            except self._interrupted:
-                continue
-            except self._busy:
-                # Empty: wait here, where a signal handler's exception takes nothing.
-                # Deadlines are kept here, on the monotonic clock, rather than
-                # by mq_timedreceive, whose deadline is wall-clock time.
-                if not wait_readable(self._rq.mqd, deadline):
-                    raise TimeoutError("timed out waiting for the peer")
-                continue
-            if message[:1] == _DATA:
-                return message[1:]
-            self._control(message[:1])
-
-    def _control(self, tag: bytes) -> None:
-        """Act on a message that carries no data."""
-        if tag == _EOF:
-            self._eof = True
-        elif tag != _HELLO:
-            raise FrameError(f"a message with unknown tag {tag!r} arrived on the queue")
+            message = self._filter(self._next(deadline))
+            if message is not None:
+                return message
 
     # The everyday calls skip BaseChannel's general argument handling; any
-    # other call takes the general path, so behaviour is identical.
+    # other call, a full or empty queue and a closed channel take the general
+    # path, so behaviour is identical.
     def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
-        if type(buf) is bytes and not offset and size is None and not self._closed and len(buf) <= self.transport_limit:
-            message = _DATA + buf
+        if type(buf) is bytes and len(buf) <= self._send_limit and not offset and size is None:
             try:
-                self._sq.send(message)  # _put written out for the common case
-            except self._interrupted:
-                self._put(message, None)  # nothing was sent; the handler runs on the way
-        else:
-            BaseChannel.send_bytes(self, buf, offset, size)
+                self._send(buf)
+                return
+            except self._busy_or_gone:
+                pass
+        BaseChannel.send_bytes(self, buf, offset, size)
 
     def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
-        if maxlength is None and timeout is None and not self._closed and not self._eof:
-            # _take and _recv_message written out for the common case, a data message.
+        if self._receiving and maxlength is None and timeout is None:
             try:
-                message = self._rq.receive()[0]
-            except self._interrupted:
-                message = None  # nothing taken; the general path below waits again
+                message = self._receive()[0]
+            except self._busy_or_gone:
+                message = None
             if message is not None:
-                if message[:1] != _DATA:
-                    self._control(message[:1])
-                else:
-                    limit = self._limit()
-                    if limit is None or len(message) - 1 <= limit:
-                        return message[1:]
+                if len(message) <= self._recv_limit:
+                    return message
+                if self._filter(message) is not None:
                     raise FrameError(
-                        f"a {len(message) - 1}-byte message is over the {limit}-byte limit; it was discarded"
+                        f"a {len(message)}-byte message is over the {self._recv_limit}-byte limit; it was discarded"
                     )
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def _send_message(self, view: memoryview) -> None:
-        self._put(_DATA + view.tobytes(), None)
+        self._put(view, None)
 
     def _recv_message(self, limit, deadline) -> bytes:
         body = self._take(deadline)
@@ -202,15 +270,30 @@ class MqChannel(BaseChannel):
         return body
 
     def _poll(self, deadline) -> bool:
-        return self._eof or wait_readable(self._rq.mqd, deadline)
+        # Take control messages off the queue here, so that only data or EOF count as ready.
+        while self._stash is None and not self._eof:
+            try:
+                self._stash = self._filter(self._next(deadline))
+            except TimeoutError:
+                return False
+        self._refresh()
+        return True
 
     def _close(self) -> None:
+        self._receiving = False
+        self._send_limit = -1
         try:
-            self._sq.send(_EOF, timeout=0)  # best effort: a full queue means the peer sees no EOF
+            os.write(self._wake_w, b"\0")  # wakes a thread waiting in _wait
+        except OSError:
+            pass
+        try:
+            self._send(_control(_EOF, self._sq.max_message_size))  # best effort: a full queue means no EOF
         except Exception:
             pass
         self._rq.close()
         self._sq.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 class MqListener(BaseListener):
@@ -251,15 +334,23 @@ class MqListener(BaseListener):
         try:
             deadline = deadline_after(timeout)
             while True:
-                if not wait_readable(channel._rq.mqd, deadline):
-                    raise TimeoutError(f"no connection on {self.address} before the timeout")
                 try:
-                    message, _ = channel._rq.receive(timeout=0)
+                    hello = channel._next(deadline)
+                except TimeoutError:
+                    raise TimeoutError(f"no connection on {self.address} before the timeout") from None
+                # Anything before the hello is a leftover of an earlier connection.
+                if len(hello) == channel._control_size and hello[:1] == _HELLO:
+                    break
+            # Leftovers for an earlier connector; the new one would drop them
+            # anyway, but they would keep the accept out of a full queue.
+            down = self._created[1]
+            while True:
+                try:
+                    down.receive(0)
                 except channel._busy:
-                    continue
-                if message == _HELLO:
-                    return channel
-                # Leftovers of an earlier connection are not this peer's: drop them.
+                    break
+            channel._put(_control(_ACCEPT, down.max_message_size, hello[1:1 + _NONCE]), deadline)
+            return channel
         except BaseException:
             channel.close()
             raise
@@ -289,7 +380,10 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
     except pi.ExistentialError as exc:
         raise ConnectionRefusedError(errno.ECONNREFUSED, f"no message-queue listener at mq://{target}") from exc
     try:
-        channel._put(_HELLO, deadline_after(timeout))
+        nonce = os.urandom(min(_NONCE, channel._sq.max_message_size - 1))
+        channel._expect = _control(_ACCEPT, channel._control_size, nonce)
+        channel._refresh()
+        channel._put(_control(_HELLO, channel._sq.max_message_size, nonce), deadline_after(timeout))
     except BaseException:
         channel.close()
         raise

@@ -61,7 +61,7 @@ class Transport(Facility):
 
     def _options(self, size):
         if self.scheme == "mq":
-            return {"max_message_size": size + 1}  # one tag byte per message
+            return {"max_message_size": size + 1}  # control messages are one byte longer than any data
         return {}
 
     def supports(self, size, producers=1, consumers=1):

@@ -1,0 +1,111 @@
+"""mq:// specifics: leftovers of one connection never reach the next, and a
+wait with no timeout stays interruptible by signals and by close()."""
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from _channel_support import HANG_GUARD_SECONDS, address_for, channel_pair, peer_process
+from _channel_support import no_leftovers  # noqa: F401  (fixture)
+from ringipc.address import connect, listen
+from ringipc.errors import ChannelClosed
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+
+def _until_waiting_in_poll(task, limit=60.0):
+    """Poll the kernel's view (no sleeping) until ``task`` (a /proc path) sleeps
+    in poll: then a signal or a close() is sure to land inside the channel's wait."""
+    give_up = time.monotonic() + limit
+    while time.monotonic() < give_up:
+        with open(f"{task}/wchan") as f:
+            if "poll" in f.read():
+                return
+        os.sched_yield()
+    raise AssertionError(f"{task} never went to sleep in poll")
+
+
+def test_leftovers_of_an_earlier_connection_do_not_reach_the_next(tmp_path):
+    with listen(address_for("mq", tmp_path)) as lst:
+        # Connect before accepting: the hello waits in the queue.
+        old_client = connect(lst.address, timeout=10)
+        old_server = lst.accept(timeout=10)
+        old_client.send_bytes(b"old, for the server")
+        old_server.send_bytes(b"old, for the client")
+        # Neither end reads: each queue keeps a message and an EOF.
+        old_client.close()
+        old_server.close()
+        with connect(lst.address, timeout=10) as client:
+            # Read before the listener has accepted (and emptied .down).
+            with pytest.raises(TimeoutError):
+                client.recv_bytes(timeout=0)
+            with lst.accept(timeout=10) as server:
+                client.send_bytes(b"new, for the server")
+                server.send_bytes(b"new, for the client")
+                assert server.recv_bytes(timeout=10) == b"new, for the server"
+                assert client.recv_bytes(timeout=10) == b"new, for the client"
+                assert not server.poll(0) and not client.poll(0)
+
+
+class Woken(Exception):
+    pass
+
+
+def _receive_through_a_signal(ch):
+    def handler(signum, frame):
+        raise Woken
+
+    signal.signal(signal.SIGUSR1, handler)
+    ch.send("waiting")
+    try:
+        ch.recv_bytes()  # no timeout: only the handler can end this
+    except Woken:
+        ch.send("handler ran")
+    ch.send([ch.recv() for _ in range(50)])
+
+
+def test_signal_handler_runs_in_a_wait_without_timeout_and_nothing_is_lost(tmp_path):
+    with peer_process("mq", tmp_path, _receive_through_a_signal) as (ch, proc):
+        assert ch.recv(timeout=60) == "waiting"
+        _until_waiting_in_poll(f"/proc/{proc.pid}")
+        os.kill(proc.pid, signal.SIGUSR1)
+        assert ch.recv(timeout=60) == "handler ran"
+        for i in range(50):  # more than the queue holds: the child must keep receiving
+            ch.send(i)
+        assert ch.recv(timeout=60) == list(range(50))
+    assert proc.exitcode == 0
+
+
+@pytest.mark.parametrize("blocked_in", ["recv", "send"])
+def test_close_from_another_thread_ends_a_wait_without_timeout(blocked_in, tmp_path):
+    """The blocked call raises ChannelClosed, as any call on a closed channel does."""
+    with channel_pair("mq", tmp_path) as (a, b):
+        # The connector's end: the listener's accept would take a slot in the queue it sends on.
+        if blocked_in == "send":
+            for _ in range(10):  # the queue's depth: the next send must wait
+                b.send_bytes(b"fill")
+            call = lambda: b.send_bytes(b"one too many")  # noqa: E731
+        else:
+            call = b.recv_bytes
+        tid, outcome = [], []
+
+        def run():
+            tid.append(threading.get_native_id())
+            try:
+                outcome.append(call())
+            except BaseException as exc:
+                outcome.append(exc)
+
+        t = threading.Thread(target=run)
+        t.start()
+        while not tid:
+            os.sched_yield()
+        _until_waiting_in_poll(f"/proc/self/task/{tid[0]}")
+        b.close()
+        t.join(HANG_GUARD_SECONDS)
+        assert not t.is_alive(), f"close() did not end a blocked {blocked_in}"
+        assert len(outcome) == 1 and isinstance(outcome[0], ChannelClosed), outcome
+        if blocked_in == "send":
+            assert [a.recv_bytes(timeout=10) for _ in range(10)] == [b"fill"] * 10
