@@ -36,23 +36,19 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 import select
 import time
 from typing import Optional
 
 from ..address import check_mode, register_scheme
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
-from ..errors import AddressError, FrameError, ResourceLimitError
+from ..errors import AddressError, FrameError
+from .mq_limits import check_limits, explain_failure
 
 _HELLO, _ACCEPT, _EOF = b"H", b"A", b"E"
 _NONCE = 16
 _READ = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _WRITE = select.POLLOUT | select.POLLHUP | select.POLLERR
-_PROC = "/proc/sys/fs/mqueue"
-# Kernel bookkeeping per message (struct msg_msg plus a priority-tree node),
-# rounded up; used only to predict RLIMIT_MSGQUEUE failures.
-_PER_MESSAGE_OVERHEAD = 128
 
 
 def _posix_ipc():
@@ -65,44 +61,6 @@ def _posix_ipc():
 
 def _control(tag: bytes, size: int, arg: bytes = b"") -> bytes:
     return (tag + arg)[:size].ljust(size, b"\0")
-
-
-def _read_limit(name: str) -> Optional[int]:
-    try:
-        with open(f"{_PROC}/{name}") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return None
-
-
-def check_limits(max_messages: int, max_message_size: int, queues: int = 2) -> None:
-    """Raise :class:`ResourceLimitError` naming the limit a queue pair would exceed."""
-    for value, name, option in ((max_messages, "msg_max", "max_messages"), (max_message_size, "msgsize_max", "max_message_size")):
-        limit = _read_limit(name)
-        if limit is not None and value > limit:
-            raise ResourceLimitError(
-                errno.EINVAL,
-                f"{option}={value} exceeds {_PROC}/{name}={limit}; raise it "
-                f"(sysctl -w fs.mqueue.{name}={value}) or ask for less",
-            )
-    soft, _ = resource.getrlimit(resource.RLIMIT_MSGQUEUE)
-    need = queues * max_messages * (max_message_size + _PER_MESSAGE_OVERHEAD)
-    if soft != resource.RLIM_INFINITY and need > soft:
-        raise ResourceLimitError(
-            errno.EMFILE,
-            f"{queues} queues of {max_messages} x {max_message_size} bytes need about {need} bytes, over "
-            f"RLIMIT_MSGQUEUE={soft}; raise it (ulimit -q, or LimitMSGQUEUE= in a systemd unit) or ask for less",
-        )
-
-
-def _explain(exc: OSError, max_messages: int, max_message_size: int) -> Exception:
-    if exc.errno == errno.EMFILE:
-        return ResourceLimitError(exc.errno, "this user's message queues together exceed RLIMIT_MSGQUEUE; raise it with ulimit -q")
-    if exc.errno == errno.ENOSPC:
-        return ResourceLimitError(exc.errno, f"the system-wide queue count is at {_PROC}/queues_max; raise fs.mqueue.queues_max")
-    if exc.errno == errno.EINVAL:
-        return ResourceLimitError(exc.errno, f"max_messages={max_messages}/max_message_size={max_message_size} refused; check {_PROC}/msg_max and msgsize_max")
-    return exc
 
 
 def _queue_names(target: str):
@@ -316,7 +274,7 @@ class MqListener(BaseListener):
                 except pi.ExistentialError as exc:
                     raise FileExistsError(errno.EEXIST, f"message queue {name} already exists") from exc
                 except OSError as exc:
-                    raise _explain(exc, max_messages, max_message_size) from exc
+                    raise explain_failure(exc, max_messages, max_message_size) from exc
                 self._created.append(q)
         except BaseException:
             self._unlink()
