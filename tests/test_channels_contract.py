@@ -129,6 +129,19 @@ def test_fileno_works_with_selectors(transport, tmp_path):
 
 
 @transports
+def test_fileno_readable_after_poll_until_received(transport, tmp_path):
+    """poll() may take a message off the kernel (a queue has no peek); the
+    descriptor must still report it until it is received."""
+    with channel_pair(transport, tmp_path) as (a, b), selectors.DefaultSelector() as sel:
+        b.send_bytes(b"held")
+        assert a.poll(10)
+        sel.register(a.fileno(), selectors.EVENT_READ)
+        assert sel.select(0), "a message poll() saw is not visible on fileno()"
+        assert a.recv_bytes(timeout=0) == b"held"
+        assert sel.select(0) == []
+
+
+@transports
 def test_recv_bytes_into(transport, tmp_path):
     with channel_pair(transport, tmp_path) as (a, b):
         buf = bytearray(16)

@@ -27,8 +27,10 @@ clock, also without a timeout: posix_ipc turns the exception of a signal
 handler that interrupts a blocking mq_receive into its own SignalError, and
 ``poll`` lets ``close()`` from another thread wake the waiter, which then
 raises :class:`~ringipc.errors.ChannelClosed`.  A message already queued
-costs one system call.  ``fileno()`` can report readable for a control
-message (the accept, an EOF); ``poll()`` consumes those and reports data only.
+costs one system call.  ``fileno()`` is a doorbell (doorbell.py) over the
+receive queue, also lit while ``poll()`` holds a data message it took off
+the queue; it can report readable for the accept a connector's queue starts
+with, which ``poll()`` consumes (reporting only data or EOF).
 
 Sizes are checked up front against ``/proc/sys/fs/mqueue`` and
 ``RLIMIT_MSGQUEUE``; the error names the limit to raise."""
@@ -42,6 +44,7 @@ from typing import Optional
 
 from ..address import check_mode, register_scheme
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
+from ..doorbell import Doorbell
 from ..errors import AddressError, FrameError
 from .mq_limits import check_limits, explain_failure
 
@@ -91,6 +94,7 @@ class MqChannel(BaseChannel):
         self._eof = False
         self._expect = None  # the accept a connector waits for; before it, everything is stale
         self._stash = None  # a data message poll() took off the queue
+        self._doorbell: Optional[Doorbell] = None  # made by fileno(): see there
         super().__init__(max_message_size)
         self._receiving = True
 
@@ -107,10 +111,17 @@ class MqChannel(BaseChannel):
     def _refresh(self) -> None:
         """Whether recv_bytes may take its shortcut: nothing but data to expect."""
         self._receiving = not (self._closed or self._eof or self._expect is not None or self._stash is not None)
+        if self._doorbell is not None:
+            self._doorbell.show(self._stash is not None)
 
     def fileno(self) -> int:
+        """Readable while a message (or EOF) waits.  A message ``poll()`` took off
+        the queue is no longer in it, so this is a doorbell (doorbell.py) over
+        the queue descriptor that also rings while such a message is held."""
         self._check_open()
-        return self._rfd
+        if self._doorbell is None:
+            self._doorbell = Doorbell(self._rfd, self._stash is not None)
+        return self._doorbell.fileno()
 
     def _wait(self, fd: int, events: int, deadline: Optional[float]) -> bool:
         """Wait for ``fd`` or a ``close()`` in another thread; False on timeout."""
@@ -248,6 +259,8 @@ class MqChannel(BaseChannel):
             self._send(_control(_EOF, self._sq.max_message_size))  # best effort: a full queue means no EOF
         except Exception:
             pass
+        if self._doorbell is not None:
+            self._doorbell.close()
         self._rq.close()
         self._sq.close()
         os.close(self._wake_r)
