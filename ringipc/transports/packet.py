@@ -26,6 +26,9 @@ _TAG = _DATA[0]
 # Linux then reports a truncated packet's real length, for the error message;
 # the spare byte, not this flag, is what detects the truncation.
 _REAL_LENGTH = int(socket.MSG_TRUNC) if sys.platform.startswith("linux") else 0
+# Up to here, copying the tag and message into one buffer for send() costs
+# less than sendmsg() building a two-part vector (measured: even at 8 KiB).
+_JOIN_MAX = 4096
 # Kernel bookkeeping taken out of the send buffer for one packet; a safe margin.
 _SKB_OVERHEAD = 4096
 
@@ -73,7 +76,10 @@ class PacketChannel(BaseChannel):
 
     def _send_message(self, view: memoryview) -> None:
         try:
-            self._sock.sendmsg([_DATA, view])
+            if len(view) <= _JOIN_MAX:
+                self._sock.send(_DATA + view)
+            else:
+                self._sock.sendmsg([_DATA, view])
         except OSError as exc:
             if exc.errno in (errno.EMSGSIZE, errno.ENOBUFS):
                 raise MessageTooLarge(f"{len(view)}-byte packet refused by the kernel: {exc.strerror}") from exc
