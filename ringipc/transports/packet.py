@@ -3,11 +3,18 @@ boundaries, so no length framing is needed.
 
 Each packet starts with one tag byte, because a zero-length packet and
 end-of-file both read as 0 bytes and must be told apart.  The largest
-message is bounded by the socket send buffer (``net.core.wmem_max``)."""
+message is bounded by the socket send buffer (``net.core.wmem_max``).
+
+A message is received with one system call into a buffer one byte longer
+than the receive limit: a packet that fills it is over the limit, and the
+kernel has already dropped the rest of it, so it is refused without ever
+being held whole."""
 from __future__ import annotations
 
 import errno
+import mmap
 import socket
+import sys
 from typing import Optional
 
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
@@ -15,8 +22,13 @@ from ..errors import FrameError, MessageTooLarge
 from ..framing import wait_readable
 
 _DATA = b"\x01"
-# As a plain int: or-ing the enum members on every receive costs more than the syscall's Python wrapper.
-_PEEK_SIZE = int(socket.MSG_PEEK | socket.MSG_TRUNC)
+_TAG = _DATA[0]
+# Linux then reports a truncated packet's real length, for the error message;
+# the spare byte, not this flag, is what detects the truncation.
+_REAL_LENGTH = int(socket.MSG_TRUNC) if sys.platform.startswith("linux") else 0
+# Up to here, copying the tag and message into one buffer for send() costs
+# less than sendmsg() building a two-part vector (measured: even at 8 KiB).
+_JOIN_MAX = 4096
 # Kernel bookkeeping taken out of the send buffer for one packet; a safe margin.
 _SKB_OVERHEAD = 4096
 
@@ -37,8 +49,9 @@ class PacketChannel(BaseChannel):
         # Linux reports the doubled value it reserved; half of it is payload room.
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         self.transport_limit = max(0, sndbuf // 2 - _SKB_OVERHEAD)
-        self._peek = bytearray(1)
-        self._peek_iov = [self._peek]
+        self._tag = bytearray(1)
+        # Reused for every receive (a channel has one reader at a time); made on first use.
+        self._view = memoryview(b"")
 
     # The everyday calls skip BaseChannel's general argument handling; any
     # other call takes the general path, so behaviour is identical.
@@ -50,7 +63,11 @@ class PacketChannel(BaseChannel):
 
     def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
         if maxlength is None and timeout is None and not self._closed:
-            return bytes(self._recv_message(self._limit(), None))
+            # _limit() without its generality: transport_limit is never None here.
+            limit = self.max_message_size
+            if limit is None or limit > self.transport_limit:
+                limit = self.transport_limit
+            return self._recv_message(limit, None)
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def fileno(self) -> int:
@@ -59,49 +76,64 @@ class PacketChannel(BaseChannel):
 
     def _send_message(self, view: memoryview) -> None:
         try:
-            self._sock.sendmsg([_DATA, view])
+            if len(view) <= _JOIN_MAX:
+                self._sock.send(_DATA + view)
+            else:
+                self._sock.sendmsg([_DATA, view])
         except OSError as exc:
             if exc.errno in (errno.EMSGSIZE, errno.ENOBUFS):
                 raise MessageTooLarge(f"{len(view)}-byte packet refused by the kernel: {exc.strerror}") from exc
             raise
 
-    def _wait(self, deadline) -> None:
-        if deadline is not None and not wait_readable(self._sock.fileno(), deadline):
-            raise TimeoutError("timed out waiting for the peer")
+    def _scratch(self, size: int) -> memoryview:
+        if len(self._view) < size:
+            # The limit can be megabytes (net.core.wmem_max): an anonymous map
+            # costs only the pages messages reach, where a bytearray is zeroed
+            # whole.  Private, so a forked copy of the channel gets its own.
+            self._view = memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE))
+        return self._view
 
-    def _next_length(self, limit, deadline) -> int:
-        self._wait(deadline)
-        # MSG_TRUNC with MSG_PEEK reports the packet's full size without consuming it.
-        n = self._sock.recvmsg_into(self._peek_iov, 0, _PEEK_SIZE)[0]
+    def _check(self, n: int, tag: int, limit: int) -> None:
+        """Raise for anything but a whole data packet of at most ``limit`` bytes."""
         if n == 0:
             raise EOFError("the peer closed the channel")
-        if self._peek[0:1] != _DATA:
+        if tag != _TAG:
             self.close()
             raise FrameError("a packet with an unknown tag arrived; connection closed")
-        if limit is not None and n - 1 > limit:
-            self._sock.recvmsg_into([self._peek])  # a short read drops the rest of the packet
-            raise FrameError(f"a {n - 1}-byte message is over the {limit}-byte limit; it was discarded")
-        return n - 1
+        if n - 1 > limit:
+            what = f"{n - 1}-byte message" if _REAL_LENGTH else "message"
+            raise FrameError(f"a {what} is over the {limit}-byte limit; it was discarded")
 
-    def _recv_message(self, limit, deadline) -> "bytes | bytearray":
-        length = self._next_length(limit, deadline)
-        if length <= 4096:
-            # The tag comes back with the data and is cut off by one cheap copy,
-            # instead of a second buffer and a second copy of the whole message.
-            data = self._sock.recv(length + 1)
-            return data[1:]
-        body = bytearray(length)
-        self._sock.recvmsg_into([self._peek, body])
-        return body
+    def _recv_message(self, limit, deadline) -> bytes:
+        room = limit + 1  # only an over-limit message reaches the last byte
+        view = self._view
+        if len(view) <= room:
+            view = self._scratch(room + 1)
+        if deadline is not None and not wait_readable(self._sock.fileno(), deadline):
+            raise TimeoutError("timed out waiting for the peer")
+        n = self._sock.recv_into(view, room + 1, _REAL_LENGTH)  # n counts the tag
+        if n == 0 or n > room or view[0] != _TAG:
+            self._check(n, view[0] if n else 0, limit)
+        return view[1:n].tobytes()
 
     def _recv_message_into(self, view, limit, deadline):
-        length = self._next_length(limit, deadline)
-        if length > len(view):
-            body = bytearray(length)
-            self._sock.recvmsg_into([self._peek, body])
-            return bytes(body)
-        self._sock.recvmsg_into([self._peek, view[:length]])
-        return length
+        # A message that fits lands in the caller's buffer directly; a longer
+        # one continues into the scratch buffer and is put back together.
+        room = limit + 1
+        if len(view) >= room:
+            parts = [self._tag, view[:room]]
+            spill = None
+        else:
+            spill = self._scratch(room - len(view))[: room - len(view)]
+            parts = [self._tag, view, spill]
+        if deadline is not None and not wait_readable(self._sock.fileno(), deadline):
+            raise TimeoutError("timed out waiting for the peer")
+        n = self._sock.recvmsg_into(parts, 0, _REAL_LENGTH)[0]
+        if n == 0 or n > room or self._tag[0] != _TAG:
+            self._check(n, self._tag[0] if n else 0, limit)
+        if n - 1 <= len(view):
+            return n - 1
+        return b"".join((view, spill[: n - 1 - len(view)]))
 
     def _poll(self, deadline) -> bool:
         return wait_readable(self._sock.fileno(), deadline)

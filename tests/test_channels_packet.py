@@ -1,0 +1,105 @@
+"""unixpacket:// receives each message with one system call into a buffer one
+byte over the limit; these pin down the edges that design creates: the
+limit itself, refused packets, messages split between the caller's buffer
+and the channel's own, and the tag byte."""
+import pytest
+
+from _channel_support import channel_pair
+from _channel_support import no_leftovers  # noqa: F401  (fixture)
+from ringipc.errors import BufferTooShort, FrameError
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+LIMIT = 100
+
+
+def body(size: int, fill: int = 0x5A) -> bytes:
+    return bytes((fill + i) % 256 for i in range(size))
+
+
+@pytest.fixture
+def limited(tmp_path):
+    with channel_pair("unixpacket", tmp_path, max_message_size=LIMIT) as pair:
+        yield pair
+
+
+def test_the_limit_fits_one_more_is_refused_and_the_next_arrives(limited):
+    a, b = limited
+    for size in (LIMIT, LIMIT + 1, LIMIT + 4096, 3):
+        b.send_bytes(body(size))
+    assert a.recv_bytes(timeout=10) == body(LIMIT)
+    for _ in range(2):
+        with pytest.raises(FrameError, match="over the 100-byte limit"):
+            a.recv_bytes(timeout=10)
+    assert a.recv_bytes(timeout=10) == body(3)
+    assert not a.closed
+
+
+@pytest.mark.parametrize("room", [10, LIMIT, LIMIT + 1, 4 * LIMIT])
+def test_recv_bytes_into_refuses_over_the_limit_whatever_the_buffer(limited, room):
+    a, b = limited
+    buf = bytearray(room)
+    b.send_bytes(body(LIMIT + 1))
+    b.send_bytes(body(7, 1))
+    with pytest.raises(FrameError):
+        a.recv_bytes_into(buf, timeout=10)
+    assert a.recv_bytes_into(buf, timeout=10) == 7
+    assert buf[:7] == body(7, 1)
+
+
+def test_recv_bytes_into_too_short_returns_the_whole_message(tmp_path):
+    big = body(300_000)
+    with channel_pair("unixpacket", tmp_path) as (a, b):
+        buf = bytearray(1024)
+        b.send_bytes(big)
+        b.send_bytes(b"fits")
+        with pytest.raises(BufferTooShort) as info:
+            a.recv_bytes_into(buf, 24, timeout=10)
+        assert info.value.args[0] == big
+        assert a.recv_bytes_into(buf, 24, timeout=10) == 4
+        assert buf[24:28] == b"fits"
+
+
+def test_per_call_maxlength_then_bigger_messages(tmp_path):
+    with channel_pair("unixpacket", tmp_path) as (a, b):
+        for msg in (b"small", b"x" * 11, body(1 << 20), b""):
+            b.send_bytes(msg)
+        assert a.recv_bytes(maxlength=10) == b"small"
+        with pytest.raises(FrameError):
+            a.recv_bytes(maxlength=10)
+        assert a.recv_bytes() == body(1 << 20)
+        assert a.recv_bytes(maxlength=0) == b""
+
+
+def test_received_messages_do_not_share_memory(tmp_path):
+    with channel_pair("unixpacket", tmp_path) as (a, b):
+        b.send_bytes(b"first")
+        b.send_bytes(b"SECOND")
+        first = a.recv_bytes()
+        assert a.recv_bytes() == b"SECOND"
+        assert first == b"first" and type(first) is bytes
+
+
+def test_recv_bytes_into_empty_message_then_eof(tmp_path):
+    with channel_pair("unixpacket", tmp_path) as (a, b):
+        buf = bytearray(b"keep")
+        b.send_bytes(b"")
+        assert a.recv_bytes_into(buf, timeout=10) == 0
+        assert buf == b"keep"
+        with pytest.raises(TimeoutError):
+            a.recv_bytes_into(buf, timeout=0.01)
+        b.close()
+        with pytest.raises(EOFError):
+            a.recv_bytes_into(buf, timeout=10)
+
+
+@pytest.mark.parametrize("into", [False, True])
+def test_unknown_tag_closes_the_channel(tmp_path, into):
+    with channel_pair("unixpacket", tmp_path) as (a, b):
+        b._sock.send(b"\x02not ours")
+        with pytest.raises(FrameError, match="unknown tag"):
+            if into:
+                a.recv_bytes_into(bytearray(64), timeout=10)
+            else:
+                a.recv_bytes(timeout=10)
+        assert a.closed
