@@ -53,6 +53,8 @@ extensions = [
     # These reach the C ring only through the Ring type's methods.
     extension("ringipc._views", ["ringipc/_views.pyx"]),
     extension("ringipc._testhooks", ["ringipc/_testhooks.pyx"]),
+    # No ring: the C fast path of unixpacket:// channels.
+    extension("ringipc._packet_fast", ["ringipc/_packet_fast.pyx"]),
 ]
 
 setup(

@@ -108,7 +108,7 @@ def test_mq_eof_marker_only_on_clean_close(tmp_path):
             a.recv_bytes(timeout=10)
 
 
-@pytest.mark.parametrize("transport", ["pipe", "unix", "mq"])
+@pytest.mark.parametrize("transport", ["pipe", "unix", "unixpacket", "mq"])
 def test_signal_during_blocking_recv(transport, tmp_path):
     """A signal handler runs while recv waits, the wait then goes on to its own
     deadline, and an exception from the handler (Ctrl-C) comes out of recv."""
@@ -158,6 +158,35 @@ def test_send_interrupted_mid_frame_closes_the_channel(transport, tmp_path):
             assert b.closed
             with pytest.raises(ConnectionResetError):
                 a.recv_bytes(timeout=60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_packet_send_interrupted_while_blocked_sends_nothing(tmp_path):
+    """A seqpacket send is all or nothing: Ctrl-C while it waits for room
+    leaves every earlier message whole and the channel usable."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with channel_pair("unixpacket", tmp_path) as (a, b):
+            sent = 0
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            with pytest.raises(KeyboardInterrupt):
+                while True:  # nobody reads: fills the socket, then blocks until the signal
+                    b.send_bytes(sent.to_bytes(8, "little") * 512)
+                    sent += 1
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            assert not b.closed
+            for seq in range(sent):
+                assert a.recv_bytes(timeout=10) == seq.to_bytes(8, "little") * 512
+            assert not a.poll(0), "the interrupted message arrived (in part?)"
+            b.send_bytes(b"after")
+            assert a.recv_bytes(timeout=10) == b"after"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)

@@ -6,7 +6,7 @@ import pytest
 
 from _channel_support import channel_pair
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
-from ringipc.errors import BufferTooShort, FrameError
+from ringipc.errors import BufferTooShort, ChannelClosed, FrameError
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -23,16 +23,39 @@ def limited(tmp_path):
         yield pair
 
 
-def test_the_limit_fits_one_more_is_refused_and_the_next_arrives(limited):
+# recv_bytes() with no timeout runs in C (_packet_fast.pyx); with one, in Python.
+receive_paths = pytest.mark.parametrize("timeout", [None, 10], ids=["fast-path", "general-path"])
+
+
+@receive_paths
+def test_the_limit_fits_one_more_is_refused_and_the_next_arrives(limited, timeout):
     a, b = limited
-    for size in (LIMIT, LIMIT + 1, LIMIT + 4096, 3):
+    for size in (LIMIT, LIMIT + 1, LIMIT + 4096, 3, 0):
         b.send_bytes(body(size))
-    assert a.recv_bytes(timeout=10) == body(LIMIT)
+    assert a.recv_bytes(timeout=timeout) == body(LIMIT)
     for _ in range(2):
         with pytest.raises(FrameError, match="over the 100-byte limit"):
-            a.recv_bytes(timeout=10)
-    assert a.recv_bytes(timeout=10) == body(3)
+            a.recv_bytes(timeout=timeout)
+    assert a.recv_bytes(timeout=timeout) == body(3)
+    assert a.recv_bytes(timeout=timeout) == b""
     assert not a.closed
+    b.close()
+    with pytest.raises(EOFError):
+        a.recv_bytes(timeout=timeout)
+
+
+@receive_paths
+def test_assigning_max_message_size_moves_the_limit(tmp_path, timeout):
+    with channel_pair("unixpacket", tmp_path) as (a, b):
+        a.max_message_size = 10
+        b.send_bytes(body(11))
+        b.send_bytes(body(10))
+        with pytest.raises(FrameError, match="over the 10-byte limit"):
+            a.recv_bytes(timeout=timeout)
+        assert a.recv_bytes(timeout=timeout) == body(10)
+        a.max_message_size = None  # back to the transport's own limit
+        b.send_bytes(body(70_000))
+        assert a.recv_bytes(timeout=timeout) == body(70_000)
 
 
 @pytest.mark.parametrize("room", [10, LIMIT, LIMIT + 1, 4 * LIMIT])
@@ -93,13 +116,26 @@ def test_recv_bytes_into_empty_message_then_eof(tmp_path):
             a.recv_bytes_into(buf, timeout=10)
 
 
-@pytest.mark.parametrize("into", [False, True])
-def test_unknown_tag_closes_the_channel(tmp_path, into):
+@pytest.mark.parametrize("call", ["into", "fast", "general"])
+def test_unknown_tag_closes_the_channel(tmp_path, call):
     with channel_pair("unixpacket", tmp_path) as (a, b):
         b._sock.send(b"\x02not ours")
         with pytest.raises(FrameError, match="unknown tag"):
-            if into:
+            if call == "into":
                 a.recv_bytes_into(bytearray(64), timeout=10)
             else:
-                a.recv_bytes(timeout=10)
+                a.recv_bytes(timeout=None if call == "fast" else 10)
         assert a.closed
+        with pytest.raises(ChannelClosed):
+            a.recv_bytes()  # the C path is off once closed
+
+
+def test_send_after_close_takes_the_general_path(tmp_path):
+    with channel_pair("unixpacket", tmp_path) as (a, b):
+        with pytest.raises(TypeError):
+            b.send_bytes("not bytes")  # anything but bytes goes through BaseChannel's checks
+        b.send_bytes(memoryview(b"0123456789"), 2, 3)  # offset/size: the general path
+        assert a.recv_bytes() == b"234"
+        b.close()
+        with pytest.raises(ChannelClosed):
+            b.send_bytes(b"late")

@@ -8,7 +8,12 @@ message is bounded by the socket send buffer (``net.core.wmem_max``).
 A message is received with one system call into a buffer one byte longer
 than the receive limit: a packet that fills it is over the limit, and the
 kernel has already dropped the rest of it, so it is refused without ever
-being held whole."""
+being held whole.
+
+The everyday calls (``send_bytes`` of a whole ``bytes``; ``recv_bytes`` with
+no ``maxlength`` and no timeout) run in C, in the base class
+:class:`ringipc._packet_fast.PacketFastPath`; it hands everything else to the
+general path here (``BaseChannel``'s methods and the primitives below)."""
 from __future__ import annotations
 
 import errno
@@ -17,6 +22,7 @@ import socket
 import sys
 from typing import Optional
 
+from .._packet_fast import PacketFastPath
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
 from ..errors import FrameError, MessageTooLarge
 from ..framing import wait_readable
@@ -41,34 +47,44 @@ def tune_packet_socket(sock: socket.socket) -> None:
         pass
 
 
-class PacketChannel(BaseChannel):
+def _raise_refused(exc: OSError, size: int) -> None:
+    """Raise for a failed send: MessageTooLarge when the kernel refused the
+    packet's size, else the error itself."""
+    if exc.errno in (errno.EMSGSIZE, errno.ENOBUFS):
+        raise MessageTooLarge(f"{size}-byte packet refused by the kernel: {exc.strerror}") from exc
+    raise exc
+
+
+class PacketChannel(PacketFastPath, BaseChannel):
     def __init__(self, sock: socket.socket, *, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
-        super().__init__(max_message_size)
         self._sock = sock
         tune_packet_socket(sock)
         # Linux reports the doubled value it reserved; half of it is payload room.
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         self.transport_limit = max(0, sndbuf // 2 - _SKB_OVERHEAD)
         self._tag = bytearray(1)
-        # Reused for every receive (a channel has one reader at a time); made on first use.
-        self._view = memoryview(b"")
+        # Reused for every receive (a channel has one reader at a time).  An
+        # anonymous map: the limit can be megabytes (net.core.wmem_max), and
+        # a map costs only the pages messages reach, where a bytearray is
+        # zeroed whole.  Private, so a forked copy of the channel gets its own.
+        self._scratch_map: Optional[mmap.mmap] = None
+        self._scratch_size = 0
+        super().__init__(max_message_size)  # sets max_message_size, which arms fast receives
+        self._fast_setup(sock.fileno(), self.transport_limit)
 
-    # The everyday calls skip BaseChannel's general argument handling; any
-    # other call takes the general path, so behaviour is identical.
-    def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
-        if type(buf) is bytes and not offset and size is None and not self._closed and len(buf) <= self.transport_limit:
-            self._send_message(buf)
-        else:
-            BaseChannel.send_bytes(self, buf, offset, size)
+    @property
+    def max_message_size(self) -> Optional[int]:
+        return self._max_message_size
 
-    def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
-        if maxlength is None and timeout is None and not self._closed:
-            # _limit() without its generality: transport_limit is never None here.
-            limit = self.max_message_size
-            if limit is None or limit > self.transport_limit:
-                limit = self.transport_limit
-            return self._recv_message(limit, None)
-        return BaseChannel.recv_bytes(self, maxlength, timeout)
+    @max_message_size.setter
+    def max_message_size(self, value: Optional[int]) -> None:
+        self._max_message_size = value
+        room = self._limit() + 1  # only an over-limit message reaches the last byte
+        self._fast_receive_into(self._scratch(room + 1), room)
+
+    def _send_failed(self, exc: OSError, size: int) -> None:
+        """Raise for a send the C fast path could not make."""
+        _raise_refused(exc, size)
 
     def fileno(self) -> int:
         self._check_open()
@@ -81,17 +97,13 @@ class PacketChannel(BaseChannel):
             else:
                 self._sock.sendmsg([_DATA, view])
         except OSError as exc:
-            if exc.errno in (errno.EMSGSIZE, errno.ENOBUFS):
-                raise MessageTooLarge(f"{len(view)}-byte packet refused by the kernel: {exc.strerror}") from exc
-            raise
+            _raise_refused(exc, len(view))
 
-    def _scratch(self, size: int) -> memoryview:
-        if len(self._view) < size:
-            # The limit can be megabytes (net.core.wmem_max): an anonymous map
-            # costs only the pages messages reach, where a bytearray is zeroed
-            # whole.  Private, so a forked copy of the channel gets its own.
-            self._view = memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE))
-        return self._view
+    def _scratch(self, size: int) -> mmap.mmap:
+        if self._scratch_size < size:
+            self._scratch_map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+            self._scratch_size = size
+        return self._scratch_map
 
     def _check(self, n: int, tag: int, limit: int) -> None:
         """Raise for anything but a whole data packet of at most ``limit`` bytes."""
@@ -106,15 +118,13 @@ class PacketChannel(BaseChannel):
 
     def _recv_message(self, limit, deadline) -> bytes:
         room = limit + 1  # only an over-limit message reaches the last byte
-        view = self._view
-        if len(view) <= room:
-            view = self._scratch(room + 1)
+        scratch = self._scratch_map if self._scratch_size > room else self._scratch(room + 1)
         if deadline is not None and not wait_readable(self._sock.fileno(), deadline):
             raise TimeoutError("timed out waiting for the peer")
-        n = self._sock.recv_into(view, room + 1, _REAL_LENGTH)  # n counts the tag
-        if n == 0 or n > room or view[0] != _TAG:
-            self._check(n, view[0] if n else 0, limit)
-        return view[1:n].tobytes()
+        n = self._sock.recv_into(scratch, room + 1, _REAL_LENGTH)  # n counts the tag
+        if n == 0 or n > room or scratch[0] != _TAG:
+            self._check(n, scratch[0] if n else 0, limit)
+        return scratch[1:n]
 
     def _recv_message_into(self, view, limit, deadline):
         # A message that fits lands in the caller's buffer directly; a longer
@@ -124,7 +134,7 @@ class PacketChannel(BaseChannel):
             parts = [self._tag, view[:room]]
             spill = None
         else:
-            spill = self._scratch(room - len(view))[: room - len(view)]
+            spill = memoryview(self._scratch(room - len(view)))[: room - len(view)]
             parts = [self._tag, view, spill]
         if deadline is not None and not wait_readable(self._sock.fileno(), deadline):
             raise TimeoutError("timed out waiting for the peer")
@@ -139,4 +149,5 @@ class PacketChannel(BaseChannel):
         return wait_readable(self._sock.fileno(), deadline)
 
     def _close(self) -> None:
+        self._fast_off()
         self._sock.close()

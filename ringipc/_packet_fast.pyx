@@ -1,0 +1,179 @@
+# cython: language_level=3
+"""The per-message fast path of ``unixpacket://`` channels, in C.
+
+A small seqpacket message costs about a microsecond and a half of system
+calls; the Python layer around them (argument checks, attribute loads, a
+method call) added a sixth again, all of it visible in throughput.
+:class:`PacketFastPath` is the C base class of ``PacketChannel``
+(transports/packet.py): its ``send_bytes``/``recv_bytes`` take the everyday
+call (a whole ``bytes`` object out; one message in, with no ``maxlength`` and
+no timeout) without that layer, and hand every other call, and every
+failure, to the Python general path, so behaviour is identical.
+
+Wire format (packet.py): one tag byte, then the payload, one packet per
+message.  Sends use ``sendmsg`` with the tag and the payload as two buffers,
+so the payload is never copied in user space.
+
+Blocking.  The socket is blocking.  A call first tries without waiting
+(``MSG_DONTWAIT``) while holding the GIL, the common case; only when that
+would block does it wait in the kernel with the GIL released.  Large
+transfers skip the first try, so their copies never hold the GIL.  A signal
+interrupts the wait with ``EINTR``: the handlers run and, unless one
+raised, the call is retried (PEP 475).  An interrupted call has sent or
+taken nothing: seqpacket transfers are all or nothing.
+"""
+from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.exc cimport PyErr_CheckSignals
+from libc.errno cimport EAGAIN, EINTR, errno
+from libc.string cimport memset
+
+from ringipc.channel import BaseChannel
+
+
+cdef extern from "<errno.h>" nogil:
+    int EWOULDBLOCK
+
+cdef extern from "<sys/uio.h>" nogil:
+    cdef struct iovec:
+        void *iov_base
+        size_t iov_len
+
+cdef extern from "<sys/socket.h>" nogil:
+    cdef struct msghdr:
+        iovec *msg_iov
+        size_t msg_iovlen
+    ssize_t sendmsg(int sockfd, const msghdr *msg, int flags)
+    ssize_t recv(int sockfd, void *buf, size_t length, int flags)
+    int MSG_DONTWAIT
+    int MSG_NOSIGNAL
+    int MSG_TRUNC
+
+# Must match _DATA in packet.py.
+cdef char DATA_TAG = 1
+# Above this many bytes a transfer goes straight to the GIL-free call.
+cdef Py_ssize_t HOLD_GIL_BELOW = 64 * 1024
+
+
+cdef inline bint _would_block(int err) nogil:
+    return err == EAGAIN or err == EWOULDBLOCK
+
+
+cdef class PacketFastPath:
+    # -1 while the fast path is off (before setup, and from close on).
+    cdef int _fast_fd
+    cdef Py_ssize_t _fast_send_max
+    # The receive limit + 1 (so that only an over-limit packet reaches the
+    # scratch buffer's last byte), or 0 while receives take the general path.
+    cdef Py_ssize_t _fast_room
+    cdef Py_buffer _scratch
+    cdef bint _have_scratch
+    cdef bint _last_recv_small
+
+    def __cinit__(self, *args, **kwargs):
+        self._fast_fd = -1
+        self._fast_send_max = -1
+        self._fast_room = 0
+        self._have_scratch = False
+        self._last_recv_small = True
+
+    def __dealloc__(self):
+        if self._have_scratch:
+            PyBuffer_Release(&self._scratch)
+
+    def _fast_setup(self, int fd, Py_ssize_t send_max):
+        """Turn the fast path on for socket ``fd``, sending up to ``send_max`` bytes."""
+        self._fast_fd = fd
+        self._fast_send_max = send_max
+
+    def _fast_receive_into(self, scratch, Py_ssize_t room):
+        """Receive into ``scratch`` (writable, longer than ``room``), refusing
+        messages over ``room - 1`` bytes; ``room`` 0 turns fast receives off."""
+        if self._have_scratch:
+            PyBuffer_Release(&self._scratch)
+            self._have_scratch = False
+        self._fast_room = 0
+        if room > 0:
+            PyObject_GetBuffer(scratch, &self._scratch, PyBUF_WRITABLE)
+            self._have_scratch = True
+            if self._scratch.len <= room:
+                raise ValueError("the scratch buffer must be longer than the room")
+            self._fast_room = room
+
+    def _fast_off(self):
+        """Called by close() before the socket goes: no call may use the fd after."""
+        self._fast_fd = -1
+        self._fast_room = 0
+
+    def send_bytes(self, buf, offset=0, size=None):
+        if (type(buf) is bytes and size is None and self._fast_fd >= 0
+                and PyBytes_GET_SIZE(buf) <= self._fast_send_max and offset == 0):
+            self._send_tagged(<bytes>buf)
+            return
+        BaseChannel.send_bytes(self, buf, offset, size)
+
+    cdef int _send_tagged(self, bytes payload) except -1:
+        cdef iovec iov[2]
+        cdef msghdr msg
+        cdef ssize_t sent = -1
+        cdef int err = EAGAIN
+        cdef int fd = self._fast_fd
+        cdef Py_ssize_t length = PyBytes_GET_SIZE(payload)
+        memset(&msg, 0, sizeof(msg))
+        iov[0].iov_base = &DATA_TAG
+        iov[0].iov_len = 1
+        iov[1].iov_base = PyBytes_AS_STRING(payload)
+        iov[1].iov_len = <size_t>length
+        msg.msg_iov = iov
+        msg.msg_iovlen = 2
+        if length < HOLD_GIL_BELOW:
+            sent = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL)
+            err = errno
+        while sent < 0 and (_would_block(err) or err == EINTR):
+            if err == EINTR and PyErr_CheckSignals() < 0:
+                return -1
+            # payload is referenced by this frame, so its bytes outlive the call.
+            with nogil:
+                sent = sendmsg(fd, &msg, MSG_NOSIGNAL)
+                err = errno
+        if sent < 0:
+            self._send_failed(OSError(err, _strerror(err)), length)  # raises
+        return 0
+
+    def recv_bytes(self, maxlength=None, timeout=None):
+        cdef Py_ssize_t room = self._fast_room
+        cdef ssize_t got
+        cdef char *data
+        if maxlength is None and timeout is None and self._fast_fd >= 0 and room > 0:
+            data = <char *>self._scratch.buf
+            got = self._receive(data, room + 1)
+            if got > 0 and got <= room and data[0] == DATA_TAG:
+                self._last_recv_small = got < HOLD_GIL_BELOW
+                return PyBytes_FromStringAndSize(data + 1, got - 1)
+            self._check(got, data[0] if got > 0 else 0, room - 1)  # raises
+            raise AssertionError("a refused packet was not reported")
+        return BaseChannel.recv_bytes(self, maxlength, timeout)
+
+    cdef ssize_t _receive(self, char *data, size_t size) except -2:
+        """recv one packet (MSG_TRUNC: a longer one reports its real length); raises OSError."""
+        cdef ssize_t got = -1
+        cdef int err = EAGAIN
+        cdef int fd = self._fast_fd
+        if self._last_recv_small:
+            got = recv(fd, data, size, MSG_DONTWAIT | MSG_TRUNC)
+            err = errno
+        while got < 0 and (_would_block(err) or err == EINTR):
+            if err == EINTR and PyErr_CheckSignals() < 0:
+                return -2
+            with nogil:
+                got = recv(fd, data, size, MSG_TRUNC)
+                err = errno
+        if got < 0:
+            raise OSError(err, _strerror(err))
+        return got
+
+
+cdef str _strerror(int err):
+    import os
+
+    return os.strerror(err)
