@@ -55,6 +55,8 @@ extensions = [
     extension("ringipc._testhooks", ["ringipc/_testhooks.pyx"]),
     # No ring: the C fast path of unixpacket:// channels.
     extension("ringipc._packet_fast", ["ringipc/_packet_fast.pyx"]),
+    # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
+    extension("ringipc._mq_fast", ["ringipc/_mq_fast.pyx"], libraries),
 ]
 
 setup(

@@ -10,7 +10,7 @@ import pytest
 from _channel_support import HANG_GUARD_SECONDS, address_for, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from ringipc.address import connect, listen
-from ringipc.errors import ChannelClosed
+from ringipc.errors import ChannelClosed, FrameError, MessageTooLarge
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -109,3 +109,25 @@ def test_close_from_another_thread_ends_a_wait_without_timeout(blocked_in, tmp_p
         assert len(outcome) == 1 and isinstance(outcome[0], ChannelClosed), outcome
         if blocked_in == "send":
             assert [a.recv_bytes(timeout=10) for _ in range(10)] == [b"fill"] * 10
+
+
+# recv_bytes() with no timeout runs in C (_mq_fast.pyx); with one, in Python.
+@pytest.mark.parametrize("timeout", [None, 10], ids=["fast-path", "general-path"])
+def test_limits_and_eof_on_both_receive_paths(tmp_path, timeout):
+    with channel_pair("mq", tmp_path, max_message_size=100) as (a, b):
+        b.send_bytes(b"x" * 99)  # the largest data message: one byte under the queue's size
+        b.send_bytes(b"")
+        assert a.recv_bytes(timeout=timeout) == b"x" * 99
+        assert a.recv_bytes(timeout=timeout) == b""
+        a.max_message_size = 10
+        b.send_bytes(b"y" * 11)
+        b.send_bytes(b"z" * 10)
+        with pytest.raises(FrameError, match="over the 10-byte limit"):
+            a.recv_bytes(timeout=timeout)
+        assert a.recv_bytes(timeout=timeout) == b"z" * 10
+        with pytest.raises(MessageTooLarge):
+            b.send_bytes(b"w" * 100)  # the queue's own size is for control messages
+        b.close()  # queues an EOF: a control message, taken by whichever path receives
+        with pytest.raises(EOFError):
+            a.recv_bytes(timeout=timeout)
+        assert a.poll(0)  # EOF stays ready

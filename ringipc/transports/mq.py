@@ -43,6 +43,7 @@ import time
 from typing import Optional
 
 from ..address import check_mode, register_scheme
+from .._mq_fast import MqFastPath
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
 from ..doorbell import Doorbell
 from ..errors import AddressError, FrameError
@@ -72,11 +73,13 @@ def _queue_names(target: str):
     return f"{target}.up", f"{target}.down"
 
 
-class MqChannel(BaseChannel):
+class MqChannel(MqFastPath, BaseChannel):
+    """The everyday ``send_bytes``/``recv_bytes`` run in C (``ringipc/_mq_fast.pyx``),
+    which hands anything else to the methods here."""
+
     def __init__(self, recv_name: str, send_name: str, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
         pi = _posix_ipc()
         self._busy, self._gone = pi.BusyError, pi.ExistentialError
-        self._busy_or_gone = (pi.BusyError, pi.ExistentialError)
         self._rq = pi.MessageQueue(recv_name, read=True, write=False)
         try:
             self._sq = pi.MessageQueue(send_name, read=False, write=True)
@@ -90,13 +93,14 @@ class MqChannel(BaseChannel):
         os.set_blocking(self._wake_r, False)
         self._control_size = self._rq.max_message_size
         self.transport_limit = min(self._rq.max_message_size, self._sq.max_message_size) - 1
-        self._send_limit = self.transport_limit
         self._eof = False
         self._expect = None  # the accept a connector waits for; before it, everything is stale
         self._stash = None  # a data message poll() took off the queue
         self._doorbell: Optional[Doorbell] = None  # made by fileno(): see there
+        self._receiving = False
         super().__init__(max_message_size)
-        self._receiving = True
+        self._fast_setup(self._rfd, self._sfd, self.transport_limit)
+        self._refresh()
 
     @property
     def max_message_size(self) -> Optional[int]:
@@ -107,10 +111,12 @@ class MqChannel(BaseChannel):
         # recv_bytes compares with this cache rather than calling _limit() per message.
         self._max_message_size = value
         self._recv_limit = self._limit()
+        self._fast_accept(self._receiving, self._recv_limit)
 
     def _refresh(self) -> None:
         """Whether recv_bytes may take its shortcut: nothing but data to expect."""
         self._receiving = not (self._closed or self._eof or self._expect is not None or self._stash is not None)
+        self._fast_accept(self._receiving, self._recv_limit)
         if self._doorbell is not None:
             self._doorbell.show(self._stash is not None)
 
@@ -202,31 +208,14 @@ class MqChannel(BaseChannel):
             if message is not None:
                 return message
 
-    # The everyday calls skip BaseChannel's general argument handling; any
-    # other call, a full or empty queue and a closed channel take the general
-    # path, so behaviour is identical.
-    def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
-        if type(buf) is bytes and len(buf) <= self._send_limit and not offset and size is None:
-            try:
-                self._send(buf)
-                return
-            except self._busy_or_gone:
-                pass
-        BaseChannel.send_bytes(self, buf, offset, size)
-
-    def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
-        if self._receiving and maxlength is None and timeout is None:
-            try:
-                message = self._receive()[0]
-            except self._busy_or_gone:
-                message = None
-            if message is not None:
-                if len(message) <= self._recv_limit:
-                    return message
-                if self._filter(message) is not None:
-                    raise FrameError(
-                        f"a {len(message)}-byte message is over the {self._recv_limit}-byte limit; it was discarded"
-                    )
+    def _received_other(self, message: bytes, maxlength, timeout) -> bytes:
+        """A message the C fast path took that is not plain data within the
+        limit: a control message (acted on, then the receive goes on) or data
+        over the limit (refused)."""
+        if self._filter(message) is not None:
+            raise FrameError(
+                f"a {len(message)}-byte message is over the {self._recv_limit}-byte limit; it was discarded"
+            )
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def _send_message(self, view: memoryview) -> None:
@@ -249,8 +238,8 @@ class MqChannel(BaseChannel):
         return True
 
     def _close(self) -> None:
+        self._fast_off()
         self._receiving = False
-        self._send_limit = -1
         try:
             os.write(self._wake_w, b"\0")  # wakes a thread waiting in _wait
         except OSError:
