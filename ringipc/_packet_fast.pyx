@@ -88,7 +88,13 @@ cdef class PacketFastPath:
 
     def _fast_receive_into(self, scratch, Py_ssize_t room):
         """Receive into ``scratch`` (writable, longer than ``room``), refusing
-        messages over ``room - 1`` bytes; ``room`` 0 turns fast receives off."""
+        messages over ``room - 1`` bytes; ``room`` 0 turns fast receives off.
+
+        A receive may be writing into the current buffer with the GIL
+        released (another thread assigning ``max_message_size``); that is
+        safe because the Python side sizes the buffer for the largest room
+        at creation and only ever hands the same object back, which it keeps
+        referenced, so releasing our view of it never unmaps it."""
         if self._have_scratch:
             PyBuffer_Release(&self._scratch)
             self._have_scratch = False

@@ -69,6 +69,10 @@ class PacketChannel(PacketFastPath, BaseChannel):
         # zeroed whole.  Private, so a forked copy of the channel gets its own.
         self._scratch_map: Optional[mmap.mmap] = None
         self._scratch_size = 0
+        # Sized for the largest room there can be (the limit never exceeds
+        # transport_limit), so it is never replaced: a C receive waiting with
+        # the GIL released may be writing into it (see _fast_receive_into).
+        self._scratch(self.transport_limit + 2)
         super().__init__(max_message_size)  # sets max_message_size, which arms fast receives
         self._fast_setup(sock.fileno(), self.transport_limit)
 
