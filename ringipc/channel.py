@@ -112,6 +112,20 @@ class BaseChannel(_Closable):
         self._closed = False
         self.max_message_size = max_message_size
 
+    @property
+    def max_message_size(self) -> Optional[int]:
+        """The largest message this end accepts (``None``: only the transport's limit)."""
+        return self._max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: Optional[int]) -> None:
+        self._max_message_size = value
+        self._limit_changed()
+
+    def _limit_changed(self) -> None:
+        """Called when ``max_message_size`` is set: a transport that keeps its
+        receive limit ready (for a fast path) recomputes it here."""
+
     # --- primitives a transport provides --------------------------------------------------
     def _send_message(self, view: memoryview) -> None:
         raise NotImplementedError
@@ -140,7 +154,7 @@ class BaseChannel(_Closable):
             raise ChannelClosed("operation on a closed channel")
 
     def _limit(self, maxlength: Optional[int] = None) -> Optional[int]:
-        limit = self.max_message_size
+        limit = self._max_message_size
         for n in (maxlength, self.transport_limit):
             if n is not None and (limit is None or n < limit):
                 limit = n

@@ -3,28 +3,16 @@ wait with no timeout stays interruptible by signals and by close()."""
 import os
 import signal
 import threading
-import time
 
 import pytest
 
 from _channel_support import HANG_GUARD_SECONDS, address_for, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
+from _proc_support import until_asleep_in
 from ringipc.address import connect, listen
 from ringipc.errors import ChannelClosed, FrameError, MessageTooLarge
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
-
-
-def _until_waiting_in_poll(task, limit=60.0):
-    """Poll the kernel's view (no sleeping) until ``task`` (a /proc path) sleeps
-    in poll: then a signal or a close() is sure to land inside the channel's wait."""
-    give_up = time.monotonic() + limit
-    while time.monotonic() < give_up:
-        with open(f"{task}/wchan") as f:
-            if "poll" in f.read():
-                return
-        os.sched_yield()
-    raise AssertionError(f"{task} never went to sleep in poll")
 
 
 def test_leftovers_of_an_earlier_connection_do_not_reach_the_next(tmp_path):
@@ -69,7 +57,7 @@ def _receive_through_a_signal(ch):
 def test_signal_handler_runs_in_a_wait_without_timeout_and_nothing_is_lost(tmp_path):
     with peer_process("mq", tmp_path, _receive_through_a_signal) as (ch, proc):
         assert ch.recv(timeout=60) == "waiting"
-        _until_waiting_in_poll(f"/proc/{proc.pid}")
+        until_asleep_in(f"/proc/{proc.pid}", "poll")
         os.kill(proc.pid, signal.SIGUSR1)
         assert ch.recv(timeout=60) == "handler ran"
         for i in range(50):  # more than the queue holds: the child must keep receiving
@@ -102,7 +90,7 @@ def test_close_from_another_thread_ends_a_wait_without_timeout(blocked_in, tmp_p
         t.start()
         while not tid:
             os.sched_yield()
-        _until_waiting_in_poll(f"/proc/self/task/{tid[0]}")
+        until_asleep_in(f"/proc/self/task/{tid[0]}", "poll")
         b.close()
         t.join(HANG_GUARD_SECONDS)
         assert not t.is_alive(), f"close() did not end a blocked {blocked_in}"

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from _proc_support import until_asleep_in
 import ringipc
 from ringipc import Ring
 
@@ -342,11 +343,7 @@ def test_close_while_another_thread_waits(kind):
     waiter = threading.Thread(target=wait_for_message)
     waiter.start()
     started.wait()
-    give_up = time.monotonic() + 30
-    while time.monotonic() < give_up:  # until the waiter sleeps in the ring's futex
-        with open(f"/proc/self/task/{tid[0]}/wchan") as f:
-            if "futex" in f.read():
-                break
+    until_asleep_in(f"/proc/self/task/{tid[0]}", "futex")
     ring.close()
     waiter.join(timeout=30)
     assert not waiter.is_alive()

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from _proc_support import until_asleep_in
 from ringipc import Ring
 
 
@@ -73,25 +74,13 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _until_asleep_in_futex(pid, limit=30.0):
-    """Wait (by polling the kernel's view, not by sleeping) until the child
-    sleeps in a futex: then the signal is sure to land inside the ring's wait."""
-    give_up = time.monotonic() + limit
-    while time.monotonic() < give_up:
-        with open(f"/proc/{pid}/wchan") as f:
-            if "futex" in f.read():
-                return
-        os.sched_yield()
-    raise AssertionError("the child never went to sleep in the ring's wait")
-
-
 @pytest.mark.parametrize("kind", ["spsc", "mpmc"])
 @pytest.mark.parametrize("side", ["read", "write"])
 def test_sigint_raises_keyboard_interrupt_promptly(kind, side):
     child = subprocess.Popen([sys.executable, "-c", CHILD, kind, side], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "blocking"
-        _until_asleep_in_futex(child.pid)
+        until_asleep_in(f"/proc/{child.pid}", "futex")
         sent = time.monotonic()
         os.kill(child.pid, signal.SIGINT)
         line = child.stdout.readline().split()

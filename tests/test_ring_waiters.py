@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from _proc_support import asleep_in
 import ringipc._ring as _ring
 from ringipc import Ring
 
@@ -60,8 +61,7 @@ def _until_counted_asleep(ring, pid, side, dead_slots=0, limit=30.0):
     `dead_slots` slots of dead processes)."""
     give_up = time.monotonic() + limit
     while time.monotonic() < give_up:
-        with open(f"/proc/{pid}/wchan") as f:
-            asleep = "futex" in f.read()
+        asleep = asleep_in(f"/proc/{pid}", "futex")
         counts = ring._debug_sleepers()
         if asleep and counts[_direction(side)] == 1 and [s[0] for s in counts["slots"]][:1] == [pid] \
                 and len(counts["slots"]) == 1 + dead_slots:

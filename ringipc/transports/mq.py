@@ -102,14 +102,8 @@ class MqChannel(MqFastPath, BaseChannel):
         self._fast_setup(self._rfd, self._sfd, self.transport_limit)
         self._refresh()
 
-    @property
-    def max_message_size(self) -> Optional[int]:
-        return self._max_message_size
-
-    @max_message_size.setter
-    def max_message_size(self, value: Optional[int]) -> None:
-        # recv_bytes compares with this cache rather than calling _limit() per message.
-        self._max_message_size = value
+    def _limit_changed(self) -> None:
+        # Kept ready: the fast path compares with it rather than calling _limit() per message.
         self._recv_limit = self._limit()
         self._fast_accept(self._receiving, self._recv_limit)
 

@@ -76,13 +76,7 @@ class PacketChannel(PacketFastPath, BaseChannel):
         super().__init__(max_message_size)  # sets max_message_size, which arms fast receives
         self._fast_setup(sock.fileno(), self.transport_limit)
 
-    @property
-    def max_message_size(self) -> Optional[int]:
-        return self._max_message_size
-
-    @max_message_size.setter
-    def max_message_size(self, value: Optional[int]) -> None:
-        self._max_message_size = value
+    def _limit_changed(self) -> None:
         room = self._limit() + 1  # only an over-limit message reaches the last byte
         self._fast_receive_into(self._scratch(room + 1), room)
 

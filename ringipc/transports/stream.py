@@ -110,7 +110,7 @@ class StreamChannel(BaseChannel):
     def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
         if maxlength is None and timeout is None and not self._closed and self._rfd is not None:
             try:
-                return bytes(self._reader.read(self.max_message_size, None))
+                return bytes(self._reader.read(self._max_message_size, None))
             except FrameError:
                 self.close()  # see _recv_message
                 raise

@@ -1,0 +1,23 @@
+"""Seeing, from the kernel's side, that a process or thread is asleep in a
+wait, so that a test acts (a signal, a kill, a close) exactly while it waits:
+polling /proc instead of sleeping and hoping."""
+import os
+import time
+
+
+def asleep_in(task: str, fragment: str) -> bool:
+    """Whether ``task`` (``/proc/PID`` or ``/proc/self/task/TID``) sleeps in a
+    kernel function whose name contains ``fragment`` ("futex", "poll", ...)."""
+    with open(f"{task}/wchan") as f:
+        return fragment in f.read()
+
+
+def until_asleep_in(task: str, fragment: str, limit: float = 60.0) -> None:
+    """Poll (yielding the CPU, never sleeping) until ``asleep_in`` holds;
+    an AssertionError after ``limit`` seconds."""
+    give_up = time.monotonic() + limit
+    while time.monotonic() < give_up:
+        if asleep_in(task, fragment):
+            return
+        os.sched_yield()
+    raise AssertionError(f"{task} never went to sleep in {fragment}")
