@@ -5,9 +5,9 @@ A small seqpacket message costs about a microsecond and a half of system
 calls; the Python layer around them (argument checks, attribute loads, a
 method call) added a sixth again, all of it visible in throughput.
 :class:`PacketFastPath` is the C base class of ``PacketChannel``
-(transports/packet.py): its ``send_bytes``/``recv_bytes`` take the everyday
-call (a whole ``bytes`` object out; one message in, with no ``maxlength`` and
-no timeout) without that layer, and hand every other call, and every
+(transports/packet.py): its ``send_bytes``/``recv_bytes``/``recv_bytes_into``
+take the everyday call (a whole ``bytes`` object out; one message in, with
+no ``maxlength``, offset or timeout) without that layer, and hand every other call, and every
 failure, to the Python general path, so behaviour is identical.
 
 Wire format (packet.py): one tag byte, then the payload, one packet per
@@ -29,6 +29,7 @@ from libc.errno cimport EAGAIN, EINTR, errno
 from libc.string cimport memset
 
 from ringipc.channel import BaseChannel
+from ringipc.errors import BufferTooShort
 
 
 cdef extern from "<errno.h>" nogil:
@@ -44,7 +45,7 @@ cdef extern from "<sys/socket.h>" nogil:
         iovec *msg_iov
         size_t msg_iovlen
     ssize_t sendmsg(int sockfd, const msghdr *msg, int flags)
-    ssize_t recv(int sockfd, void *buf, size_t length, int flags)
+    ssize_t recvmsg(int sockfd, msghdr *msg, int flags)
     int MSG_DONTWAIT
     int MSG_NOSIGNAL
     int MSG_TRUNC
@@ -150,9 +151,12 @@ cdef class PacketFastPath:
         cdef Py_ssize_t room = self._fast_room
         cdef ssize_t got
         cdef char *data
+        cdef iovec iov[1]
         if maxlength is None and timeout is None and self._fast_fd >= 0 and room > 0:
             data = <char *>self._scratch.buf
-            got = self._receive(data, room + 1)
+            iov[0].iov_base = data
+            iov[0].iov_len = <size_t>(room + 1)
+            got = self._receive(iov, 1)
             if got > 0 and got <= room and data[0] == DATA_TAG:
                 self._last_recv_small = got < HOLD_GIL_BELOW
                 return PyBytes_FromStringAndSize(data + 1, got - 1)
@@ -160,19 +164,68 @@ cdef class PacketFastPath:
             raise AssertionError("a refused packet was not reported")
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
-    cdef ssize_t _receive(self, char *data, size_t size) except -2:
-        """recv one packet (MSG_TRUNC: a longer one reports its real length); raises OSError."""
+    def recv_bytes_into(self, buf, offset=0, timeout=None):
+        cdef Py_buffer view
+        cdef Py_ssize_t room = self._fast_room
+        if timeout is None and self._fast_fd >= 0 and room > 0 and offset == 0:
+            try:
+                PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
+            except (TypeError, BufferError):
+                pass  # not a writable buffer: the general path says so
+            else:
+                try:
+                    return self._receive_into(&view, room)
+                finally:
+                    PyBuffer_Release(&view)
+        return BaseChannel.recv_bytes_into(self, buf, offset, timeout)
+
+    cdef object _receive_into(self, Py_buffer *view, Py_ssize_t room):
+        """_recv_message_into's work in C: the tag, then the caller's buffer,
+        then (when that is shorter than the room) the scratch buffer."""
+        cdef char tag = 0
+        cdef char *spill = <char *>self._scratch.buf
+        cdef iovec iov[3]
+        cdef int parts = 2
+        cdef ssize_t got
+        cdef Py_ssize_t length
+        iov[0].iov_base = &tag
+        iov[0].iov_len = 1
+        iov[1].iov_base = view.buf
+        iov[1].iov_len = <size_t>(view.len if view.len < room else room)
+        if view.len < room:
+            iov[2].iov_base = spill
+            iov[2].iov_len = <size_t>(room - view.len)
+            parts = 3
+        got = self._receive(iov, parts)
+        if not (got > 0 and got <= room and tag == DATA_TAG):
+            self._check(got, tag if got > 0 else 0, room - 1)  # raises
+            raise AssertionError("a refused packet was not reported")
+        length = got - 1
+        self._last_recv_small = got < HOLD_GIL_BELOW
+        if length <= view.len:
+            return length
+        # As multiprocessing does: the whole message travels in the exception.
+        whole = PyBytes_FromStringAndSize(<char *>view.buf, view.len) + PyBytes_FromStringAndSize(spill, length - view.len)
+        raise BufferTooShort(whole)
+
+    cdef ssize_t _receive(self, iovec *iov, int parts) except -2:
+        """recvmsg one packet into ``iov`` (MSG_TRUNC: a longer one reports
+        its real length); raises OSError."""
+        cdef msghdr msg
         cdef ssize_t got = -1
         cdef int err = EAGAIN
         cdef int fd = self._fast_fd
+        memset(&msg, 0, sizeof(msg))
+        msg.msg_iov = iov
+        msg.msg_iovlen = parts
         if self._last_recv_small:
-            got = recv(fd, data, size, MSG_DONTWAIT | MSG_TRUNC)
+            got = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC)
             err = errno
         while got < 0 and (_would_block(err) or err == EINTR):
             if err == EINTR and PyErr_CheckSignals() < 0:
                 return -2
             with nogil:
-                got = recv(fd, data, size, MSG_TRUNC)
+                got = recvmsg(fd, &msg, MSG_TRUNC)
                 err = errno
         if got < 0:
             raise OSError(err, _strerror(err))

@@ -190,6 +190,9 @@ class BaseChannel(_Closable):
         the whole message as ``args[0]``, as ``multiprocessing`` does."""
         self._check_open()
         view = memoryview(buf).cast("B")
+        if view.readonly:
+            # Refused before receiving: after, the message would be lost.
+            raise TypeError(f"recv_bytes_into needs a writable buffer, not {type(buf).__name__}")
         if offset < 0 or offset > len(view):
             raise ValueError("offset is out of range")
         got = self._recv_message_into(view[offset:], self._limit(), deadline_after(timeout))

@@ -157,6 +157,16 @@ def test_recv_bytes_into(transport, tmp_path):
 
 
 @transports
+def test_recv_bytes_into_a_read_only_buffer_is_refused_first(transport, tmp_path):
+    with channel_pair(transport, tmp_path) as (a, b):
+        b.send_bytes(b"kept")
+        for timeout in (None, 10):
+            with pytest.raises(TypeError):
+                a.recv_bytes_into(b"read-only", timeout=timeout)
+        assert a.recv_bytes(timeout=10) == b"kept"  # refused before anything was taken
+
+
+@transports
 def test_maxlength_is_refused(transport, tmp_path):
     with channel_pair(transport, tmp_path) as (a, b):
         b.send_bytes(b"x" * 100)

@@ -58,29 +58,34 @@ def test_assigning_max_message_size_moves_the_limit(tmp_path, timeout):
         assert a.recv_bytes(timeout=timeout) == body(70_000)
 
 
+@receive_paths
 @pytest.mark.parametrize("room", [10, LIMIT, LIMIT + 1, 4 * LIMIT])
-def test_recv_bytes_into_refuses_over_the_limit_whatever_the_buffer(limited, room):
+def test_recv_bytes_into_refuses_over_the_limit_whatever_the_buffer(limited, room, timeout):
     a, b = limited
     buf = bytearray(room)
     b.send_bytes(body(LIMIT + 1))
     b.send_bytes(body(7, 1))
     with pytest.raises(FrameError):
-        a.recv_bytes_into(buf, timeout=10)
-    assert a.recv_bytes_into(buf, timeout=10) == 7
+        a.recv_bytes_into(buf, timeout=timeout)
+    assert a.recv_bytes_into(buf, timeout=timeout) == 7
     assert buf[:7] == body(7, 1)
 
 
-def test_recv_bytes_into_too_short_returns_the_whole_message(tmp_path):
+@receive_paths
+@pytest.mark.parametrize("offset", [0, 24])
+def test_recv_bytes_into_too_short_returns_the_whole_message(tmp_path, offset, timeout):
     big = body(300_000)
     with channel_pair("unixpacket", tmp_path) as (a, b):
         buf = bytearray(1024)
         b.send_bytes(big)
         b.send_bytes(b"fits")
         with pytest.raises(BufferTooShort) as info:
-            a.recv_bytes_into(buf, 24, timeout=10)
+            a.recv_bytes_into(buf, offset, timeout=timeout)
         assert info.value.args[0] == big
-        assert a.recv_bytes_into(buf, 24, timeout=10) == 4
-        assert buf[24:28] == b"fits"
+        assert a.recv_bytes_into(buf, offset, timeout=timeout) == 4
+        assert buf[offset : offset + 4] == b"fits"
+        with pytest.raises(TypeError):
+            a.recv_bytes_into(b"read-only", timeout=timeout)
 
 
 def test_per_call_maxlength_then_bigger_messages(tmp_path):
@@ -103,17 +108,18 @@ def test_received_messages_do_not_share_memory(tmp_path):
         assert first == b"first" and type(first) is bytes
 
 
-def test_recv_bytes_into_empty_message_then_eof(tmp_path):
+@receive_paths
+def test_recv_bytes_into_empty_message_then_eof(tmp_path, timeout):
     with channel_pair("unixpacket", tmp_path) as (a, b):
         buf = bytearray(b"keep")
         b.send_bytes(b"")
-        assert a.recv_bytes_into(buf, timeout=10) == 0
+        assert a.recv_bytes_into(buf, timeout=timeout) == 0
         assert buf == b"keep"
         with pytest.raises(TimeoutError):
             a.recv_bytes_into(buf, timeout=0.01)
         b.close()
         with pytest.raises(EOFError):
-            a.recv_bytes_into(buf, timeout=10)
+            a.recv_bytes_into(buf, timeout=timeout)
 
 
 @pytest.mark.parametrize("call", ["into", "fast", "general"])
@@ -122,7 +128,7 @@ def test_unknown_tag_closes_the_channel(tmp_path, call):
         b._sock.send(b"\x02not ours")
         with pytest.raises(FrameError, match="unknown tag"):
             if call == "into":
-                a.recv_bytes_into(bytearray(64), timeout=10)
+                a.recv_bytes_into(bytearray(64))
             else:
                 a.recv_bytes(timeout=None if call == "fast" else 10)
         assert a.closed
