@@ -10,9 +10,10 @@ take the everyday call (a whole ``bytes`` object out; one message in, with
 no ``maxlength``, offset or timeout) without that layer, and hand every other call, and every
 failure, to the Python general path, so behaviour is identical.
 
-Wire format (packet.py): one tag byte, then the payload, one packet per
-message.  Sends use ``sendmsg`` with the tag and the payload as two buffers,
-so the payload is never copied in user space.
+Wire format (packet.py): a 16-byte header (tag byte 1, 15 zero bytes), then
+the payload, one packet per message.  Sends use ``sendmsg`` with the header
+and the payload as two buffers, so the payload is never copied in user
+space.
 
 Blocking.  The socket is blocking.  A call first tries without waiting
 (``MSG_DONTWAIT``) while holding the GIL, the common case; only when that
@@ -26,7 +27,7 @@ from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EAGAIN, EINTR, errno
-from libc.string cimport memset
+from libc.string cimport memcmp, memset
 
 from ringipc.channel import BaseChannel
 from ringipc.errors import BufferTooShort
@@ -50,8 +51,12 @@ cdef extern from "<sys/socket.h>" nogil:
     int MSG_NOSIGNAL
     int MSG_TRUNC
 
-# Must match _DATA in packet.py.
-cdef char DATA_TAG = 1
+# Must match HEADER in packet.py.
+cdef enum:
+    HEADER_SIZE = 16
+cdef char DATA_HEADER[HEADER_SIZE]
+memset(DATA_HEADER, 0, HEADER_SIZE)
+DATA_HEADER[0] = 1
 # Above this many bytes a transfer goes straight to the GIL-free call.
 cdef Py_ssize_t HOLD_GIL_BELOW = 64 * 1024
 
@@ -64,9 +69,10 @@ cdef class PacketFastPath:
     # -1 while the fast path is off (before setup, and from close on).
     cdef int _fast_fd
     cdef Py_ssize_t _fast_send_max
-    # The receive limit + 1 (so that only an over-limit packet reaches the
-    # scratch buffer's last byte), or 0 while receives take the general path.
-    cdef Py_ssize_t _fast_room
+    # The receive limit (payload bytes), or -1 while receives take the general path.
+    cdef Py_ssize_t _fast_limit
+    # At least HEADER_SIZE + limit + 1 bytes: only a packet over the limit
+    # reaches the last one.
     cdef Py_buffer _scratch
     cdef bint _have_scratch
     cdef bint _last_recv_small
@@ -74,7 +80,7 @@ cdef class PacketFastPath:
     def __cinit__(self, *args, **kwargs):
         self._fast_fd = -1
         self._fast_send_max = -1
-        self._fast_room = 0
+        self._fast_limit = -1
         self._have_scratch = False
         self._last_recv_small = True
 
@@ -87,30 +93,30 @@ cdef class PacketFastPath:
         self._fast_fd = fd
         self._fast_send_max = send_max
 
-    def _fast_receive_into(self, scratch, Py_ssize_t room):
-        """Receive into ``scratch`` (writable, longer than ``room``), refusing
-        messages over ``room - 1`` bytes; ``room`` 0 turns fast receives off.
+    def _fast_receive_into(self, scratch, Py_ssize_t limit):
+        """Receive into ``scratch`` (writable, at least header + ``limit`` + 1
+        bytes), refusing messages over ``limit`` bytes; -1 turns fast receives off.
 
         A receive may be writing into the current buffer with the GIL
         released (another thread assigning ``max_message_size``); that is
-        safe because the Python side sizes the buffer for the largest room
+        safe because the Python side sizes the buffer for the largest limit
         at creation and only ever hands the same object back, which it keeps
         referenced, so releasing our view of it never unmaps it."""
         if self._have_scratch:
             PyBuffer_Release(&self._scratch)
             self._have_scratch = False
-        self._fast_room = 0
-        if room > 0:
+        self._fast_limit = -1
+        if limit >= 0:
             PyObject_GetBuffer(scratch, &self._scratch, PyBUF_WRITABLE)
             self._have_scratch = True
-            if self._scratch.len <= room:
-                raise ValueError("the scratch buffer must be longer than the room")
-            self._fast_room = room
+            if self._scratch.len < HEADER_SIZE + limit + 1:
+                raise ValueError("the scratch buffer is shorter than header + limit + 1")
+            self._fast_limit = limit
 
     def _fast_off(self):
         """Called by close() before the socket goes: no call may use the fd after."""
         self._fast_fd = -1
-        self._fast_room = 0
+        self._fast_limit = -1
 
     def send_bytes(self, buf, offset=0, size=None):
         if (type(buf) is bytes and size is None and self._fast_fd >= 0
@@ -127,8 +133,8 @@ cdef class PacketFastPath:
         cdef int fd = self._fast_fd
         cdef Py_ssize_t length = PyBytes_GET_SIZE(payload)
         memset(&msg, 0, sizeof(msg))
-        iov[0].iov_base = &DATA_TAG
-        iov[0].iov_len = 1
+        iov[0].iov_base = DATA_HEADER
+        iov[0].iov_len = HEADER_SIZE
         iov[1].iov_base = PyBytes_AS_STRING(payload)
         iov[1].iov_len = <size_t>length
         msg.msg_iov = iov
@@ -148,59 +154,64 @@ cdef class PacketFastPath:
         return 0
 
     def recv_bytes(self, maxlength=None, timeout=None):
-        cdef Py_ssize_t room = self._fast_room
+        cdef Py_ssize_t limit = self._fast_limit
         cdef ssize_t got
         cdef char *data
         cdef iovec iov[1]
-        if maxlength is None and timeout is None and self._fast_fd >= 0 and room > 0:
+        cdef bint header_ok
+        if maxlength is None and timeout is None and self._fast_fd >= 0 and limit >= 0:
             data = <char *>self._scratch.buf
             iov[0].iov_base = data
-            iov[0].iov_len = <size_t>(room + 1)
+            iov[0].iov_len = <size_t>(HEADER_SIZE + limit + 1)
             got = self._receive(iov, 1)
-            if got > 0 and got <= room and data[0] == DATA_TAG:
+            header_ok = got >= HEADER_SIZE and memcmp(data, DATA_HEADER, HEADER_SIZE) == 0
+            if header_ok and got - HEADER_SIZE <= limit:
                 self._last_recv_small = got < HOLD_GIL_BELOW
-                return PyBytes_FromStringAndSize(data + 1, got - 1)
-            self._check(got, data[0] if got > 0 else 0, room - 1)  # raises
+                return PyBytes_FromStringAndSize(data + HEADER_SIZE, got - HEADER_SIZE)
+            self._check(got, header_ok, limit)  # raises
             raise AssertionError("a refused packet was not reported")
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def recv_bytes_into(self, buf, offset=0, timeout=None):
         cdef Py_buffer view
-        cdef Py_ssize_t room = self._fast_room
-        if timeout is None and self._fast_fd >= 0 and room > 0 and offset == 0:
+        cdef Py_ssize_t limit = self._fast_limit
+        if timeout is None and self._fast_fd >= 0 and limit >= 0 and offset == 0:
             try:
                 PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE)
             except (TypeError, BufferError):
                 pass  # not a writable buffer: the general path says so
             else:
                 try:
-                    return self._receive_into(&view, room)
+                    return self._receive_into(&view, limit)
                 finally:
                     PyBuffer_Release(&view)
         return BaseChannel.recv_bytes_into(self, buf, offset, timeout)
 
-    cdef object _receive_into(self, Py_buffer *view, Py_ssize_t room):
-        """_recv_message_into's work in C: the tag, then the caller's buffer,
-        then (when that is shorter than the room) the scratch buffer."""
-        cdef char tag = 0
+    cdef object _receive_into(self, Py_buffer *view, Py_ssize_t limit):
+        """_recv_message_into's work in C: the header, then the caller's
+        buffer, then (when that is shorter than limit + 1) the scratch buffer."""
+        cdef char header[HEADER_SIZE]
         cdef char *spill = <char *>self._scratch.buf
+        cdef Py_ssize_t cap = limit + 1
         cdef iovec iov[3]
         cdef int parts = 2
         cdef ssize_t got
         cdef Py_ssize_t length
-        iov[0].iov_base = &tag
-        iov[0].iov_len = 1
+        cdef bint header_ok
+        iov[0].iov_base = header
+        iov[0].iov_len = HEADER_SIZE
         iov[1].iov_base = view.buf
-        iov[1].iov_len = <size_t>(view.len if view.len < room else room)
-        if view.len < room:
+        iov[1].iov_len = <size_t>(view.len if view.len < cap else cap)
+        if view.len < cap:
             iov[2].iov_base = spill
-            iov[2].iov_len = <size_t>(room - view.len)
+            iov[2].iov_len = <size_t>(cap - view.len)
             parts = 3
         got = self._receive(iov, parts)
-        if not (got > 0 and got <= room and tag == DATA_TAG):
-            self._check(got, tag if got > 0 else 0, room - 1)  # raises
+        header_ok = got >= HEADER_SIZE and memcmp(header, DATA_HEADER, HEADER_SIZE) == 0
+        if not (header_ok and got - HEADER_SIZE <= limit):
+            self._check(got, header_ok, limit)  # raises
             raise AssertionError("a refused packet was not reported")
-        length = got - 1
+        length = got - HEADER_SIZE
         self._last_recv_small = got < HOLD_GIL_BELOW
         if length <= view.len:
             return length

@@ -30,9 +30,9 @@ from typing import Optional, Union
 
 from .doorbell import Doorbell
 from .errors import FrameError
-from .framing import HEADER, HEADER_SIZE, READ_EVENTS, wait_fd
+from .framing import HEADER, HEADER_FIELDS, HEADER_SIZE, READ_EVENTS, wait_fd
 
-_unpack_header = HEADER.unpack_from
+_unpack_header = HEADER_FIELDS.unpack_from
 
 #: Read-ahead buffer size: one read takes in up to this much.
 _CHUNK = 64 * 1024
@@ -108,9 +108,9 @@ class FrameReader:
         start = self._start
         end = self._end
         if end - start >= HEADER_SIZE and self._body is None:
-            length = _unpack_header(self._buf, start)[0]
+            length, reserved = _unpack_header(self._buf, start)
             stop = start + HEADER_SIZE + length
-            if stop <= end and (limit is None or length <= limit):
+            if stop <= end and not reserved and (limit is None or length <= limit):
                 message = bytes(self._view[start + HEADER_SIZE : stop])
                 # _consume_to, written out: a call is a visible part of a small message's cost.
                 if self._doorbell is not None:
@@ -128,9 +128,9 @@ class FrameReader:
         start = self._start
         end = self._end
         if end - start >= HEADER_SIZE and self._body is None:
-            length = _unpack_header(self._buf, start)[0]
+            length, reserved = _unpack_header(self._buf, start)
             stop = start + HEADER_SIZE + length
-            if stop <= end and length <= len(view) and (limit is None or length <= limit):
+            if stop <= end and not reserved and length <= len(view) and (limit is None or length <= limit):
                 view[:length] = self._view[start + HEADER_SIZE : stop]
                 self._consume_to(stop)
                 return length
@@ -209,7 +209,10 @@ class FrameReader:
     def _header(self, limit: Optional[int], deadline: Optional[float]) -> int:
         """Buffer the next frame's header and return its length (not consuming it)."""
         self._fill(HEADER_SIZE, deadline)
-        length = _unpack_header(self._buf, self._start)[0]
+        length, reserved = _unpack_header(self._buf, self._start)
+        if reserved:
+            self._break("a frame header with non-zero reserved bytes arrived: the peer does not speak ringipc's framing")
+            raise FrameError(self._broken)
         if limit is not None and length > limit:
             # Refused before allocating anything; the stream cannot be re-aligned
             # without trusting the length, so the channel is unusable from here on.

@@ -7,7 +7,7 @@ import pytest
 from _channel_support import STREAM_TRANSPORTS, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from ringipc.errors import ChannelClosed, FrameError
-from ringipc.framing import HEADER
+from ringipc.framing import HEADER, HEADER_FIELDS
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 streams = pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
@@ -48,6 +48,16 @@ def test_oversize_header_rejected_before_allocation(transport, tmp_path):
         assert a.closed  # the stream cannot be trusted any more
         with pytest.raises(ChannelClosed):
             a.recv_bytes(timeout=10)
+
+
+@streams
+def test_header_with_reserved_bytes_set_is_refused(transport, tmp_path):
+    """A peer that does not speak ringipc's framing is caught at its first frame."""
+    with channel_pair(transport, tmp_path) as (a, b):
+        raw_write(b, HEADER_FIELDS.pack(5, 1) + b"hello")
+        with pytest.raises(FrameError, match="reserved"):
+            a.recv_bytes(timeout=10)
+        assert a.closed
 
 
 @streams

@@ -1,7 +1,7 @@
 """unixpacket:// receives each message with one system call into a buffer one
 byte over the limit; these pin down the edges that design creates: the
 limit itself, refused packets, messages split between the caller's buffer
-and the channel's own, and the tag byte."""
+and the channel's own, and the packet header."""
 import pytest
 
 from _channel_support import channel_pair
@@ -123,10 +123,15 @@ def test_recv_bytes_into_empty_message_then_eof(tmp_path, timeout):
 
 
 @pytest.mark.parametrize("call", ["into", "fast", "general"])
-def test_unknown_tag_closes_the_channel(tmp_path, call):
+@pytest.mark.parametrize("packet", [
+    b"\x02" + bytes(15) + b"another tag",
+    b"\x01" + b"\x07" * 15 + b"reserved bytes not zero",
+    b"\x01short",  # a runt: shorter than a header
+], ids=["tag", "reserved", "runt"])
+def test_a_packet_without_our_header_closes_the_channel(tmp_path, call, packet):
     with channel_pair("unixpacket", tmp_path) as (a, b):
-        b._sock.send(b"\x02not ours")
-        with pytest.raises(FrameError, match="unknown tag"):
+        b._sock.send(packet)
+        with pytest.raises(FrameError, match="without ringipc's header"):
             if call == "into":
                 a.recv_bytes_into(bytearray(64))
             else:
