@@ -26,6 +26,10 @@ MAX_PATH_BYTES = 107
 _KINDS = {"unix": socket.SOCK_STREAM, "unixpacket": socket.SOCK_SEQPACKET}
 
 
+#: Requested send and receive buffer of a unix:// stream socket.
+STREAM_BUFFER = 4 << 20
+
+
 def sockaddr(scheme: str, target: str):
     """The ``AF_UNIX`` address for a ``unix://`` target, with the length checked."""
     if target.startswith("@"):
@@ -88,9 +92,21 @@ def _remover(path: str, st: os.stat_result):
     return remove
 
 
+def tune_stream_socket(sock: socket.socket) -> None:
+    """Deep buffers (capped by net.core.wmem_max/rmem_max): a sender may run
+    further ahead, so a large message takes fewer wake-ups and a busy
+    receiver's read-ahead finds more frames per read.  Only the bytes in
+    flight use the memory."""
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, STREAM_BUFFER)
+        except OSError:
+            pass
+
+
 def _make(scheme: str):
     kind = _KINDS[scheme]
-    tune = tune_packet_socket if kind == socket.SOCK_SEQPACKET else None
+    tune = tune_packet_socket if kind == socket.SOCK_SEQPACKET else tune_stream_socket
 
     def connect(target: str, **opts):
         return open_connection(socket.AF_UNIX, kind, sockaddr(scheme, target), tune=tune, **opts)
