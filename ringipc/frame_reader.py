@@ -50,11 +50,10 @@ class FrameReader:
     (see :meth:`pending`), read before anything new."""
 
     def __init__(self, fd: int, pending: bytes = b""):
-        if len(pending) > _CHUNK:
-            raise ValueError("more pending bytes than a reader buffers")
         self.fd = fd
         os.set_blocking(fd, False)
-        self._buf = bytearray(_CHUNK)
+        # Larger than a chunk only to take over the rest of a big frame.
+        self._buf = bytearray(max(_CHUNK, len(pending)))
         self._view = memoryview(self._buf)
         self._view[: len(pending)] = pending
         self._start = 0  # first unconsumed buffered byte
@@ -178,17 +177,17 @@ class FrameReader:
                 raise TimeoutError("timed out waiting for the peer")
 
     def _fill(self, need: int, deadline: Optional[float]) -> None:
-        """Make at least ``need`` (at most ``_CHUNK``) bytes available from ``_start``."""
+        """Make at least ``need`` (at most the buffer's size) bytes available from ``_start``."""
         if self._end - self._start >= need:
             return
-        if self._start + need > _CHUNK:
+        if self._start + need > len(self._buf):
             # Move the partial frame to the front; memoryview assignment copies
             # overlapping ranges correctly (memmove).
             have = self._end - self._start
             self._view[:have] = self._view[self._start : self._end]
             self._start, self._end = 0, have
         while self._end - self._start < need:
-            stop = _CHUNK if self.read_ahead else self._start + need
+            stop = len(self._buf) if self.read_ahead else self._start + need
             got = self._read_some([self._view[self._end : stop]], deadline)
             self._end += got
             self._in_read = False

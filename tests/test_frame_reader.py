@@ -187,3 +187,35 @@ def test_direct_frame_interrupted_by_timeout_resumes(transport, tmp_path):
         finally:
             go_on.set()
             writer.join(60)
+
+
+def _receive_one(end, result):
+    try:
+        result.put(end.recv_bytes(timeout=60))
+    finally:
+        end.close()
+
+
+def test_a_pipe_end_handed_over_mid_frame_carries_the_part_it_read():
+    """A receive that timed out inside a big frame keeps what it read; handed
+    to a child, the end carries that part along, and the child gets the
+    frame whole once the rest arrives."""
+    ctx = multiprocessing.get_context("spawn")
+    payload = os.urandom(200 * 1024)  # a direct frame
+    data = memoryview(frame(payload))
+    piece = 60 * 1024  # fits an empty pipe, so writing it cannot block
+    reader, writer = pipe_pair(duplex=False)
+    with reader, writer:
+        for start in (0, piece):  # the part read grows past a read-ahead chunk
+            write_all(writer._wfd, [data[start : start + piece]])
+            with pytest.raises(TimeoutError):
+                reader.recv_bytes(timeout=0.05)  # takes all there is, then waits
+        result = ctx.Queue()
+        proc = ctx.Process(target=_receive_one, args=(reader, result))
+        proc.start()
+        try:
+            write_all(writer._wfd, [data[2 * piece :]])
+            assert result.get(timeout=60) == payload
+        finally:
+            proc.join(60)
+        assert proc.exitcode == 0
