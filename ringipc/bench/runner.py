@@ -13,6 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
+from ringipc.bench.adapters.base import resolved
 from ringipc.bench.payload import combine, expected_digest
 
 START_METHODS = ("spawn", "forkserver")
@@ -87,6 +88,14 @@ def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
             recv = facility.open_receiver(ends[1], size)
             send = facility.open_sender(ends[0], size)
         facility.connected()
+        # Ends that only exist once connected were handed out as Deferred: swap
+        # in their targets now, so the timed loops call them directly.
+        if role == "producer":
+            send = resolved(send)
+        elif role == "consumer":
+            recv_many, recv = resolved(recv_many), resolved(recv)
+        else:
+            send, recv = resolved(send), resolved(recv)
         conn.send(("ready", None))
         while True:
             cmd, n = conn.recv()

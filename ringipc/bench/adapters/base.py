@@ -30,6 +30,24 @@ class Channel:
     close: Callable[[], None] = field(default=lambda: None)
 
 
+class Deferred:
+    """A send or receive callable whose target exists only once the facility
+    is connected (an end accepted in a thread).  The runner replaces it with
+    ``resolve()`` after ``connected()``, so the timed loop pays no
+    indirection; called before that, it forwards."""
+
+    def __init__(self, resolve):
+        self.resolve = resolve
+
+    def __call__(self, *args):
+        return self.resolve()(*args)
+
+
+def resolved(fn):
+    """``fn``, or what it stands for if it is a :class:`Deferred`."""
+    return fn.resolve() if isinstance(fn, Deferred) else fn
+
+
 class Facility:
     """Base adapter.  Subclasses set ``name`` and implement setup/open_sender/open_receiver."""
 

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 
-from ringipc.bench.adapters.base import Channel, ConnectionPair, Facility, into_receiver
+from ringipc.bench.adapters.base import Channel, ConnectionPair, Deferred, Facility, into_receiver
 from ringipc.bench.adapters.framing import LARGE, FrameReader, file_writev, frame_sender
 
 _CONNECT_PATIENCE = 20.0  # seconds a connector retries while its listener starts up
@@ -133,8 +133,8 @@ class Transport(Facility):
     def open_receiver(self, end, size):
         holder = self._listen(end, size)
         if size >= LARGE:
-            return into_receiver(lambda buf: holder[0].recv_bytes_into(buf), size)
-        return lambda: holder[0].recv_bytes()
+            return Deferred(lambda: into_receiver(holder[0].recv_bytes_into, size))
+        return Deferred(lambda: holder[0].recv_bytes)
 
     def close_end(self, end):
         listener, holder, _, _ = self._state().pop(end, (None, [None], None, []))
@@ -160,7 +160,7 @@ class StreamTransport(Transport):
 
     def open_receiver(self, end, size):
         holder = self._listen(end, size)
-        return FrameReader(lambda view: holder[0].readinto(view)).recv
+        return Deferred(lambda: FrameReader(holder[0].readinto).recv)
 
 
 class PipePair(ConnectionPair):
