@@ -6,8 +6,10 @@
  * the dead holder forever.  A process is therefore named by its pid *and its
  * start time* (field 22 of /proc/<pid>/stat, clock ticks since boot), packed
  * into one 64-bit owner word (RIP_OWNER in ring_layout.h).  Two processes
- * that hold the same pid at different times have different start times, as
- * a pid is reused only after its previous holder has been reaped.
+ * that hold the same pid at different times have different start times: a
+ * pid is reused only after its previous holder has been reaped, and pids are
+ * handed out in turn, so the newcomer starts ticks later unless every pid
+ * was used up within one tick.
  *
  * Only the low 32 bits of the start time are kept, so the word can be taken
  * and given up with one CAS (no window where a pid is paired with another

@@ -3,10 +3,7 @@
  * producer/consumer, MPMC slot, the slot every sleeping handle holds) that
  * make recovery after a crash possible.
  */
-#include <errno.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -153,7 +150,9 @@ static rip_status claim_role(rip_ring *ring, _Atomic uint64_t *holder)
     for (;;) {
         if (current == ring->owner)
             return RIP_OK;
-        /* A holder whose pid now names another process (or us) is dead. */
+        /* Busy only while the holder lives: one recorded under a pid that
+         * another process (even this one) now holds is dead, since
+         * rip_owner_alive compares start times too. */
         if (current != 0 && rip_owner_alive(current))
             return RIP_BUSY;
         /* A dead holder left nothing half-done: SPSC publishes with a single store.
