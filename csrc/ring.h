@@ -44,6 +44,7 @@ typedef struct {
     uint64_t max_message;       /* bytes: half the data area, so a record always fits after padding */
     int multi;                  /* MPMC */
     int32_t pid;                /* this process, refreshed after fork */
+    uint64_t owner;             /* RIP_OWNER of this process (pid, start time), refreshed with pid */
     uint64_t fork_generation;   /* rip_fork_generation when pid/slot were taken */
     struct rip_slot *slot;      /* MPMC: this process's slot, or NULL */
     int is_producer;            /* SPSC: holds the producer role */
@@ -108,7 +109,13 @@ void rip_release_roles(rip_ring *ring);
 
 /* Finds claims left by dead processes and releases them; *recovered counts them. */
 rip_status rip_recover(rip_ring *ring, uint32_t *recovered);
-int rip_pid_alive(int32_t pid);
+/* Whether `pid` runs and is the process that started at `start` (low 32 bits
+ * of its start time in clock ticks; 0: unknown, the pid alone decides).
+ * Errs towards alive when it cannot tell (csrc/ring_liveness.c). */
+int rip_pid_alive(int32_t pid, uint32_t start);
+/* The start stamp rip_pid_alive compares: low 32 bits of field 22 of
+ * /proc/<pid>/stat, or 0 if unreadable. */
+uint32_t rip_process_start(int32_t pid);
 /* "futex" or "sem": the wait backend this build was compiled with. */
 const char *rip_wait_backend_name(void);
 

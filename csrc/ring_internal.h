@@ -36,6 +36,10 @@ int rip_backend_init(sem_t *sem);
 /* Counting a sleeper in its slot and the header (csrc/ring_waiters.c). */
 void rip_sleeper_register(rip_ring *ring, struct rip_slot *slot, int writer);
 void rip_sleeper_unregister(rip_ring *ring, struct rip_slot *slot, int writer);
+/* Process identity (csrc/ring_liveness.c): this process's owner word, and
+ * whether the process an owner word names still runs. */
+uint64_t rip_self_owner(void);
+int rip_owner_alive(uint64_t owner);
 /* notify()'s slow path: recounts after enough wake-ups that found nobody. */
 void rip_after_wake(rip_ring *ring, int writers, int someone_woke);
 

@@ -25,7 +25,8 @@
 #include <semaphore.h>
 
 #define RIP_MAGIC 0x31435049474e4952ULL /* "RINGIPC1" read as little-endian bytes */
-#define RIP_ABI_VERSION 2u /* 2: sleeper counts in slots, waiter words carry a sequence */
+#define RIP_ABI_VERSION 3u /* 2: sleeper counts in slots, waiter words carry a sequence;
+                              3: owners are (pid, start time) words */
 #define RIP_CACHE_LINE 64u
 #define RIP_PAGE 4096u
 #define RIP_CELL 64u            /* bytes per data cell: the allocation granule */
@@ -60,6 +61,19 @@ struct rip_meta {
 };
 
 /*
+ * Owner words: who holds a slot, an SPSC role or recovery.  A pid alone goes
+ * stale when its process dies and the pid is handed to another process, so
+ * the owner is named by pid (low 32 bits) and the low 32 bits of its start
+ * time in clock ticks since boot (high 32 bits; 0 = unknown, check the pid
+ * alone).  Both halves live in one word so that one CAS takes or gives up
+ * the whole identity: nobody ever sees a pid beside another process's start
+ * time.  0 means free.  csrc/ring_liveness.c decides whether an owner lives.
+ */
+#define RIP_OWNER(pid, start) (((uint64_t)(uint32_t)(start) << 32) | (uint64_t)(uint32_t)(pid))
+#define RIP_OWNER_PID(owner) ((uint32_t)(owner))
+#define RIP_OWNER_START(owner) ((uint32_t)((owner) >> 32))
+
+/*
  * One slot per handle that uses an MPMC ring, or that sleeps on a ring of
  * either kind.  Each side records the position it is about to claim *before*
  * its claiming CAS (intent = position + 1; 0 = idle), so a recoverer can tell
@@ -70,8 +84,7 @@ struct rip_meta {
  * message by its owner and must not share a line with another process's slot.
  */
 struct rip_slot {
-    _Atomic uint32_t pid;
-    uint32_t reserved0;
+    _Atomic uint64_t owner;          /* RIP_OWNER of the holding process, 0 if free */
     _Atomic uint64_t produce_intent;
     _Atomic uint64_t consume_intent;
     _Atomic uint32_t data_sleepers;  /* owner's threads counted in data_waiters */
@@ -119,9 +132,10 @@ struct rip_header {
     _Atomic uint64_t space_waiters;
     /* line 6: rarely written state */
     _Alignas(RIP_CACHE_LINE) _Atomic uint32_t flags;
-    _Atomic uint32_t spsc_producer_pid; /* SPSC: the one live producer, 0 if none */
-    _Atomic uint32_t spsc_consumer_pid;
-    _Atomic uint32_t recovery_owner;    /* pid running recovery; stolen if dead */
+    uint32_t reserved6;
+    _Atomic uint64_t spsc_producer;  /* SPSC: RIP_OWNER of the one live producer, 0 if none */
+    _Atomic uint64_t spsc_consumer;
+    _Atomic uint64_t recovery_owner; /* RIP_OWNER of the process recovering; stolen if dead */
     /* lines 7-8: semaphores for the POSIX-semaphore wait backend */
     _Alignas(RIP_CACHE_LINE) sem_t data_sem;
     _Alignas(RIP_CACHE_LINE) sem_t space_sem;
@@ -143,7 +157,12 @@ _Static_assert(offsetof(struct rip_header, data_waiters) == 4 * RIP_CACHE_LINE +
                "each waiter word beside its futex, 8-byte aligned for one atomic load in notify()");
 _Static_assert(offsetof(struct rip_slot, data_sleepers) == 24 && offsetof(struct rip_slot, space_sleepers) == 28,
                "sleeper counts in the slot's own line, after the intents");
+_Static_assert(offsetof(struct rip_slot, owner) == 0 && offsetof(struct rip_slot, produce_intent) == 8,
+               "the owner word first, 8-byte aligned: taken and given up with one 64-bit CAS");
 _Static_assert(offsetof(struct rip_header, flags) == 6 * RIP_CACHE_LINE, "rare state on its own line");
+_Static_assert(offsetof(struct rip_header, spsc_producer) % 8 == 0 && offsetof(struct rip_header, recovery_owner) % 8 == 0 &&
+               offsetof(struct rip_header, recovery_owner) + 8 <= 7 * RIP_CACHE_LINE,
+               "owner words 8-byte aligned for one 64-bit CAS, all within the rare-state line");
 _Static_assert(offsetof(struct rip_header, data_sem) == 7 * RIP_CACHE_LINE, "semaphores follow the rare state");
 _Static_assert(sizeof(sem_t) <= RIP_CACHE_LINE, "each semaphore must fit its line");
 _Static_assert(sizeof(struct rip_header) <= RIP_HEADER_SIZE, "header must fit the first page");

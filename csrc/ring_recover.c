@@ -6,7 +6,9 @@
  * between its claim (C2) and read_end leaves a committed record that is never
  * marked consumed: release stops at it and the ring fills.  Every claim is
  * preceded by the claimer's intent (position + 1) in its slot, so a recoverer
- * can name the owner of a stuck position and ask the kernel whether it lives.
+ * can name the owner of a stuck position and ask the kernel whether it lives
+ * (by pid and start time, csrc/ring_liveness.c: a pid handed on to another
+ * process after the claimer died does not keep the claim alive).
  *
  * A stuck position is released only when every slot whose intent points into
  * the stuck range belongs to a dead process, and at least one names its first
@@ -34,14 +36,14 @@ static int owners_all_dead(rip_ring *ring, uint64_t first, uint64_t end, enum in
     int found_dead_owner = 0;
     for (uint32_t i = 0; i < RIP_MAX_SLOTS; i++) {
         struct rip_slot *slot = &ring->slots[i];
-        uint32_t pid = a_load(&slot->pid, ACQ);
-        if (pid == 0)
+        uint64_t owner = a_load(&slot->owner, ACQ);
+        if (owner == 0)
             continue;
         /* Relaxed: ordered after our acquire load of head/cons (C1/C2 pairs). */
         uint64_t intent = a_load(kind == PRODUCE ? &slot->produce_intent : &slot->consume_intent, RLX);
         if (intent == 0 || intent - 1 < first || intent - 1 >= end)
             continue;
-        if (rip_pid_alive((int32_t)pid))
+        if (rip_owner_alive(owner))
             return 0;
         if (intent - 1 == first)
             found_dead_owner = 1;
@@ -105,11 +107,11 @@ static int recover_dead_consumer(rip_ring *ring)
 
 static int take_recovery(rip_ring *ring)
 {
-    _Atomic uint32_t *owner = &ring->hdr->recovery_owner;
-    uint32_t current = a_load(owner, ACQ);
-    if (current != 0 && current != (uint32_t)ring->pid && rip_pid_alive((int32_t)current))
+    _Atomic uint64_t *owner = &ring->hdr->recovery_owner;
+    uint64_t current = a_load(owner, ACQ);
+    if (current != 0 && current != ring->owner && rip_owner_alive(current))
         return 0;
-    return a_cas(owner, &current, (uint32_t)ring->pid, ACQ_REL, RLX);
+    return a_cas(owner, &current, ring->owner, ACQ_REL, RLX);
 }
 
 rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
@@ -128,7 +130,7 @@ rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
             break;
         *recovered += (uint32_t)progress;
     }
-    uint32_t me = (uint32_t)ring->pid;
+    uint64_t me = ring->owner;
     a_cas(&ring->hdr->recovery_owner, &me, 0, REL, RLX);
     return RIP_OK;
 }

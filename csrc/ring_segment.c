@@ -3,10 +3,7 @@
  * producer/consumer, MPMC slot, the slot every sleeping handle holds) that
  * make recovery after a crash possible.
  */
-#include <errno.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -127,32 +124,11 @@ rip_status rip_attach(rip_ring *ring, void *base, uint64_t segment_size, const c
     ring->max_message = (ncells / 2) * RIP_CELL;
     ring->multi = hdr->kind == RIP_KIND_MPMC;
     ring->pid = (int32_t)getpid();
+    ring->owner = rip_self_owner(); /* before any role is taken under it */
     ring->fork_generation = rip_fork_generation;
     ring->cached_release = rel;
     ring->cached_head = head_after;
     return RIP_OK;
-}
-
-int rip_pid_alive(int32_t pid)
-{
-    char path[64], buf[256];
-    FILE *f;
-    char *close_paren;
-    int alive = 1;
-    if (pid <= 0)
-        return 0;
-    if (kill(pid, 0) != 0 && errno == ESRCH)
-        return 0;
-    /* An unreaped zombie still answers kill(); it will never finish a claim. */
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return errno == ENOENT ? 0 : 1;
-    if (fgets(buf, sizeof(buf), f) != NULL && (close_paren = strrchr(buf, ')')) != NULL &&
-        (close_paren[1] == ' ') && (close_paren[2] == 'Z' || close_paren[2] == 'X'))
-        alive = 0;
-    fclose(f);
-    return alive;
 }
 
 /* After fork() the child must not act under the parent's pid or slot. */
@@ -162,21 +138,26 @@ static void refresh_after_fork(rip_ring *ring)
         return;
     ring->fork_generation = rip_fork_generation;
     ring->pid = (int32_t)getpid();
+    ring->owner = rip_self_owner(); /* the child started later than its parent */
     ring->slot = NULL;
     ring->is_producer = 0;
     ring->is_consumer = 0;
 }
 
-static rip_status claim_role(rip_ring *ring, _Atomic uint32_t *holder, int32_t pid)
+static rip_status claim_role(rip_ring *ring, _Atomic uint64_t *holder)
 {
-    uint32_t current = a_load(holder, ACQ);
+    uint64_t current = a_load(holder, ACQ);
     for (;;) {
-        if (current == (uint32_t)pid)
+        if (current == ring->owner)
             return RIP_OK;
-        if (current != 0 && rip_pid_alive((int32_t)current))
+        /* Busy only while the holder lives: one recorded under a pid that
+         * another process (even this one) now holds is dead, since
+         * rip_owner_alive compares start times too. */
+        if (current != 0 && rip_owner_alive(current))
             return RIP_BUSY;
-        /* A dead holder left nothing half-done: SPSC publishes with a single store. */
-        if (a_cas(holder, &current, (uint32_t)pid, ACQ_REL, ACQ)) {
+        /* A dead holder left nothing half-done: SPSC publishes with a single store.
+         * One CAS installs our pid and start time together. */
+        if (a_cas(holder, &current, ring->owner, ACQ_REL, ACQ)) {
             if (current != 0) /* it may have died asleep: take its count back now */
                 rip_recount_sleepers(ring);
             return RIP_OK;
@@ -199,14 +180,14 @@ static rip_status take_slot(rip_ring *ring)
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < RIP_MAX_SLOTS; i++) {
             struct rip_slot *slot = &ring->slots[i];
-            uint32_t owner = a_load(&slot->pid, ACQ);
-            if (owner != 0 && (rip_pid_alive((int32_t)owner) || !slot_resolved(ring, slot)))
+            uint64_t owner = a_load(&slot->owner, ACQ);
+            if (owner != 0 && (rip_owner_alive(owner) || !slot_resolved(ring, slot)))
                 continue;
-            if (a_cas(&slot->pid, &owner, (uint32_t)ring->pid, ACQ_REL, RLX)) {
+            if (a_cas(&slot->owner, &owner, ring->owner, ACQ_REL, RLX)) {
                 a_store(&slot->produce_intent, 0, RLX);
                 a_store(&slot->consume_intent, 0, RLX);
                 /* A dead owner's counts: a recount that still reads them under
-                 * our pid over-counts, which only costs wake calls. */
+                 * our identity over-counts, which only costs wake calls. */
                 a_store(&slot->data_sleepers, 0, RLX);
                 a_store(&slot->space_sleepers, 0, RLX);
                 ring->slot = slot;
@@ -228,7 +209,7 @@ rip_status rip_ensure_role(rip_ring *ring, int producer)
     if (producer) {
         if (ring->is_producer)
             return RIP_OK;
-        if (claim_role(ring, &ring->hdr->spsc_producer_pid, ring->pid) != RIP_OK)
+        if (claim_role(ring, &ring->hdr->spsc_producer) != RIP_OK)
             return RIP_BUSY;
         ring->is_producer = 1;
         ring->cached_release = a_load(&ring->hdr->release, ACQ);
@@ -236,7 +217,7 @@ rip_status rip_ensure_role(rip_ring *ring, int producer)
     }
     if (ring->is_consumer)
         return RIP_OK;
-    if (claim_role(ring, &ring->hdr->spsc_consumer_pid, ring->pid) != RIP_OK)
+    if (claim_role(ring, &ring->hdr->spsc_consumer) != RIP_OK)
         return RIP_BUSY;
     ring->is_consumer = 1;
     return RIP_OK;
@@ -250,20 +231,20 @@ rip_status rip_ensure_wait_slot(rip_ring *ring)
 
 void rip_release_roles(rip_ring *ring)
 {
-    uint32_t me;
+    uint64_t me;
     if (ring->hdr == NULL || ring->fork_generation != rip_fork_generation)
         return; /* inherited roles belong to the parent */
-    me = (uint32_t)ring->pid;
     if (ring->slot) {
         a_store(&ring->slot->produce_intent, 0, RLX);
         a_store(&ring->slot->consume_intent, 0, RLX);
-        a_store(&ring->slot->pid, 0, REL);
+        a_store(&ring->slot->owner, 0, REL);
         ring->slot = NULL;
     }
+    me = ring->owner;
     if (ring->is_producer)
-        a_cas(&ring->hdr->spsc_producer_pid, &me, 0, ACQ_REL, RLX);
-    me = (uint32_t)ring->pid;
+        a_cas(&ring->hdr->spsc_producer, &me, 0, ACQ_REL, RLX);
+    me = ring->owner;
     if (ring->is_consumer)
-        a_cas(&ring->hdr->spsc_consumer_pid, &me, 0, ACQ_REL, RLX);
+        a_cas(&ring->hdr->spsc_consumer, &me, 0, ACQ_REL, RLX);
     ring->is_producer = ring->is_consumer = 0;
 }

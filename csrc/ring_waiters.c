@@ -84,15 +84,16 @@ void rip_recount_sleepers(rip_ring *ring)
         return;
     for (uint32_t i = 0; i < RIP_MAX_SLOTS; i++) {
         struct rip_slot *slot = &ring->slots[i];
-        uint32_t pid = a_load(&slot->pid, ACQ);
-        if (pid == 0)
+        uint64_t owner = a_load(&slot->owner, ACQ);
+        if (owner == 0)
             continue;
         /* Acquire (W2): a count seen lowered has its header decrement before our CAS. */
         uint32_t d = a_load(&slot->data_sleepers, ACQ);
         uint32_t s = a_load(&slot->space_sleepers, ACQ);
-        /* A pid that merely looks alive (reused, or unreadable) keeps its
-         * count: an over-count only costs wake calls, an under-count loses one. */
-        if ((d | s) == 0 || !rip_pid_alive((int32_t)pid))
+        /* An owner that merely looks alive (no /proc to tell its start time
+         * by) keeps its count: an over-count only costs wake calls, an
+         * under-count loses one.  A pid now held by another process does not. */
+        if ((d | s) == 0 || !rip_owner_alive(owner))
             continue;
         live_data += d; /* 64-bit sums: no garbage in 128 slots can wrap them */
         live_space += s;

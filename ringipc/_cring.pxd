@@ -14,6 +14,10 @@ cdef extern from "ring_layout.h" nogil:
         RIP_MAX_SLOTS
         RIP_ABI_VERSION
 
+    uint64_t RIP_OWNER(uint32_t pid, uint32_t start)
+    uint32_t RIP_OWNER_PID(uint64_t owner)
+    uint32_t RIP_OWNER_START(uint64_t owner)
+
     struct rip_header:
         uint32_t abi_version
         uint32_t kind
@@ -24,9 +28,12 @@ cdef extern from "ring_layout.h" nogil:
         uint64_t release
         uint64_t data_waiters
         uint64_t space_waiters
+        uint64_t spsc_producer
+        uint64_t spsc_consumer
+        uint64_t recovery_owner
 
     struct rip_slot:
-        uint32_t pid
+        uint64_t owner
         uint32_t data_sleepers
         uint32_t space_sleepers
 
@@ -90,5 +97,6 @@ cdef extern from "ring.h" nogil:
     uint32_t rip_flags(rip_ring *ring)
     void rip_release_roles(rip_ring *ring)
     rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
-    int rip_pid_alive(int32_t pid)
+    int rip_pid_alive(int32_t pid, uint32_t start)
+    uint32_t rip_process_start(int32_t pid)
     const char *rip_wait_backend_name()

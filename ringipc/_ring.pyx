@@ -566,6 +566,14 @@ cdef class Ring:
         from ._testhooks import sleepers
         return sleepers(self)
 
+    def _debug_owners(self):
+        from ._testhooks import owners
+        return owners(self)
+
+    def _debug_set_owner(self, where, pid, start):
+        from ._testhooks import set_owner
+        set_owner(self, where, pid, start)
+
 
 def segment_creator_pid(name):
     """The creator pid recorded in ring `name`'s header (validates it first)."""
@@ -576,5 +584,13 @@ def segment_creator_pid(name):
         ring.close()
 
 
-def pid_alive(int32_t pid):
-    return bool(c.rip_pid_alive(pid))
+def pid_alive(int32_t pid, uint32_t start=0):
+    """Whether `pid` runs and, if `start` (a process_start() stamp) is not 0,
+    is the process that started then rather than a later holder of the pid."""
+    return bool(c.rip_pid_alive(pid, start))
+
+
+def process_start(int32_t pid):
+    """The start stamp ringipc records beside `pid` in the segment: the low
+    32 bits of its start time in clock ticks since boot, 0 if unreadable."""
+    return c.rip_process_start(pid)

@@ -10,6 +10,12 @@ from libc.stdint cimport uint32_t, uint64_t
 cimport ringipc._cring as c
 from ringipc._ring cimport Ring
 
+cdef extern from *:
+    # GCC/Clang builtins: the owner words are _Atomic in C, plain here.
+    uint64_t __atomic_load_n(uint64_t *ptr, int order) nogil
+    void __atomic_store_n(uint64_t *ptr, uint64_t value, int order) nogil
+    int __ATOMIC_SEQ_CST
+
 
 def layout(Ring ring):
     """Byte offsets of header fields and sections, taken from the C structs
@@ -22,11 +28,14 @@ def layout(Ring ring):
         "kind": <char *>&ring._r.hdr.kind - base,
         "ncells": <char *>&ring._r.hdr.ncells - base,
         "head": <char *>&ring._r.hdr.head - base,
+        "spsc_producer": <char *>&ring._r.hdr.spsc_producer - base,
+        "spsc_consumer": <char *>&ring._r.hdr.spsc_consumer - base,
+        "recovery_owner": <char *>&ring._r.hdr.recovery_owner - base,
         "cons": <char *>&ring._r.hdr.cons - base,
         "release": <char *>&ring._r.hdr.release - base,
         "slots": <char *>ring._r.slots - base,
         "slot_stride": sizeof(c.rip_slot),
-        "slot_pid": <char *>&ring._r.slots[0].pid - <char *>&ring._r.slots[0],
+        "slot_owner": <char *>&ring._r.slots[0].owner - <char *>&ring._r.slots[0],
         "slot_data_sleepers": <char *>&ring._r.slots[0].data_sleepers - <char *>&ring._r.slots[0],
         "slot_space_sleepers": <char *>&ring._r.slots[0].space_sleepers - <char *>&ring._r.slots[0],
         "meta": <char *>ring._r.meta - base,
@@ -67,9 +76,52 @@ def sleepers(Ring ring):
     slots = []
     for i in range(c.RIP_MAX_SLOTS):
         if ring._r.slots[i].data_sleepers or ring._r.slots[i].space_sleepers:
-            slots.append((ring._r.slots[i].pid, ring._r.slots[i].data_sleepers, ring._r.slots[i].space_sleepers))
+            slots.append((c.RIP_OWNER_PID(ring._r.slots[i].owner), ring._r.slots[i].data_sleepers,
+                          ring._r.slots[i].space_sleepers))
     return {
         "data": <uint32_t>ring._r.hdr.data_waiters,
         "space": <uint32_t>ring._r.hdr.space_waiters,
         "slots": slots,
     }
+
+
+cdef uint64_t *_owner_word(Ring ring, where) except NULL:
+    if where == "producer":
+        return <uint64_t *>&ring._r.hdr.spsc_producer
+    if where == "consumer":
+        return <uint64_t *>&ring._r.hdr.spsc_consumer
+    if where == "recovery":
+        return <uint64_t *>&ring._r.hdr.recovery_owner
+    if not 0 <= where < c.RIP_MAX_SLOTS:
+        raise IndexError(where)
+    return <uint64_t *>&ring._r.slots[<int>where].owner
+
+
+def owners(Ring ring):
+    """Who holds what, as (pid, start stamp) pairs: the SPSC roles, recovery
+    and every taken slot by index (None where the word is 0)."""
+    ring._check_open()
+    cdef int i
+    cdef uint64_t w
+
+    def split(uint64_t word):
+        return None if word == 0 else (c.RIP_OWNER_PID(word), c.RIP_OWNER_START(word))
+
+    result = {where: split(__atomic_load_n(_owner_word(ring, where), __ATOMIC_SEQ_CST))
+              for where in ("producer", "consumer", "recovery")}
+    result["slots"] = {}
+    for i in range(c.RIP_MAX_SLOTS):
+        w = __atomic_load_n(_owner_word(ring, i), __ATOMIC_SEQ_CST)
+        if w != 0:
+            result["slots"][i] = split(w)
+    return result
+
+
+def set_owner(Ring ring, where, uint32_t pid, uint32_t start):
+    """Overwrite an owner word ("producer", "consumer", "recovery" or a slot
+    index) with (pid, start): what the segment says after the recorded pid
+    has been handed on to another process, or a made-up holder."""
+    ring._check_open()
+    cdef uint64_t *word = _owner_word(ring, where)
+    # One aligned 64-bit store, as the C side's CASes write the word.
+    __atomic_store_n(word, c.RIP_OWNER(pid, start), __ATOMIC_SEQ_CST)

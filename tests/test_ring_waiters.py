@@ -195,7 +195,7 @@ def test_killed_between_slot_and_header_steps_subtracts_nothing(side):
             segment = mmap.mmap(fd, layout["segment_size"])
             # Slot 100 (unused here): a dead process's count, absent from the header.
             slot = layout["slots"] + 100 * layout["slot_stride"]
-            struct.pack_into("<I", segment, slot + layout["slot_pid"], _dead_pid())
+            struct.pack_into("=Q", segment, slot + layout["slot_owner"], _dead_pid())  # start 0: unknown
             struct.pack_into("<I", segment, slot + layout["slot_" + _direction(side) + "_sleepers"], 1)
             segment.close()
         finally:
