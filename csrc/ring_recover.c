@@ -109,7 +109,10 @@ static int take_recovery(rip_ring *ring)
 {
     _Atomic uint64_t *owner = &ring->hdr->recovery_owner;
     uint64_t current = a_load(owner, ACQ);
-    if (current != 0 && current != ring->owner && rip_owner_alive(current))
+    /* Our own owner word means another thread or handle of this process is
+     * recovering right now (rip_recover always releases before returning,
+     * and the word names this process, not a predecessor): one at a time. */
+    if (current != 0 && (current == ring->owner || rip_owner_alive(current)))
         return 0;
     return a_cas(owner, &current, ring->owner, ACQ_REL, RLX);
 }

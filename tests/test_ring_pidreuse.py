@@ -180,6 +180,21 @@ def test_recovery_lock_held_under_a_reused_pid_is_taken(bystander):
         assert _drain(ring) == [1, 2, 3]
 
 
+def test_recovery_lock_held_by_this_process_is_not_entered_twice():
+    """Another thread or handle of this very process holding the lock is
+    recovering right now: a second recoverer waits its turn."""
+    with Ring(capacity=8192, kind="mpmc") as ring:
+        holder = _start_child(_claim_then_wait, ring, 300)
+        _numbers(ring, [1, 2, 3])
+        _kill(holder)
+        ring._debug_set_owner("recovery", os.getpid(), _ring.process_start(os.getpid()))
+        assert ring.recover() == 0
+        assert not ring.poll(0)
+        ring._debug_set_owner("recovery", 0, 0)  # that recoverer is done
+        assert ring.recover() == 1
+        assert _drain(ring) == [1, 2, 3]
+
+
 def _take_role(ready, ring, side):
     if side == "producer":
         _numbers(ring, [0, 1])
