@@ -150,7 +150,7 @@ cdef class PacketFastPath:
                 sent = sendmsg(fd, &msg, MSG_NOSIGNAL)
                 err = errno
         if sent < 0:
-            self._send_failed(OSError(err, _strerror(err)), length)  # raises
+            self._send_failed(payload, err)  # sends it after all, or raises
         return 0
 
     def recv_bytes(self, maxlength=None, timeout=None):

@@ -150,3 +150,17 @@ def test_send_after_close_takes_the_general_path(tmp_path):
         b.close()
         with pytest.raises(ChannelClosed):
             b.send_bytes(b"late")
+
+
+@pytest.mark.parametrize("kind", [bytes, memoryview], ids=["fast-path", "general-path"])
+def test_the_largest_message_switches_to_the_full_send_buffer(tmp_path, kind):
+    """Channels work with a modest send buffer and take the full one (which
+    sets transport_limit) when a message needs it: nothing is refused that
+    the limit allows."""
+    with channel_pair("unixpacket", tmp_path) as (a, b):
+        big = body(b.transport_limit)
+        b.send_bytes(kind(big))
+        assert b._send_buffer_full
+        assert a.recv_bytes() == big
+        b.send_bytes(b"and after")
+        assert a.recv_bytes() == b"and after"
