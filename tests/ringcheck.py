@@ -66,3 +66,25 @@ def merge(summaries):
 def expected_for(n):
     """(count, sum, sum of squares) of the sequences 0 .. n-1."""
     return (n, n * (n - 1) // 2, (n - 1) * n * (2 * n - 1) // 6)
+
+
+# Small numbered messages, for tests that follow individual messages through a
+# ring (recovery, sleepers) rather than stress it.
+NUMBER = struct.Struct("<Q")
+
+
+def send_numbers(ring, numbers, **kw):
+    for n in numbers:
+        ring.send_bytes(NUMBER.pack(n), **kw)
+
+
+def drain_numbers(ring):
+    """Every number waiting in the ring, without blocking."""
+    import queue
+
+    got = []
+    while True:
+        try:
+            got.append(NUMBER.unpack(ring.recv_bytes(block=False))[0])
+        except queue.Empty:
+            return got

@@ -13,31 +13,18 @@ import multiprocessing
 import os
 import queue
 import signal
-import struct
 import time
 
 import pytest
 
 import ringipc._ring as _ring
 from _proc_support import asleep_in
+from ringcheck import NUMBER, drain_numbers, send_numbers
 from ringipc import Ring, RingError
 
 ctx = multiprocessing.get_context("fork")
-NUMBER = struct.Struct("<Q")
 
 
-def _numbers(ring, numbers, **kw):
-    for n in numbers:
-        ring.send_bytes(NUMBER.pack(n), **kw)
-
-
-def _drain(ring):
-    got = []
-    while True:
-        try:
-            got.append(NUMBER.unpack(ring.recv_bytes(block=False))[0])
-        except queue.Empty:
-            return got
 
 
 def _start_from_proc(pid):
@@ -127,7 +114,7 @@ def test_producer_claim_behind_a_reused_pid_is_recovered(bystander):
         holder = _start_child(_claim_then_wait, ring, 500)
         slot = _slot_of(ring, holder.pid)
         after = list(range(20))
-        _numbers(ring, after)  # committed behind the claim that will never be
+        send_numbers(ring, after)  # committed behind the claim that will never be
         _kill(holder)
         # The slot names a live process, and it is that process: respected.
         ring._debug_set_owner(slot, pid, start)
@@ -137,9 +124,9 @@ def test_producer_claim_behind_a_reused_pid_is_recovered(bystander):
         ring._debug_set_owner(slot, pid, _other_than(start))
         # No explicit recover(): a reader stalled behind the claim gets there.
         assert [NUMBER.unpack(ring.recv_bytes(timeout=30))[0] for _ in after] == after
-        assert _drain(ring) == []
-        _numbers(ring, range(20, 40))
-        assert _drain(ring) == list(range(20, 40))
+        assert drain_numbers(ring) == []
+        send_numbers(ring, range(20, 40))
+        assert drain_numbers(ring) == list(range(20, 40))
 
 
 def test_consumer_claim_behind_a_reused_pid_is_recovered(bystander):
@@ -168,7 +155,7 @@ def test_recovery_lock_held_under_a_reused_pid_is_taken(bystander):
     pid, start = bystander
     with Ring(capacity=8192, kind="mpmc") as ring:
         holder = _start_child(_claim_then_wait, ring, 300)
-        _numbers(ring, [1, 2, 3])
+        send_numbers(ring, [1, 2, 3])
         _kill(holder)
         # A live process is recovering: nobody else may pad the same range.
         ring._debug_set_owner("recovery", pid, start)
@@ -177,7 +164,7 @@ def test_recovery_lock_held_under_a_reused_pid_is_taken(bystander):
         ring._debug_set_owner("recovery", pid, _other_than(start))
         assert ring.recover() == 1
         assert ring._debug_owners()["recovery"] is None  # given back
-        assert _drain(ring) == [1, 2, 3]
+        assert drain_numbers(ring) == [1, 2, 3]
 
 
 def test_recovery_lock_held_by_this_process_is_not_entered_twice():
@@ -185,19 +172,19 @@ def test_recovery_lock_held_by_this_process_is_not_entered_twice():
     recovering right now: a second recoverer waits its turn."""
     with Ring(capacity=8192, kind="mpmc") as ring:
         holder = _start_child(_claim_then_wait, ring, 300)
-        _numbers(ring, [1, 2, 3])
+        send_numbers(ring, [1, 2, 3])
         _kill(holder)
         ring._debug_set_owner("recovery", os.getpid(), _ring.process_start(os.getpid()))
         assert ring.recover() == 0
         assert not ring.poll(0)
         ring._debug_set_owner("recovery", 0, 0)  # that recoverer is done
         assert ring.recover() == 1
-        assert _drain(ring) == [1, 2, 3]
+        assert drain_numbers(ring) == [1, 2, 3]
 
 
 def _take_role(ready, ring, side):
     if side == "producer":
-        _numbers(ring, [0, 1])
+        send_numbers(ring, [0, 1])
     else:
         assert NUMBER.unpack(ring.recv_bytes())[0] == 0
     ready.send(b"holding")
@@ -209,7 +196,7 @@ def test_spsc_role_held_under_a_reused_pid_is_taken_over(bystander, side):
     pid, start = bystander
     with Ring(capacity=4096, kind="spsc") as ring:
         if side == "consumer":
-            _numbers(ring, [0, 1, 2])  # this process is the producer
+            send_numbers(ring, [0, 1, 2])  # this process is the producer
         holder = _start_child(_take_role, ring, side)
         assert ring._debug_owners()[side] == (holder.pid, _ring.process_start(holder.pid))
         _kill(holder)
@@ -222,10 +209,10 @@ def test_spsc_role_held_under_a_reused_pid_is_taken_over(bystander, side):
                     successor.recv_bytes(block=False)
             ring._debug_set_owner(side, pid, _other_than(start))
             if side == "producer":
-                _numbers(successor, [2, 3], block=False)
-                assert _drain(ring) == [0, 1, 2, 3]
+                send_numbers(successor, [2, 3], block=False)
+                assert drain_numbers(ring) == [0, 1, 2, 3]
             else:
-                assert _drain(successor) == [1, 2]
+                assert drain_numbers(successor) == [1, 2]
             assert ring._debug_owners()[side] == (os.getpid(), _ring.process_start(os.getpid()))
 
 
@@ -236,8 +223,8 @@ def test_own_pid_recorded_by_an_earlier_process_is_not_ours():
     with Ring(capacity=4096, kind="spsc") as ring:
         ring._debug_set_owner("producer", me, _other_than(my_start))
         ring._debug_set_owner("consumer", me, _other_than(my_start))
-        _numbers(ring, [5, 6], block=False)
-        assert _drain(ring) == [5, 6]
+        send_numbers(ring, [5, 6], block=False)
+        assert drain_numbers(ring) == [5, 6]
         owners = ring._debug_owners()
         assert owners["producer"] == owners["consumer"] == (me, my_start)
 
@@ -251,8 +238,8 @@ def test_slots_held_under_reused_pids_are_reused(bystander):
             ring.send_bytes(b"no slot", block=False)
         for i in range(_ring.MAX_SLOTS):
             ring._debug_set_owner(i, pid, _other_than(start))
-        _numbers(ring, [7], block=False)
-        assert _drain(ring) == [7]
+        send_numbers(ring, [7], block=False)
+        assert drain_numbers(ring) == [7]
 
 
 def _sleep_in_wait(ready, ring):
@@ -266,7 +253,7 @@ def _sleep_in_wait(ready, ring):
 def test_sleeper_counted_under_a_reused_pid_is_uncounted(bystander):
     pid, start = bystander
     with Ring(capacity=4096, kind="mpmc") as ring:
-        assert _drain(ring) == []  # hold a slot first: the sleeper takes another
+        assert drain_numbers(ring) == []  # hold a slot first: the sleeper takes another
         sleeper = _start_child(_sleep_in_wait, ring)
         give_up = time.monotonic() + 60
         while not (asleep_in(f"/proc/{sleeper.pid}", "futex") and ring._debug_sleepers()["data"] == 1):
@@ -280,6 +267,6 @@ def test_sleeper_counted_under_a_reused_pid_is_uncounted(bystander):
         ring._debug_set_owner(slot, pid, _other_than(start))
         ring.recover()
         assert ring._debug_sleepers()["data"] == 0
-        _numbers(ring, range(10))
-        assert _drain(ring) == list(range(10))
+        send_numbers(ring, range(10))
+        assert drain_numbers(ring) == list(range(10))
         assert ring._debug_sleepers()["data"] == 0

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from _proc_support import asleep_in
+from ringcheck import NUMBER, drain_numbers, send_numbers
 import ringipc._ring as _ring
 from ringipc import Ring
 
@@ -22,21 +23,8 @@ ctx = multiprocessing.get_context("fork")
 CAPACITY = 16384
 CELL = 64
 FITS = CAPACITY // CELL          # 8-byte messages take one cell each
-NUMBER = struct.Struct("<Q")
 
 
-def _send_numbered(ring, numbers, **kw):
-    for n in numbers:
-        ring.send_bytes(NUMBER.pack(n), **kw)
-
-
-def _receive_all(ring):
-    got = []
-    while True:
-        try:
-            got.append(NUMBER.unpack(ring.recv_bytes(block=False))[0])
-        except queue.Empty:
-            return got
 
 
 def _sleep_in_wait(ring, side):
@@ -46,7 +34,7 @@ def _sleep_in_wait(ring, side):
     if side == "consumer":
         ring.recv_bytes()          # the ring is empty
     else:
-        _send_numbered(ring, range(FITS), block=False)
+        send_numbers(ring, range(FITS), block=False)
         ring.send_bytes(NUMBER.pack(FITS))  # the ring is full
     os._exit(1)  # never reached while nobody else uses the ring
 
@@ -116,7 +104,7 @@ def test_sleeper_killed_is_uncounted(kind, side, heal):
         elif side == "consumer":
             # A live producer's commits each find only the dead sleeper counted.
             sent = list(range(_ring.RECOUNT_AFTER_IDLE_WAKES + 1))
-            _send_numbered(ring, sent)
+            send_numbers(ring, sent)
             assert _uncounted(ring)
         else:
             # A live consumer's releases each find only the dead sleeper counted.
@@ -124,14 +112,14 @@ def test_sleeper_killed_is_uncounted(kind, side, heal):
                    for _ in range(_ring.RECOUNT_AFTER_IDLE_WAKES + 1)]
             assert _uncounted(ring)
             assert got == list(range(len(got)))
-            assert _receive_all(ring) == list(range(len(got), FITS))
+            assert drain_numbers(ring) == list(range(len(got), FITS))
         if side == "producer" and heal != "traffic":
             # Everything the dead producer committed arrives, once, in order.
-            assert _receive_all(ring) == list(range(FITS))
+            assert drain_numbers(ring) == list(range(FITS))
         # Live peers carry on: exactly once, in order, and nobody counted asleep.
         more = list(range(len(sent), len(sent) + FITS // 2))
-        _send_numbered(ring, more, block=False)
-        assert _receive_all(ring) == sent + more
+        send_numbers(ring, more, block=False)
+        assert drain_numbers(ring) == sent + more
         assert _uncounted(ring)
 
 
@@ -167,7 +155,7 @@ def _sleep_and_report(ring, report, side="consumer"):
     if side == "consumer":
         report.send(ring.recv_bytes())
     else:
-        _send_numbered(ring, range(FITS), block=False)
+        send_numbers(ring, range(FITS), block=False)
         ring.send_bytes(NUMBER.pack(FITS))
         report.send(b"sent")
     ring.close()
@@ -219,5 +207,5 @@ def test_killed_between_slot_and_header_steps_subtracts_nothing(side):
                 child.kill()
                 child.join()
         assert child.exitcode == 0
-        assert _receive_all(ring) == ([] if side == "consumer" else [FITS])
+        assert drain_numbers(ring) == ([] if side == "consumer" else [FITS])
         assert _uncounted(ring)
