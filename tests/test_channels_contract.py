@@ -277,3 +277,39 @@ def test_listener_fileno_signals_a_waiting_peer(transport, tmp_path):
             with got["c"] as client:
                 client.send("seen")
                 assert server.recv(timeout=10) == "seen"
+
+
+@transports
+def test_asyncio_one_message_per_readiness_misses_none(transport, tmp_path):
+    """A reader that takes one message each time the loop says fileno() is
+    readable must still see every message, also those a transport read ahead
+    or took off the kernel together: readiness may not go dark early."""
+    import asyncio
+    import threading
+
+    count = 2000
+
+    async def consume(ch):
+        loop = asyncio.get_running_loop()
+        got, done = [], asyncio.Event()
+
+        def on_ready():
+            got.append(ch.recv_bytes(timeout=30))  # one only: the rest must re-arm readiness
+            if len(got) == count:
+                done.set()
+
+        loop.add_reader(ch.fileno(), on_ready)
+        try:
+            await asyncio.wait_for(done.wait(), 120)
+        finally:
+            loop.remove_reader(ch.fileno())
+        return got
+
+    with channel_pair(transport, tmp_path) as (a, b):
+        sender = threading.Thread(target=lambda: [b.send_bytes(b"%d" % i) for i in range(count)])
+        sender.start()
+        try:
+            got = asyncio.run(consume(a))
+        finally:
+            sender.join(60)
+    assert got == [b"%d" % i for i in range(count)]
