@@ -86,7 +86,20 @@ class ShmChannel(BaseChannel):
         self._check_open()
         return self._sock.fileno()
 
-    def _send_message(self, view: memoryview) -> None:
+    # The everyday calls skip BaseChannel's general argument handling; any
+    # other call takes the general path, so behaviour is identical.
+    def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
+        if type(buf) is bytes and not offset and size is None and not self._closed:
+            self._send_message(buf)  # the Connection takes bytes as they are
+        else:
+            BaseChannel.send_bytes(self, buf, offset, size)
+
+    def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
+        if maxlength is None and timeout is None and not self._closed:
+            return bytes(self._recv_message(self._max_message_size, None))
+        return BaseChannel.recv_bytes(self, maxlength, timeout)
+
+    def _send_message(self, view) -> None:
         self._conn.send_bytes(view)
         try:
             self._sock.send(b"\x01", socket.MSG_NOSIGNAL)
