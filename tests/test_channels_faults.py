@@ -1,6 +1,8 @@
 """Bad input from the wire and peers that die: every stream transport must
 answer with a documented exception, never a hang or an unbounded allocation."""
+import contextlib
 import os
+import signal
 
 import pytest
 
@@ -23,6 +25,22 @@ def raw_write(ch, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def alarm_handler(handler):
+    """``handler`` on SIGALRM for the block (armed with setitimer inside it);
+    afterwards the timer is disarmed and the old handler is back."""
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def send_huge(ch):
@@ -122,8 +140,6 @@ def test_mq_eof_marker_only_on_clean_close(tmp_path):
 def test_signal_during_blocking_recv(transport, tmp_path):
     """A signal handler runs while recv waits, the wait then goes on to its own
     deadline, and an exception from the handler (Ctrl-C) comes out of recv."""
-    import signal
-
     fired = []
 
     def handler(signum, frame):
@@ -131,8 +147,7 @@ def test_signal_during_blocking_recv(transport, tmp_path):
         if len(fired) == 2:
             raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGALRM, handler)
-    try:
+    with alarm_handler(handler):
         with channel_pair(transport, tmp_path) as (a, b):
             signal.setitimer(signal.ITIMER_REAL, 0.01)
             with pytest.raises(TimeoutError):
@@ -143,9 +158,6 @@ def test_signal_during_blocking_recv(transport, tmp_path):
                 a.recv_bytes()  # no timeout: only the handler can end this wait
             b.send_bytes(b"still aligned")
             assert a.recv_bytes(timeout=10) == b"still aligned"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.parametrize("transport", ["pipe", "unix", "tcp"])
@@ -153,13 +165,7 @@ def test_send_interrupted_mid_frame_closes_the_channel(transport, tmp_path):
     """A signal handler that raises while a large send is blocked leaves a torn
     frame: the sender's channel closes, and the receiver sees a reset, not a
     misframed stream."""
-    import signal
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGALRM, interrupt)
-    try:
+    with alarm_handler(_interrupt):
         with channel_pair(transport, tmp_path) as (a, b):
             signal.setitimer(signal.ITIMER_REAL, 0.05)
             with pytest.raises(KeyboardInterrupt):
@@ -168,21 +174,12 @@ def test_send_interrupted_mid_frame_closes_the_channel(transport, tmp_path):
             assert b.closed
             with pytest.raises(ConnectionResetError):
                 a.recv_bytes(timeout=60)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def test_packet_send_interrupted_while_blocked_sends_nothing(tmp_path):
     """A seqpacket send is all or nothing: Ctrl-C while it waits for room
     leaves every earlier message whole and the channel usable."""
-    import signal
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGALRM, interrupt)
-    try:
+    with alarm_handler(_interrupt):
         with channel_pair("unixpacket", tmp_path) as (a, b):
             sent = 0
             signal.setitimer(signal.ITIMER_REAL, 0.2)
@@ -197,22 +194,13 @@ def test_packet_send_interrupted_while_blocked_sends_nothing(tmp_path):
             assert not a.poll(0), "the interrupted message arrived (in part?)"
             b.send_bytes(b"after")
             assert a.recv_bytes(timeout=10) == b"after"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.parametrize("transport", ["pipe", "unix"])
 def test_interrupt_while_waiting_mid_frame_resumes(transport, tmp_path):
     """Ctrl-C while a receive waits for the rest of a frame consumes nothing:
     the next receive completes the same frame, into a different buffer."""
-    import signal
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGALRM, interrupt)
-    try:
+    with alarm_handler(_interrupt):
         with channel_pair(transport, tmp_path) as (a, b):
             frame = HEADER.pack(10) + b"0123456789"
             raw_write(b, frame[:12])
@@ -223,9 +211,6 @@ def test_interrupt_while_waiting_mid_frame_resumes(transport, tmp_path):
             other = bytearray(10)
             assert a.recv_bytes_into(other, timeout=10) == 10
             assert other == b"0123456789"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.parametrize("transport", ["pipe", "tcp"])
