@@ -21,3 +21,18 @@ def until_asleep_in(task: str, fragment: str, limit: float = 60.0) -> None:
             return
         os.sched_yield()
     raise AssertionError(f"{task} never went to sleep in {fragment}")
+
+
+def reap(proc, timeout: float = 30.0) -> None:
+    """Join a multiprocessing child, killing it if it has not ended by then,
+    so a failing test never leaves it behind."""
+    proc.join(timeout)
+    if proc.exitcode is None:
+        proc.kill()
+        proc.join()
+
+
+def kill_now(proc) -> None:
+    """SIGKILL a child (the death the tests inject) and reap it."""
+    proc.kill()
+    proc.join()

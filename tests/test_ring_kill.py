@@ -9,6 +9,8 @@ import struct
 
 import pytest
 
+from _proc_support import kill_now
+
 from ringipc import Ring
 
 import ringcheck
@@ -35,11 +37,6 @@ def _start_holder(target, *args):
     return proc
 
 
-def _kill(proc):
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.join()
-
-
 def test_producer_killed_between_claim_and_commit():
     with Ring(capacity=8192, kind="mpmc") as ring:
         holder = _start_holder(_claim_then_wait, ring, 500)
@@ -48,7 +45,7 @@ def test_producer_killed_between_claim_and_commit():
         # While the claimer lives, readers wait for it: it may only be preempted.
         with pytest.raises(queue.Empty):
             ring.recv_bytes(timeout=0.5)
-        _kill(holder)
+        kill_now(holder)
         got = [ring.recv_bytes(timeout=10) for _ in after]
         assert got == after
         with pytest.raises(queue.Empty):
@@ -62,7 +59,7 @@ def test_producer_killed_with_wrap_padding_pending():
             ring.recv_bytes()
         holder = _start_holder(_claim_then_wait, ring, 1500)  # must pad to the end and wrap
         ring.send_bytes(b"behind")
-        _kill(holder)
+        kill_now(holder)
         assert ring.recv_bytes(timeout=10) == b"behind"
 
 
@@ -71,7 +68,7 @@ def test_consumer_killed_between_claim_and_release():
         first = [bytes([i]) * 200 for i in range(16)]
         ring.send_bytes_many(first, block=False)  # 16 x 4 cells: the ring is full
         holder = _start_holder(_read_claim_then_wait, ring)
-        _kill(holder)  # it took first[0] with it
+        kill_now(holder)  # it took first[0] with it
         more = [b"m" * 200]
         ring.send_bytes_many(more, timeout=10)  # fits only in the dead reader's cells
         assert [ring.recv_bytes(timeout=10) for _ in range(len(first) - 1 + len(more))] == first[1:] + more
@@ -101,7 +98,7 @@ def test_random_producer_kills_lose_nothing_committed():
             tally.add(message)
             for p, after in list(doomed.items()):
                 if tally.count.get(p, 0) >= after:
-                    _kill(procs[p])
+                    kill_now(procs[p])
                     del doomed[p]
             finished |= {p for p, proc in enumerate(procs) if proc.exitcode is not None}
         for proc in procs:
@@ -162,7 +159,7 @@ def test_random_consumer_kills_never_duplicate():
                 seen.add(item)
             if kill_at and len(seen) >= kill_at[0]:
                 kill_at.pop(0)
-                _kill(victims.pop(0))
+                kill_now(victims.pop(0))
         for proc in producers:
             proc.join()
         ring.send_bytes(ringcheck.stop_message())
@@ -184,7 +181,7 @@ def test_recovery_reached_by_callers_waiting_in_short_timeouts():
     with Ring(capacity=8192, kind="mpmc") as ring:
         holder = _start_holder(_claim_then_wait, ring, 300)
         ring.send_bytes(b"behind")
-        _kill(holder)
+        kill_now(holder)
         for _ in range(400):  # up to 20 s of 50 ms polls
             if ring.poll(0.05):
                 break

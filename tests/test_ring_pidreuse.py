@@ -18,7 +18,7 @@ import time
 import pytest
 
 import ringipc._ring as _ring
-from _proc_support import asleep_in
+from _proc_support import asleep_in, kill_now
 from ringcheck import NUMBER, drain_numbers, send_numbers
 from ringipc import Ring, RingError
 
@@ -56,11 +56,6 @@ def _start_child(target, *args):
     return proc
 
 
-def _kill(proc):
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.join()
-
-
 @pytest.fixture
 def bystander():
     """A live process unrelated to any ring: the newcomer that got a dead
@@ -71,7 +66,7 @@ def bystander():
         assert start == _start_from_proc(proc.pid) != 0
         yield proc.pid, start
     finally:
-        _kill(proc)
+        kill_now(proc)
 
 
 def _slot_of(ring, pid):
@@ -91,7 +86,7 @@ def test_start_time_is_read_past_a_comm_with_parentheses_and_spaces():
         assert _ring.pid_alive(child.pid, 0)  # unknown start: the pid alone decides
         assert not _ring.pid_alive(child.pid, _other_than(start))
     finally:
-        _kill(child)
+        kill_now(child)
     assert not _ring.pid_alive(child.pid, start)
     assert _ring.process_start(os.getpid()) == _start_from_proc(os.getpid())
 
@@ -115,7 +110,7 @@ def test_producer_claim_behind_a_reused_pid_is_recovered(bystander):
         slot = _slot_of(ring, holder.pid)
         after = list(range(20))
         send_numbers(ring, after)  # committed behind the claim that will never be
-        _kill(holder)
+        kill_now(holder)
         # The slot names a live process, and it is that process: respected.
         ring._debug_set_owner(slot, pid, start)
         assert ring.recover() == 0
@@ -137,7 +132,7 @@ def test_consumer_claim_behind_a_reused_pid_is_recovered(bystander):
             ring.send_bytes(NUMBER.pack(n) + bytes(192), block=False)
         holder = _start_child(_read_claim_then_wait, ring)
         slot = _slot_of(ring, holder.pid)
-        _kill(holder)  # it took first[0] with it
+        kill_now(holder)  # it took first[0] with it
         ring._debug_set_owner(slot, pid, start)
         assert ring.recover() == 0
         with pytest.raises(queue.Full):
@@ -156,7 +151,7 @@ def test_recovery_lock_held_under_a_reused_pid_is_taken(bystander):
     with Ring(capacity=8192, kind="mpmc") as ring:
         holder = _start_child(_claim_then_wait, ring, 300)
         send_numbers(ring, [1, 2, 3])
-        _kill(holder)
+        kill_now(holder)
         # A live process is recovering: nobody else may pad the same range.
         ring._debug_set_owner("recovery", pid, start)
         assert ring.recover() == 0
@@ -173,7 +168,7 @@ def test_recovery_lock_held_by_this_process_is_not_entered_twice():
     with Ring(capacity=8192, kind="mpmc") as ring:
         holder = _start_child(_claim_then_wait, ring, 300)
         send_numbers(ring, [1, 2, 3])
-        _kill(holder)
+        kill_now(holder)
         ring._debug_set_owner("recovery", os.getpid(), _ring.process_start(os.getpid()))
         assert ring.recover() == 0
         assert not ring.poll(0)
@@ -199,7 +194,7 @@ def test_spsc_role_held_under_a_reused_pid_is_taken_over(bystander, side):
             send_numbers(ring, [0, 1, 2])  # this process is the producer
         holder = _start_child(_take_role, ring, side)
         assert ring._debug_owners()[side] == (holder.pid, _ring.process_start(holder.pid))
-        _kill(holder)
+        kill_now(holder)
         with Ring.attach(ring.name) as successor:
             ring._debug_set_owner(side, pid, start)
             with pytest.raises(RingError, match="another live process"):
@@ -260,7 +255,7 @@ def test_sleeper_counted_under_a_reused_pid_is_uncounted(bystander):
             assert time.monotonic() < give_up, ring._debug_sleepers()
             os.sched_yield()
         slot = _slot_of(ring, sleeper.pid)
-        _kill(sleeper)
+        kill_now(sleeper)
         ring._debug_set_owner(slot, pid, start)
         ring.recover()  # recounts: a live owner's count is kept
         assert ring._debug_sleepers()["data"] == 1

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from _proc_support import asleep_in
+from _proc_support import asleep_in, reap
 from ringcheck import NUMBER, drain_numbers, send_numbers
 import ringipc._ring as _ring
 from ringipc import Ring
@@ -141,10 +141,7 @@ def test_live_sleeper_stays_counted_through_recounts():
             assert parent_end.poll(30), "the live sleeper lost its wake-up"
             assert parent_end.recv() == b"wake"
         finally:
-            child.join(timeout=30)
-            if child.exitcode is None:
-                child.kill()
-                child.join()
+            reap(child)
         assert child.exitcode == 0
         assert _uncounted(ring)
 
@@ -202,10 +199,7 @@ def test_killed_between_slot_and_header_steps_subtracts_nothing(side):
             assert parent_end.poll(30), "the live sleeper lost its wake-up"
             assert parent_end.recv() == (NUMBER.pack(7) if side == "consumer" else b"sent")
         finally:
-            child.join(timeout=30)
-            if child.exitcode is None:
-                child.kill()
-                child.join()
+            reap(child)
         assert child.exitcode == 0
         assert drain_numbers(ring) == ([] if side == "consumer" else [FITS])
         assert _uncounted(ring)
