@@ -5,11 +5,11 @@ import os
 import queue
 import random
 import signal
-import struct
 
 import pytest
 
 from _proc_support import kill_now
+from _soak_support import drain_reporting, read_reports
 
 from ringipc import Ring
 
@@ -115,36 +115,11 @@ def test_random_producer_kills_lose_nothing_committed():
         assert tally.summary()[p] == ringcheck.expected_for(count)
 
 
-REPORT = struct.Struct("<IQ")  # fixed-size, well under PIPE_BUF: each write is atomic
-
-
-def _drain_reporting(ring, report_fd):
-    # Reports go through a raw pipe with atomic writes: a consumer killed while
-    # reporting leaves no lock held and no half record behind.
-    while True:
-        message = ring.recv_bytes()
-        producer, seq, _ = ringcheck.HEADER.unpack_from(message)
-        if producer == ringcheck.STOP:
-            return
-        ringcheck.Tally().add(message)  # checksum
-        os.write(report_fd, REPORT.pack(producer, seq))
-
-
-def _read_reports(fd, pending):
-    chunk = os.read(fd, 64 * REPORT.size)
-    if not chunk:
-        assert not pending, "a report was torn: pipe writes of PIPE_BUF or less must be atomic"
-        return None, pending
-    pending += chunk
-    whole = len(pending) - len(pending) % REPORT.size
-    return [REPORT.unpack_from(pending, i) for i in range(0, whole, REPORT.size)], pending[whole:]
-
-
 def test_random_consumer_kills_never_duplicate():
     per_producer = 3000
     read_fd, write_fd = os.pipe()
     with Ring(capacity=8192, kind="mpmc") as ring:
-        consumers = [ctx.Process(target=_drain_reporting, args=(ring, write_fd)) for _ in range(3)]
+        consumers = [ctx.Process(target=drain_reporting, args=(ring, write_fd)) for _ in range(3)]
         producers = [ctx.Process(target=_spam, args=(ring, p, per_producer)) for p in range(2)]
         for proc in consumers + producers:
             proc.start()
@@ -153,7 +128,7 @@ def test_random_consumer_kills_never_duplicate():
         victims = [consumers[0], consumers[1]]
         kill_at = [500, 1500]
         while len(seen) < 2 * per_producer - 4:  # at most 2 in flight per killed consumer
-            items, pending = _read_reports(read_fd, pending)
+            items, pending = read_reports(read_fd, pending)
             for item in items:
                 assert item not in seen, f"duplicate delivery {item}"
                 seen.add(item)
@@ -165,7 +140,7 @@ def test_random_consumer_kills_never_duplicate():
         ring.send_bytes(ringcheck.stop_message())
         consumers[2].join()
         while True:  # every writer is gone: read to EOF
-            items, pending = _read_reports(read_fd, pending)
+            items, pending = read_reports(read_fd, pending)
             if items is None:
                 break
             for item in items:
