@@ -36,6 +36,8 @@ def layout(Ring ring):
         "slots": <char *>ring._r.slots - base,
         "slot_stride": sizeof(c.rip_slot),
         "slot_owner": <char *>&ring._r.slots[0].owner - <char *>&ring._r.slots[0],
+        "slot_produce_intent": <char *>&ring._r.slots[0].produce_intent - <char *>&ring._r.slots[0],
+        "slot_consume_intent": <char *>&ring._r.slots[0].consume_intent - <char *>&ring._r.slots[0],
         "slot_data_sleepers": <char *>&ring._r.slots[0].data_sleepers - <char *>&ring._r.slots[0],
         "slot_space_sleepers": <char *>&ring._r.slots[0].space_sleepers - <char *>&ring._r.slots[0],
         "meta": <char *>ring._r.meta - base,
