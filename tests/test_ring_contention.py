@@ -1,0 +1,128 @@
+"""Oversubscribed MPMC stress: 8 producers and 8 consumers (16 processes on a
+machine that may have 2 cores) on a ring a few records wide and on a default
+one, two million messages each.  Every message is checked exactly once by
+(producer, seq, checksum), and a single CorruptSegment anywhere fails the test:
+a consumer counts it (it read nothing, so it may go on) and reports the count,
+it never swallows it.  Half the consumers block in plain recv_bytes(), half
+loop on recv_bytes(timeout=0.5), the two ways users wait."""
+import multiprocessing
+import queue
+import time
+
+from _soak_support import reap_all, soak_limit
+from ringipc import CorruptSegment, Ring
+
+import ringcheck
+
+ctx = multiprocessing.get_context("fork")
+PRODUCERS = CONSUMERS = 8
+TOTAL = 2_000_000
+
+
+def _send_all(ring, messages, batch):
+    """Sends every message; returns how many CorruptSegment it met."""
+    corrupt = 0
+    for i in range(0, len(messages), batch):
+        chunk = messages[i:i + batch]
+        while chunk:
+            try:
+                if batch == 1:
+                    ring.send_bytes(chunk[0])
+                    chunk = []
+                else:
+                    ring.send_bytes_many(chunk)
+                    chunk = []
+            except CorruptSegment:
+                corrupt += 1  # nothing of the failed message was sent
+                if batch == 1:
+                    continue
+                raise  # a batch's progress is unknown after an exception: count it and stop
+    return corrupt
+
+
+def _produce(ring, producer, count, max_payload, batch, conn):
+    corrupt = 0
+    messages = []
+    for seq in range(count):
+        messages.append(ringcheck.make_message(producer, seq, max_payload))
+        if len(messages) == 4096:
+            corrupt += _send_all(ring, messages, batch)
+            messages.clear()
+    corrupt += _send_all(ring, messages, batch)
+    conn.send(corrupt)
+
+
+def _consume(ring, timeout, conn):
+    tally = ringcheck.Tally()
+    corrupt = empties = 0
+    error = None
+    try:
+        while True:
+            try:
+                message = ring.recv_bytes() if timeout is None else ring.recv_bytes(timeout=timeout)
+            except queue.Empty:
+                empties += 1
+                continue
+            except CorruptSegment:
+                corrupt += 1  # "nothing was read": counted, the test fails, the count goes on
+                continue
+            if not tally.add(message):
+                break
+    except AssertionError as exc:  # lost order or a bad checksum
+        error = str(exc)
+    conn.send((tally.summary(), corrupt, empties, error))
+
+
+def _producer_plan(max_payloads, batched_producers):
+    per_producer = -(-TOTAL // PRODUCERS)
+    return [(p, per_producer, max_payloads[p % len(max_payloads)], 64 if p < batched_producers else 1)
+            for p in range(PRODUCERS)]
+
+
+def run_contention(capacity, max_payloads, batched_producers=0, limit=None):
+    limit = soak_limit(240) if limit is None else limit
+    plan = _producer_plan(max_payloads, batched_producers)
+    started = time.monotonic()
+    with Ring(capacity, kind="mpmc") as ring:
+        cons_pipes = [ctx.Pipe(duplex=False) for _ in range(CONSUMERS)]
+        prod_pipes = [ctx.Pipe(duplex=False) for _ in range(PRODUCERS)]
+        consumers = [ctx.Process(target=_consume, args=(ring, None if i % 2 else 0.5, w))
+                     for i, (_, w) in enumerate(cons_pipes)]
+        producers = [ctx.Process(target=_produce, args=(ring, *args, w)) for args, (_, w) in zip(plan, prod_pipes)]
+        for proc in consumers + producers:
+            proc.start()
+        stuck = reap_all(producers, limit)
+        assert not stuck, f"{len(stuck)} producers still sending after {limit} s"
+        assert [p.exitcode for p in producers] == [0] * PRODUCERS
+        producer_corrupt = [r.recv() for r, _ in prod_pipes]
+        for _ in range(CONSUMERS):
+            ring.send_bytes(ringcheck.stop_message(), timeout=limit)
+        outcomes = []
+        for r, _ in cons_pipes:
+            assert r.poll(limit), "a consumer never reported: stuck or dead"
+            outcomes.append(r.recv())
+        stuck = reap_all(consumers, limit)
+        assert not stuck
+    elapsed = time.monotonic() - started
+    messages = sum(count for _, count, _, _ in plan)
+    corrupt = [c for _, c, _, _ in outcomes]
+    print(f"\n{messages} messages, {PRODUCERS}x{CONSUMERS} on {capacity} B: {elapsed:.1f} s, "
+          f"{messages / elapsed:,.0f} msg/s; consumer timeouts {[e for _, _, e, _ in outcomes]}; "
+          f"CorruptSegment: consumers {corrupt}, producers {producer_corrupt}")
+    errors = [error for _, _, _, error in outcomes if error]
+    assert not errors, errors
+    assert sum(corrupt) + sum(producer_corrupt) == 0, \
+        f"CorruptSegment on a sound ring: consumers {corrupt}, producers {producer_corrupt}"
+    total = ringcheck.merge(summary for summary, _, _, _ in outcomes)
+    assert total == {p: ringcheck.expected_for(count) for p, count, _, _ in plan}
+
+
+def test_tiny_ring_eight_by_eight():
+    # 256 B = four cells; max message 128 B.  The 16-byte check header plus
+    # 0..112 payload bytes: one- and two-cell records, wrap padding every lap.
+    run_contention(256, [112])
+
+
+def test_default_ring_eight_by_eight():
+    # 1 MiB: records of 16 B .. 32 KiB, wrapping at every offset.
+    run_contention(1 << 20, [48, 1000, 240, 4000, 112, 16000, 500, 32000])
