@@ -38,3 +38,14 @@ def no_leaked_segments():
         except FileNotFoundError:
             pass
     assert not leaked, f"test left shared-memory segments behind: {leaked}"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The recovery matrix's measured times (tests/test_ring_recovery.py), so
+    that CI logs show them whether or not the tests passed."""
+    from _soak_support import RECOVERY_TIMES, recovery_table
+
+    if RECOVERY_TIMES:
+        terminalreporter.section("ring recovery times")
+        for line in recovery_table():
+            terminalreporter.write_line(line)
