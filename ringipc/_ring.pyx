@@ -29,7 +29,8 @@ from .errors import BufferTooShort, ChannelClosed, CorruptSegment, MessageTooLar
 
 NOGIL_COPY_THRESHOLD = 64 * 1024
 WAIT_SLICE = 0.05          # seconds between signal checks while blocked
-RECOVERY_AFTER = 0.2       # seconds blocked before looking for dead peers' claims
+RECOVERY_AFTER = 0.2       # seconds without progress before looking for dead peers' claims
+RECOVERY_EVERY = 0.1       # seconds between a stalled handle's recovery attempts
 DEFAULT_SPIN = 4000        # busy-poll iterations (~10-40 us) before sleeping
 MAX_SLOTS = c.RIP_MAX_SLOTS
 ABI_VERSION = c.RIP_ABI_VERSION
@@ -109,6 +110,7 @@ cdef class Ring:
     """
     def __cinit__(self):
         self._stalled_since = -1.0
+        self._recovered_at = -1.0
         # Spinning only helps when the peer can run meanwhile on another core;
         # on a single CPU it burns the time slice the peer needs.
         self.spin = DEFAULT_SPIN if _cpus_available() > 1 else 0
@@ -267,18 +269,46 @@ cdef class Ring:
         if self._has_view:
             c.rip_read_end(&self._r, d, 1)
 
+    cdef int _note_stall(self, double now) except -1:
+        """Called whenever this handle found no progress (an empty or full
+        ring, blocking or not).  Once it has made none for RECOVERY_AFTER,
+        it looks for dead peers' claims every RECOVERY_EVERY, however its
+        waits end: waiters woken over and over by the other side (whose
+        slices never time out) and callers spinning on block=False must
+        reach recovery as surely as a sleeper that times out."""
+        cdef uint32_t recovered
+        # Stalled time is kept on the handle, not per call: callers that wait
+        # in short timeouts (Connection, streams) must still reach recovery.
+        if self._stalled_since < 0:
+            self._stalled_since = now
+            return 0
+        if now - self._stalled_since < RECOVERY_AFTER or now - self._recovered_at < RECOVERY_EVERY:
+            return 0
+        self._recovered_at = now
+        with nogil:
+            c.rip_recover(&self._r, &recovered)
+        return 0
+
+    cdef void _flush_notifies(self) noexcept:
+        # Batched calls commit and release without notifying: say so before
+        # sleeping, or the peer we wait for might itself be asleep.  Only
+        # what is owed: an unconditional wake of the other side before every
+        # sleep makes two sides of sleepers wake each other for ever.
+        if self._unwoken_readers:
+            self._unwoken_readers = False
+            c.rip_notify_readers(&self._r)
+        if self._unwoken_writers:
+            self._unwoken_writers = False
+            c.rip_notify_writers(&self._r)
+
     cdef int _wait(self, bint writer, uint64_t length, double deadline) except -1:
         """Sleep one slice; returns 1 once the deadline has passed, else 0."""
         cdef timespec ts
         cdef double now = _now(), until
         cdef c.rip_status st
-        cdef uint32_t recovered
+        self._note_stall(now)
         if deadline >= 0 and now >= deadline:
             return 1
-        # Stalled time is kept on the handle, not per call: callers that wait
-        # in short timeouts (Connection, streams) must still reach recovery.
-        if self._stalled_since < 0:
-            self._stalled_since = now
         until = now + WAIT_SLICE
         if deadline >= 0 and deadline < until:
             until = deadline
@@ -289,15 +319,12 @@ cdef class Ring:
         st = c.rip_ensure_wait_slot(&self._r)
         if st != c.RIP_OK:
             _raise_status(st, self, length, writer)
+        self._flush_notifies()
         self._waiting += 1
         with nogil:
-            # Batched calls commit without notifying: say so before sleeping,
-            # or the peer we wait for might itself be asleep.
             if writer:
-                c.rip_notify_readers(&self._r)
                 st = c.rip_wait_writable(&self._r, length, &ts, self.spin)
             else:
-                c.rip_notify_writers(&self._r)
                 st = c.rip_wait_readable(&self._r, &ts, self.spin)
         self._waiting -= 1
         if self._close_pending:
@@ -306,9 +333,6 @@ cdef class Ring:
                 self._finish_close()
             self._check_open()
         PyErr_CheckSignals()
-        if st != c.RIP_OK and _now() - self._stalled_since >= RECOVERY_AFTER:
-            with nogil:
-                c.rip_recover(&self._r, &recovered)
         return 0
 
     cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1:
@@ -324,6 +348,8 @@ cdef class Ring:
                 return 0
             self._busy = False
             if st != c.RIP_FULL or not block:
+                if st == c.RIP_FULL:
+                    self._note_stall(_now())
                 _raise_status(st, self, length, True)
             if deadline == -2.0:
                 deadline = _deadline(timeout)
@@ -337,6 +363,8 @@ cdef class Ring:
             _copy(d.data, src, length)
         finally:
             c.rip_write_commit(&self._r, &d, notify)
+            if not notify:
+                self._unwoken_readers = True
             self._busy = False
         return 0
 
@@ -353,6 +381,8 @@ cdef class Ring:
                 return 0
             self._busy = False
             if st != c.RIP_EMPTY or not block:
+                if st == c.RIP_EMPTY:
+                    self._note_stall(_now())
                 _raise_status(st, self, 0, False)
             if deadline == -2.0:
                 deadline = _deadline(timeout)
@@ -361,6 +391,8 @@ cdef class Ring:
 
     cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept:
         c.rip_read_end(&self._r, d, notify)
+        if not notify:
+            self._unwoken_writers = True
         self._busy = False
 
     cdef object _read_bytes(self, c.rip_desc *d, bint notify):
@@ -408,6 +440,7 @@ cdef class Ring:
                 count += 1
         finally:
             if self._has_view:
+                self._unwoken_readers = False
                 c.rip_notify_readers(&self._r)
         return count
 
@@ -438,6 +471,7 @@ cdef class Ring:
                     break
                 out.append(self._read_bytes(&d, d.length >= _NOGIL_COPY))
         finally:
+            self._unwoken_writers = False
             c.rip_notify_writers(&self._r)
         return out
 
