@@ -112,6 +112,7 @@ rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
             break; /* SPSC publishes head in commit, with the record */
         /* Relaxed: C1's release publishes it to any recoverer that sees our claim. */
         a_store(&ring->slot->produce_intent, head + 1, RLX);
+        CHAOS_POINT();
         /* C1 */
         if (a_cas(&hdr->head, &head, head + need, REL, RLX))
             break;
@@ -127,15 +128,18 @@ rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
 void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify)
 {
     struct rip_meta *meta = meta_at(ring, desc->pos);
+    CHAOS_POINT(); /* a claim held open: readers stop at it, producers pass it */
     /* V1 (release): a reader that loads this length (acquire) and then
      * re-loads the tag is sure to see that the record it had looked at is
      * gone; see confirm_stable().  Published to readers by P1 as usual. */
     a_store(&meta->length, desc->length, REL);
     if (!ring->multi) /* relaxed likewise: readers look at head only after P1 */
         a_store(&ring->hdr->head, desc->pos + cells_for_length(desc->length), RLX);
+    CHAOS_POINT();
     /* P1: payload and length happen-before a reader that sees this tag (A2). */
     a_store(&meta->tag, RIP_TAG(desc->pos, RIP_STATE_COMMITTED), REL);
     if (desc->pad) {
+        CHAOS_POINT(); /* the record is readable, the padding before it not yet */
         struct rip_meta *pad_meta = meta_at(ring, desc->claim);
         a_store(&pad_meta->length, desc->pad << RIP_CELL_SHIFT, REL); /* V1 */
         a_store(&pad_meta->tag, RIP_TAG(desc->claim, RIP_STATE_PADDING), REL); /* P1 */
@@ -224,6 +228,7 @@ rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
          * tag (A2) carries the data's visibility. */
         pos = a_load(&hdr->cons, RLX);
         struct rip_meta *meta = meta_at(ring, pos);
+        CHAOS_POINT();
         tag = a_load(&meta->tag, ACQ); /* A2: pairs with P1 */
         int padding = tag == RIP_TAG(pos, RIP_STATE_PADDING);
         if (!padding && tag != RIP_TAG(pos, RIP_STATE_COMMITTED)) {
@@ -247,6 +252,7 @@ rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
             }
             return RIP_EMPTY;
         }
+        CHAOS_POINT(); /* the record may be taken, released and reused here */
         length = a_load(&meta->length, ACQ); /* V2: pairs with V1; data ordered by A2 */
         if ((st = check_record(ring, pos, length, padding, &cells)) != RIP_OK) {
             if (!confirm_stable(ring, meta, pos, tag))
@@ -263,6 +269,7 @@ rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
         }
         if (!padding)
             a_store(&ring->slot->consume_intent, pos + 1, RLX); /* published by C2 */
+        CHAOS_POINT();
         /* C2 */
         if (a_cas(&hdr->cons, &pos, pos + cells, REL, RLX)) {
             if (!padding)
@@ -289,6 +296,7 @@ void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
         /* R2: our copy-out happens-before whoever frees these cells (A3). */
         a_store(&meta_at(ring, desc->pos)->tag, RIP_TAG(desc->pos, RIP_STATE_CONSUMED), REL);
         a_store(&ring->slot->consume_intent, 0, RLX);
+        CHAOS_POINT(); /* consumed but not released: another consumer may release it */
         rip_advance_release(ring);
     }
     if (notify)
@@ -309,6 +317,7 @@ int rip_advance_release(rip_ring *ring)
         /* A3: pairs with R2: the reader finished copying before we free its cells. */
         if (a_load(&meta->tag, ACQ) != tag)
             return moved;
+        CHAOS_POINT();
         uint64_t cells = cells_for_length(a_load(&meta->length, ACQ)); /* V2: see confirm_stable() */
         if (unlikely(cells > ring->ncells)) {
             /* Stable (release unchanged after V2: the cells were not freed
@@ -320,6 +329,7 @@ int rip_advance_release(rip_ring *ring)
             rel = now;
             continue;
         }
+        CHAOS_POINT();
         /* R4: carries A3's happens-before on to producers (A1). */
         if (a_cas(&hdr->release, &rel, rel + cells, REL, ACQ)) {
             rel += cells;

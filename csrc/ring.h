@@ -116,6 +116,8 @@ int rip_pid_alive(int32_t pid, uint32_t start);
 /* The start stamp rip_pid_alive compares: low 32 bits of field 22 of
  * /proc/<pid>/stat, or 0 if unreadable. */
 uint32_t rip_process_start(int32_t pid);
+/* 1 in RINGIPC_CHAOS builds (csrc/ring_internal.h), 0 otherwise. */
+int rip_chaos_build(void);
 /* "futex" or "sem": the wait backend this build was compiled with. */
 const char *rip_wait_backend_name(void);
 

@@ -5,6 +5,21 @@
 #include "atomics.h"
 #include "ring.h"
 
+/*
+ * RINGIPC_CHAOS=1 builds (setup.py) stop for a moment between the steps of
+ * the claim/commit/read/release protocol: sometimes yielding the CPU,
+ * sometimes spinning a little, chosen by a per-thread random stream.  Rare
+ * interleavings - a record reused between a reader's two loads, a claim
+ * preempted before its commit - then happen every few thousand messages, so
+ * the stress tests reach them.  Normal builds compile the points to nothing.
+ */
+#if defined(RINGIPC_CHAOS)
+void rip_chaos_point(void);
+#define CHAOS_POINT() rip_chaos_point()
+#else
+#define CHAOS_POINT() ((void)0)
+#endif
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -75,6 +75,7 @@ static int recover_dead_producer(rip_ring *ring)
     uint64_t end = next_record_start(ring, pos, head);
     if (!owners_all_dead(ring, pos, end, PRODUCE))
         return 0;
+    CHAOS_POINT(); /* a late commit by a process we judged dead would fail the CAS below */
     /* V1, as in commit; published to readers by the tag CAS (P1-like release). */
     a_store(&meta->length, (end - pos) << RIP_CELL_SHIFT, REL);
     if (!a_cas(&meta->tag, &tag, RIP_TAG(pos, RIP_STATE_PADDING), REL, RLX))

@@ -100,3 +100,4 @@ cdef extern from "ring.h" nogil:
     int rip_pid_alive(int32_t pid, uint32_t start)
     uint32_t rip_process_start(int32_t pid)
     const char *rip_wait_backend_name()
+    int rip_chaos_build()

@@ -35,6 +35,7 @@ DEFAULT_SPIN = 4000        # busy-poll iterations (~10-40 us) before sleeping
 MAX_SLOTS = c.RIP_MAX_SLOTS
 ABI_VERSION = c.RIP_ABI_VERSION
 WAIT_BACKEND = c.rip_wait_backend_name().decode()
+CHAOS_BUILD = bool(c.rip_chaos_build())  # RINGIPC_CHAOS=1: random pauses inside the protocol
 RECOUNT_AFTER_IDLE_WAKES = c.RIP_RECOUNT_AFTER_IDLE_WAKES  # see csrc/ring_waiters.c
 
 cdef uint64_t _NOGIL_COPY = NOGIL_COPY_THRESHOLD
