@@ -35,7 +35,7 @@ libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread
 
 headers = [os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")]
 ring_sources = ["csrc/ring.c", "csrc/ring_segment.c", "csrc/ring_recover.c", "csrc/ring_wait.c",
-                "csrc/ring_waiters.c", "csrc/ring_liveness.c", "csrc/ring_chaos.c"]
+                "csrc/ring_waiters.c", "csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_batch.c"]
 
 
 def extension(name, sources, libs=()):

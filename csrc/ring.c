@@ -19,42 +19,7 @@
  */
 #include <string.h>
 
-#include "ring_internal.h"
-
-static inline uint64_t padding_before(const rip_ring *ring, uint64_t head, uint64_t cells)
-{
-    uint64_t offset = head & ring->mask;
-    /* A record never wraps: it would need two copies.  Pad to the end instead. */
-    return offset + cells > ring->ncells ? ring->ncells - offset : 0;
-}
-
-/* Loads release and checks it against a head loaded *before* it. */
-static inline rip_status fresh_release(rip_ring *ring, uint64_t head_seen, uint64_t *release)
-{
-    /* A1: pairs with R3 (SPSC) / R4 (MPMC): the consumer's copy out of the
-     * freed cells happens-before this producer writes into them. */
-    uint64_t rel = a_load(&ring->hdr->release, ACQ);
-    if (rel > head_seen) {
-        /* head only grows, so a head loaded now must be >= this release */
-        if (rel > a_load(&ring->hdr->head, RLX))
-            return RIP_CORRUPT;
-        return RIP_EMPTY; /* our head was stale; caller reloads it */
-    }
-    if (head_seen - rel > ring->ncells)
-        return RIP_CORRUPT;
-    ring->cached_release = rel;
-    *release = rel;
-    return RIP_OK;
-}
-
-/* A failed CAS may have left our intent pointing at another producer's claim;
- * a stale intent of a live process would stop recovery of that claim. */
-static rip_status give_up_claiming(rip_ring *ring, rip_status st)
-{
-    if (ring->multi)
-        a_store(&ring->slot->produce_intent, 0, RLX);
-    return st;
-}
+#include "ring_claim.h"
 
 /* As give_up_claiming, for a consumer's intent. */
 static rip_status give_up_consuming(rip_ring *ring, rip_status st)
@@ -67,46 +32,26 @@ static rip_status give_up_consuming(rip_ring *ring, rip_status st)
 rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
 {
     struct rip_header *hdr = ring->hdr;
-    uint64_t cells, head, pad, need, rel;
+    uint64_t cells, head, pad, need;
     rip_status st;
 
     if (unlikely(length > ring->max_message))
         return RIP_TOO_BIG;
-    if (unlikely(ring->fork_generation != rip_fork_generation ||
-                 !(ring->multi ? ring->slot != NULL : ring->is_producer))) {
-        if ((st = rip_ensure_role(ring, 1)) != RIP_OK)
-            return st;
-    }
-    /* Relaxed: the flag needs only eventual visibility; a send racing a close
-     * may land, exactly as a write racing close() on a pipe. */
-    if (unlikely(a_load(&hdr->flags, RLX) & RIP_FLAG_READER_CLOSED))
-        return RIP_CLOSED;
+    if (unlikely((st = ready_to_claim(ring)) != RIP_OK))
+        return st;
     cells = cells_for_length(length);
     /* Relaxed: SPSC owns head; for MPMC a stale head only fails the CAS. */
     head = a_load(&hdr->head, RLX);
     for (;;) {
         pad = padding_before(ring, head, cells);
         need = pad + cells;
-        if (head + need - ring->cached_release > ring->ncells) {
-            st = fresh_release(ring, head, &rel);
+        st = check_room(ring, head, need);
+        if (unlikely(st != RIP_OK)) {
             if (st == RIP_EMPTY) {
                 head = a_load(&hdr->head, RLX);
                 continue;
             }
-            if (st != RIP_OK)
-                return give_up_claiming(ring, st);
-            if (head + need - rel > ring->ncells) {
-                /* A consumer may have died between marking a record consumed
-                 * and moving release past it: help before reporting full. */
-                if (ring->multi) {
-                    int advanced = rip_advance_release(ring);
-                    if (advanced > 0)
-                        continue;
-                    if (advanced < 0)
-                        return give_up_claiming(ring, RIP_CORRUPT);
-                }
-                return give_up_claiming(ring, RIP_FULL);
-            }
+            return give_up_claiming(ring, st);
         }
         if (!ring->multi)
             break; /* SPSC publishes head in commit, with the record */
@@ -285,20 +230,35 @@ rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
     return RIP_OK;
 }
 
-void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
+void rip_read_done(rip_ring *ring, const rip_desc *desc)
 {
     uint64_t end = desc->pos + cells_for_length(desc->length);
     if (!ring->multi) {
-        a_store(&ring->hdr->cons, end, RLX); /* only this consumer reads cons */
-        /* R3: our copy-out happens-before the producer's reuse (A1). */
-        a_store(&ring->hdr->release, end, REL);
+        /* Relaxed: only this consumer reads cons; the space is handed to the
+         * producer by rip_read_publish's release store. */
+        a_store(&ring->hdr->cons, end, RLX);
     } else {
         /* R2: our copy-out happens-before whoever frees these cells (A3). */
         a_store(&meta_at(ring, desc->pos)->tag, RIP_TAG(desc->pos, RIP_STATE_CONSUMED), REL);
         a_store(&ring->slot->consume_intent, 0, RLX);
+    }
+}
+
+void rip_read_publish(rip_ring *ring)
+{
+    if (!ring->multi) {
+        /* R3: every copy-out before it happens-before the producer's reuse (A1). */
+        a_store(&ring->hdr->release, a_load(&ring->hdr->cons, RLX), REL);
+    } else {
         CHAOS_POINT(); /* consumed but not released: another consumer may release it */
         rip_advance_release(ring);
     }
+}
+
+void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
+{
+    rip_read_done(ring, desc);
+    rip_read_publish(ring);
     if (notify)
         rip_notify_writers(ring);
 }

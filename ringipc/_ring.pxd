@@ -37,7 +37,10 @@ cdef class Ring:
     cdef int _wait(self, bint writer, uint64_t length, double deadline) except -1
     cdef int _note_stall(self, double now) except -1
     cdef void _flush_notifies(self) noexcept
+    cdef int _stalled(self, c.rip_status st, bint writer, uint64_t length, bint block,
+                      double *deadline, object timeout) except -1
     cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1
+    cdef int _write_batch(self, c.rip_msg *msgs, int n, bint block, object timeout, Py_ssize_t *sent) except -1
     cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1
     cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1
     cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept
