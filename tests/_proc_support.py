@@ -36,3 +36,21 @@ def kill_now(proc) -> None:
     """SIGKILL a child (the death the tests inject) and reap it."""
     proc.kill()
     proc.join()
+
+
+def until_stopped(pid: int, limit: float = 60.0) -> bool:
+    """After a SIGSTOP: poll /proc (yielding, never sleeping) until `pid` is
+    stopped (True) or has ended (False); an AssertionError after `limit`."""
+    give_up = time.monotonic() + limit
+    while time.monotonic() < give_up:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if state in "tT":
+            return True
+        if state in "ZX":
+            return False
+        os.sched_yield()
+    raise AssertionError(f"process {pid} never stopped")

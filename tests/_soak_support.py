@@ -3,12 +3,14 @@ received through a pipe with atomic writes (so a consumer SIGKILLed while
 reporting leaves no half record and no lock held), the children's bounded
 reaping, and the recovery times the recovery matrix measures (printed at the
 end of the run by tests/conftest.py)."""
+import mmap
 import os
 import select
 import struct
 import time
 
 from _proc_support import reap
+from ringipc._ring import MAX_SLOTS
 
 import ringcheck
 
@@ -63,6 +65,42 @@ def soak_limit(default):
     """How long a soak test waits for its children before calling them stuck:
     RINGIPC_SOAK_LIMIT (seconds) shortens it when checking a known hang."""
     return float(os.environ.get("RINGIPC_SOAK_LIMIT", default))
+
+
+class Slots:
+    """A ring's slot table read from outside, through the segment's file:
+    whether a process holds a claim (an intent set in its slot) or sleeps
+    counted in a wait."""
+
+    def __init__(self, ring):
+        self.lay = ring._debug_layout()
+        self.fd = os.open("/dev/shm/" + ring.name, os.O_RDONLY)
+        self.map = mmap.mmap(self.fd, self.lay["segment_size"], prot=mmap.PROT_READ)
+
+    def _word(self, base, field, fmt="<Q"):
+        return struct.unpack_from(fmt, self.map, base + self.lay[field])[0]
+
+    def _slot(self, pid):
+        for i in range(MAX_SLOTS):
+            base = self.lay["slots"] + i * self.lay["slot_stride"]
+            if self._word(base, "slot_owner", "<I") == pid:  # the owner word's low half
+                return base
+        return None
+
+    def state(self, pid):
+        """"in a claim", "asleep", "elsewhere", or "no slot" (never used the ring)."""
+        base = self._slot(pid)
+        if base is None:
+            return "no slot"
+        if self._word(base, "slot_produce_intent") or self._word(base, "slot_consume_intent"):
+            return "in a claim"
+        if self._word(base, "slot_data_sleepers", "<I") or self._word(base, "slot_space_sleepers", "<I"):
+            return "asleep"
+        return "elsewhere"
+
+    def close(self):
+        self.map.close()
+        os.close(self.fd)
 
 
 # (test id, seconds from the kill to the release of the stuck position), in run order
