@@ -20,6 +20,7 @@ import pytest
 
 from _corrupt_states import ALLOWED, make
 from _forked_checks import run
+from _segment_poke import Poke
 
 from ringipc import CorruptSegment, Ring
 
@@ -149,3 +150,53 @@ def test_the_harness_names_each_hang_crash_and_exception():
     assert "KeyError" in failures[[f.number for f in failures].index(1)].detail
     assert "SIGSEGV" in failures[[f.number for f in failures].index(2)].detail
 
+
+# -- regressions: states the fuzzer found spinning forever with the GIL held --
+
+def _poked(ring, writes):
+    poke = Poke(ring)
+    try:
+        for field, cell, value in writes:
+            offset = poke.layout[field] if cell is None else poke.meta(cell) + poke.layout[field]
+            poke.u64(offset, value(poke) if callable(value) else value)
+    finally:
+        poke.close()
+
+
+def _consumed_tag_at_cons(_, note):
+    note.state("mpmc ring, head == cons == release == 0, meta[0] tagged CONSUMED at position 0")
+    with Ring(capacity=4096, kind="mpmc") as ring:
+        _poked(ring, [("meta_tag", 0, lambda p: p.tag(0, "consumed"))])
+        for step, call in [("recv_bytes", lambda: ring.recv_bytes(block=False)),
+                           ("recv_bytes(timeout)", lambda: ring.recv_bytes(timeout=0.01)),
+                           ("recv_bytes_many", lambda: ring.recv_bytes_many(4, block=False)),
+                           ("recv_view", lambda: ring.recv_view(block=False).release())]:
+            assert isinstance(_call(note, step, call), ALLOWED), "read a message nobody sent"
+
+
+def test_consumed_tag_at_cons_does_not_spin():
+    """The tag at cons says CONSUMED at cons's own position, which only a
+    reader that moved cons past it could have written: an MPMC reader took it
+    for a race lost to another reader and reloaded cons, forever."""
+    _assert_clean(run(_consumed_tag_at_cons, [0], workers=1)[0])
+
+
+def _consumed_record_of_wrapping_length(length):
+    def check(_, note):
+        note.state(f"mpmc ring, release 0 < cons == head == 1, meta[0] CONSUMED at 0 with length {length}")
+        with Ring(capacity=4096, kind="mpmc") as ring:
+            ring.send_bytes(b"x")
+            _poked(ring, [("meta_tag", 0, lambda p: p.tag(0, "consumed")), ("meta_length", 0, length),
+                          ("cons", None, 1)])
+            _call(note, "recover", ring.recover)
+            for i in range(ring.capacity // 64):  # fill up, so writers must advance release
+                if isinstance(_call(note, f"send_bytes #{i}", lambda: ring.send_bytes(b"y", block=False)), ALLOWED):
+                    break
+    return check
+
+
+@pytest.mark.parametrize("length", [2**64 - 63, 2**64 - 1])
+def test_consumed_record_of_wrapping_length_at_release_does_not_spin(length):
+    """A length within 63 of 2^64 rounds up to 0 cells, so moving release past
+    the record moved it nowhere, and the loop that frees records never ended."""
+    _assert_clean(run(_consumed_record_of_wrapping_length(length), [0], workers=1)[0])
