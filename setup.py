@@ -5,6 +5,9 @@ Build switches (environment variables, read at build time):
 * ``RINGIPC_WAIT=futex|sem`` -- the wait/wake backend.  ``futex`` (the default on
   Linux) sleeps on a shared futex word; ``sem`` uses process-shared POSIX
   semaphores and is what non-Linux systems get.  CI builds both.
+* ``RINGIPC_CHAOS=1`` -- pause at random between the steps of the ring's
+  claim/commit/read/release protocol (csrc/ring_chaos.c), so stress tests meet
+  rare interleavings often.  For testing only: it slows every message.
 * ``RINGIPC_SANITIZE=1`` -- compile with AddressSanitizer and UBSan (``-O1 -g``).
   Run the result with ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)``.
 """
@@ -26,11 +29,13 @@ if os.environ.get("RINGIPC_SANITIZE") == "1":
     link_args += sanitize
 
 macros = [("RINGIPC_WAIT_" + wait_backend.upper(), "1"), ("_GNU_SOURCE", "1")]
+if os.environ.get("RINGIPC_CHAOS") == "1":
+    macros.append(("RINGIPC_CHAOS", "1"))
 libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread"]
 
 headers = [os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")]
 ring_sources = ["csrc/ring.c", "csrc/ring_segment.c", "csrc/ring_recover.c", "csrc/ring_wait.c",
-                "csrc/ring_waiters.c", "csrc/ring_liveness.c"]
+                "csrc/ring_waiters.c", "csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_batch.c"]
 
 
 def extension(name, sources, libs=()):

@@ -19,86 +19,45 @@
  */
 #include <string.h>
 
-#include "ring_internal.h"
+#include "ring_claim.h"
 
-static inline uint64_t padding_before(const rip_ring *ring, uint64_t head, uint64_t cells)
-{
-    uint64_t offset = head & ring->mask;
-    /* A record never wraps: it would need two copies.  Pad to the end instead. */
-    return offset + cells > ring->ncells ? ring->ncells - offset : 0;
-}
-
-/* Loads release and checks it against a head loaded *before* it. */
-static inline rip_status fresh_release(rip_ring *ring, uint64_t head_seen, uint64_t *release)
-{
-    /* A1: pairs with R3 (SPSC) / R4 (MPMC): the consumer's copy out of the
-     * freed cells happens-before this producer writes into them. */
-    uint64_t rel = a_load(&ring->hdr->release, ACQ);
-    if (rel > head_seen) {
-        /* head only grows, so a head loaded now must be >= this release */
-        if (rel > a_load(&ring->hdr->head, RLX))
-            return RIP_CORRUPT;
-        return RIP_EMPTY; /* our head was stale; caller reloads it */
-    }
-    if (head_seen - rel > ring->ncells)
-        return RIP_CORRUPT;
-    ring->cached_release = rel;
-    *release = rel;
-    return RIP_OK;
-}
-
-/* A failed CAS may have left our intent pointing at another producer's claim;
- * a stale intent of a live process would stop recovery of that claim. */
-static rip_status give_up_claiming(rip_ring *ring, rip_status st)
+/* As give_up_claiming, for a consumer's intent. */
+static rip_status give_up_consuming(rip_ring *ring, rip_status st)
 {
     if (ring->multi)
-        a_store(&ring->slot->produce_intent, 0, RLX);
+        a_store(&ring->slot->consume_intent, 0, RLX);
     return st;
 }
 
 rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
 {
     struct rip_header *hdr = ring->hdr;
-    uint64_t cells, head, pad, need, rel;
+    uint64_t cells, head, pad, need;
     rip_status st;
 
     if (unlikely(length > ring->max_message))
         return RIP_TOO_BIG;
-    if (unlikely(ring->fork_generation != rip_fork_generation ||
-                 !(ring->multi ? ring->slot != NULL : ring->is_producer))) {
-        if ((st = rip_ensure_role(ring, 1)) != RIP_OK)
-            return st;
-    }
-    /* Relaxed: the flag needs only eventual visibility; a send racing a close
-     * may land, exactly as a write racing close() on a pipe. */
-    if (unlikely(a_load(&hdr->flags, RLX) & RIP_FLAG_READER_CLOSED))
-        return RIP_CLOSED;
+    if (unlikely((st = ready_to_claim(ring)) != RIP_OK))
+        return st;
     cells = cells_for_length(length);
     /* Relaxed: SPSC owns head; for MPMC a stale head only fails the CAS. */
     head = a_load(&hdr->head, RLX);
     for (;;) {
         pad = padding_before(ring, head, cells);
         need = pad + cells;
-        if (head + need - ring->cached_release > ring->ncells) {
-            st = fresh_release(ring, head, &rel);
+        st = check_room(ring, head, need);
+        if (unlikely(st != RIP_OK)) {
             if (st == RIP_EMPTY) {
                 head = a_load(&hdr->head, RLX);
                 continue;
             }
-            if (st != RIP_OK)
-                return give_up_claiming(ring, st);
-            if (head + need - rel > ring->ncells) {
-                /* A consumer may have died between marking a record consumed
-                 * and moving release past it: help before reporting full. */
-                if (ring->multi && rip_advance_release(ring))
-                    continue;
-                return give_up_claiming(ring, RIP_FULL);
-            }
+            return give_up_claiming(ring, st);
         }
         if (!ring->multi)
             break; /* SPSC publishes head in commit, with the record */
         /* Relaxed: C1's release publishes it to any recoverer that sees our claim. */
         a_store(&ring->slot->produce_intent, head + 1, RLX);
+        CHAOS_POINT();
         /* C1 */
         if (a_cas(&hdr->head, &head, head + need, REL, RLX))
             break;
@@ -114,15 +73,20 @@ rip_status rip_write_begin(rip_ring *ring, uint64_t length, rip_desc *desc)
 void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify)
 {
     struct rip_meta *meta = meta_at(ring, desc->pos);
-    /* Relaxed: published by the release store of the tag just below. */
-    a_store(&meta->length, desc->length, RLX);
+    CHAOS_POINT(); /* a claim held open: readers stop at it, producers pass it */
+    /* V1 (release): a reader that loads this length (acquire) and then
+     * re-loads the tag is sure to see that the record it had looked at is
+     * gone; see confirm_stable().  Published to readers by P1 as usual. */
+    a_store(&meta->length, desc->length, REL);
     if (!ring->multi) /* relaxed likewise: readers look at head only after P1 */
         a_store(&ring->hdr->head, desc->pos + cells_for_length(desc->length), RLX);
+    CHAOS_POINT();
     /* P1: payload and length happen-before a reader that sees this tag (A2). */
     a_store(&meta->tag, RIP_TAG(desc->pos, RIP_STATE_COMMITTED), REL);
     if (desc->pad) {
+        CHAOS_POINT(); /* the record is readable, the padding before it not yet */
         struct rip_meta *pad_meta = meta_at(ring, desc->claim);
-        a_store(&pad_meta->length, desc->pad << RIP_CELL_SHIFT, RLX);
+        a_store(&pad_meta->length, desc->pad << RIP_CELL_SHIFT, REL); /* V1 */
         a_store(&pad_meta->tag, RIP_TAG(desc->claim, RIP_STATE_PADDING), REL); /* P1 */
     }
     if (ring->multi) /* a recoverer that still sees the old intent finds our tag committed */
@@ -138,7 +102,7 @@ void rip_write_abort(rip_ring *ring, const rip_desc *desc)
     /* MPMC claims cannot be returned (later producers may have claimed behind
      * it), so the whole claim becomes padding that readers skip. */
     struct rip_meta *meta = meta_at(ring, desc->claim);
-    a_store(&meta->length, (desc->pad + cells_for_length(desc->length)) << RIP_CELL_SHIFT, RLX);
+    a_store(&meta->length, (desc->pad + cells_for_length(desc->length)) << RIP_CELL_SHIFT, REL); /* V1 */
     a_store(&meta->tag, RIP_TAG(desc->claim, RIP_STATE_PADDING), REL); /* P1 */
     a_store(&ring->slot->produce_intent, 0, RLX);
     rip_notify_readers(ring);
@@ -169,6 +133,25 @@ static inline rip_status check_record(rip_ring *ring, uint64_t pos, uint64_t len
     return RIP_OK;
 }
 
+/*
+ * A length that failed check_record may be a race, not corruption: between
+ * our acquire load of the tag (A2) and our load of the length, other
+ * consumers may have taken the record, release may have passed it and a
+ * producer may have written a new record's length into the same meta entry.
+ * The length load is an acquire (V2) that pairs with the producer's release
+ * store of it (V1), so if we read such a new length, the tag and cons we load
+ * after it are at least as new as that producer's view: the tag is no longer
+ * `tag` or cons has moved.  Only a value that is still the one published
+ * with the tag we acted on - stable across the re-check - is reported as
+ * corrupt.  SPSC has one consumer: nobody else can move its record away.
+ */
+static inline int confirm_stable(rip_ring *ring, struct rip_meta *meta, uint64_t pos, uint64_t tag)
+{
+    if (!ring->multi)
+        return 1;
+    return a_load(&meta->tag, RLX) == tag && a_load(&ring->hdr->cons, RLX) == pos; /* after V2 */
+}
+
 rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
 {
     struct rip_header *hdr = ring->hdr;
@@ -180,31 +163,46 @@ rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
         if ((st = rip_ensure_role(ring, 0)) != RIP_OK)
             return st;
     }
+    /* Every pass either returns or follows a move of cons by another
+     * consumer (a lost CAS, a record another consumer took) or a padding
+     * record we skipped ourselves: no pass repeats on unchanged state, so a
+     * corrupt segment cannot keep us here.  Live consumers' progress can
+     * (lock-free, not wait-free), as with any CAS loop. */
     for (;;) {
         /* Relaxed: SPSC owns cons; for MPMC the CAS below decides, and the
          * tag (A2) carries the data's visibility. */
         pos = a_load(&hdr->cons, RLX);
         struct rip_meta *meta = meta_at(ring, pos);
+        CHAOS_POINT();
         tag = a_load(&meta->tag, ACQ); /* A2: pairs with P1 */
         int padding = tag == RIP_TAG(pos, RIP_STATE_PADDING);
         if (!padding && tag != RIP_TAG(pos, RIP_STATE_COMMITTED)) {
-            if (ring->multi && tag == RIP_TAG(pos, RIP_STATE_CONSUMED))
-                continue; /* another consumer took it between our two loads */
+            if (ring->multi && tag == RIP_TAG(pos, RIP_STATE_CONSUMED)) {
+                /* Another consumer took it between our two loads: its CAS of
+                 * cons came before its CONSUMED store (R2), which our A2 saw,
+                 * so cons has moved - unless the tag was never written by a
+                 * consumer, and the segment is corrupt. */
+                if (a_load(&hdr->cons, RLX) == pos)
+                    return give_up_consuming(ring, RIP_CORRUPT);
+                continue;
+            }
             if (ring->multi)
                 a_store(&ring->slot->consume_intent, 0, RLX);
             if (a_load(&hdr->flags, ACQ) & RIP_FLAG_WRITER_CLOSED) {
-                /* The writer set the flag after its last commit: look once more. */
+                /* The writer set the flag after its last commit: look once
+                 * more; a retry follows only a change of tag or cons. */
                 if (a_load(&meta->tag, ACQ) == tag && a_load(&hdr->cons, RLX) == pos)
                     return RIP_CLOSED;
                 continue;
             }
             return RIP_EMPTY;
         }
-        length = a_load(&meta->length, RLX); /* ordered by A2 */
+        CHAOS_POINT(); /* the record may be taken, released and reused here */
+        length = a_load(&meta->length, ACQ); /* V2: pairs with V1; data ordered by A2 */
         if ((st = check_record(ring, pos, length, padding, &cells)) != RIP_OK) {
-            if (ring->multi) /* as in give_up_claiming: no stale intent */
-                a_store(&ring->slot->consume_intent, 0, RLX);
-            return st;
+            if (!confirm_stable(ring, meta, pos, tag))
+                continue; /* the record moved on under us: a race, not corruption */
+            return give_up_consuming(ring, st);
         }
         if (!ring->multi) {
             if (padding) {
@@ -216,6 +214,7 @@ rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
         }
         if (!padding)
             a_store(&ring->slot->consume_intent, pos + 1, RLX); /* published by C2 */
+        CHAOS_POINT();
         /* C2 */
         if (a_cas(&hdr->cons, &pos, pos + cells, REL, RLX)) {
             if (!padding)
@@ -231,19 +230,35 @@ rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
     return RIP_OK;
 }
 
-void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
+void rip_read_done(rip_ring *ring, const rip_desc *desc)
 {
     uint64_t end = desc->pos + cells_for_length(desc->length);
     if (!ring->multi) {
-        a_store(&ring->hdr->cons, end, RLX); /* only this consumer reads cons */
-        /* R3: our copy-out happens-before the producer's reuse (A1). */
-        a_store(&ring->hdr->release, end, REL);
+        /* Relaxed: only this consumer reads cons; the space is handed to the
+         * producer by rip_read_publish's release store. */
+        a_store(&ring->hdr->cons, end, RLX);
     } else {
         /* R2: our copy-out happens-before whoever frees these cells (A3). */
         a_store(&meta_at(ring, desc->pos)->tag, RIP_TAG(desc->pos, RIP_STATE_CONSUMED), REL);
         a_store(&ring->slot->consume_intent, 0, RLX);
+    }
+}
+
+void rip_read_publish(rip_ring *ring)
+{
+    if (!ring->multi) {
+        /* R3: every copy-out before it happens-before the producer's reuse (A1). */
+        a_store(&ring->hdr->release, a_load(&ring->hdr->cons, RLX), REL);
+    } else {
+        CHAOS_POINT(); /* consumed but not released: another consumer may release it */
         rip_advance_release(ring);
     }
+}
+
+void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
+{
+    rip_read_done(ring, desc);
+    rip_read_publish(ring);
     if (notify)
         rip_notify_writers(ring);
 }
@@ -253,14 +268,28 @@ int rip_advance_release(rip_ring *ring)
     struct rip_header *hdr = ring->hdr;
     int moved = 0;
     uint64_t rel = a_load(&hdr->release, ACQ);
-    for (;;) {
+    /* Bounded: each pass moves release over at least one cell or follows
+     * another process's move of it; a CONSUMED tag is current for one
+     * position per meta entry, so a chain of them ends within ncells cells. */
+    for (uint64_t pass = 0; pass <= ring->ncells; pass++) {
         struct rip_meta *meta = meta_at(ring, rel);
+        uint64_t tag = RIP_TAG(rel, RIP_STATE_CONSUMED);
         /* A3: pairs with R2: the reader finished copying before we free its cells. */
-        if (a_load(&meta->tag, ACQ) != RIP_TAG(rel, RIP_STATE_CONSUMED))
-            break;
-        uint64_t cells = cells_for_length(a_load(&meta->length, RLX));
-        if (cells > ring->ncells)
-            break; /* corrupt length: leave release where it is; producers report it */
+        if (a_load(&meta->tag, ACQ) != tag)
+            return moved;
+        CHAOS_POINT();
+        uint64_t cells = cells_for_length(a_load(&meta->length, ACQ)); /* V2: see confirm_stable() */
+        if (unlikely(cells > ring->ncells)) {
+            /* Stable (release unchanged after V2: the cells were not freed
+             * and reused meanwhile) means corrupt.  Release stays where it
+             * is; producers report it. */
+            uint64_t now = a_load(&hdr->release, RLX);
+            if (now == rel)
+                return -1;
+            rel = now;
+            continue;
+        }
+        CHAOS_POINT();
         /* R4: carries A3's happens-before on to producers (A1). */
         if (a_cas(&hdr->release, &rel, rel + cells, REL, ACQ)) {
             rel += cells;

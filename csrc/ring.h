@@ -15,6 +15,7 @@
 #ifndef RINGIPC_RING_H
 #define RINGIPC_RING_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 #include "ring_layout.h"
@@ -82,6 +83,28 @@ void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify);
 void rip_write_abort(rip_ring *ring, const rip_desc *desc);
 rip_status rip_read_begin(rip_ring *ring, rip_desc *desc);
 void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify);
+/* rip_read_end in two halves, for batches: read_done marks one message read
+ * (its cells are not yet reusable); read_publish hands the space of every
+ * message read so far back to producers.  Only a consumer that has done at
+ * least one read_done calls read_publish. */
+void rip_read_done(rip_ring *ring, const rip_desc *desc);
+void rip_read_publish(rip_ring *ring);
+
+/* One message of a batch: its bytes and length. */
+typedef struct {
+    const void *data;
+    uint64_t length;
+} rip_msg;
+
+/* At most this many messages go into one batch claim. */
+#define RIP_BATCH_MAX 64u
+
+/* Appends msgs[0], msgs[1], ... with one claim and, for all of them, one
+ * publication (csrc/ring_batch.c): as many as fit now, before the end of the
+ * data area and up to RIP_BATCH_MAX.  RIP_OK with *written >= 1; otherwise
+ * (RIP_FULL, RIP_TOO_BIG for msgs[0], RIP_CLOSED, ...) *written == 0.  The
+ * caller wakes readers (rip_notify_readers) when it wants to. */
+rip_status rip_write_many(rip_ring *ring, const rip_msg *msgs, size_t n, size_t *written);
 /* Wake every sleeper of one direction if any is registered (batched notify). */
 void rip_notify_readers(rip_ring *ring);
 void rip_notify_writers(rip_ring *ring);
@@ -116,6 +139,8 @@ int rip_pid_alive(int32_t pid, uint32_t start);
 /* The start stamp rip_pid_alive compares: low 32 bits of field 22 of
  * /proc/<pid>/stat, or 0 if unreadable. */
 uint32_t rip_process_start(int32_t pid);
+/* 1 in RINGIPC_CHAOS builds (csrc/ring_internal.h), 0 otherwise. */
+int rip_chaos_build(void);
 /* "futex" or "sem": the wait backend this build was compiled with. */
 const char *rip_wait_backend_name(void);
 

@@ -5,13 +5,31 @@
 #include "atomics.h"
 #include "ring.h"
 
+/*
+ * RINGIPC_CHAOS=1 builds (setup.py) stop for a moment between the steps of
+ * the claim/commit/read/release protocol: sometimes yielding the CPU,
+ * sometimes spinning a little, chosen by a per-thread random stream.  Rare
+ * interleavings - a record reused between a reader's two loads, a claim
+ * preempted before its commit - then happen every few thousand messages, so
+ * the stress tests reach them.  Normal builds compile the points to nothing.
+ */
+#if defined(RINGIPC_CHAOS)
+void rip_chaos_point(void);
+#define CHAOS_POINT() rip_chaos_point()
+#else
+#define CHAOS_POINT() ((void)0)
+#endif
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-/* A zero-length message still occupies one cell: its tag and length need a home. */
+/* A zero-length message still occupies one cell: its tag and length need a
+ * home.  Written so that no length read from shared memory can wrap the sum
+ * (2^64 - 1 must give 2^58 cells, not 0: a zero-cell record would never let
+ * release advance). */
 static inline uint64_t cells_for_length(uint64_t length)
 {
-    return length == 0 ? 1 : (length + RIP_CELL - 1) >> RIP_CELL_SHIFT;
+    return length == 0 ? 1 : (length >> RIP_CELL_SHIFT) + ((length & (RIP_CELL - 1)) != 0);
 }
 
 static inline struct rip_meta *meta_at(const rip_ring *ring, uint64_t pos)
@@ -25,6 +43,7 @@ static inline int tag_is_current(uint64_t tag, uint64_t pos)
     return (tag >> 2) == pos && (tag & 3u) != 0;
 }
 
+/* 1 if release moved, 0 if not, -1 if the record at release is corrupt. */
 int rip_advance_release(rip_ring *ring);
 /* Takes the SPSC role or the MPMC slot this process needs (again after fork). */
 rip_status rip_ensure_role(rip_ring *ring, int producer);

@@ -75,8 +75,9 @@ static int recover_dead_producer(rip_ring *ring)
     uint64_t end = next_record_start(ring, pos, head);
     if (!owners_all_dead(ring, pos, end, PRODUCE))
         return 0;
-    /* Relaxed: published by the tag CAS (P1-like release). */
-    a_store(&meta->length, (end - pos) << RIP_CELL_SHIFT, RLX);
+    CHAOS_POINT(); /* a late commit by a process we judged dead would fail the CAS below */
+    /* V1, as in commit; published to readers by the tag CAS (P1-like release). */
+    a_store(&meta->length, (end - pos) << RIP_CELL_SHIFT, REL);
     if (!a_cas(&meta->tag, &tag, RIP_TAG(pos, RIP_STATE_PADDING), REL, RLX))
         return 0;
     rip_notify_readers(ring);
@@ -100,7 +101,7 @@ static int recover_dead_consumer(rip_ring *ring)
         recovered = a_cas(&meta->tag, &tag, RIP_TAG(rel, RIP_STATE_CONSUMED), REL, RLX) &&
                     tag == RIP_TAG(rel, RIP_STATE_COMMITTED);
     }
-    if (rip_advance_release(ring))
+    if (rip_advance_release(ring) > 0)
         rip_notify_writers(ring);
     return recovered;
 }

@@ -82,6 +82,15 @@ cdef extern from "ring.h" nogil:
     void rip_write_abort(rip_ring *ring, const rip_desc *desc)
     rip_status rip_read_begin(rip_ring *ring, rip_desc *desc)
     void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
+    void rip_read_done(rip_ring *ring, const rip_desc *desc)
+    void rip_read_publish(rip_ring *ring)
+
+    ctypedef struct rip_msg:
+        const void *data
+        uint64_t length
+    enum:
+        RIP_BATCH_MAX
+    rip_status rip_write_many(rip_ring *ring, const rip_msg *msgs, size_t n, size_t *written)
     void rip_notify_readers(rip_ring *ring)
     void rip_notify_writers(rip_ring *ring)
 
@@ -100,3 +109,4 @@ cdef extern from "ring.h" nogil:
     int rip_pid_alive(int32_t pid, uint32_t start)
     uint32_t rip_process_start(int32_t pid)
     const char *rip_wait_backend_name()
+    int rip_chaos_build()

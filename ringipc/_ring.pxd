@@ -18,6 +18,9 @@ cdef class Ring:
     cdef int _waiting            # threads of this process inside _wait (GIL-guarded)
     cdef bint _close_pending     # close() came while threads waited: the last one unmaps
     cdef double _stalled_since   # monotonic time this handle first found no progress, or -1
+    cdef double _recovered_at    # monotonic time of this handle's last recovery attempt
+    cdef bint _unwoken_readers   # commits made without notify (batches) that nobody was told of
+    cdef bint _unwoken_writers   # releases made without notify
 
     cdef _map(self, str name, object mapping)
     cdef _attach_view(self)
@@ -32,7 +35,12 @@ cdef class Ring:
     cdef void _write_end_unlocked(self, c.rip_desc *d, bint commit) noexcept
     cdef void _read_end_unlocked(self, c.rip_desc *d) noexcept
     cdef int _wait(self, bint writer, uint64_t length, double deadline) except -1
+    cdef int _note_stall(self, double now) except -1
+    cdef void _flush_notifies(self) noexcept
+    cdef int _stalled(self, c.rip_status st, bint writer, uint64_t length, bint block,
+                      double *deadline, object timeout) except -1
     cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1
+    cdef int _write_batch(self, c.rip_msg *msgs, int n, bint block, object timeout, Py_ssize_t *sent) except -1
     cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1
     cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1
     cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept

@@ -29,14 +29,20 @@ from .errors import BufferTooShort, ChannelClosed, CorruptSegment, MessageTooLar
 
 NOGIL_COPY_THRESHOLD = 64 * 1024
 WAIT_SLICE = 0.05          # seconds between signal checks while blocked
-RECOVERY_AFTER = 0.2       # seconds blocked before looking for dead peers' claims
+RECOVERY_AFTER = 0.2       # seconds without progress before looking for dead peers' claims
+RECOVERY_EVERY = 0.1       # seconds between a stalled handle's recovery attempts
 DEFAULT_SPIN = 4000        # busy-poll iterations (~10-40 us) before sleeping
 MAX_SLOTS = c.RIP_MAX_SLOTS
 ABI_VERSION = c.RIP_ABI_VERSION
 WAIT_BACKEND = c.rip_wait_backend_name().decode()
+CHAOS_BUILD = bool(c.rip_chaos_build())  # RINGIPC_CHAOS=1: random pauses inside the protocol
 RECOUNT_AFTER_IDLE_WAKES = c.RIP_RECOUNT_AFTER_IDLE_WAKES  # see csrc/ring_waiters.c
 
 cdef uint64_t _NOGIL_COPY = NOGIL_COPY_THRESHOLD
+# Messages per batch claim (csrc/ring.h); a literal because C arrays are sized by it.
+cdef enum:
+    _BATCH = 64
+assert _BATCH == c.RIP_BATCH_MAX
 _KINDS = {"spsc": c.RIP_KIND_SPSC, "mpmc": c.RIP_KIND_MPMC}
 
 
@@ -109,6 +115,7 @@ cdef class Ring:
     """
     def __cinit__(self):
         self._stalled_since = -1.0
+        self._recovered_at = -1.0
         # Spinning only helps when the peer can run meanwhile on another core;
         # on a single CPU it burns the time slice the peer needs.
         self.spin = DEFAULT_SPIN if _cpus_available() > 1 else 0
@@ -267,18 +274,46 @@ cdef class Ring:
         if self._has_view:
             c.rip_read_end(&self._r, d, 1)
 
+    cdef int _note_stall(self, double now) except -1:
+        """Called whenever this handle found no progress (an empty or full
+        ring, blocking or not).  Once it has made none for RECOVERY_AFTER,
+        it looks for dead peers' claims every RECOVERY_EVERY, however its
+        waits end: waiters woken over and over by the other side (whose
+        slices never time out) and callers spinning on block=False must
+        reach recovery as surely as a sleeper that times out."""
+        cdef uint32_t recovered
+        # Stalled time is kept on the handle, not per call: callers that wait
+        # in short timeouts (Connection, streams) must still reach recovery.
+        if self._stalled_since < 0:
+            self._stalled_since = now
+            return 0
+        if now - self._stalled_since < RECOVERY_AFTER or now - self._recovered_at < RECOVERY_EVERY:
+            return 0
+        self._recovered_at = now
+        with nogil:
+            c.rip_recover(&self._r, &recovered)
+        return 0
+
+    cdef void _flush_notifies(self) noexcept:
+        # Batched calls commit and release without notifying: say so before
+        # sleeping, or the peer we wait for might itself be asleep.  Only
+        # what is owed: an unconditional wake of the other side before every
+        # sleep makes two sides of sleepers wake each other for ever.
+        if self._unwoken_readers:
+            self._unwoken_readers = False
+            c.rip_notify_readers(&self._r)
+        if self._unwoken_writers:
+            self._unwoken_writers = False
+            c.rip_notify_writers(&self._r)
+
     cdef int _wait(self, bint writer, uint64_t length, double deadline) except -1:
         """Sleep one slice; returns 1 once the deadline has passed, else 0."""
         cdef timespec ts
         cdef double now = _now(), until
         cdef c.rip_status st
-        cdef uint32_t recovered
+        self._note_stall(now)
         if deadline >= 0 and now >= deadline:
             return 1
-        # Stalled time is kept on the handle, not per call: callers that wait
-        # in short timeouts (Connection, streams) must still reach recovery.
-        if self._stalled_since < 0:
-            self._stalled_since = now
         until = now + WAIT_SLICE
         if deadline >= 0 and deadline < until:
             until = deadline
@@ -289,15 +324,12 @@ cdef class Ring:
         st = c.rip_ensure_wait_slot(&self._r)
         if st != c.RIP_OK:
             _raise_status(st, self, length, writer)
+        self._flush_notifies()
         self._waiting += 1
         with nogil:
-            # Batched calls commit without notifying: say so before sleeping,
-            # or the peer we wait for might itself be asleep.
             if writer:
-                c.rip_notify_readers(&self._r)
                 st = c.rip_wait_writable(&self._r, length, &ts, self.spin)
             else:
-                c.rip_notify_writers(&self._r)
                 st = c.rip_wait_readable(&self._r, &ts, self.spin)
         self._waiting -= 1
         if self._close_pending:
@@ -306,9 +338,25 @@ cdef class Ring:
                 self._finish_close()
             self._check_open()
         PyErr_CheckSignals()
-        if st != c.RIP_OK and _now() - self._stalled_since >= RECOVERY_AFTER:
-            with nogil:
-                c.rip_recover(&self._r, &recovered)
+        return 0
+
+    cdef int _stalled(self, c.rip_status st, bint writer, uint64_t length, bint block,
+                      double *deadline, object timeout) except -1:
+        """After a claim failed with `st`: raise, or wait a slice for room
+        (writer) or data; returns when it is worth claiming again.
+        *deadline starts at -2 (not computed yet: the fast path never reads
+        the clock)."""
+        cdef c.rip_status waiting_for = c.RIP_FULL if writer else c.RIP_EMPTY
+        if st != waiting_for or not block:
+            if st == waiting_for:
+                self._note_stall(_now())
+            _raise_status(st, self, length, writer)
+        if deadline[0] == -2.0:
+            deadline[0] = _deadline(timeout)
+        if self._wait(writer, length, deadline[0]):
+            if writer:
+                raise queue.Full
+            raise queue.Empty
         return 0
 
     cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1:
@@ -323,12 +371,40 @@ cdef class Ring:
                 self._stalled_since = -1.0
                 return 0
             self._busy = False
-            if st != c.RIP_FULL or not block:
-                _raise_status(st, self, length, True)
-            if deadline == -2.0:
-                deadline = _deadline(timeout)
-            if self._wait(True, length, deadline):
-                raise queue.Full
+            self._stalled(st, True, length, block, &deadline, timeout)
+
+    cdef int _write_batch(self, c.rip_msg *msgs, int n, bint block, object timeout, Py_ssize_t *sent) except -1:
+        """Appends msgs[0..n) in order, a claim per run of small messages;
+        counts each one appended in *sent as it goes."""
+        cdef int i = 0, small
+        cdef size_t done
+        cdef c.rip_status st
+        cdef double deadline = -2.0
+        while i < n:
+            if msgs[i].length >= _NOGIL_COPY:
+                # Copied without the GIL, and the reader is woken at once: a
+                # large copy dwarfs a wake-up.
+                self._write(<const char *>msgs[i].data, msgs[i].length, block, timeout, True)
+                i += 1
+                sent[0] += 1
+                deadline = -2.0
+                continue
+            small = i + 1
+            while small < n and msgs[small].length < _NOGIL_COPY:
+                small += 1
+            self._check_open()
+            self._lock_handle()
+            st = c.rip_write_many(&self._r, &msgs[i], small - i, &done)
+            self._busy = False
+            if st == c.RIP_OK:
+                self._stalled_since = -1.0
+                self._unwoken_readers = True
+                i += <int>done
+                sent[0] += <Py_ssize_t>done
+                deadline = -2.0  # the timeout applies to each message's wait
+                continue
+            self._stalled(st, True, msgs[i].length, block, &deadline, timeout)
+        return 0
 
     cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1:
         cdef c.rip_desc d
@@ -337,6 +413,8 @@ cdef class Ring:
             _copy(d.data, src, length)
         finally:
             c.rip_write_commit(&self._r, &d, notify)
+            if not notify:
+                self._unwoken_readers = True
             self._busy = False
         return 0
 
@@ -352,15 +430,12 @@ cdef class Ring:
                 self._stalled_since = -1.0
                 return 0
             self._busy = False
-            if st != c.RIP_EMPTY or not block:
-                _raise_status(st, self, 0, False)
-            if deadline == -2.0:
-                deadline = _deadline(timeout)
-            if self._wait(False, 0, deadline):
-                raise queue.Empty
+            self._stalled(st, False, 0, block, &deadline, timeout)
 
     cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept:
         c.rip_read_end(&self._r, d, notify)
+        if not notify:
+            self._unwoken_writers = True
         self._busy = False
 
     cdef object _read_bytes(self, c.rip_desc *d, bint notify):
@@ -387,29 +462,41 @@ cdef class Ring:
     def send_bytes_many(self, messages, bint block=True, timeout=None):
         """Append each message in order, waking readers once; returns the count.
 
+        Small messages go in with one claim per run of up to 64 (one
+        synchronisation with the other processes per batch, not per message).
         `timeout` applies to each message's wait for space.  If the ring fills
         (block=False, or the timeout passes), queue.Full is raised with
         ``exc.sent`` set to the number of messages already appended."""
-        cdef Py_buffer buf
-        cdef Py_ssize_t count = 0
+        cdef Py_buffer bufs[_BATCH]
+        cdef c.rip_msg msgs[_BATCH]
+        cdef Py_ssize_t sent = 0
+        cdef int held = 0, i
+        it = iter(messages)
         try:
-            for data in messages:
-                PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
+            while True:
+                held = 0
                 try:
-                    # A large message's copy dwarfs a wake-up: notify at once
-                    # rather than leave the reader asleep for the whole batch.
-                    self._write(<const char *>buf.buf, <uint64_t>buf.len, block, timeout,
-                                <uint64_t>buf.len >= _NOGIL_COPY)
-                except queue.Full as exc:
-                    exc.sent = count  # how many of the batch went in before it filled
-                    raise
+                    for data in it:
+                        PyObject_GetBuffer(data, &bufs[held], PyBUF_SIMPLE)
+                        msgs[held].data = bufs[held].buf
+                        msgs[held].length = <uint64_t>bufs[held].len
+                        held += 1
+                        if held == _BATCH or msgs[held - 1].length >= _NOGIL_COPY:
+                            break
+                    if held == 0:
+                        break
+                    self._write_batch(msgs, held, block, timeout, &sent)
                 finally:
-                    PyBuffer_Release(&buf)
-                count += 1
+                    for i in range(held):
+                        PyBuffer_Release(&bufs[i])
+        except queue.Full as exc:
+            exc.sent = sent  # how many of the batch went in before it filled
+            raise
         finally:
             if self._has_view:
+                self._unwoken_readers = False
                 c.rip_notify_readers(&self._r)
-        return count
+        return sent
 
     def recv_bytes(self, bint block=True, timeout=None):
         """Remove and return the next whole message as bytes.
@@ -423,21 +510,34 @@ cdef class Ring:
 
     def recv_bytes_many(self, Py_ssize_t max_messages, bint block=True, timeout=None):
         """Wait for one message like recv_bytes, then take up to `max_messages`
-        that are already there; wakes writers once."""
+        that are already there; hands their space back and wakes writers
+        once (per message only for messages of 64 KiB and more)."""
         cdef c.rip_desc d
         cdef list out = []
+        cdef bint claimed
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
-        self._read_begin(&d, block, timeout)
-        out.append(self._read_bytes(&d, d.length >= _NOGIL_COPY))
+        self._read_begin(&d, block, timeout)  # the handle lock is ours until the end
+        claimed = True
         try:
-            while len(out) < max_messages:
-                self._lock_handle()
-                if c.rip_read_begin(&self._r, &d) != c.RIP_OK:
-                    self._busy = False
+            while True:
+                item = PyBytes_FromStringAndSize(NULL, d.length)
+                _copy(PyBytes_AS_STRING(item), d.data, d.length)
+                claimed = False
+                c.rip_read_done(&self._r, &d)
+                out.append(item)
+                if d.length >= _NOGIL_COPY:
+                    c.rip_read_publish(&self._r)
+                    c.rip_notify_writers(&self._r)
+                if len(out) >= max_messages or c.rip_read_begin(&self._r, &d) != c.RIP_OK:
                     break
-                out.append(self._read_bytes(&d, d.length >= _NOGIL_COPY))
+                claimed = True
         finally:
+            if claimed:  # an exception with a message claimed: it is lost, as in recv_bytes
+                c.rip_read_done(&self._r, &d)
+            c.rip_read_publish(&self._r)
+            self._busy = False
+            self._unwoken_writers = False
             c.rip_notify_writers(&self._r)
         return out
 

@@ -211,13 +211,11 @@ class Queue:
                     large.discard(data)
             raise
         if not self._feeder.pending:
-            it = iter(datas)
             try:
-                self._ring.send_bytes_many(it, False)
+                self._ring.send_bytes_many(datas, False)
                 return
-            except Full:
-                # The message that did not fit was taken from the iterator.
-                datas = datas[n - it.__length_hint__() - 1:]
+            except Full as exc:
+                datas = datas[exc.sent:]  # the feeder sends the rest, in order
         self._feeder.push(datas)
 
     def get_many(self, max_messages=DEFAULT_BATCH, block=True, timeout=None):

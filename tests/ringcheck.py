@@ -1,12 +1,20 @@
 """Message format shared by the cross-process ring tests: every message says
 who sent it, its sequence number and a checksum of its payload, so a consumer
 can prove exactly-once, in-order, uncorrupted delivery."""
+import os
 import struct
 import zlib
 
 HEADER = struct.Struct("<IQI")   # producer id, sequence, crc32 of payload
 STOP = 0xFFFFFFFF
 _BLOCK = bytes((i * 131 + (i >> 8) * 17) & 0xFF for i in range(1 << 16))
+
+
+def scaled(count):
+    """A stress test's message count times RINGIPC_STRESS_SCALE (default 1):
+    the RINGIPC_CHAOS build (.ci/variant chaos), where every message pauses
+    at random inside the protocol, runs the same tests with fewer messages."""
+    return max(1, int(count * float(os.environ.get("RINGIPC_STRESS_SCALE", "1"))))
 
 
 def payload_size(producer, seq, max_size):

@@ -118,6 +118,23 @@ def test_unbounded_put_never_blocks_and_keeps_order(impl):
     q.join_thread()
 
 
+def test_put_many_overflowing_the_ring_keeps_order():
+    """A batch that fills the ring part-way: the ring takes a prefix, the
+    feeder the rest, and nothing is lost, repeated or reordered."""
+    import ringipc
+
+    q = ringipc.Queue(capacity=1 << 12)
+    for rnd in range(4):
+        objs = [(rnd, i, b"p" * (i * 7 % 300)) for i in range(400)]
+        q.put_many(objs)
+        got = []
+        while len(got) < len(objs):
+            got += q.get_many(max_messages=50, timeout=30)
+        assert got == objs
+    q.close()
+    q.join_thread()
+
+
 def test_objects_larger_than_the_ring(impl):
     q = impl.Queue(small=True)
     objs = [b"", b"x" * 8000, bytes(range(256)) * 200, list(range(20000)), "s" * 100000, None]

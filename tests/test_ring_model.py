@@ -46,6 +46,25 @@ class RingModel(RuleBasedStateMachine):
         self.head += pad + cells(payload)
         self.model.append((payload, self.head))
 
+    @rule(payloads=st.lists(st.binary(max_size=CAPACITY // 4), max_size=8))
+    def send_many(self, payloads):
+        """A batch goes in exactly as far as the same messages sent one by one
+        would (one claim per batch must not change what fits)."""
+        expected = 0
+        for payload in payloads:
+            fits, pad = self._fits(cells(payload))
+            if not fits:
+                break
+            self.head += pad + cells(payload)
+            self.model.append((payload, self.head))
+            expected += 1
+        try:
+            sent = self.ring.send_bytes_many(payloads, block=False)
+        except queue.Full as exc:
+            sent = exc.sent
+            assert sent < len(payloads), "queue.Full after every message went in"
+        assert sent == expected, f"batch put in {sent} messages, the model {expected}"
+
     @rule(payload=st.binary(min_size=CAPACITY // 2 + 1, max_size=CAPACITY))
     def send_oversize(self, payload):
         try:

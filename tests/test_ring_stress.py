@@ -65,9 +65,9 @@ def run_exactly_once(kind, method, producers, consumers, per_producer):
 
 @pytest.mark.parametrize("method,count", [("fork", 1_000_000), ("spawn", 200_000)])
 def test_spsc_one_to_one(method, count):
-    run_exactly_once("spsc", method, 1, 1, count)
+    run_exactly_once("spsc", method, 1, 1, ringcheck.scaled(count))
 
 
 @pytest.mark.parametrize("method,count", [("fork", 250_000), ("spawn", 50_000)])
 def test_mpmc_four_by_four(method, count):
-    run_exactly_once("mpmc", method, 4, 4, count)
+    run_exactly_once("mpmc", method, 4, 4, ringcheck.scaled(count))

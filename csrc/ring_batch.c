@@ -1,0 +1,112 @@
+/*
+ * Batches of messages: one claim, one publication.
+ *
+ * A single write pays, per message, for its claim (a CAS on head in MPMC)
+ * and its publication (SPSC: a store of head that the reader, close behind,
+ * must fetch from the producer's core).  rip_write_many plans as many
+ * messages as fit in one contiguous claim, claims them with one CAS (MPMC)
+ * or none (SPSC), copies them all, and publishes them together.
+ *
+ * Order of publication, and why:
+ *  - SPSC stores head for the whole batch first, then the tags: a reader
+ *    that sees a tag checks the record against head, which must cover it.
+ *  - Tags are stored last record first, the claim's first cell last.  Until
+ *    that final store nothing of the batch is readable (readers stop at the
+ *    claim's first cell, as at any claim not yet committed).  A producer
+ *    killed part-way leaves exactly that state: a stale tag at the claim's
+ *    first cell, named by the intent in its slot, with committed records
+ *    behind it.  Recovery (csrc/ring_recover.c) pads from that cell to the
+ *    first committed record, so every record the producer had published is
+ *    delivered and recovery needs nothing batch-specific.
+ *  - A batch never crosses the end of the data area: records may not wrap,
+ *    and wrap padding stays where single writes put it, in front of the
+ *    batch's first record.
+ */
+#include <string.h>
+
+#include "ring_claim.h"
+
+/* How many of msgs[0..n) fit in one claim at `head` (at least the first,
+ * which the caller has made sure fits), and the cells they need in all. */
+static size_t plan_batch(rip_ring *ring, const rip_msg *msgs, size_t n, uint64_t head, uint64_t *need)
+{
+    uint64_t total = padding_before(ring, head, cells_for_length(msgs[0].length)) + cells_for_length(msgs[0].length);
+    size_t count = 1;
+    for (; count < n && count < RIP_BATCH_MAX; count++) {
+        uint64_t length = msgs[count].length;
+        if (length > ring->max_message)
+            break; /* the caller reports it when it comes first */
+        uint64_t cells = cells_for_length(length);
+        if (padding_before(ring, head + total, cells) != 0)
+            break; /* the next claim pads and wraps */
+        if (head + total + cells - ring->cached_release > ring->ncells)
+            break; /* a fresher release might allow more; the next call looks */
+        total += cells;
+    }
+    *need = total;
+    return count;
+}
+
+rip_status rip_write_many(rip_ring *ring, const rip_msg *msgs, size_t n, size_t *written)
+{
+    struct rip_header *hdr = ring->hdr;
+    uint64_t head, need, pad, pos;
+    uint64_t starts[RIP_BATCH_MAX];
+    size_t count;
+    rip_status st;
+
+    *written = 0;
+    if (n == 0)
+        return RIP_OK;
+    if (unlikely(msgs[0].length > ring->max_message))
+        return RIP_TOO_BIG;
+    if (unlikely((st = ready_to_claim(ring)) != RIP_OK))
+        return st;
+    uint64_t first_cells = cells_for_length(msgs[0].length);
+    /* Relaxed: SPSC owns head; for MPMC a stale head only fails the CAS. */
+    head = a_load(&hdr->head, RLX);
+    for (;;) {
+        pad = padding_before(ring, head, first_cells);
+        st = check_room(ring, head, pad + first_cells); /* refreshes cached_release if needed */
+        if (unlikely(st != RIP_OK)) {
+            if (st == RIP_EMPTY) {
+                head = a_load(&hdr->head, RLX);
+                continue;
+            }
+            return give_up_claiming(ring, st);
+        }
+        count = plan_batch(ring, msgs, n, head, &need);
+        if (!ring->multi)
+            break;
+        /* Relaxed: published by C1, as in rip_write_begin. */
+        a_store(&ring->slot->produce_intent, head + 1, RLX);
+        CHAOS_POINT();
+        /* C1: one claim for the whole batch */
+        if (a_cas(&hdr->head, &head, head + need, REL, RLX))
+            break;
+    }
+    pos = head + pad;
+    for (size_t i = 0; i < count; i++) {
+        starts[i] = pos;
+        memcpy(ring->data + ((pos & ring->mask) << RIP_CELL_SHIFT), msgs[i].data, msgs[i].length);
+        /* V1, as in rip_write_commit; published by the tag stores below */
+        a_store(&meta_at(ring, pos)->length, msgs[i].length, REL);
+        pos += cells_for_length(msgs[i].length);
+    }
+    if (!ring->multi) /* relaxed: readers look at head only after a tag (P1) */
+        a_store(&hdr->head, head + need, RLX);
+    for (size_t i = count; i-- > 0;) {
+        CHAOS_POINT(); /* a death here leaves the claim's first cell stale: see above */
+        /* P1 for each record, the first one last */
+        a_store(&meta_at(ring, starts[i])->tag, RIP_TAG(starts[i], RIP_STATE_COMMITTED), REL);
+    }
+    if (pad) {
+        struct rip_meta *pad_meta = meta_at(ring, head);
+        a_store(&pad_meta->length, pad << RIP_CELL_SHIFT, REL); /* V1 */
+        a_store(&pad_meta->tag, RIP_TAG(head, RIP_STATE_PADDING), REL); /* P1 */
+    }
+    if (ring->multi) /* a recoverer that still sees the old intent finds our tags committed */
+        a_store(&ring->slot->produce_intent, 0, RLX);
+    *written = count;
+    return RIP_OK;
+}

@@ -1,0 +1,34 @@
+/*
+ * The chaos points of RINGIPC_CHAOS builds (csrc/ring_internal.h): a random
+ * pause between protocol steps, so that the stress tests meet interleavings
+ * that a normal build shows once in millions of messages.
+ */
+#include "ring_internal.h"
+
+#if defined(RINGIPC_CHAOS)
+#include <sched.h>
+#include <unistd.h>
+
+static _Thread_local uint64_t chaos_state;
+
+void rip_chaos_point(void)
+{
+    if (chaos_state == 0) /* seeded per thread: processes must not pause in step */
+        chaos_state = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&chaos_state ^ 0x9e3779b97f4a7c15ull;
+    /* xorshift64: cheap, and any stream will do */
+    chaos_state ^= chaos_state << 13;
+    chaos_state ^= chaos_state >> 7;
+    chaos_state ^= chaos_state << 17;
+    uint32_t roll = (uint32_t)(chaos_state >> 40) & 1023u;
+    if (roll < 8) {
+        sched_yield(); /* lets another process run inside our step */
+    } else if (roll < 64) {
+        for (uint32_t i = (roll & 63u) * 16u; i > 0; i--)
+            cpu_relax(); /* a short stall: widens the window on another core */
+    }
+}
+
+int rip_chaos_build(void) { return 1; }
+#else
+int rip_chaos_build(void) { return 0; }
+#endif
