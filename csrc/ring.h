@@ -53,6 +53,8 @@ typedef struct {
     uint64_t cached_release;    /* producer's last view of release: spares a shared load per message */
     uint64_t cached_head;       /* consumer's last view of head, for validating record lengths */
     _Atomic uint32_t idle_wakes[2]; /* readers', writers' wake-ups in a row that found nobody asleep */
+    _Atomic uint32_t spin_budget[2]; /* readers', writers' current spin limit (csrc/ring_wait.c) */
+    _Atomic uint32_t spin_waits[2];  /* waits so far, to spin in full every so often */
 } rip_ring;
 
 /* Wake-ups in a row that found nobody asleep before a handle recounts the

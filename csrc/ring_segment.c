@@ -128,6 +128,7 @@ rip_status rip_attach(rip_ring *ring, void *base, uint64_t segment_size, const c
     ring->fork_generation = rip_fork_generation;
     ring->cached_release = rel;
     ring->cached_head = head_after;
+    ring->spin_budget[0] = ring->spin_budget[1] = UINT32_MAX; /* spin fully until it stops paying */
     return RIP_OK;
 }
 

@@ -26,6 +26,19 @@
 
 #include "ring_internal.h"
 
+/*
+ * Spinning adapts per handle and direction.  A spin that sees the change
+ * restores the full budget (`spin`, Ring.spin); one that ends in sleep
+ * halves it, down to RIP_SPIN_FLOOR.  With more processes than CPUs the
+ * peer a waiter spins for is usually not running, so every spin fails and
+ * only burns the time slice the peer needs: the budget falls and waiters go
+ * to sleep almost at once.  Every RIP_SPIN_PROBE_EVERY-th wait spins in
+ * full whatever the budget, so a handle whose budget fell while its peer was
+ * away (start-up, a burst of load) finds out when spinning pays again.
+ */
+#define RIP_SPIN_FLOOR 32u
+#define RIP_SPIN_PROBE_EVERY 16u
+
 #if defined(RINGIPC_WAIT_SEM)
 #include <semaphore.h>
 
@@ -106,11 +119,23 @@ static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem
 {
     uint32_t closing_flag = writer ? RIP_FLAG_READER_CLOSED : RIP_FLAG_WRITER_CLOSED;
 #define READY() ((writer ? rip_writable(ring, length) : rip_readable(ring)) || (rip_flags(ring) & closing_flag))
-    for (uint32_t i = 0; i < spin; i++) {
-        if (READY())
+    _Atomic uint32_t *budget = &ring->spin_budget[writer ? 1 : 0];
+    uint32_t limit = a_load(budget, RLX);
+    /* Every RIP_SPIN_PROBE_EVERY-th wait spins in full whatever the budget:
+     * a budget that fell while the peer was away must be able to recover. */
+    if (limit > spin || (a_fetch_add(&ring->spin_waits[writer ? 1 : 0], 1, RLX) % RIP_SPIN_PROBE_EVERY) == 0)
+        limit = spin;
+    for (uint32_t i = 0; i < limit; i++) {
+        if (READY()) {
+            a_store(budget, spin, RLX); /* spinning pays: spin in full again */
             return RIP_OK;
+        }
         cpu_relax();
     }
+    /* It did not pay: the peer is probably not running (more processes than
+     * CPUs), and spinning only takes the CPU it needs.  Halve, down to a
+     * floor that costs next to nothing. */
+    a_store(budget, limit / 2 > RIP_SPIN_FLOOR ? limit / 2 : RIP_SPIN_FLOOR, RLX);
     if (deadline_passed(deadline))
         return RIP_TIMEOUT;
     rip_status st = rip_ensure_wait_slot(ring);

@@ -472,23 +472,31 @@ cdef class Ring:
         cdef Py_ssize_t sent = 0
         cdef int held = 0, i
         it = iter(messages)
+        failed = None
         try:
-            while True:
+            while failed is None:
                 held = 0
                 try:
-                    for data in it:
-                        PyObject_GetBuffer(data, &bufs[held], PyBUF_SIMPLE)
-                        msgs[held].data = bufs[held].buf
-                        msgs[held].length = <uint64_t>bufs[held].len
-                        held += 1
-                        if held == _BATCH or msgs[held - 1].length >= _NOGIL_COPY:
-                            break
+                    try:
+                        for data in it:
+                            PyObject_GetBuffer(data, &bufs[held], PyBUF_SIMPLE)
+                            msgs[held].data = bufs[held].buf
+                            msgs[held].length = <uint64_t>bufs[held].len
+                            held += 1
+                            if held == _BATCH or msgs[held - 1].length >= _NOGIL_COPY:
+                                break
+                    except BaseException as exc:
+                        # A bad item (or a failing generator): what came before it
+                        # still goes in, as if sent one by one, then it is raised.
+                        failed = exc
                     if held == 0:
                         break
                     self._write_batch(msgs, held, block, timeout, &sent)
                 finally:
                     for i in range(held):
                         PyBuffer_Release(&bufs[i])
+            if failed is not None:
+                raise failed
         except queue.Full as exc:
             exc.sent = sent  # how many of the batch went in before it filled
             raise

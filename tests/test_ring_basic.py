@@ -135,6 +135,20 @@ def test_batches(ring):
         ring.recv_bytes_many(0)
 
 
+def test_batch_with_a_bad_item_sends_what_came_before_it(ring):
+    def items():
+        yield b"one"
+        yield b"two"
+        raise KeyError("from the generator")
+
+    with pytest.raises(TypeError):
+        ring.send_bytes_many([b"a", b"b", 42, b"never"])
+    assert ring.recv_bytes_many(10, block=False) == [b"a", b"b"]
+    with pytest.raises(KeyError):
+        ring.send_bytes_many(items())
+    assert ring.recv_bytes_many(10, block=False) == [b"one", b"two"]
+
+
 def test_batches_mixing_small_and_large_messages_keep_their_order():
     """Large messages leave the batch claim (their copy runs without the
     GIL); the small ones around them still arrive in order, across wraps."""
