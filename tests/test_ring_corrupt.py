@@ -73,6 +73,12 @@ def test_positions_breaking_the_invariant(ring, poke, field, value):
     _attach_fails(ring, "invariant")
 
 
+def test_positions_too_large_to_tag(ring, poke):
+    for field in ("head", "cons", "release"):
+        poke.u64(poke.layout[field], 1 << 62)
+    _attach_fails(ring, "2\\^62")
+
+
 def test_head_too_far_ahead_of_release(ring, poke):
     poke.u64(poke.layout["head"], 10_000)
     _attach_fails(ring, "invariant")
