@@ -114,6 +114,10 @@ rip_status rip_attach(rip_ring *ring, void *base, uint64_t segment_size, const c
     head_after = a_load(&hdr->head, ACQ);
     if (rel > cons || cons > head_after || (head_before > rel && head_before - rel > ncells))
         return corrupt(why, "ring positions break the invariant release <= cons <= head <= release + capacity");
+    /* A tag keeps a position's low 62 bits: beyond that, positions alias (a
+     * healthy ring needs centuries of traffic to get there). */
+    if (head_after >> 62)
+        return corrupt(why, "ring positions are beyond 2^62 cells, which record tags cannot tell apart");
 
     ring->hdr = hdr;
     ring->slots = (struct rip_slot *)((unsigned char *)base + RIP_HEADER_SIZE);

@@ -34,8 +34,6 @@ cdef extern from "ring_layout.h" nogil:
 
     struct rip_slot:
         uint64_t owner
-        uint64_t produce_intent
-        uint64_t consume_intent
         uint32_t data_sleepers
         uint32_t space_sleepers
 

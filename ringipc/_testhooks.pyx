@@ -16,6 +16,28 @@ cdef extern from *:
     void __atomic_store_n(uint64_t *ptr, uint64_t value, int order) nogil
     int __ATOMIC_SEQ_CST
 
+cdef extern from *:
+    # Fields _cring.pxd does not declare, because only corrupting tests need
+    # them: their offsets straight from the C structs, never from a Python guess.
+    """
+    #include <stddef.h>
+    #include "ring_layout.h"
+    static const size_t ripth_flags = offsetof(struct rip_header, flags);
+    static const size_t ripth_data_futex = offsetof(struct rip_header, data_futex);
+    static const size_t ripth_space_futex = offsetof(struct rip_header, space_futex);
+    static const size_t ripth_data_waiters = offsetof(struct rip_header, data_waiters);
+    static const size_t ripth_space_waiters = offsetof(struct rip_header, space_waiters);
+    static const size_t ripth_produce_intent = offsetof(struct rip_slot, produce_intent);
+    static const size_t ripth_consume_intent = offsetof(struct rip_slot, consume_intent);
+    static const size_t ripth_meta_tag = offsetof(struct rip_meta, tag);
+    """
+    const size_t ripth_flags, ripth_data_futex, ripth_space_futex, ripth_data_waiters, ripth_space_waiters
+    const size_t ripth_produce_intent, ripth_consume_intent, ripth_meta_tag
+    enum:
+        RIP_STATE_COMMITTED
+        RIP_STATE_PADDING
+        RIP_STATE_CONSUMED
+
 
 def layout(Ring ring):
     """Byte offsets of header fields and sections, taken from the C structs
@@ -33,18 +55,26 @@ def layout(Ring ring):
         "recovery_owner": <char *>&ring._r.hdr.recovery_owner - base,
         "cons": <char *>&ring._r.hdr.cons - base,
         "release": <char *>&ring._r.hdr.release - base,
+        "flags": ripth_flags,
+        "data_futex": ripth_data_futex,
+        "space_futex": ripth_space_futex,
+        "data_waiters": ripth_data_waiters,
+        "space_waiters": ripth_space_waiters,
         "slots": <char *>ring._r.slots - base,
         "slot_stride": sizeof(c.rip_slot),
         "slot_owner": <char *>&ring._r.slots[0].owner - <char *>&ring._r.slots[0],
-        "slot_produce_intent": <char *>&ring._r.slots[0].produce_intent - <char *>&ring._r.slots[0],
-        "slot_consume_intent": <char *>&ring._r.slots[0].consume_intent - <char *>&ring._r.slots[0],
+        "slot_produce_intent": ripth_produce_intent,
+        "slot_consume_intent": ripth_consume_intent,
         "slot_data_sleepers": <char *>&ring._r.slots[0].data_sleepers - <char *>&ring._r.slots[0],
         "slot_space_sleepers": <char *>&ring._r.slots[0].space_sleepers - <char *>&ring._r.slots[0],
         "meta": <char *>ring._r.meta - base,
         "meta_stride": sizeof(c.rip_meta),
+        "meta_tag": ripth_meta_tag,
         "meta_length": <char *>&ring._r.meta[0].length - <char *>&ring._r.meta[0],
         "data": <char *>ring._r.data - base,
         "cell": c.RIP_CELL,
+        # record tags are (position << 2) | state
+        "states": {"committed": RIP_STATE_COMMITTED, "padding": RIP_STATE_PADDING, "consumed": RIP_STATE_CONSUMED},
         "segment_size": ring._view.len,
     }
 

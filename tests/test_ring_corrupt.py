@@ -1,49 +1,22 @@
 """Broken segments written by hand: every one must raise CorruptSegment (or be
 read correctly), never crash or read out of bounds.  The ASan CI job runs this."""
-import mmap
 import os
 import queue
-import struct
 
 import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from _segment_poke import SHM, Poke
+
 import ringipc
 from ringipc import CorruptSegment, Ring
-
-SHM = "/dev/shm/"
 
 
 @pytest.fixture(params=["spsc", "mpmc"])
 def ring(request):
     with Ring(capacity=4096, kind=request.param) as r:
         yield r
-
-
-class Poke:
-    """Writes raw values into a ring's segment through its own file."""
-
-    def __init__(self, ring):
-        self.layout = ring._debug_layout()
-        self.fd = os.open(SHM + ring.name, os.O_RDWR)
-        self.map = mmap.mmap(self.fd, self.layout["segment_size"])
-
-    def u32(self, offset, value):
-        struct.pack_into("<I", self.map, offset, value)
-
-    def u64(self, offset, value):
-        struct.pack_into("<Q", self.map, offset, value)
-
-    def get64(self, offset):
-        return struct.unpack_from("<Q", self.map, offset)[0]
-
-    def meta(self, cell):
-        return self.layout["meta"] + cell * self.layout["meta_stride"]
-
-    def close(self):
-        self.map.close()
-        os.close(self.fd)
 
 
 @pytest.fixture
@@ -98,6 +71,12 @@ def test_empty_and_foreign_segments():
 def test_positions_breaking_the_invariant(ring, poke, field, value):
     poke.u64(poke.layout[field], value)  # cons or release ahead of head == 0
     _attach_fails(ring, "invariant")
+
+
+def test_positions_too_large_to_tag(ring, poke):
+    for field in ("head", "cons", "release"):
+        poke.u64(poke.layout[field], 1 << 62)
+    _attach_fails(ring, "2\\^62")
 
 
 def test_head_too_far_ahead_of_release(ring, poke):
