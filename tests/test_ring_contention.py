@@ -89,18 +89,21 @@ def run_contention(capacity, total, max_payloads):
         producers = [ctx.Process(target=_produce, args=(ring, *args, w)) for args, (_, w) in zip(plan, prod_pipes)]
         for proc in consumers + producers:
             proc.start()
-        stuck = reap_all(producers, limit)
-        assert not stuck, f"{len(stuck)} producers still sending after {limit} s"
-        assert [p.exitcode for p in producers] == [0] * PRODUCERS
-        producer_corrupt = [r.recv() for r, _ in prod_pipes]
-        for _ in range(CONSUMERS):
-            ring.send_bytes(ringcheck.stop_message(), timeout=limit)
-        outcomes = []
-        for r, _ in cons_pipes:
-            assert r.poll(limit), "a consumer never reported: stuck or dead"
-            outcomes.append(r.recv())
-        stuck = reap_all(consumers, limit)
-        assert not stuck
+        try:
+            stuck = reap_all(producers, limit)
+            assert not stuck, f"{len(stuck)} producers still sending after {limit} s"
+            assert [p.exitcode for p in producers] == [0] * PRODUCERS
+            producer_corrupt = [r.recv() for r, _ in prod_pipes]
+            for _ in range(CONSUMERS):
+                ring.send_bytes(ringcheck.stop_message(), timeout=limit)
+            outcomes = []
+            for r, _ in cons_pipes:
+                assert r.poll(limit), "a consumer never reported: stuck or dead"
+                outcomes.append(r.recv())
+            stuck = reap_all(consumers, limit)
+            assert not stuck
+        finally:  # a failure leaves consumers blocked: never leave them behind
+            reap_all(consumers + producers, 0)
     elapsed = time.monotonic() - started
     messages = sum(count for _, count, _, _ in plan)
     corrupt = [c for _, c, _, _ in outcomes]

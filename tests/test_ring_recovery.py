@@ -107,21 +107,25 @@ def test_dead_claim_recovered(victim, n, record_property):
         assert ready.recv() == MESSAGE_SIZE
         kill_now(holder)
         killed_at = time.monotonic()
-        consumers = [_start(_consume, ring) for _ in range(n)]
-        producers = [_start(_produce, ring, p) for p in range(n)]
-        stuck = reap_all([proc for proc, _ in producers], limit)
-        if stuck:
-            RECOVERY_TIMES.append(((victim, n), float("inf")))
-        assert not stuck, f"{len(stuck)} of {n} producers still blocked after {limit} s: never recovered?"
-        sent_at = [conn.recv() for _, conn in producers]
-        for _ in range(n):
-            ring.send_bytes(ringcheck.stop_message(), timeout=limit)
-        outcomes = []
-        for _, conn in consumers:
-            assert conn.poll(limit), "a consumer never finished"
-            outcomes.append(conn.recv())
-        assert not reap_all([proc for proc, _ in consumers], limit)
-        seconds = _release_moment(victim, sent_at, [first for _, first, _ in outcomes], ring.capacity) - killed_at
+        consumers, producers = [], []
+        try:
+            consumers += [_start(_consume, ring) for _ in range(n)]
+            producers += [_start(_produce, ring, p) for p in range(n)]
+            stuck = reap_all([proc for proc, _ in producers], limit)
+            if stuck:
+                RECOVERY_TIMES.append(((victim, n), float("inf")))
+            assert not stuck, f"{len(stuck)} of {n} producers still blocked after {limit} s: never recovered?"
+            sent_at = [conn.recv() for _, conn in producers]
+            for _ in range(n):
+                ring.send_bytes(ringcheck.stop_message(), timeout=limit)
+            outcomes = []
+            for _, conn in consumers:
+                assert conn.poll(limit), "a consumer never finished"
+                outcomes.append(conn.recv())
+            assert not reap_all([proc for proc, _ in consumers], limit)
+            seconds = _release_moment(victim, sent_at, [first for _, first, _ in outcomes], ring.capacity) - killed_at
+        finally:  # a failure leaves consumers blocked in recv_bytes(): never leave them behind
+            reap_all([proc for proc, _ in consumers + producers], 0)
     RECOVERY_TIMES.append(((victim, n), seconds))
     record_property("recovery_seconds", round(seconds, 4))
     print(f"\n{victim} {n}x{n}: released {seconds:.3f} s after the kill")
