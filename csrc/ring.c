@@ -89,8 +89,10 @@ void rip_write_commit(rip_ring *ring, const rip_desc *desc, int notify)
         a_store(&pad_meta->length, desc->pad << RIP_CELL_SHIFT, REL); /* V1 */
         a_store(&pad_meta->tag, RIP_TAG(desc->claim, RIP_STATE_PADDING), REL); /* P1 */
     }
-    if (ring->multi) /* a recoverer that still sees the old intent finds our tag committed */
-        a_store(&ring->slot->produce_intent, 0, RLX);
+    /* I2 (release): a recoverer that sees the intent gone (acquire) finds our
+     * tags published when its CAS comes; one that still sees it waits. */
+    if (ring->multi)
+        a_store(&ring->slot->produce_intent, 0, REL);
     if (notify)
         rip_notify_readers(ring);
 }
@@ -104,7 +106,7 @@ void rip_write_abort(rip_ring *ring, const rip_desc *desc)
     struct rip_meta *meta = meta_at(ring, desc->claim);
     a_store(&meta->length, (desc->pad + cells_for_length(desc->length)) << RIP_CELL_SHIFT, REL); /* V1 */
     a_store(&meta->tag, RIP_TAG(desc->claim, RIP_STATE_PADDING), REL); /* P1 */
-    a_store(&ring->slot->produce_intent, 0, RLX);
+    a_store(&ring->slot->produce_intent, 0, REL); /* I2 */
     rip_notify_readers(ring);
 }
 
@@ -240,7 +242,7 @@ void rip_read_done(rip_ring *ring, const rip_desc *desc)
     } else {
         /* R2: our copy-out happens-before whoever frees these cells (A3). */
         a_store(&meta_at(ring, desc->pos)->tag, RIP_TAG(desc->pos, RIP_STATE_CONSUMED), REL);
-        a_store(&ring->slot->consume_intent, 0, RLX);
+        a_store(&ring->slot->consume_intent, 0, REL); /* I2 */
     }
 }
 

@@ -10,14 +10,17 @@
  * Order of publication, and why:
  *  - SPSC stores head for the whole batch first, then the tags: a reader
  *    that sees a tag checks the record against head, which must cover it.
- *  - Tags are stored last record first, the claim's first cell last.  Until
- *    that final store nothing of the batch is readable (readers stop at the
- *    claim's first cell, as at any claim not yet committed).  A producer
- *    killed part-way leaves exactly that state: a stale tag at the claim's
- *    first cell, named by the intent in its slot, with committed records
- *    behind it.  Recovery (csrc/ring_recover.c) pads from that cell to the
- *    first committed record, so every record the producer had published is
- *    delivered and recovery needs nothing batch-specific.
+ *  - Tags are stored in order, wrap padding first, so that what a producer
+ *    killed part-way leaves is what single sends leave: a gap-free prefix of
+ *    its messages, then a stale tag.
+ *  - The intent in the producer's slot stays at or ahead of its first
+ *    unpublished record and inside its claim: before each tag is stored, the
+ *    intent moves on to the record after it (I1 below).  A recoverer that
+ *    finds a stale tag at cons therefore always sees this producer's intent
+ *    inside the stuck range while the producer lives (so it waits), and a
+ *    dead one's there after it died (so it pads from the stale tag to the
+ *    next published record: every unpublished record of the batch, nothing
+ *    else).  See owners_all_dead() in csrc/ring_recover.c.
  *  - A batch never crosses the end of the data area: records may not wrap,
  *    and wrap padding stays where single writes put it, in front of the
  *    batch's first record.
@@ -95,18 +98,22 @@ rip_status rip_write_many(rip_ring *ring, const rip_msg *msgs, size_t n, size_t 
     }
     if (!ring->multi) /* relaxed: readers look at head only after a tag (P1) */
         a_store(&hdr->head, head + need, RLX);
-    for (size_t i = count; i-- > 0;) {
-        CHAOS_POINT(); /* a death here leaves the claim's first cell stale: see above */
-        /* P1 for each record, the first one last */
-        a_store(&meta_at(ring, starts[i])->tag, RIP_TAG(starts[i], RIP_STATE_COMMITTED), REL);
-    }
     if (pad) {
         struct rip_meta *pad_meta = meta_at(ring, head);
         a_store(&pad_meta->length, pad << RIP_CELL_SHIFT, REL); /* V1 */
+        if (ring->multi) /* I1 */
+            a_store(&ring->slot->produce_intent, starts[0] + 1, REL);
         a_store(&pad_meta->tag, RIP_TAG(head, RIP_STATE_PADDING), REL); /* P1 */
     }
-    if (ring->multi) /* a recoverer that still sees the old intent finds our tags committed */
-        a_store(&ring->slot->produce_intent, 0, RLX);
+    for (size_t i = 0; i < count; i++) {
+        CHAOS_POINT(); /* a death here leaves a prefix of the batch published: see above */
+        if (ring->multi && i + 1 < count)
+            a_store(&ring->slot->produce_intent, starts[i + 1] + 1, REL); /* I1 */
+        /* P1 for each record, in order */
+        a_store(&meta_at(ring, starts[i])->tag, RIP_TAG(starts[i], RIP_STATE_COMMITTED), REL);
+    }
+    if (ring->multi)
+        a_store(&ring->slot->produce_intent, 0, REL); /* I2, as in rip_write_commit */
     *written = count;
     return RIP_OK;
 }

@@ -10,11 +10,16 @@
 #include <unistd.h>
 
 static _Thread_local uint64_t chaos_state;
+static _Thread_local uint64_t chaos_generation = UINT64_MAX;
 
 void rip_chaos_point(void)
 {
-    if (chaos_state == 0) /* seeded per thread: processes must not pause in step */
+    /* Seeded per thread and again in a forked child (which inherits its
+     * parent's state): processes must not pause in step. */
+    if (chaos_generation != rip_fork_generation) {
+        chaos_generation = rip_fork_generation;
         chaos_state = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&chaos_state ^ 0x9e3779b97f4a7c15ull;
+    }
     /* xorshift64: cheap, and any stream will do */
     chaos_state ^= chaos_state << 13;
     chaos_state ^= chaos_state >> 7;

@@ -11,8 +11,15 @@
  * process after the claimer died does not keep the claim alive).
  *
  * A stuck position is released only when every slot whose intent points into
- * the stuck range belongs to a dead process, and at least one names its first
- * cell.  A live owner - merely preempted or stopped - is always waited for:
+ * the stuck range belongs to a dead process, and at least one does.  This is
+ * safe because a live producer's intent always lies in the range while any
+ * record of its claim there is unpublished: a single write's intent names
+ * its claim until the commit; a batch's moves from record to record, always
+ * to the next record before the tag of the one before it is stored (csrc/
+ * ring_batch.c), so it never falls behind the first unpublished one.  (A
+ * recoverer that reads an intent newer than a tag it read finds that tag
+ * already published when its CAS comes.)  A live owner - merely preempted
+ * or stopped - is always waited for:
  * its claim stalls readers at that record and nothing else (producers keep
  * claiming and committing behind it).
  *
@@ -29,8 +36,8 @@
 
 enum intent_kind { PRODUCE, CONSUME };
 
-/* 1 if the claim at `first` is owned only by dead processes and no live
- * process has an unfinished claim in [first, end). */
+/* 1 if some dead process has an unfinished claim in [first, end) and no live
+ * process has one (see the argument at the top). */
 static int owners_all_dead(rip_ring *ring, uint64_t first, uint64_t end, enum intent_kind kind)
 {
     int found_dead_owner = 0;
@@ -39,14 +46,16 @@ static int owners_all_dead(rip_ring *ring, uint64_t first, uint64_t end, enum in
         uint64_t owner = a_load(&slot->owner, ACQ);
         if (owner == 0)
             continue;
-        /* Relaxed: ordered after our acquire load of head/cons (C1/C2 pairs). */
-        uint64_t intent = a_load(kind == PRODUCE ? &slot->produce_intent : &slot->consume_intent, RLX);
+        /* Acquire (pairs with I1/I2): an intent seen moved on or cleared
+         * comes with the tags published before it, so the CAS that would
+         * pad or consume one of those fails.  Intents set before a claim are
+         * visible through our acquire load of head/cons (C1/C2). */
+        uint64_t intent = a_load(kind == PRODUCE ? &slot->produce_intent : &slot->consume_intent, ACQ);
         if (intent == 0 || intent - 1 < first || intent - 1 >= end)
             continue;
         if (rip_owner_alive(owner))
             return 0;
-        if (intent - 1 == first)
-            found_dead_owner = 1;
+        found_dead_owner = 1;
     }
     return found_dead_owner;
 }

@@ -161,3 +161,44 @@ def test_recovery_reached_by_callers_waiting_in_short_timeouts():
             if ring.poll(0.05):
                 break
         assert ring.recv_bytes(block=False) == b"behind"
+
+
+def _send_numbered_batches(ring):
+    seq = 0
+    while True:
+        ring.send_bytes_many([ringcheck.NUMBER.pack(n) for n in range(seq, seq + 64)])
+        seq += 64
+
+
+def test_producer_killed_inside_a_batch_leaves_a_prefix():
+    """A batch is one claim for many records: a producer SIGKILLed while
+    publishing it must leave what single sends leave, a gap-free prefix of
+    its messages (never later ones without earlier ones).  Each victim is
+    frozen at random moments until it is caught holding a claim, then
+    killed there; the RINGIPC_CHAOS build widens the window between tags."""
+    from _proc_support import until_stopped
+    from _soak_support import Slots
+
+    for _ in range(8):
+        with Ring(capacity=1 << 16, kind="mpmc") as ring:
+            slots = Slots(ring)
+            victim = ctx.Process(target=_send_numbered_batches, args=(ring,))
+            victim.start()
+            try:
+                got = []
+                while True:
+                    got += ringcheck.drain_numbers(ring)
+                    os.kill(victim.pid, signal.SIGSTOP)
+                    until_stopped(victim.pid)
+                    if len(got) > 200 and slots.state(victim.pid) == "in a claim":
+                        break
+                    os.kill(victim.pid, signal.SIGCONT)
+            finally:
+                kill_now(victim)
+                slots.close()
+            while True:  # what it published, then (recovered after ~0.2 s) nothing
+                try:
+                    got.append(ringcheck.NUMBER.unpack(ring.recv_bytes(timeout=1))[0])
+                except queue.Empty:
+                    break
+            assert got == list(range(len(got))), "a killed batch left a gap in its messages"

@@ -32,6 +32,7 @@ PRODUCERS = CONSUMERS = 4      # four a side: enough sleepers to wake each other
 KILLS = 120
 AIM_TRIES = 250                # freezes of an aimed victim before it is killed wherever it is
 PER_INCARNATION = 2000         # messages a producer sends before it ends (and is replaced)
+BATCH = 8                      # messages per send_bytes_many of a batching incarnation
 MAX_PAYLOAD = 1500
 TIMEOUT = 2.0                  # every survivor's send and receive wait
 SLACK = 1.0                    # how far past its timeout a wait may return on a loaded machine
@@ -41,15 +42,22 @@ OVERSHOT = TIMED_OUT - 1       # REPORT producer id: a receive timed out late, `
 
 
 def _produce(ring, producer):
-    for seq in range(PER_INCARNATION):
+    # Every third incarnation sends in batches (one claim for several
+    # records, published in order: a kill inside still leaves a prefix).
+    step = BATCH if producer % 3 == 2 else 1
+    for first in range(0, PER_INCARNATION, step):
         began = time.monotonic()
         try:
-            if seq % 2:
-                ring.send_bytes(ringcheck.make_message(producer, seq, MAX_PAYLOAD), timeout=TIMEOUT)
+            if step > 1:
+                last = min(first + step, PER_INCARNATION)
+                ring.send_bytes_many([ringcheck.make_message(producer, seq, MAX_PAYLOAD)
+                                      for seq in range(first, last)], timeout=TIMEOUT)
+            elif first % 2:
+                ring.send_bytes(ringcheck.make_message(producer, first, MAX_PAYLOAD), timeout=TIMEOUT)
             else:  # built in place, as zero-copy users do: the claim is open meanwhile
-                size = ringcheck.HEADER.size + ringcheck.payload_size(producer, seq, MAX_PAYLOAD)
+                size = ringcheck.HEADER.size + ringcheck.payload_size(producer, first, MAX_PAYLOAD)
                 with ring.send_view(size, timeout=TIMEOUT) as view:
-                    memoryview(view)[:] = ringcheck.make_message(producer, seq, MAX_PAYLOAD)
+                    memoryview(view)[:] = ringcheck.make_message(producer, first, MAX_PAYLOAD)
         except queue.Full:
             os._exit(SEND_TIMED_OUT)
         if time.monotonic() - began > TIMEOUT + SLACK:
