@@ -120,3 +120,15 @@ def recovery_table():
         row = "".join(f"{cells[victim, n]:>8.3f}" if (victim, n) in cells else f"{'-':>8}" for n in sizes)
         lines.append(f"{victim:<16}" + row)
     return lines
+
+
+def stop_and_collect(ring, conns, limit):
+    """One stop message per consumer, then each consumer's report from its
+    pipe end; an AssertionError if one has not reported within `limit` s."""
+    for _ in conns:
+        ring.send_bytes(ringcheck.stop_message(), timeout=limit)
+    outcomes = []
+    for conn in conns:
+        assert conn.poll(limit), "a consumer never reported: stuck or dead"
+        outcomes.append(conn.recv())
+    return outcomes

@@ -10,7 +10,7 @@ import multiprocessing
 import queue
 import time
 
-from _soak_support import reap_all, soak_limit
+from _soak_support import reap_all, soak_limit, stop_and_collect
 from ringipc import CorruptSegment, Ring
 
 import ringcheck
@@ -94,12 +94,7 @@ def run_contention(capacity, total, max_payloads):
             assert not stuck, f"{len(stuck)} producers still sending after {limit} s"
             assert [p.exitcode for p in producers] == [0] * PRODUCERS
             producer_corrupt = [r.recv() for r, _ in prod_pipes]
-            for _ in range(CONSUMERS):
-                ring.send_bytes(ringcheck.stop_message(), timeout=limit)
-            outcomes = []
-            for r, _ in cons_pipes:
-                assert r.poll(limit), "a consumer never reported: stuck or dead"
-                outcomes.append(r.recv())
+            outcomes = stop_and_collect(ring, [r for r, _ in cons_pipes], limit)
             stuck = reap_all(consumers, limit)
             assert not stuck
         finally:  # a failure leaves consumers blocked: never leave them behind

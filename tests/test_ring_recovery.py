@@ -13,7 +13,7 @@ import zlib
 import pytest
 
 from _proc_support import kill_now
-from _soak_support import RECOVERY_TIMES, reap_all, soak_limit
+from _soak_support import RECOVERY_TIMES, reap_all, soak_limit, stop_and_collect
 from ringipc import Ring
 
 import ringcheck
@@ -116,12 +116,7 @@ def test_dead_claim_recovered(victim, n, record_property):
                 RECOVERY_TIMES.append(((victim, n), float("inf")))
             assert not stuck, f"{len(stuck)} of {n} producers still blocked after {limit} s: never recovered?"
             sent_at = [conn.recv() for _, conn in producers]
-            for _ in range(n):
-                ring.send_bytes(ringcheck.stop_message(), timeout=limit)
-            outcomes = []
-            for _, conn in consumers:
-                assert conn.poll(limit), "a consumer never finished"
-                outcomes.append(conn.recv())
+            outcomes = stop_and_collect(ring, [conn for _, conn in consumers], limit)
             assert not reap_all([proc for proc, _ in consumers], limit)
             seconds = _release_moment(victim, sent_at, [first for _, first, _ in outcomes], ring.capacity) - killed_at
         finally:  # a failure leaves consumers blocked in recv_bytes(): never leave them behind
