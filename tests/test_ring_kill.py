@@ -179,18 +179,21 @@ def test_producer_killed_inside_a_batch_leaves_a_prefix():
     from _proc_support import until_stopped
     from _soak_support import Slots
 
-    for _ in range(8):
+    # Fewer on the slow chaos build, where most aimed kills land among the tags.
+    for _ in range(max(2, ringcheck.scaled(8))):
         with Ring(capacity=1 << 16, kind="mpmc") as ring:
             slots = Slots(ring)
             victim = ctx.Process(target=_send_numbered_batches, args=(ring,))
             victim.start()
             try:
-                got = []
+                # Let it get going first: frozen again right after each
+                # SIGCONT, a child still starting up would never send at all.
+                got = [ringcheck.NUMBER.unpack(ring.recv_bytes(timeout=60))[0] for _ in range(256)]
                 while True:
                     got += ringcheck.drain_numbers(ring)
                     os.kill(victim.pid, signal.SIGSTOP)
                     until_stopped(victim.pid)
-                    if len(got) > 200 and slots.state(victim.pid) == "in a claim":
+                    if slots.state(victim.pid) == "in a claim":
                         break
                     os.kill(victim.pid, signal.SIGCONT)
             finally:
