@@ -30,10 +30,11 @@
 #include "ring_claim.h"
 
 /* How many of msgs[0..n) fit in one claim at `head` (at least the first,
- * which the caller has made sure fits), and the cells they need in all. */
-static size_t plan_batch(rip_ring *ring, const rip_msg *msgs, size_t n, uint64_t head, uint64_t *need)
+ * which the caller has made sure fits after `pad` cells of wrap padding),
+ * and the cells they need in all. */
+static size_t plan_batch(rip_ring *ring, const rip_msg *msgs, size_t n, uint64_t head, uint64_t pad, uint64_t *need)
 {
-    uint64_t total = padding_before(ring, head, cells_for_length(msgs[0].length)) + cells_for_length(msgs[0].length);
+    uint64_t total = pad + cells_for_length(msgs[0].length);
     size_t count = 1;
     for (; count < n && count < RIP_BATCH_MAX; count++) {
         uint64_t length = msgs[count].length;
@@ -78,7 +79,7 @@ rip_status rip_write_many(rip_ring *ring, const rip_msg *msgs, size_t n, size_t 
             }
             return give_up_claiming(ring, st);
         }
-        count = plan_batch(ring, msgs, n, head, &need);
+        count = plan_batch(ring, msgs, n, head, pad, &need);
         if (!ring->multi)
             break;
         /* Relaxed: published by C1, as in rip_write_begin. */

@@ -19,8 +19,7 @@ cdef class Ring:
     cdef bint _close_pending     # close() came while threads waited: the last one unmaps
     cdef double _stalled_since   # monotonic time this handle first found no progress, or -1
     cdef double _recovered_at    # monotonic time of this handle's last recovery attempt
-    cdef bint _unwoken_readers   # commits made without notify (batches) that nobody was told of
-    cdef bint _unwoken_writers   # releases made without notify
+    cdef bint _unwoken_readers   # a batch's commits that readers were not yet told of
 
     cdef _map(self, str name, object mapping)
     cdef _attach_view(self)
@@ -41,7 +40,7 @@ cdef class Ring:
                       double *deadline, object timeout) except -1
     cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1
     cdef int _write_batch(self, c.rip_msg *msgs, int n, bint block, object timeout, Py_ssize_t *sent) except -1
-    cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1
+    cdef int _write(self, const char *src, uint64_t length, bint block, object timeout) except -1
     cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1
-    cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept
-    cdef object _read_bytes(self, c.rip_desc *d, bint notify)
+    cdef void _read_end(self, c.rip_desc *d) noexcept
+    cdef object _read_bytes(self, c.rip_desc *d)

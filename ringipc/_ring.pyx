@@ -295,16 +295,14 @@ cdef class Ring:
         return 0
 
     cdef void _flush_notifies(self) noexcept:
-        # Batched calls commit and release without notifying: say so before
-        # sleeping, or the peer we wait for might itself be asleep.  Only
-        # what is owed: an unconditional wake of the other side before every
-        # sleep makes two sides of sleepers wake each other for ever.
+        # A batch commits without notifying until it ends: a batch that waits
+        # for space part-way says so first, or the reader it waits for might
+        # itself be asleep.  Only what is owed: an unconditional wake of the
+        # other side before every sleep makes two sides of sleepers wake each
+        # other for ever.  (Batched reads never wait part-way.)
         if self._unwoken_readers:
             self._unwoken_readers = False
             c.rip_notify_readers(&self._r)
-        if self._unwoken_writers:
-            self._unwoken_writers = False
-            c.rip_notify_writers(&self._r)
 
     cdef int _wait(self, bint writer, uint64_t length, double deadline) except -1:
         """Sleep one slice; returns 1 once the deadline has passed, else 0."""
@@ -384,7 +382,7 @@ cdef class Ring:
             if msgs[i].length >= _NOGIL_COPY:
                 # Copied without the GIL, and the reader is woken at once: a
                 # large copy dwarfs a wake-up.
-                self._write(<const char *>msgs[i].data, msgs[i].length, block, timeout, True)
+                self._write(<const char *>msgs[i].data, msgs[i].length, block, timeout)
                 i += 1
                 sent[0] += 1
                 deadline = -2.0
@@ -406,15 +404,13 @@ cdef class Ring:
             self._stalled(st, True, msgs[i].length, block, &deadline, timeout)
         return 0
 
-    cdef int _write(self, const char *src, uint64_t length, bint block, object timeout, bint notify) except -1:
+    cdef int _write(self, const char *src, uint64_t length, bint block, object timeout) except -1:
         cdef c.rip_desc d
         self._write_begin(length, &d, block, timeout)
         try:
             _copy(d.data, src, length)
         finally:
-            c.rip_write_commit(&self._r, &d, notify)
-            if not notify:
-                self._unwoken_readers = True
+            c.rip_write_commit(&self._r, &d, 1)
             self._busy = False
         return 0
 
@@ -432,18 +428,16 @@ cdef class Ring:
             self._busy = False
             self._stalled(st, False, 0, block, &deadline, timeout)
 
-    cdef void _read_end(self, c.rip_desc *d, bint notify) noexcept:
-        c.rip_read_end(&self._r, d, notify)
-        if not notify:
-            self._unwoken_writers = True
+    cdef void _read_end(self, c.rip_desc *d) noexcept:
+        c.rip_read_end(&self._r, d, 1)
         self._busy = False
 
-    cdef object _read_bytes(self, c.rip_desc *d, bint notify):
+    cdef object _read_bytes(self, c.rip_desc *d):
         try:
             out = PyBytes_FromStringAndSize(NULL, d.length)
             _copy(PyBytes_AS_STRING(out), d.data, d.length)
         finally:
-            self._read_end(d, notify)
+            self._read_end(d)
         return out
 
     # -- message mode -----------------------------------------------------
@@ -455,7 +449,7 @@ cdef class Ring:
         cdef Py_buffer buf
         PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
         try:
-            self._write(<const char *>buf.buf, <uint64_t>buf.len, block, timeout, True)
+            self._write(<const char *>buf.buf, <uint64_t>buf.len, block, timeout)
         finally:
             PyBuffer_Release(&buf)
 
@@ -514,7 +508,7 @@ cdef class Ring:
         and everything was read."""
         cdef c.rip_desc d
         self._read_begin(&d, block, timeout)
-        return self._read_bytes(&d, True)
+        return self._read_bytes(&d)
 
     def recv_bytes_many(self, Py_ssize_t max_messages, bint block=True, timeout=None):
         """Wait for one message like recv_bytes, then take up to `max_messages`
@@ -545,7 +539,6 @@ cdef class Ring:
                 c.rip_read_done(&self._r, &d)
             c.rip_read_publish(&self._r)
             self._busy = False
-            self._unwoken_writers = False
             c.rip_notify_writers(&self._r)
         return out
 
@@ -563,11 +556,11 @@ cdef class Ring:
         try:
             self._read_begin(&d, block, timeout)
             if d.length > <uint64_t>buf.len:
-                raise BufferTooShort(self._read_bytes(&d, True))
+                raise BufferTooShort(self._read_bytes(&d))
             try:
                 _copy(buf.buf, d.data, d.length)
             finally:
-                self._read_end(&d, True)
+                self._read_end(&d)
             return d.length
         finally:
             PyBuffer_Release(&buf)

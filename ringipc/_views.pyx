@@ -73,7 +73,7 @@ cdef class ReadView(_View):
     def release(self):
         """Finish reading: the record's space returns to the writers."""
         if not self._begin_finish():
-            self._ring._read_end(&self._d, True)
+            self._ring._read_end(&self._d)
 
     def __dealloc__(self):
         if self._active and self._ring is not None:

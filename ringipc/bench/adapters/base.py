@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List
 
 from ringipc.bench.adapters.framing import LARGE
-from ringipc.bench.payload import STOP_PREFIX, Payload, Verifier
+from ringipc.bench.payload import Payload, Verifier
 
 # Messages are built before the clock starts when they fit in this much memory:
 # building one costs about as much as a fast channel moves it, and it is not IPC.
