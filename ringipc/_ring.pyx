@@ -36,6 +36,7 @@ MAX_SLOTS = c.RIP_MAX_SLOTS
 ABI_VERSION = c.RIP_ABI_VERSION
 WAIT_BACKEND = c.rip_wait_backend_name().decode()
 CHAOS_BUILD = bool(c.rip_chaos_build())  # RINGIPC_CHAOS=1: random pauses inside the protocol
+
 RECOUNT_AFTER_IDLE_WAKES = c.RIP_RECOUNT_AFTER_IDLE_WAKES  # see csrc/ring_waiters.c
 
 cdef uint64_t _NOGIL_COPY = NOGIL_COPY_THRESHOLD
@@ -44,6 +45,14 @@ cdef enum:
     _BATCH = 64
 assert _BATCH == c.RIP_BATCH_MAX
 _KINDS = {"spsc": c.RIP_KIND_SPSC, "mpmc": c.RIP_KIND_MPMC}
+
+
+def _chaos_stop_at_batch_tag(long index):
+    """A test hook of RINGIPC_CHAOS builds: this process's next batch write
+    stops the process (SIGSTOP) just before storing its index-th tag, for a
+    test to SIGKILL it there.  -1 disarms."""
+    if not c.rip_chaos_stop_at_batch_tag(index):
+        raise RuntimeError("only RINGIPC_CHAOS=1 builds stop inside a batch")
 
 
 cdef inline double _now() noexcept nogil:

@@ -182,8 +182,11 @@ class _Storm:
             self.start_consumer()
         return True
 
+    def producer_sentinels(self):
+        return [proc.sentinel for proc in self.producers.values()]
+
     def sentinels(self):
-        return [proc.sentinel for proc in list(self.producers.values()) + self.consumers]
+        return self.producer_sentinels() + [proc.sentinel for proc in self.consumers]
 
 
 class _Received:
@@ -218,8 +221,14 @@ def test_kill_storm():
             flowing_since = time.monotonic()
             countdown = rng.randrange(1, GAP)
             while sum(storm.kills.values()) < KILLS:
-                items, pending = read_reports(read_fd, pending, limit)
-                countdown -= received.add(items)
+                # Producers' ends too, not reports alone: incarnations that end
+                # together after their last message was reported would otherwise
+                # be replaced only once a consumer timed out, a false "stuck".
+                ready = multiprocessing.connection.wait([read_fd] + storm.producer_sentinels(), limit)
+                assert ready, f"no report and no producer ended for {limit} s: the ring's users are stuck"
+                if read_fd in ready:
+                    items, pending = read_reports(read_fd, pending)
+                    countdown -= received.add(items)
                 storm.replace_finished(restart=True)
                 if storm.target is None and countdown <= 0:
                     storm.aim(rng)
