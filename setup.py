@@ -60,6 +60,9 @@ extensions = [
     extension("ringipc._testhooks", ["ringipc/_testhooks.pyx"]),
     # No ring: the C fast path of unixpacket:// channels.
     extension("ringipc._packet_fast", ["ringipc/_packet_fast.pyx"]),
+    # Crash-safe Lock/Semaphore/Event: their own segments, and ring_liveness.c
+    # for telling whether a holder still runs (a per-process cache only).
+    extension("ringipc.sync._sync", ["ringipc/sync/_sync.pyx", "csrc/sync.c", "csrc/ring_liveness.c"], libraries),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc._mq_fast", ["ringipc/_mq_fast.pyx"], libraries),
 ]
