@@ -63,6 +63,9 @@ extensions = [
     # Crash-safe Lock/Semaphore/Event: their own segments, and ring_liveness.c
     # for telling whether a holder still runs (a per-process cache only).
     extension("ringipc.sync._sync", ["ringipc/sync/_sync.pyx", "csrc/sync.c", "csrc/ring_liveness.c"], libraries),
+    # sigqueue/signalfd for ringipc.signals (Linux).
+    *([extension("ringipc.signals._signalfd", ["ringipc/signals/_signalfd.pyx"])]
+      if sys.platform.startswith("linux") else []),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc._mq_fast", ["ringipc/_mq_fast.pyx"], libraries),
 ]
