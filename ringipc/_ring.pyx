@@ -704,3 +704,12 @@ def process_start(int32_t pid):
     """The start stamp ringipc records beside `pid` in the segment: the low
     32 bits of its start time in clock ticks since boot, 0 if unreadable."""
     return c.rip_process_start(pid)
+
+
+def segment_size(capacity):
+    """Bytes of shared memory a ring of `capacity` takes (data, per-cell
+    metadata and header); ValueError if no ring can be that large."""
+    cdef uint64_t ncells = c.rip_cells_for_capacity(capacity)
+    if ncells == 0:
+        raise ValueError(f"capacity {capacity} is out of range")
+    return c.rip_segment_size(ncells)
