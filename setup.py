@@ -58,6 +58,8 @@ extensions = [
     # These reach the C ring only through the Ring type's methods.
     extension("ringipc._views", ["ringipc/_views.pyx"]),
     extension("ringipc._testhooks", ["ringipc/_testhooks.pyx"]),
+    # Read-only snapshots of segments for `python -m ringipc ls` (layouts only, no ring code).
+    extension("ringipc._inspect", ["ringipc/_inspect.pyx"]),
     # No ring: the C fast path of unixpacket:// channels.
     extension("ringipc._packet_fast", ["ringipc/_packet_fast.pyx"]),
     # Crash-safe Lock/Semaphore/Event: their own segments, and ring_liveness.c
