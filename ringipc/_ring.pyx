@@ -684,6 +684,12 @@ cdef class Ring:
         from ._testhooks import set_owner
         set_owner(self, where, pid, start)
 
+    def _debug_pretend_recovering(self, bint running):
+        """Count (or stop counting) a recovery as running on another thread
+        of this process, so that this process's own word in the recovery
+        lock reads as held, not stale."""
+        c.rip_debug_count_recovery(1 if running else -1)
+
 
 def segment_creator_pid(name):
     """The creator pid recorded in ring `name`'s header (validates it first)."""
