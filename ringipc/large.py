@@ -24,7 +24,7 @@ import struct
 
 from multiprocessing import util
 
-from . import _segment
+from . import _segment, oob
 from .errors import CorruptSegment
 
 MAGIC = b"\x00\xffRIPC-L"
@@ -37,13 +37,19 @@ def needs_side_segment(data, limit):
 
 
 def export(owner, data):
-    """Copy `data` (any bytes-like) into a new side segment; returns the reference."""
-    n = memoryview(data).nbytes
+    """Copy `data` (any bytes-like, or an oob.Frame) into a new side segment;
+    returns the reference."""
+    frame = data if type(data) is oob.Frame else None
+    n = frame.size if frame is not None else memoryview(data).nbytes
     name = f"{owner}-L{os.getpid()}-{secrets.token_hex(6)}"
     mapping = _segment.create(name, max(n, 1))
     try:
-        with memoryview(data) as src, src.cast("B") as flat:
-            mapping[:n] = flat
+        if frame is not None:
+            with memoryview(mapping) as out:
+                frame.write_into(out[:n])  # straight from the object's buffers
+        else:
+            with memoryview(data) as src, src.cast("B") as flat:
+                mapping[:n] = flat
         mapping.close()
         # The receiver owns it from here on: this process must not unlink it at exit.
         _segment.disown(name)
@@ -80,11 +86,12 @@ def discard(ref):
 
 
 def load(ref, loads):
-    """Unpickle the object a reference names, straight from shared memory."""
+    """Rebuild the object a reference names (a pickle, or an out-of-band
+    frame), straight from shared memory."""
     mapping, n = _open(ref)
     try:
         with memoryview(mapping) as whole, whole[:n] as view:
-            return loads(view)
+            return oob.decode(view) if oob.is_frame(view) else loads(view)
     finally:
         mapping.close()
 
