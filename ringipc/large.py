@@ -24,7 +24,7 @@ import struct
 
 from multiprocessing import util
 
-from . import _segment, oob
+from . import _segment
 from .errors import CorruptSegment
 
 MAGIC = b"\x00\xffRIPC-L"
@@ -37,9 +37,10 @@ def needs_side_segment(data, limit):
 
 
 def export(owner, data):
-    """Copy `data` (any bytes-like, or an oob.Frame) into a new side segment;
-    returns the reference."""
-    frame = data if type(data) is oob.Frame else None
+    """Copy `data` into a new side segment; returns the reference.  `data` is
+    any bytes-like, or an object that writes itself (``size`` bytes, by
+    ``write_into(view)``: an out-of-band frame of the drop-ins)."""
+    frame = data if hasattr(data, "write_into") else None
     n = frame.size if frame is not None else memoryview(data).nbytes
     name = f"{owner}-L{os.getpid()}-{secrets.token_hex(6)}"
     mapping = _segment.create(name, max(n, 1))
@@ -85,13 +86,13 @@ def discard(ref):
         _segment.unlink(_segment.normalize_name(bytes(ref[_HEAD:]).decode("ascii", "replace")))
 
 
-def load(ref, loads):
-    """Rebuild the object a reference names (a pickle, or an out-of-band
-    frame), straight from shared memory."""
+def load(ref, decode):
+    """``decode(view)`` of the payload a reference names, straight from
+    shared memory (the view is valid only during the call)."""
     mapping, n = _open(ref)
     try:
         with memoryview(mapping) as whole, whole[:n] as view:
-            return oob.decode(view) if oob.is_frame(view) else loads(view)
+            return decode(view)
     finally:
         mapping.close()
 

@@ -148,6 +148,11 @@ def is_frame(message) -> bool:
     return len(message) >= len(MAGIC) and message[:len(MAGIC)] == MAGIC
 
 
+def decode_payload(message) -> Any:
+    """The object of a drop-in's message body: an out-of-band frame or a pickle."""
+    return decode(message) if is_frame(message) else pickle.loads(message)
+
+
 def decode(message, copy: bool = True) -> Any:
     """Rebuild the object of a frame (a buffer holding exactly one frame).
     With copy=False its buffers are views of `message`."""

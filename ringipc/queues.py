@@ -29,7 +29,7 @@ def _decode(data):
         if oob.is_frame(data):
             return oob.decode(data)
         if large.is_reference(data):
-            return large.load(data, loads)
+            return large.load(data, oob.decode_payload)
     return loads(data)
 
 

@@ -57,7 +57,7 @@ class SimpleQueue:
         # out-of-band frame with NUL.
         if data[0]:
             return loads(data)
-        return oob.decode(data) if oob.is_frame(data) else large.load(data, loads)
+        return oob.decode(data) if oob.is_frame(data) else large.load(data, oob.decode_payload)
 
     def put(self, obj):
         self._check_open()
