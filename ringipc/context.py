@@ -25,7 +25,15 @@ class RingContext:
         return f"<ringipc context {self._mp.get_start_method()!r}>"
 
     def get_context(self, method=None):
-        return get_context(method)
+        # As multiprocessing's: None means this context (Pool and
+        # Manager ask their context for itself this way).
+        return self if method is None else get_context(method)
+
+    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None):
+        # multiprocessing's BaseContext.Pool passes *its own* context to the
+        # Pool, whose queues would then be multiprocessing's: pass this one.
+        from multiprocessing.pool import Pool
+        return Pool(processes, initializer, initargs, maxtasksperchild, context=self)
 
     def Queue(self, maxsize=0, **kwargs):
         return queues.Queue(maxsize, ctx=self, **kwargs)

@@ -15,6 +15,7 @@ from posix_ipc import BusyError
 from ._ring import Ring
 from . import large
 from .feeder import Feeder
+from .readiness import EndsMixin
 from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps, dumps_bytes, loads
 from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
 
@@ -30,7 +31,7 @@ def _decode(data):
     return loads(data)
 
 
-class Queue:
+class Queue(EndsMixin):
     """multiprocessing.Queue on a shared-memory ring; ``capacity`` is the ring's size in bytes."""
 
     def __init__(self, maxsize=0, *, ctx=None, capacity=DEFAULT_CAPACITY):
@@ -55,11 +56,12 @@ class Queue:
         acquire = self._slots._sem.acquire
         self._take = acquire if self._maxsize == VALUE_MAX else functools.partial(acquire, 0)
         self._slow_puts = False
+        self._watch = self._ends = None
 
     def _release_rings(self):
         # At exit, after the feeder was joined: see sharedstate.pin_rings.
         self._closed = True
-        self._ring = self._send = self._recv = self._feeder = None
+        self._ring = self._send = self._recv = self._feeder = self._watch = None
 
     def __getstate__(self):
         keep_alive_for_child(self)
@@ -133,6 +135,8 @@ class Queue:
             self._check_open()
         data = self._recv(block, timeout)
         self._release()
+        if self._watch is not None:
+            self._watch.consumed()
         # Every pickle starts with 0x80, a side-segment reference with NUL.
         if data[0]:
             # The short-bytes pickle put() builds: the object is the middle.
@@ -159,6 +163,7 @@ class Queue:
 
     def close(self):
         self._closed = True
+        self._stop_watch()
         if self._feeder is not None:
             self._feeder.close()
 
@@ -223,6 +228,8 @@ class Queue:
         in all that are already there; returns a list."""
         self._check_open()
         datas = self._ring.recv_bytes_many(max_messages, block, timeout)
+        if self._watch is not None:
+            self._watch.consumed()
         release = self._release
         out = []
         append = out.append
