@@ -46,112 +46,111 @@ SLICE = 0.05  # seconds: how often the watcher looks again on its own
 _watches = weakref.WeakSet()
 
 
+class _State:
+    """What the watcher thread shares with its Watch (the thread never holds
+    the Watch itself, so dropping the queue stops the thread at once)."""
+
+    def __init__(self, ring):
+        self.ring = ring
+        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.cond = threading.Condition(threading.Lock())
+        self.lit = False
+        self.active = True
+
+    def set(self, lit):
+        # Called with the condition held.
+        if lit is self.lit:
+            return
+        if lit:
+            os.eventfd_write(self.fd, 1)
+        else:
+            try:
+                os.eventfd_read(self.fd)
+            except BlockingIOError:
+                pass
+            self.cond.notify()
+        self.lit = lit
+
+
 class Watch:
     """An eventfd that is readable exactly while `ring` holds a message."""
 
     def __init__(self, ring):
-        self._ring = ring
-        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._cond = threading.Condition(threading.Lock())
-        self._lit = False
-        self._active = [True]  # shared with the thread and the finalizer
-        self._thread = threading.Thread(target=_run, args=(ring, self._cond, self._active, weakref.ref(self)),
-                                        name="ringipc-readiness", daemon=True)
+        self._s = state = _State(ring)
+        self._thread = threading.Thread(target=_run, args=(state,), name="ringipc-readiness", daemon=True)
         _watches.add(self)
-        # Before sharedstate's exit hook (-20) lets go of the rings.
-        self._finalizer = util.Finalize(self, _stop, (self._cond, self._thread, self._fd, self._active),
-                                        exitpriority=5)
+        # Exit priority: before sharedstate's exit hook (-20) lets go of the rings.
+        self._finalizer = util.Finalize(self, _stop, (state, self._thread), exitpriority=5)
         self._thread.start()
 
     @property
     def active(self):
-        return self._active[0]
+        return self._s.active
 
     def fileno(self):
         self.refresh()
-        return self._fd
-
-    def _set(self, lit):
-        # Called with the condition held.
-        if lit is self._lit:
-            return
-        if lit:
-            os.eventfd_write(self._fd, 1)
-        else:
-            try:
-                os.eventfd_read(self._fd)
-            except BlockingIOError:
-                pass
-            self._cond.notify()
-        self._lit = lit
+        return self._s.fd
 
     def refresh(self):
         """Make the eventfd say what the ring holds now."""
-        with self._cond:
-            if self._active[0]:
-                self._set(self._ring.poll(0))
+        s = self._s
+        with s.cond:
+            if s.active:
+                s.set(s.ring.poll(0))
 
     def consumed(self):
         """After this process took a message: put the eventfd out if the ring is empty."""
-        if self._lit and self._active[0]:
-            with self._cond:
-                if self._active[0] and self._lit and not self._ring.poll(0):
-                    self._set(False)
+        s = self._s
+        if s.lit and s.active:
+            with s.cond:
+                if s.active and s.lit and not s.ring.poll(0):
+                    s.set(False)
 
     def close(self):
         self._finalizer()
 
 
-def _stop(cond, thread, fd, active):
-    with cond:
-        active[0] = False
-        cond.notify_all()
+def _stop(state, thread):
+    with state.cond:
+        state.active = False
+        state.cond.notify_all()
     if thread is not threading.current_thread() and thread.ident is not None:
         thread.join()
-    os.close(fd)
+    os.close(state.fd)
+    state.ring = None
 
 
-def _run(ring, cond, active, watch_ref):
-    # Holds only a weak reference to the Watch: the thread ends when the watch
-    # is closed or collected (its finalizer stops it) or the process exits.
-    # Strong references are dropped outside the lock: dropping the last one
-    # runs the finalizer, which takes the lock.
-    while active[0]:
-        watch = watch_ref()
-        if watch is None:
-            return
-        if watch._lit:
-            with cond:
-                if active[0] and watch._lit:
-                    # A receive here puts it out and notifies; another
-                    # process's receive is noticed when the slice ends.
-                    cond.wait(SLICE)
-                    if active[0]:
-                        watch._set(ring.poll(0))
-            del watch
-            continue
-        del watch
+def _run(s):
+    ring = s.ring
+    cond = s.cond
+    while True:
+        with cond:
+            if not s.active:
+                return
+            if s.lit:
+                # A receive here puts it out and notifies; another process's
+                # receive is noticed when the slice ends.
+                cond.wait(SLICE)
+                if s.active:
+                    s.set(ring.poll(0))
+                continue
         try:
             ready = ring.poll(SLICE)
         except (ValueError, OSError):
             return  # the ring was closed under us
         if ready:
-            watch = watch_ref()
-            if watch is None:
-                return
             with cond:
-                if active[0]:
-                    watch._set(ring.poll(0))
-            del watch
+                if s.active:
+                    s.set(ring.poll(0))
 
 
 def _after_fork_in_child():
     # The thread did not come along; the eventfd is the parent's copy.
     for watch in list(_watches):
-        watch._active[0] = False
+        watch._s.active = False
         watch._finalizer.cancel()
         try:
-            os.close(watch._fd)
+            os.close(watch._s.fd)
         except OSError:
             pass
     _watches.clear()
@@ -164,12 +163,22 @@ class ReaderEnd:
     """``queue._reader``: what multiprocessing's reading Connection offers stdlib code."""
 
     def __init__(self, queue):
-        self._q = queue
+        # Weak: the queue holds its ends, and a cycle would keep its ring
+        # (and name) alive until the cycle collector ran.
+        self._ref = weakref.ref(queue)
         self._closed = False
 
     @property
+    def _q(self):
+        queue = self._ref()
+        if queue is None:
+            raise OSError("handle is closed: its queue is gone")
+        return queue
+
+    @property
     def closed(self):
-        return self._closed or self._q._closed
+        queue = self._ref()
+        return self._closed or queue is None or queue._closed
 
     def _check(self):
         if self._closed:
@@ -197,19 +206,29 @@ class ReaderEnd:
             self._q._stop_watch()
 
     def __repr__(self):
-        return f"<reader of {self._q!r}>"
+        return f"<reader of {self._ref()!r}>"
 
 
 class WriterEnd:
     """``queue._writer``: send/close as on multiprocessing's writing Connection."""
 
     def __init__(self, queue):
-        self._q = queue
+        # Weak: the queue holds its ends, and a cycle would keep its ring
+        # (and name) alive until the cycle collector ran.
+        self._ref = weakref.ref(queue)
         self._closed = False
 
     @property
+    def _q(self):
+        queue = self._ref()
+        if queue is None:
+            raise OSError("handle is closed: its queue is gone")
+        return queue
+
+    @property
     def closed(self):
-        return self._closed or self._q._closed
+        queue = self._ref()
+        return self._closed or queue is None or queue._closed
 
     def send(self, obj):
         if self._closed:
@@ -225,7 +244,7 @@ class WriterEnd:
         self._closed = True
 
     def __repr__(self):
-        return f"<writer of {self._q!r}>"
+        return f"<writer of {self._ref()!r}>"
 
 
 class EndsMixin:
