@@ -285,3 +285,12 @@ def test_mpire_runs_unmodified_on_ringipc(method, tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"sum": sum(x * x for x in range(2000)), "queue": "ringipc.queues"}
+
+
+def test_context_capacity_sizes_the_pools_rings():
+    ctx = ringipc.get_context("fork", capacity=1 << 16)
+    assert ctx.get_context() is ctx and ctx.get_context("spawn")._capacity == 1 << 16
+    with ctx.Pool(1) as pool:
+        assert pool._inqueue._ring.capacity == pool._outqueue._ring.capacity == 1 << 16
+        big = pool.apply(bytes, (1 << 17,))  # larger than a message: a side segment
+        assert big == bytes(1 << 17)
