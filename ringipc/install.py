@@ -52,11 +52,14 @@ def _pipe(self, duplex=True):
 
 
 def _get_command_line(**kwds):
-    # A spawned child runs `python -c "<program>"`: install first.
+    # A spawned child runs `python -c "<program>"`: install first -- if the
+    # child can import ringipc before it has the parent's sys.path (a parent
+    # that put ringipc on sys.path by hand would otherwise kill its children).
     line = _spawn_command_line(**kwds)
     if "-c" in line:
         i = line.index("-c") + 1
-        line[i] = f"import {AUTOINSTALL}; {line[i]}"
+        line[i] = (f"import importlib.util; importlib.util.find_spec('ringipc') and "
+                   f"__import__('{AUTOINSTALL}'); {line[i]}")
     return line
 
 

@@ -6,9 +6,11 @@ pool of ``WORKERS`` forked workers on one context, warms it up, then times one
 ``map`` with ``chunksize=1`` (every task and every result crosses the pool's
 queues on its own: the per-task cost is what the context changes) and checks
 every result.  Workloads: many trivial tasks returning a small int, and fewer
-tasks each returning 1 MiB.  Repetitions are the outer loop and the order of
-the contexts alternates, as for the other scenarios; ratios compare each pool
-on ringipc with the same pool on multiprocessing in this run.
+tasks each returning 1 MiB (also on a context with 4 MiB rings, which hold such
+a result; the default 1 MiB ring sends it through a side segment).
+Repetitions are the outer loop and the order of the contexts rotates, as for
+the other scenarios; ratios compare each pool on ringipc with the same pool
+on multiprocessing in this run.
 """
 import fnmatch
 import statistics
@@ -23,11 +25,19 @@ MIB = 1 << 20
 # (name, tasks, quick tasks)
 WORKLOADS = [("trivial", 100_000, 10_000), ("1 MiB", 1_000, 100)]
 POOL_KINDS = ("Pool.map", "ProcessPoolExecutor.map")
+# "ringipc-4MiB" is get_context(capacity=4 MiB): rings that hold a 1 MiB
+# result, which the default 1 MiB ring sends through a side segment.
 CONTEXTS = ("ringipc", "mp")
+LARGE_CONTEXTS = ("ringipc", "ringipc-4MiB", "mp")
+CAPACITY = {"ringipc": None, "ringipc-4MiB": 4 << 20}
+
+
+def contexts_for(workload):
+    return CONTEXTS if workload == "trivial" else LARGE_CONTEXTS
 
 
 def facility_names():
-    return [f"{ctx} {kind}" for kind in POOL_KINDS for ctx in CONTEXTS]
+    return [f"{ctx} {kind}" for kind in POOL_KINDS for ctx in LARGE_CONTEXTS]
 
 
 def matches(name, only=None, skip=None):
@@ -74,7 +84,10 @@ def _driver(kind, context, workload, n, conn):
 
         import ringipc
 
-        ctx = ringipc.get_context("fork") if context == "ringipc" else multiprocessing.get_context("fork")
+        if context in CAPACITY:
+            ctx = ringipc.get_context("fork", capacity=CAPACITY[context])
+        else:
+            ctx = multiprocessing.get_context("fork")
         fn = trivial if workload == "trivial" else one_mib
         if kind == "Pool.map":
             pool = ctx.Pool(WORKERS)
@@ -144,7 +157,7 @@ def run(settings, quick=False, only=None, skip=None, on_result=None):
     cells = []
     for workload, n, n_quick in WORKLOADS:
         for kind in POOL_KINDS:
-            pair = [c for c in CONTEXTS if matches(f"{c} {kind}", only, skip)]
+            pair = [c for c in contexts_for(workload) if matches(f"{c} {kind}", only, skip)]
             if pair:
                 cells.append((workload, n_quick if quick else n, kind, pair))
     total = sum(len(pair) for *_, pair in cells) * settings.repeat
@@ -153,7 +166,8 @@ def run(settings, quick=False, only=None, skip=None, on_result=None):
     timeout = max(settings.timeout, 300.0)
     for rep in range(settings.repeat):
         for workload, n, kind, pair in cells:
-            order = pair if rep % 2 == 0 else pair[::-1]
+            k = rep % len(pair)
+            order = pair[k:] + pair[:k]
             for context in order:
                 res = run_one(kind, context, workload, n, timeout, settings.start_method)
                 res.repetition = rep
