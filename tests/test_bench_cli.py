@@ -162,7 +162,7 @@ def test_pools_scenario_rows_both_contexts(tmp_path, capsys, monkeypatch):
                            "--json", str(out_json)])
     text = capsys.readouterr().out
     assert status == 0, text
-    assert "Process pools" in text and "ringipc Pool.map" in text and "mp Pool.map" in text
+    assert "Process pools" in text and "ringipc-4MiB" in text and "vs mp" in text
     assert "Throughput" not in text  # --only named pool rows: no channel facility ran
     data = json.loads(out_json.read_text())
     summary = {(s["facility"], s["workload"]): s for s in data["pools"]["summary"]}

@@ -214,6 +214,10 @@ def summarize(results):
     return out
 
 
+def _compact(rate):
+    return f"{rate / 1e3:.1f}k" if rate >= 1e4 else f"{rate:,.0f}"
+
+
 def table(summaries):
     from rich import box
     from rich.table import Table
@@ -228,6 +232,7 @@ def table(summaries):
     spread = any(len(s.rates) > 1 for s in summaries)
     t.add_column("result", no_wrap=True)
     t.add_column("pool", no_wrap=True)
+    t.add_column("context", no_wrap=True)
     t.add_column("tasks/s", justify="right", no_wrap=True)
     if spread:
         t.add_column("spread", justify="right", style="dim", no_wrap=True)
@@ -236,13 +241,14 @@ def table(summaries):
         if i:
             t.add_section()
         for j, s in enumerate(x for x in summaries if x.workload == workload):
-            cells = [workload if j == 0 else "", s.facility]
+            context, kind = s.facility.split(" ", 1)
+            cells = [workload if j == 0 else "", kind.replace(".map", ""), context]
             if not s.ok:
                 cells += ["[red]FAILED[/]"] + [""] * (1 + spread)
             else:
                 cells.append(f"{s.rate:,.0f}")
                 if spread:
-                    cells.append(f"{min(s.rates):,.0f}-{max(s.rates):,.0f}" if len(s.rates) > 1 else "")
+                    cells.append(f"{_compact(min(s.rates))}-{_compact(max(s.rates))}" if len(s.rates) > 1 else "")
                 cells.append(f"{s.ratio:.2f}x" if s.ratio is not None else "")
             t.add_row(*cells)
     return t
