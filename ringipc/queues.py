@@ -16,6 +16,7 @@ from ._ring import Ring
 from . import large, oob
 from .feeder import Feeder
 from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps_bytes, loads
+from .readiness import EndsMixin
 from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
@@ -33,7 +34,7 @@ def _decode(data):
     return loads(data)
 
 
-class Queue:
+class Queue(EndsMixin):
     """multiprocessing.Queue on a shared-memory ring; ``capacity`` is the ring's size in bytes."""
 
     def __init__(self, maxsize=0, *, ctx=None, capacity=DEFAULT_CAPACITY):
@@ -58,11 +59,12 @@ class Queue:
         acquire = self._slots._sem.acquire
         self._take = acquire if self._maxsize == VALUE_MAX else functools.partial(acquire, 0)
         self._slow_puts = False
+        self._watch = self._ends = None
 
     def _release_rings(self):
         # At exit, after the feeder was joined: see sharedstate.pin_rings.
         self._closed = True
-        self._ring = self._send = self._recv = self._feeder = None
+        self._ring = self._send = self._recv = self._feeder = self._watch = None
 
     def __getstate__(self):
         keep_alive_for_child(self)
@@ -144,6 +146,8 @@ class Queue:
             self._check_open()
         data = self._recv(block, timeout)
         self._release()
+        if self._watch is not None:
+            self._watch.consumed()
         # Every pickle starts with 0x80, a side-segment reference with NUL.
         if data[0]:
             # The short-bytes pickle put() builds: the object is the middle.
@@ -170,6 +174,7 @@ class Queue:
 
     def close(self):
         self._closed = True
+        self._stop_watch()
         if self._feeder is not None:
             self._feeder.close()
 
@@ -235,6 +240,8 @@ class Queue:
         in all that are already there; returns a list."""
         self._check_open()
         datas = self._ring.recv_bytes_many(max_messages, block, timeout)
+        if self._watch is not None:
+            self._watch.consumed()
         release = self._release
         out = []
         append = out.append

@@ -9,12 +9,13 @@ objects larger than a ring message go through a side segment, as with Queue
 from ._ring import Ring
 from . import large, oob
 from .pickling import loads
+from .readiness import EndsMixin
 from .sharedstate import keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 
 
-class SimpleQueue:
+class SimpleQueue(EndsMixin):
     """multiprocessing.SimpleQueue: put blocks while the ring is full, no buffer, no counts."""
 
     def __init__(self, *, ctx=None, capacity=DEFAULT_CAPACITY):
@@ -25,6 +26,7 @@ class SimpleQueue:
     def _setup(self):
         pin_rings(self, self._ring)
         self._closed = False
+        self._watch = self._ends = None
         self._limit = self._ring.max_message_size
 
     def __getstate__(self):
@@ -33,7 +35,7 @@ class SimpleQueue:
 
     def _release_rings(self):
         self._closed = True
-        self._ring = None
+        self._ring = self._watch = None
 
     def __setstate__(self, state):
         self._ring = state
@@ -53,6 +55,8 @@ class SimpleQueue:
     def get(self):
         self._check_open()
         data = self._ring.recv_bytes()
+        if self._watch is not None:
+            self._watch.consumed()
         # Every pickle starts with 0x80; a side-segment reference and an
         # out-of-band frame with NUL.
         if data[0]:
@@ -73,20 +77,4 @@ class SimpleQueue:
 
     def close(self):
         self._closed = True
-
-    @property
-    def _reader(self):
-        return _ClosedView(self)
-
-    _writer = _reader
-
-
-class _ClosedView:
-    # SimpleQueue's close() closes both of multiprocessing's connections; code
-    # (and CPython's test) inspects them as ``_reader.closed``/``_writer.closed``.
-    def __init__(self, q):
-        self._q = q
-
-    @property
-    def closed(self):
-        return self._q._closed
+        self._stop_watch()
