@@ -11,7 +11,11 @@ the socket, so ``multiprocessing.reduction.send_handle``/``recv_handle``
 use ``ringipc.waiting.wait()`` instead.
 
 A blocked receive waits on the ring in slices of PEER_CHECK seconds and looks
-at the socket between slices, so peer death is seen within that time.
+at the socket between slices, so peer death is seen within that time.  A send
+looks at the socket at most every PEER_CHECK seconds (and between the slices
+of a wait for room), so a message costs no system call: a send within
+PEER_CHECK of the peer's death may succeed, and that message is lost with the
+peer, as with a socket whose peer dies after the write.
 """
 import os
 import select
@@ -53,6 +57,7 @@ class Connection:
         self._limit = self._tx.max_message_size if self._writable else 0
         self._poller = select.poll()
         self._poller.register(self._sock, _HUP)
+        self._peer_checked = -PEER_CHECK  # the first send checks
 
     def _release_rings(self):
         self._rx = self._tx = None
@@ -177,8 +182,15 @@ class Connection:
                     raise _broken_pipe() from None
 
     def _check_peer(self):
-        # The peer check costs one poll(2); sending into a pipe whose reader is
-        # gone must fail at once, as a socket write would.
+        # Sending into a pipe whose reader is gone must fail, as a socket
+        # write would.  The check costs a poll(2), so a send makes it at most
+        # every PEER_CHECK seconds (the clock is read without a system call);
+        # a send that has to wait for room checks between its slices.  A
+        # message sent in the window after the peer died is lost with it.
+        now = time.monotonic()
+        if now - self._peer_checked < PEER_CHECK:
+            return
+        self._peer_checked = now
         if self._poller.poll(0) and self._peer_gone():
             raise _broken_pipe()
 
