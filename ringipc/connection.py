@@ -33,6 +33,7 @@ from .sharedstate import keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 PEER_CHECK = 0.05
+_monotonic = time.monotonic
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
@@ -58,9 +59,12 @@ class Connection:
         self._poller = select.poll()
         self._poller.register(self._sock, _HUP)
         self._peer_checked = -PEER_CHECK  # the first send checks
+        # Bound once: the everyday send_bytes/recv_bytes call the ring directly.
+        self._tx_send = self._tx.send_bytes if self._writable else None
+        self._rx_recv = self._rx.recv_bytes if self._readable else None
 
     def _release_rings(self):
-        self._rx = self._tx = None
+        self._rx = self._tx = self._tx_send = self._rx_recv = None
 
     def __reduce__(self):
         self._check_closed()
@@ -95,7 +99,7 @@ class Connection:
             # Dropping (not closing) the rings: the creator unlinks a ring's
             # name when its last handle here goes, never while another end
             # in this process (or a child being spawned) still needs it.
-            self._rx = self._tx = None
+            self._rx = self._tx = self._tx_send = self._rx_recv = None
             self._unpin()
 
     def __enter__(self):
@@ -142,6 +146,17 @@ class Connection:
             self._check_closed()
             self._check_writable()
         if offset == 0 and size is None and type(buf) is bytes:
+            # The everyday call, inline: a whole message that fits the ring and
+            # cannot look like a side-segment reference (those start with NUL).
+            if buf and buf[0] and len(buf) <= self._limit:
+                now = _monotonic()
+                if now - self._peer_checked >= PEER_CHECK:
+                    self._check_peer()
+                try:
+                    self._tx_send(buf, False)
+                    return
+                except Full:
+                    return self._send_message(buf)
             return self._send(buf)
         with memoryview(buf) as m:
             if m.format != "B":  # byte offsets, and data[0] must be an int
@@ -220,7 +235,7 @@ class Connection:
         try:
             # Waiting straight away (not trying non-blocking first) spares
             # raising queue.Empty on every receive that finds the ring empty.
-            data = self._rx.recv_bytes(True, PEER_CHECK)
+            data = self._rx_recv(True, PEER_CHECK)
         except Empty:
             data = self._recv_wait(timeout)
         if data and not data[0] and large.is_reference(data):
@@ -249,7 +264,9 @@ class Connection:
         if self._sock is None or not self._readable:
             self._check_closed()
             self._check_readable()
-        if maxlength is not None and maxlength < 0:
+        if maxlength is None:
+            return self._recv()
+        if maxlength < 0:
             raise ValueError("negative maxlength")
         data = self._recv()
         if maxlength is not None and len(data) > maxlength:
