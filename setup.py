@@ -47,21 +47,21 @@ def extension(name, sources, libs=()):
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         libraries=list(libs),
-        depends=headers + ["ringipc/_cring.pxd", "ringipc/_ring.pxd"],
+        depends=headers + ["ringipc/core/_cring.pxd", "ringipc/core/_ring.pxd"],
     )
 
 
 extensions = [
     # The only module that links the C ring: its globals (the fork generation)
     # must exist once per process.
-    extension("ringipc._ring", ["ringipc/_ring.pyx"] + ring_sources, libraries),
+    extension("ringipc.core._ring", ["ringipc/core/_ring.pyx"] + ring_sources, libraries),
     # These reach the C ring only through the Ring type's methods.
-    extension("ringipc._views", ["ringipc/_views.pyx"]),
-    extension("ringipc._testhooks", ["ringipc/_testhooks.pyx"]),
+    extension("ringipc.core._views", ["ringipc/core/_views.pyx"]),
+    extension("ringipc.core._testhooks", ["ringipc/core/_testhooks.pyx"]),
     # No ring: the C fast path of unixpacket:// channels.
-    extension("ringipc._packet_fast", ["ringipc/_packet_fast.pyx"]),
+    extension("ringipc.channels.transports._packet_fast", ["ringipc/channels/transports/_packet_fast.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
-    extension("ringipc._mq_fast", ["ringipc/_mq_fast.pyx"], libraries),
+    extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
 ]
 
 setup(

@@ -22,7 +22,7 @@ def main(argv=None):
 
         return bench_main(rest)
     # Imported here so that bench works in a build where cleanup is missing.
-    from ringipc.cleanup import main as cleanup_main
+    from ringipc.core.cleanup import main as cleanup_main
 
     return cleanup_main(rest)
 

@@ -16,8 +16,8 @@ import pytest
 
 cpython = pytest.importorskip("test._test_multiprocessing")
 
-from ringipc.connection import Pipe  # noqa: E402
-from ringipc.queues import JoinableQueue, Queue, SimpleQueue  # noqa: E402
+from ringipc.mp.connection import Pipe  # noqa: E402
+from ringipc.mp.queues import JoinableQueue, Queue, SimpleQueue  # noqa: E402
 
 START_METHODS = ("fork", "spawn", "forkserver")
 

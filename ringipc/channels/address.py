@@ -17,17 +17,17 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict
 
-from .errors import AddressError, FallbackWarning, SharedMemoryUnavailable
+from ..errors import AddressError, FallbackWarning, SharedMemoryUnavailable
 
 # Scheme -> module that registers it on import.  ``shm`` is provided by the
 # shared-memory ring's channel module; until it exists, ``auto://`` falls back.
 _BUILTIN = {
-    "fifo": "ringipc.transports.fifo",
-    "unix": "ringipc.transports.unix",
-    "unixpacket": "ringipc.transports.unix",
-    "tcp": "ringipc.transports.tcp",
-    "mq": "ringipc.transports.mq",
-    "shm": "ringipc.transports.shm",
+    "fifo": "ringipc.channels.transports.fifo",
+    "unix": "ringipc.channels.transports.unix",
+    "unixpacket": "ringipc.channels.transports.unix",
+    "tcp": "ringipc.channels.transports.tcp",
+    "mq": "ringipc.channels.transports.mq",
+    "shm": "ringipc.channels.transports.shm",
 }
 
 
@@ -135,8 +135,8 @@ def _open(kind: str, address: str, opts: Dict[str, Any]):
 def connect(address: str, **opts: Any):
     """Open a channel to ``address``.
 
-    Common options: ``mode="message"`` (default; a :class:`~ringipc.channel.Channel`)
-    or ``mode="stream"`` (a :class:`~ringipc.bytestream.ByteStream`), ``timeout``
+    Common options: ``mode="message"`` (default; a :class:`~ringipc.channels.channel.Channel`)
+    or ``mode="stream"`` (a :class:`~ringipc.channels.bytestream.ByteStream`), ``timeout``
     (seconds to connect and authenticate), ``authkey`` (bytes), and
     ``max_message_size``.  ``shm://`` accepts ``fallback=True``."""
     return _open("connect", address, opts)

@@ -17,7 +17,7 @@ import os
 import secrets
 from typing import Optional
 
-from .errors import AuthenticationError
+from ..errors import AuthenticationError
 from .framing import wait_readable, write_all
 
 _MAGIC = b"RINGIPC1"

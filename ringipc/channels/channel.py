@@ -14,7 +14,7 @@ import pickle
 import time
 from typing import Any, Optional, Protocol, runtime_checkable
 
-from .errors import BufferTooShort, ChannelClosed, MessageTooLarge
+from ..errors import BufferTooShort, ChannelClosed, MessageTooLarge
 
 #: Default cap on one received message.  A header announcing more is refused
 #: before anything is allocated, so a hostile or corrupt peer cannot make us

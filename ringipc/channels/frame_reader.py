@@ -6,7 +6,7 @@ frames in the kernel, and one read of up to 64 KiB brings them all in, so a
 busy receiver of small messages makes almost no system calls.
 
 What that costs: frames in our buffer are invisible to anyone polling the
-descriptor, so ``fileno()`` hands out a :class:`~ringipc.doorbell.Doorbell`
+descriptor, so ``fileno()`` hands out a :class:`~ringipc.channels.doorbell.Doorbell`
 instead of the raw descriptor.  Invariant, whenever a doorbell exists:
 it is lit exactly while ``_start < _end`` (bytes are buffered).
 
@@ -29,7 +29,7 @@ import select
 from typing import Optional, Union
 
 from .doorbell import Doorbell
-from .errors import FrameError
+from ..errors import FrameError
 from .framing import HEADER, HEADER_FIELDS, HEADER_SIZE, READ_EVENTS, wait_fd
 
 _unpack_header = HEADER_FIELDS.unpack_from

@@ -1,7 +1,7 @@
 # The Ring type's C-level members, for ringipc/_views.pyx.
 from libc.stdint cimport uint32_t, uint64_t
 
-cimport ringipc._cring as c
+cimport ringipc.core._cring as c
 
 
 cdef class Ring:

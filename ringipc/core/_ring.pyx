@@ -22,10 +22,10 @@ cdef extern from "<sched.h>" nogil:
     int sched_yield()
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
-cimport ringipc._cring as c
+cimport ringipc.core._cring as c
 
 from . import _segment
-from .errors import BufferTooShort, ChannelClosed, CorruptSegment, MessageTooLarge, RingError
+from ..errors import BufferTooShort, ChannelClosed, CorruptSegment, MessageTooLarge, RingError
 
 NOGIL_COPY_THRESHOLD = 64 * 1024
 WAIT_SLICE = 0.05          # seconds between signal checks while blocked
@@ -650,7 +650,7 @@ cdef class Ring:
         return f"<ringipc.Ring {self.name!r} kind={self.kind} {state}>"
 
 
-    # -- test hooks (ringipc/_testhooks.pyx): states only a crash produces --
+    # -- test hooks (ringipc/core/_testhooks.pyx): states only a crash produces --
     def _debug_layout(self):
         from ._testhooks import layout
         return layout(self)

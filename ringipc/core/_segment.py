@@ -14,7 +14,7 @@ import secrets
 
 import posix_ipc
 
-from .errors import SharedMemoryUnavailable
+from ..errors import SharedMemoryUnavailable
 
 PREFIX = "ringipc-"
 SHM_DIR = "/dev/shm"

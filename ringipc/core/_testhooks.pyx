@@ -7,8 +7,8 @@ _ring.pxd), so this module links no ring code of its own.
 """
 from libc.stdint cimport uint32_t, uint64_t
 
-cimport ringipc._cring as c
-from ringipc._ring cimport Ring
+cimport ringipc.core._cring as c
+from ringipc.core._ring cimport Ring
 
 cdef extern from *:
     # GCC/Clang builtins: the owner words are _Atomic in C, plain here.

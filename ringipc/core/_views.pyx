@@ -8,10 +8,10 @@ producers to build a message in place (e.g. numpy.frombuffer / readinto).
 from cpython.buffer cimport PyBuffer_FillInfo
 from libc.stdint cimport uint64_t
 
-cimport ringipc._cring as c
-from ringipc._ring cimport Ring  # declarations only: every C call goes through Ring
+cimport ringipc.core._cring as c
+from ringipc.core._ring cimport Ring  # declarations only: every C call goes through Ring
 
-from .errors import RingError
+from ..errors import RingError
 
 
 cdef class _View:

@@ -25,7 +25,7 @@ import struct
 from multiprocessing import util
 
 from . import _segment
-from .errors import CorruptSegment
+from ..errors import CorruptSegment
 
 MAGIC = b"\x00\xffRIPC-L"
 _LENGTH = struct.Struct("<Q")

@@ -9,7 +9,7 @@ writers are allowed; each ``write()`` of at most ``max_message_size`` bytes
 reaches the reader contiguous (the ring's counterpart of ``PIPE_BUF``).
 
 End-of-file and a dead peer come from a UNIX socketpair that carries no data,
-the same trick as :mod:`ringipc.connection`: the kernel closes a process's
+the same trick as :mod:`ringipc.mp.connection`: the kernel closes a process's
 socket when it exits or is killed, so the reader sees end-of-file once every
 copy of the writer end is closed *and* the ring is drained, and a writer gets
 ``BrokenPipeError`` once every copy of the reader end is gone.  A writer killed
@@ -32,7 +32,7 @@ from multiprocessing import reduction
 from queue import Empty, Full
 
 from ._ring import RECOVERY_AFTER, Ring
-from .errors import BufferTooShort
+from ..errors import BufferTooShort
 from .sharedstate import keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20

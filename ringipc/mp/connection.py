@@ -8,7 +8,7 @@ its peer is gone (EOF on recv, BrokenPipeError on send); ``fileno()`` returns
 the socket, so ``multiprocessing.reduction.send_handle``/``recv_handle``
 (SCM_RIGHTS) work unchanged.  Because data never makes the socket readable,
 ``multiprocessing.connection.wait()`` only reports EOF for ring connections;
-use ``ringipc.waiting.wait()`` instead.
+use ``ringipc.mp.waiting.wait()`` instead.
 
 A blocked receive waits on the ring in slices of PEER_CHECK seconds and looks
 at the socket between slices, so peer death is seen within that time.
@@ -21,11 +21,11 @@ import time
 from multiprocessing import reduction
 from queue import Empty, Full
 
-from ._ring import Ring
-from . import large
-from .errors import BufferTooShort
+from ..core._ring import Ring
+from ..core import large
+from ..errors import BufferTooShort
 from .pickling import dumps, loads
-from .sharedstate import keep_alive_for_child, pin_rings
+from ..core.sharedstate import keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 PEER_CHECK = 0.05

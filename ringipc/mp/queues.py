@@ -12,11 +12,11 @@ import time
 
 from posix_ipc import BusyError
 
-from ._ring import Ring
-from . import large
+from ..core._ring import Ring
+from ..core import large
 from .feeder import Feeder
 from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps, dumps_bytes, loads
-from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
+from ..core.sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 DEFAULT_BATCH = 1000

@@ -5,10 +5,10 @@ Like multiprocessing's, it has no feeder thread, no counts and no timeouts:
 until an object is there.  Objects larger than a ring message go through a
 side segment, as with Queue (see large.py).
 """
-from ._ring import Ring
-from . import large
+from ..core._ring import Ring
+from ..core import large
 from .pickling import dumps, loads
-from .sharedstate import keep_alive_for_child, pin_rings
+from ..core.sharedstate import keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 

@@ -20,7 +20,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.errno cimport errno
 
-from ringipc.channel import BaseChannel
+from ..channel import BaseChannel
 
 
 cdef extern from "<fcntl.h>" nogil:

@@ -29,8 +29,8 @@ from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.string cimport memcmp, memset
 
-from ringipc.channel import BaseChannel
-from ringipc.errors import BufferTooShort
+from ..channel import BaseChannel
+from ...errors import BufferTooShort
 
 
 cdef extern from "<errno.h>" nogil:

@@ -25,7 +25,7 @@ from typing import Optional
 from ..address import check_mode, register_scheme
 from ..bytestream import ByteStream
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseListener, deadline_after
-from ..errors import AddressError
+from ...errors import AddressError
 from ..framing import wait_readable
 from .stream import StreamChannel
 

@@ -43,10 +43,10 @@ import time
 from typing import Optional
 
 from ..address import check_mode, register_scheme
-from .._mq_fast import MqFastPath
+from ._mq_fast import MqFastPath
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
 from ..doorbell import Doorbell
-from ..errors import AddressError, FrameError
+from ...errors import AddressError, FrameError
 from .mq_limits import check_limits, explain_failure
 
 _HELLO, _ACCEPT, _EOF = b"H", b"A", b"E"
@@ -74,7 +74,7 @@ def _queue_names(target: str):
 
 
 class MqChannel(MqFastPath, BaseChannel):
-    """The everyday ``send_bytes``/``recv_bytes`` run in C (``ringipc/_mq_fast.pyx``),
+    """The everyday ``send_bytes``/``recv_bytes`` run in C (``ringipc/channels/transports/_mq_fast.pyx``),
     which hands anything else to the methods here."""
 
     def __init__(self, recv_name: str, send_name: str, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):

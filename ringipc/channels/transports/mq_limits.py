@@ -7,7 +7,7 @@ import errno
 import resource
 from typing import Optional
 
-from ..errors import ResourceLimitError
+from ...errors import ResourceLimitError
 
 _PROC = "/proc/sys/fs/mqueue"
 # Kernel bookkeeping per message (struct msg_msg plus a priority-tree node),

@@ -17,7 +17,7 @@ without ever being held whole.
 
 The everyday calls (``send_bytes`` of a whole ``bytes``; ``recv_bytes`` with
 no ``maxlength`` and no timeout) run in C, in the base class
-:class:`ringipc._packet_fast.PacketFastPath`; it hands everything else to the
+:class:`ringipc.channels.transports._packet_fast.PacketFastPath`; it hands everything else to the
 general path here (``BaseChannel``'s methods and the primitives below)."""
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ import socket
 import sys
 from typing import Optional
 
-from .._packet_fast import PacketFastPath
+from ._packet_fast import PacketFastPath
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
-from ..errors import FrameError, MessageTooLarge
+from ...errors import FrameError, MessageTooLarge
 from ..framing import wait_readable
 
 HEADER = b"\x01" + bytes(15)  # must match DATA_HEADER in _packet_fast.pyx

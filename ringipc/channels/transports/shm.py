@@ -7,12 +7,12 @@ accepted peer the listener creates two rings, one per direction, and sends
 their names over the socket; the peer attaches and answers, and the
 listener then unlinks both names: from that moment nothing is left in
 ``/dev/shm`` whichever side is killed.  (A listener killed *during* the
-exchange leaves its two rings; ``ringipc.cleanup`` finds them by the dead
+exchange leaves its two rings; ``ringipc.core.cleanup`` finds them by the dead
 creator's pid in their names.)
 
 After the exchange the socket stays open and is the connection's lifeline:
 the kernel closes it when a process dies, which is how each side learns of
-the other's death (EOF, ``BrokenPipeError``), as in :mod:`ringipc.connection`,
+the other's death (EOF, ``BrokenPipeError``), as in :mod:`ringipc.mp.connection`,
 whose ``Connection`` moves the messages (including the side segments it uses
 for messages larger than half a ring).
 
@@ -25,7 +25,7 @@ price is one small socket write per send and one read per receive; the
 socket buffer is enlarged so that about ten thousand messages may wait
 unread before a sender blocks on its doorbell.
 
-``mode="stream"`` returns duplex :class:`ringipc.ring_stream.RingStream` ends
+``mode="stream"`` returns duplex :class:`ringipc.core.stream.RingStream` ends
 (no doorbells: a stream end has no ``fileno``).
 """
 from __future__ import annotations
@@ -35,13 +35,13 @@ import socket
 from queue import Empty
 from typing import Optional
 
-from .. import large
-from .._ring import Ring
+from ...core import large
+from ...core._ring import Ring
 from ..address import check_mode, lookup, register_scheme
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, remaining
-from ..connection import PEER_CHECK, Connection, _Sweeper
-from ..errors import AddressError, BufferTooShort, FrameError
-from ..ring_stream import RingStream
+from ...mp.connection import PEER_CHECK, Connection, _Sweeper
+from ...errors import AddressError, BufferTooShort, FrameError
+from ...core.stream import RingStream
 
 RENDEZVOUS_PREFIX = "@ringipc-shm-"
 RING_KIND = "mpmc"  # as connection.Pipe: a forked child may use an inherited end
@@ -62,7 +62,7 @@ class _LifelineConnection(Connection):
 
 
 class ShmChannel(BaseChannel):
-    """A :class:`~ringipc.channel.Channel` over two rings and a lifeline socket."""
+    """A :class:`~ringipc.channels.channel.Channel` over two rings and a lifeline socket."""
 
     def __init__(self, sock: socket.socket, rx: Ring, tx: Ring, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
         super().__init__(max_message_size)

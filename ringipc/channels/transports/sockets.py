@@ -9,7 +9,7 @@ from ..address import check_mode
 from ..auth import check_authkey, client_handshake, refuse, server_handshake
 from ..bytestream import ByteStream
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseListener, deadline_after, remaining
-from ..errors import AuthenticationError
+from ...errors import AuthenticationError
 from ..framing import wait_readable
 from .stream import StreamChannel
 

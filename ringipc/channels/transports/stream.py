@@ -1,5 +1,5 @@
 """A message channel over a pair of stream file descriptors (pipe, FIFO, socket),
-using :mod:`ringipc.framing` for boundaries.  Every stream transport is this
+using :mod:`ringipc.channels.framing` for boundaries.  Every stream transport is this
 class plus the code that opens its descriptors.
 
 The receiving side reads ahead (frame_reader.py), so ``fileno()`` is a
@@ -12,7 +12,7 @@ import socket
 from typing import Optional
 
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
-from ..errors import BufferTooShort, FrameError
+from ...errors import BufferTooShort, FrameError
 from ..frame_reader import FrameReader
 from ..framing import COALESCE_BELOW, HEADER, finish_frame, wait_readable, write_frame
 

@@ -13,7 +13,7 @@ import socket
 
 from ..address import register_scheme
 from ..auth import check_authkey
-from ..errors import AddressError
+from ...errors import AddressError
 from .sockets import SocketListener, open_connection
 
 

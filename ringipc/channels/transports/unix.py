@@ -17,7 +17,7 @@ import struct
 import tempfile
 
 from ..address import check_mode, register_scheme
-from ..errors import AddressError, AuthenticationError
+from ...errors import AddressError, AuthenticationError
 from .packet import tune_packet_socket
 from .sockets import SocketListener, check_kind, open_connection
 
