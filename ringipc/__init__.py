@@ -6,7 +6,7 @@ from .core._ring import Ring
 from .channels.address import connect, listen, register_scheme
 from .channels.bytestream import ByteStream
 from .channels.channel import Channel, Listener
-from .mp.connection import Connection, Pipe, wait
+from .mp.connection import Connection, Pipe
 from .mp.context import get_context
 from .errors import (
     AddressError,
@@ -23,6 +23,7 @@ from .errors import (
     SharedMemoryUnavailable,
 )
 from .mp.queues import JoinableQueue, Queue, SimpleQueue
+from .mp.waiting import wait
 from .core.stream import RingStream, stream_pair
 from .channels.transports.pipe import pipe_pair
 

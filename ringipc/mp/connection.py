@@ -310,8 +310,3 @@ def Pipe(duplex=True, *, capacity=DEFAULT_CAPACITY):
     for end in ends:
         end._sweeper = sweeper
     return ends
-
-
-# wait() lives in waiting.py (it needs Connection); importable from here as in
-# multiprocessing.connection.
-from .waiting import wait  # noqa: E402,F401
