@@ -22,7 +22,8 @@ from .errors import (
     RingError,
     SharedMemoryUnavailable,
 )
-from .mp.queues import JoinableQueue, Queue, SimpleQueue
+from .mp.queues import JoinableQueue, Queue
+from .mp.simplequeue import SimpleQueue
 from .mp.waiting import wait
 from .core.stream import RingStream, stream_pair
 from .channels.transports.pipe import pipe_pair

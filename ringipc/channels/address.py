@@ -10,14 +10,16 @@ built-in transports are imported only when their scheme is first used, so
 from __future__ import annotations
 
 import importlib
+import io
 import sys
 import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Literal, Union, overload
 
 from ..errors import AddressError, FallbackWarning, SharedMemoryUnavailable
+from .channel import Channel, Listener
 
 # Scheme -> module that registers it on import.  ``shm`` is provided by the
 # shared-memory ring's channel module; until it exists, ``auto://`` falls back.
@@ -132,7 +134,15 @@ def _open(kind: str, address: str, opts: Dict[str, Any]):
     return getattr(lookup(target.scheme), kind)(target.target, **opts)
 
 
-def connect(address: str, **opts: Any):
+@overload
+def connect(address: str, *, mode: Literal["message"] = ..., **opts: Any) -> Channel: ...
+@overload
+def connect(address: str, *, mode: Literal["stream"], **opts: Any) -> io.RawIOBase: ...
+@overload
+def connect(address: str, *, mode: str, **opts: Any) -> Union[Channel, io.RawIOBase]: ...
+
+
+def connect(address: str, **opts: Any) -> Any:
     """Open a channel to ``address``.
 
     Common options: ``mode="message"`` (default; a :class:`~ringipc.channels.channel.Channel`)
@@ -142,7 +152,7 @@ def connect(address: str, **opts: Any):
     return _open("connect", address, opts)
 
 
-def listen(address: str, **opts: Any):
+def listen(address: str, **opts: Any) -> Listener:
     """Listen on ``address``; the listener's ``accept()`` returns channels.
 
     Takes the same options as :func:`connect`; ``tcp://`` needs ``authkey``

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import socket
-from typing import Optional
+from typing import Any, Optional
 
 from .channel import deadline_after
 from .framing import wait_readable
@@ -53,7 +53,7 @@ class ByteStream(io.RawIOBase):
             raise ValueError("I/O operation on a closed stream")
         return fd
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: Any) -> int:
         rfd = self._rfd  # None once closed
         if rfd is not None and self.timeout is None and type(b) in _PLAIN_BUFFERS:
             # The everyday call, without the general path's checks and view
@@ -69,7 +69,7 @@ class ByteStream(io.RawIOBase):
             raise TimeoutError("timed out waiting for the peer")
         return os.readv(self._rfd, [view])
 
-    def write(self, b) -> int:
+    def write(self, b: Any) -> int:
         wfd = self._wfd  # None once closed
         if wfd is not None and type(b) is bytes:
             return os.write(wfd, b)  # the everyday call, as readinto's

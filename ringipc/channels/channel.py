@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import pickle
 import time
-from typing import Any, Optional, Protocol, runtime_checkable
+from typing import Any, Optional, Protocol, TypeVar, runtime_checkable
 
 from ..errors import BufferTooShort, ChannelClosed, MessageTooLarge
+
+_Self = TypeVar("_Self", bound="_Closable")
 
 #: Default cap on one received message.  A header announcing more is refused
 #: before anything is allocated, so a hostile or corrupt peer cannot make us
@@ -88,13 +90,13 @@ class _Closable:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self):
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         # Nothing may escape a finalizer; a half-built object may lack its fd.
         try:
             self.close()

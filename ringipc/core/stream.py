@@ -24,10 +24,13 @@ The ends have no ``fileno()``: the socket only becomes readable at the peer's
 death, never when bytes arrive, and a descriptor that lies to ``select`` is
 worse than none.  Use :meth:`RingStream.poll`.
 """
+from __future__ import annotations
+
 import io
 import select
 import socket
 import time
+from typing import Any, Optional, Tuple
 from multiprocessing import reduction
 from queue import Empty, Full
 
@@ -53,7 +56,8 @@ class RingStream(io.RawIOBase):
     returns ``None`` and a write that finds the ring full returns what it
     wrote (``None`` for nothing), as :class:`io.RawIOBase` specifies."""
 
-    def __init__(self, sock, rx, tx, *, timeout=None, picklable=True):
+    def __init__(self, sock: socket.socket, rx: Optional[Ring], tx: Optional[Ring], *,
+                 timeout: Optional[float] = None, picklable: bool = True) -> None:
         super().__init__()
         self._picklable = picklable
         self._sock = sock
@@ -90,18 +94,18 @@ class RingStream(io.RawIOBase):
         self._rx = self._tx = None
 
     # -- io.RawIOBase ------------------------------------------------------
-    def readable(self):
+    def readable(self) -> bool:
         self._checkClosed()
         return self._rx is not None
 
-    def writable(self):
+    def writable(self) -> bool:
         self._checkClosed()
         return self._tx is not None
 
     def _peer_gone(self):
         return bool(self._poll_hup(0))
 
-    def poll(self, timeout=0.0):
+    def poll(self, timeout: Optional[float] = 0.0) -> bool:
         """True when a read would not block (bytes, end-of-file or a dead writer)."""
         self._need(self._rx, "readable")
         if self._end > self._pos or self._eof:
@@ -158,7 +162,7 @@ class RingStream(io.RawIOBase):
                 raise TimeoutError("timed out waiting for the writer")
             recovery.tick()
 
-    def readinto(self, b):
+    def readinto(self, b: Any) -> Optional[int]:
         rx = self._rx
         if rx is None:
             self._need(rx, "readable")
@@ -212,7 +216,7 @@ class RingStream(io.RawIOBase):
             return None  # non-blocking, nothing there
         return filled
 
-    def readall(self):
+    def readall(self) -> Optional[bytes]:  # type: ignore[override]
         """Read to end-of-file in record-sized steps (RawIOBase's are 8 KiB)."""
         self._need(self._rx, "readable")
         out = bytearray()
@@ -220,7 +224,7 @@ class RingStream(io.RawIOBase):
             out += chunk
         return bytes(out) if out or chunk is not None else None
 
-    def write(self, b):
+    def write(self, b: Any) -> Optional[int]:
         tx = self._tx
         if tx is None:
             self._need(tx, "writable")
@@ -265,12 +269,12 @@ class RingStream(io.RawIOBase):
                 pass
 
     @property
-    def max_message_size(self):
+    def max_message_size(self) -> int:
         """The longest record: writes up to this size arrive contiguous."""
         ring = self._tx if self._tx is not None else self._rx
         return ring.max_message_size
 
-    def close(self):
+    def close(self) -> None:
         if not self.closed:
             try:
                 self._poller.unregister(self._sock)
@@ -284,7 +288,7 @@ class RingStream(io.RawIOBase):
             self._unpin()
         super().close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if self.closed:
             return "<ringipc.RingStream closed>"
         side = "rw" if self._rx is not None and self._tx is not None else ("r" if self._rx is not None else "w")
@@ -321,7 +325,7 @@ def _rebuild(dupfd, rx, tx, timeout):
     return RingStream(socket.socket(fileno=dupfd.detach()), rx, tx, timeout=timeout)
 
 
-def stream_pair(capacity=DEFAULT_CAPACITY):
+def stream_pair(capacity: int = DEFAULT_CAPACITY) -> Tuple[RingStream, RingStream]:
     """``(writer, reader)``: a one-way byte stream over a new ring.
 
     Both ends can be handed to child processes (fork, spawn, forkserver)."""

@@ -13,10 +13,14 @@ use ``ringipc.mp.waiting.wait()`` instead.
 A blocked receive waits on the ring in slices of PEER_CHECK seconds and looks
 at the socket between slices, so peer death is seen within that time.
 """
+from __future__ import annotations
+
 import os
 import select
 import socket
 import time
+from types import TracebackType
+from typing import Any, Optional, Tuple, Type
 
 from multiprocessing import reduction
 from queue import Empty, Full
@@ -60,22 +64,22 @@ class Connection:
 
     # -- state ------------------------------------------------------------------
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._sock is None
 
     @property
-    def readable(self):
+    def readable(self) -> bool:
         return self._readable
 
     @property
-    def writable(self):
+    def writable(self) -> bool:
         return self._writable
 
-    def fileno(self):
+    def fileno(self) -> int:
         self._check_closed()
         return self._sock.fileno()
 
-    def close(self):
+    def close(self) -> None:
         if self._sock is not None:
             try:
                 self._poller.unregister(self._sock)
@@ -89,10 +93,12 @@ class Connection:
             self._rx = self._tx = None
             self._unpin()
 
-    def __enter__(self):
+    def __enter__(self) -> Connection:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
         self.close()
 
     def __del__(self, _close=os.close):
@@ -127,7 +133,7 @@ class Connection:
             return True
 
     # -- sending ------------------------------------------------------------------
-    def send_bytes(self, buf, offset=0, size=None):
+    def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
         """Send a bytes-like object (or the slice [offset:offset+size] of it) as one message."""
         if self._sock is None or not self._writable:
             self._check_closed()
@@ -150,7 +156,7 @@ class Connection:
                 raise ValueError("buffer length < offset + size")
             self._send(m[offset:offset + size])
 
-    def send(self, obj):
+    def send(self, obj: Any) -> None:
         """Send a picklable object."""
         self._check_closed()
         self._check_writable()
@@ -207,7 +213,7 @@ class Connection:
             if deadline is not None and time.monotonic() >= deadline:
                 raise Empty
 
-    def recv_bytes(self, maxlength=None):
+    def recv_bytes(self, maxlength: Optional[int] = None) -> bytes:
         """Receive one message as bytes; EOFError once the peer is closed and drained."""
         if self._sock is None or not self._readable:
             self._check_closed()
@@ -224,13 +230,13 @@ class Connection:
             raise OSError("bad message length")
         return data
 
-    def recv(self):
+    def recv(self) -> Any:
         """Receive one pickled object."""
         self._check_closed()
         self._check_readable()
         return loads(self._recv())
 
-    def recv_bytes_into(self, buf, offset=0):
+    def recv_bytes_into(self, buf: Any, offset: int = 0) -> int:
         """Receive one message into a writable buffer at byte `offset`; returns its length.
 
         Raises BufferTooShort (message in args[0]) if it does not fit."""
@@ -250,7 +256,7 @@ class Connection:
                 flat[offset:offset + size] = data
             return size
 
-    def poll(self, timeout=0.0):
+    def poll(self, timeout: Optional[float] = 0.0) -> bool:
         """Whether a message (or EOF) can be received, waiting up to `timeout` seconds."""
         self._check_closed()
         self._check_readable()
@@ -291,7 +297,7 @@ class _Sweeper:
             large.sweep_when_done(self, ring.name)
 
 
-def Pipe(duplex=True, *, capacity=DEFAULT_CAPACITY):
+def Pipe(duplex: bool = True, *, capacity: int = DEFAULT_CAPACITY) -> Tuple[Connection, Connection]:
     """Two Connections; with duplex=False the first only receives and the second only sends."""
     s1, s2 = socket.socketpair()
     try:

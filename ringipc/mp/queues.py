@@ -6,7 +6,10 @@ ring is full and large.py for objects larger than its max_message_size.
 ``maxsize`` and ``qsize()`` use a named semaphore of free slots, taken before
 a message is written and given back after it is read (see sharedstate.py).
 """
+from __future__ import annotations
+
 import functools
+from typing import Any, Generic, Iterable, List, Optional, TypeVar
 import queue as _queue
 import time
 
@@ -22,6 +25,7 @@ DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 DEFAULT_BATCH = 1000
 Empty = _queue.Empty
 Full = _queue.Full
+_T = TypeVar("_T")
 
 
 def _decode(data):
@@ -30,10 +34,10 @@ def _decode(data):
     return loads(data)
 
 
-class Queue:
+class Queue(Generic[_T]):
     """multiprocessing.Queue on a shared-memory ring; ``capacity`` is the ring's size in bytes."""
 
-    def __init__(self, maxsize=0, *, ctx=None, capacity=DEFAULT_CAPACITY):
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY) -> None:
         if maxsize <= 0:
             maxsize = VALUE_MAX
         self._maxsize = maxsize
@@ -100,7 +104,7 @@ class Queue:
         self._feeder.push((data,))
 
     # -- multiprocessing.Queue API -------------------------------------------
-    def put(self, obj, block=True, timeout=None):
+    def put(self, obj: _T, block: bool = True, timeout: Optional[float] = None) -> None:
         # The common case (plain object, room for it, nothing buffered) is
         # written out inline: each call saved is a noticeable share of a put.
         if self._closed:
@@ -128,7 +132,7 @@ class Queue:
                 pass
         self._feeder.push((data,))
 
-    def get(self, block=True, timeout=None):
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> _T:
         if self._closed:
             self._check_open()
         data = self._recv(block, timeout)
@@ -141,38 +145,38 @@ class Queue:
             return loads(data)
         return _decode(data)
 
-    def put_nowait(self, obj):
+    def put_nowait(self, obj: _T) -> None:
         return self.put(obj, False)
 
-    def get_nowait(self):
+    def get_nowait(self) -> _T:
         return self.get(False)
 
-    def qsize(self):
+    def qsize(self) -> int:
         """Objects put and not yet got, including those still in a producer's buffer."""
         return self._maxsize - self._slots.value
 
-    def empty(self):
+    def empty(self) -> bool:
         return not self._ring.poll(0)
 
-    def full(self):
+    def full(self) -> bool:
         return self._slots.value == 0
 
-    def close(self):
+    def close(self) -> None:
         self._closed = True
         if self._feeder is not None:
             self._feeder.close()
 
-    def join_thread(self):
+    def join_thread(self) -> None:
         assert self._closed, f"Queue {self!r} not closed"
         if self._feeder is not None:
             self._feeder.join()
 
-    def cancel_join_thread(self):
+    def cancel_join_thread(self) -> None:
         if self._feeder is not None:
             self._feeder.cancel_join()
 
     # -- batches ----------------------------------------------------------------
-    def put_many(self, objs, block=True, timeout=None):
+    def put_many(self, objs: Iterable[_T], block: bool = True, timeout: Optional[float] = None) -> None:
         """Put every object, in order, or none: raises Full (nothing put) if
         slots for all of them are not free within `timeout`."""
         self._check_open()
@@ -218,7 +222,7 @@ class Queue:
                 datas = datas[exc.sent:]  # the feeder sends the rest, in order
         self._feeder.push(datas)
 
-    def get_many(self, max_messages=DEFAULT_BATCH, block=True, timeout=None):
+    def get_many(self, max_messages: int = DEFAULT_BATCH, block: bool = True, timeout: Optional[float] = None) -> List[_T]:
         """Wait like get() for one object, then also take up to `max_messages`
         in all that are already there; returns a list."""
         self._check_open()
@@ -237,10 +241,10 @@ class Queue:
         return out
 
 
-class JoinableQueue(Queue):
+class JoinableQueue(Queue[_T]):
     """multiprocessing.JoinableQueue: adds task_done() and join()."""
 
-    def __init__(self, maxsize=0, *, ctx=None, capacity=DEFAULT_CAPACITY):
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY) -> None:
         super().__init__(maxsize, ctx=ctx, capacity=capacity)
         self._unfinished = NamedSemaphore(0, "u")
         # Posted when a task_done() brings the count to zero; joiners pass it on.
@@ -260,13 +264,13 @@ class JoinableQueue(Queue):
         for _ in range(count):
             post()
 
-    def task_done(self):
+    def task_done(self) -> None:
         if not self._unfinished.acquire(False):
             raise ValueError("task_done() called too many times")
         if self._unfinished.value == 0 and self._all_done.value == 0:
             self._all_done.release()
 
-    def join(self):
+    def join(self) -> None:
         """Block until every object put has been matched by a task_done()."""
         while self._unfinished.value != 0:
             # Slices bound the wait should a wake-up be lost to a killed peer.

@@ -4,7 +4,10 @@ A ringipc Connection's socket carries no data (see connection.py), so a
 poller on ``fileno()`` only sees EOF.  This wait() asks the rings themselves
 and hands every other object to multiprocessing's wait().
 """
+from __future__ import annotations
+
 import time
+from typing import Any, Iterable, List, Optional
 
 from multiprocessing import connection as _mp_connection
 
@@ -14,7 +17,7 @@ WAIT_SLICE_MIN = 0.0005
 WAIT_SLICE_MAX = 0.01
 
 
-def wait(object_list, timeout=None):
+def wait(object_list: Iterable[Any], timeout: Optional[float] = None) -> List[Any]:
     """multiprocessing.connection.wait() that also understands ringipc Connections.
 
     Ring connections are ready when a message or EOF is there; other objects

@@ -7,7 +7,7 @@ to a child under any start method; with ``fork`` they are simply inherited."""
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Literal, Optional, Tuple, Union, overload
 
 from ..address import check_mode
 from ..bytestream import ByteStream
@@ -32,13 +32,25 @@ def _rebuild(rdup, wdup, max_message_size, pending=b""):
     return PipeChannel(detach(rdup), detach(wdup), max_message_size=max_message_size, pending=pending)
 
 
-def _end(rfd, wfd, mode, max_message_size):
+def _end(rfd: Optional[int], wfd: Optional[int], mode: str, max_message_size: Optional[int]) -> Any:
     if mode == "stream":
         return ByteStream(rfd, wfd)
     return PipeChannel(rfd, wfd, max_message_size=max_message_size)
 
 
-def pipe_pair(duplex: bool = True, *, mode: str = "message", max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+@overload
+def pipe_pair(duplex: bool = ..., *, mode: Literal["message"] = ...,
+              max_message_size: Optional[int] = ...) -> Tuple[PipeChannel, PipeChannel]: ...
+@overload
+def pipe_pair(duplex: bool = ..., *, mode: Literal["stream"],
+              max_message_size: Optional[int] = ...) -> Tuple[ByteStream, ByteStream]: ...
+@overload
+def pipe_pair(duplex: bool = ..., *, mode: str,
+              max_message_size: Optional[int] = ...) -> Union[Tuple[PipeChannel, PipeChannel], Tuple[ByteStream, ByteStream]]: ...
+
+
+def pipe_pair(duplex: bool = True, *, mode: str = "message",
+              max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> Tuple[Any, Any]:
     """Two connected ends.  ``duplex=False`` returns ``(reader, writer)``."""
     check_mode(mode)
     r1, w1 = os.pipe()
