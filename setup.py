@@ -34,6 +34,7 @@ if os.environ.get("RINGIPC_CHAOS") == "1":
 libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread"]
 
 headers = [os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")]
+ring_includes = [os.path.join("ringipc", "core", f) for f in os.listdir(os.path.join("ringipc", "core")) if f.endswith(".pxi")]
 ring_sources = ["csrc/ring.c", "csrc/ring_segment.c", "csrc/ring_recover.c", "csrc/ring_wait.c",
                 "csrc/ring_waiters.c", "csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_batch.c"]
 
@@ -47,17 +48,15 @@ def extension(name, sources, libs=()):
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         libraries=list(libs),
-        depends=headers + ["ringipc/core/_cring.pxd", "ringipc/core/_ring.pxd"],
+        depends=headers + ["ringipc/core/_cring.pxd", "ringipc/core/_ring.pxd"] + ring_includes,
     )
 
 
 extensions = [
     # The only module that links the C ring: its globals (the fork generation)
-    # must exist once per process.
+    # must exist once per process.  Views and test hooks are part of it
+    # (_ring.pyx includes ringipc/core/_ring_*.pxi).
     extension("ringipc.core._ring", ["ringipc/core/_ring.pyx"] + ring_sources, libraries),
-    # These reach the C ring only through the Ring type's methods.
-    extension("ringipc.core._views", ["ringipc/core/_views.pyx"]),
-    extension("ringipc.core._testhooks", ["ringipc/core/_testhooks.pyx"]),
     # No ring: the C fast path of unixpacket:// channels.
     extension("ringipc.channels.transports._packet_fast", ["ringipc/channels/transports/_packet_fast.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).

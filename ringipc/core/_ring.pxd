@@ -1,4 +1,5 @@
-# The Ring type's C-level members, for ringipc/_views.pyx.
+# The Ring type's C-level members (its method bodies live in _ring.pyx and the
+# _ring_*.pxi files it includes).
 from libc.stdint cimport uint32_t, uint64_t
 
 cimport ringipc.core._cring as c
@@ -39,7 +40,6 @@ cdef class Ring:
     cdef int _stalled(self, c.rip_status st, bint writer, uint64_t length, bint block,
                       double *deadline, object timeout) except -1
     cdef int _write_begin(self, uint64_t length, c.rip_desc *d, bint block, object timeout) except -1
-    cdef int _write_batch(self, c.rip_msg *msgs, int n, bint block, object timeout, Py_ssize_t *sent) except -1
     cdef int _write(self, const char *src, uint64_t length, bint block, object timeout) except -1
     cdef int _read_begin(self, c.rip_desc *d, bint block, object timeout) except -1
     cdef void _read_end(self, c.rip_desc *d) noexcept

@@ -1,6 +1,12 @@
 # cython: language_level=3
 """The shared-memory ring as a Python object (message mode).
 
+One module in several files: this one holds the Ring handle and its lifetime,
+its claims and waits; _ring_support.pxi the helpers, _ring_messages.pxi and
+_ring_batch.pxi the bodies of the message and batch calls, _ring_views.pxi the
+zero-copy views, _ring_testhooks.pxi the test hooks.  The C ring is linked
+into this module only: its globals (the fork generation) exist once per process.
+
 The GIL is released only around the C wait and around copies of at least
 NOGIL_COPY_THRESHOLD bytes: for small messages, dropping and retaking the GIL
 would cost more than the copy.  Waits run in slices of WAIT_SLICE seconds so
@@ -11,7 +17,7 @@ import queue
 
 cimport cython
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_FillInfo, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, uint32_t, uint64_t
@@ -46,59 +52,7 @@ assert _BATCH == c.RIP_BATCH_MAX
 _KINDS = {"spsc": c.RIP_KIND_SPSC, "mpmc": c.RIP_KIND_MPMC}
 
 
-cdef inline double _now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
-
-
-cdef inline void _copy(void *dst, const void *src, uint64_t n):
-    if n >= _NOGIL_COPY:
-        with nogil:
-            memcpy(dst, src, n)
-    else:
-        memcpy(dst, src, n)
-
-
-def _cpus_available():
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-cdef double _deadline(object timeout) except? -2:
-    """-1 means no deadline; negative timeouts behave like 0, as in queue.Queue."""
-    if timeout is None:
-        return -1.0
-    t = float(timeout)
-    return _now() + (t if t > 0 else 0.0)
-
-
-cdef int _raise_status(c.rip_status st, Ring ring, uint64_t length, bint writer) except -1:
-    """The one place where a ring status becomes a Python exception."""
-    if st == c.RIP_EMPTY:
-        raise queue.Empty
-    if st == c.RIP_FULL:
-        raise queue.Full
-    if st == c.RIP_TOO_BIG:
-        raise MessageTooLarge(
-            f"message of {length} bytes exceeds ring {ring.name!r}'s max_message_size of "
-            f"{ring.max_message_size} bytes (half its capacity); create the ring with a larger capacity")
-    if st == c.RIP_CLOSED:
-        if writer:
-            raise BrokenPipeError(f"ring {ring.name!r}: the reading side is closed")
-        raise EOFError(f"ring {ring.name!r}: the writing side is closed and the ring is drained")
-    if st == c.RIP_CORRUPT:
-        raise CorruptSegment(f"ring {ring.name!r}: shared memory breaks the ring's invariants "
-                             f"(a record length or position is out of range); nothing was read")
-    if st == c.RIP_BUSY:
-        side = "producer" if writer else "consumer"
-        raise RingError(f"ring {ring.name!r} is SPSC and another live process is its {side}; "
-                        f"use kind='mpmc' for several {side}s")
-    if st == c.RIP_NO_SLOT:
-        raise RingError(f"ring {ring.name!r}: more than {MAX_SLOTS} live processes use this MPMC ring")
-    raise RingError(f"ring {ring.name!r}: unexpected status {<int>st}")
+include "_ring_support.pxi"
 
 
 # No tp_clear: a Ring caught in a garbage cycle must keep its mapping until
@@ -371,39 +325,6 @@ cdef class Ring:
             self._busy = False
             self._stalled(st, True, length, block, &deadline, timeout)
 
-    cdef int _write_batch(self, c.rip_msg *msgs, int n, bint block, object timeout, Py_ssize_t *sent) except -1:
-        """Appends msgs[0..n) in order, a claim per run of small messages;
-        counts each one appended in *sent as it goes."""
-        cdef int i = 0, small
-        cdef size_t done
-        cdef c.rip_status st
-        cdef double deadline = -2.0
-        while i < n:
-            if msgs[i].length >= _NOGIL_COPY:
-                # Copied without the GIL, and the reader is woken at once: a
-                # large copy dwarfs a wake-up.
-                self._write(<const char *>msgs[i].data, msgs[i].length, block, timeout)
-                i += 1
-                sent[0] += 1
-                deadline = -2.0
-                continue
-            small = i + 1
-            while small < n and msgs[small].length < _NOGIL_COPY:
-                small += 1
-            self._check_open()
-            self._lock_handle()
-            st = c.rip_write_many(&self._r, &msgs[i], small - i, &done)
-            self._busy = False
-            if st == c.RIP_OK:
-                self._stalled_since = -1.0
-                self._unwoken_readers = True
-                i += <int>done
-                sent[0] += <Py_ssize_t>done
-                deadline = -2.0  # the timeout applies to each message's wait
-                continue
-            self._stalled(st, True, msgs[i].length, block, &deadline, timeout)
-        return 0
-
     cdef int _write(self, const char *src, uint64_t length, bint block, object timeout) except -1:
         cdef c.rip_desc d
         self._write_begin(length, &d, block, timeout)
@@ -446,12 +367,7 @@ cdef class Ring:
 
         Blocks while the ring is full; raises queue.Full if `block` is false
         or `timeout` (seconds) passes first."""
-        cdef Py_buffer buf
-        PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE)
-        try:
-            self._write(<const char *>buf.buf, <uint64_t>buf.len, block, timeout)
-        finally:
-            PyBuffer_Release(&buf)
+        return _send_bytes(self, data, block, timeout)
 
     def send_bytes_many(self, messages, bint block=True, timeout=None):
         """Append each message in order, waking readers once; returns the count.
@@ -461,44 +377,7 @@ cdef class Ring:
         `timeout` applies to each message's wait for space.  If the ring fills
         (block=False, or the timeout passes), queue.Full is raised with
         ``exc.sent`` set to the number of messages already appended."""
-        cdef Py_buffer bufs[_BATCH]
-        cdef c.rip_msg msgs[_BATCH]
-        cdef Py_ssize_t sent = 0
-        cdef int held = 0, i
-        it = iter(messages)
-        failed = None
-        try:
-            while failed is None:
-                held = 0
-                try:
-                    try:
-                        for data in it:
-                            PyObject_GetBuffer(data, &bufs[held], PyBUF_SIMPLE)
-                            msgs[held].data = bufs[held].buf
-                            msgs[held].length = <uint64_t>bufs[held].len
-                            held += 1
-                            if held == _BATCH or msgs[held - 1].length >= _NOGIL_COPY:
-                                break
-                    except BaseException as exc:
-                        # A bad item (or a failing generator): what came before it
-                        # still goes in, as if sent one by one, then it is raised.
-                        failed = exc
-                    if held == 0:
-                        break
-                    self._write_batch(msgs, held, block, timeout, &sent)
-                finally:
-                    for i in range(held):
-                        PyBuffer_Release(&bufs[i])
-            if failed is not None:
-                raise failed
-        except queue.Full as exc:
-            exc.sent = sent  # how many of the batch went in before it filled
-            raise
-        finally:
-            if self._has_view:
-                self._unwoken_readers = False
-                c.rip_notify_readers(&self._r)
-        return sent
+        return _send_bytes_many(self, messages, block, timeout)
 
     def recv_bytes(self, bint block=True, timeout=None):
         """Remove and return the next whole message as bytes.
@@ -506,109 +385,47 @@ cdef class Ring:
         Blocks while the ring is empty; raises queue.Empty if `block` is false
         or `timeout` passes first, EOFError once the writing side shut down
         and everything was read."""
-        cdef c.rip_desc d
-        self._read_begin(&d, block, timeout)
-        return self._read_bytes(&d)
+        return _recv_bytes(self, block, timeout)
 
     def recv_bytes_many(self, Py_ssize_t max_messages, bint block=True, timeout=None):
         """Wait for one message like recv_bytes, then take up to `max_messages`
         that are already there; hands their space back and wakes writers
         once (per message only for messages of 64 KiB and more)."""
-        cdef c.rip_desc d
-        cdef list out = []
-        cdef bint claimed
-        if max_messages < 1:
-            raise ValueError("max_messages must be at least 1")
-        self._read_begin(&d, block, timeout)  # the handle lock is ours until the end
-        claimed = True
-        try:
-            while True:
-                item = PyBytes_FromStringAndSize(NULL, d.length)
-                _copy(PyBytes_AS_STRING(item), d.data, d.length)
-                claimed = False
-                c.rip_read_done(&self._r, &d)
-                out.append(item)
-                if d.length >= _NOGIL_COPY:
-                    c.rip_read_publish(&self._r)
-                    c.rip_notify_writers(&self._r)
-                if len(out) >= max_messages or c.rip_read_begin(&self._r, &d) != c.RIP_OK:
-                    break
-                claimed = True
-        finally:
-            if claimed:  # an exception with a message claimed: it is lost, as in recv_bytes
-                c.rip_read_done(&self._r, &d)
-            c.rip_read_publish(&self._r)
-            self._busy = False
-            c.rip_notify_writers(&self._r)
-        return out
+        return _recv_bytes_many(self, max_messages, block, timeout)
 
     def recv_bytes_into(self, buffer, bint block=True, timeout=None):
         """Copy the next message into a writable buffer; returns its length.
 
         If the buffer is too small the message is still consumed and raised
         inside BufferTooShort (args[0]), as multiprocessing does."""
-        cdef Py_buffer buf
-        cdef c.rip_desc d
-        try:
-            PyObject_GetBuffer(buffer, &buf, PyBUF_WRITABLE)
-        except BufferError as exc:
-            raise TypeError(f"recv_bytes_into needs a writable contiguous buffer: {exc}") from None
-        try:
-            self._read_begin(&d, block, timeout)
-            if d.length > <uint64_t>buf.len:
-                raise BufferTooShort(self._read_bytes(&d))
-            try:
-                _copy(buf.buf, d.data, d.length)
-            finally:
-                self._read_end(&d)
-            return d.length
-        finally:
-            PyBuffer_Release(&buf)
+        return _recv_bytes_into(self, buffer, block, timeout)
 
     def recv_view(self, bint block=True, timeout=None):
         """Zero-copy receive: a read-only buffer over the next message in
         shared memory.  Use it as a context manager (or call ``release()``);
         until then the message stays claimed and this handle refuses other
         calls.  Copy out anything needed after release."""
-        from ._views import ReadView
         return ReadView._claim(self, block, timeout)
 
     def send_view(self, length, bint block=True, timeout=None):
         """Zero-copy send: a writable buffer of `length` bytes in shared memory.
         Leaving the ``with`` block (or ``commit()``) publishes it; an exception
         (or ``abort()``) discards it without publishing anything."""
-        from ._views import WriteView
         return WriteView._claim(self, length, block, timeout)
 
     def poll(self, timeout=0.0):
         """True if a message (or the end of the stream) can be read without
         blocking, waiting up to `timeout` seconds (None: forever)."""
-        cdef double deadline = _deadline(timeout)
-        self._check_open()
-        while True:
-            if c.rip_readable(&self._r) or (c.rip_flags(&self._r) & c.RIP_FLAG_WRITER_CLOSED):
-                self._stalled_since = -1.0
-                return True
-            if self._wait(False, 0, deadline):
-                return False
+        return _poll(self, timeout)
 
     def shutdown(self, how):
         """Close one direction for every process: "write" makes readers see
         EOFError once drained; "read" makes writers get BrokenPipeError."""
-        self._check_open()
-        if how == "write":
-            c.rip_close_side(&self._r, c.RIP_FLAG_WRITER_CLOSED)
-        elif how == "read":
-            c.rip_close_side(&self._r, c.RIP_FLAG_READER_CLOSED)
-        else:
-            raise ValueError("how must be 'write' or 'read'")
+        return _shutdown(self, how)
 
     def recover(self):
         """Release claims left by dead processes now; returns how many (MPMC)."""
-        cdef uint32_t recovered = 0
-        self._check_open()
-        c.rip_recover(&self._r, &recovered)
-        return recovered
+        return _recover(self)
 
     # -- lifetime ---------------------------------------------------------
     cdef _finish_close(self):
@@ -650,30 +467,30 @@ cdef class Ring:
         return f"<ringipc.Ring {self.name!r} kind={self.kind} {state}>"
 
 
-    # -- test hooks (ringipc/core/_testhooks.pyx): states only a crash produces --
+    # -- test hooks (_ring_testhooks.pxi): states only a crash produces --
     def _debug_layout(self):
-        from ._testhooks import layout
-        return layout(self)
+        return _hook_layout(self)
 
     def _debug_claim_and_hold(self, length):
-        from ._testhooks import claim_and_hold
-        return claim_and_hold(self, length)
+        return _hook_claim_and_hold(self, length)
 
     def _debug_read_and_hold(self):
-        from ._testhooks import read_and_hold
-        return read_and_hold(self)
+        return _hook_read_and_hold(self)
 
     def _debug_sleepers(self):
-        from ._testhooks import sleepers
-        return sleepers(self)
+        return _hook_sleepers(self)
 
     def _debug_owners(self):
-        from ._testhooks import owners
-        return owners(self)
+        return _hook_owners(self)
 
     def _debug_set_owner(self, where, pid, start):
-        from ._testhooks import set_owner
-        set_owner(self, where, pid, start)
+        _hook_set_owner(self, where, pid, start)
+
+
+include "_ring_messages.pxi"
+include "_ring_batch.pxi"
+include "_ring_views.pxi"
+include "_ring_testhooks.pxi"
 
 
 def segment_creator_pid(name):

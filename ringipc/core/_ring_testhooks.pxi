@@ -1,14 +1,8 @@
-# cython: language_level=3
-"""Test hooks: drive a ring into states that only a crash produces, and tell
-tests where header fields lie so they can corrupt them on purpose.
+# Part of ringipc/core/_ring.pyx (included there, compiled as one module):
+# test hooks.  They drive a ring into states that only a crash produces, and
+# tell tests where header fields lie so they can corrupt them on purpose.
+# Reached through Ring._debug_*().
 
-Every C call goes through the Ring type's own methods (declared in
-_ring.pxd), so this module links no ring code of its own.
-"""
-from libc.stdint cimport uint32_t, uint64_t
-
-cimport ringipc.core._cring as c
-from ringipc.core._ring cimport Ring
 
 cdef extern from *:
     # GCC/Clang builtins: the owner words are _Atomic in C, plain here.
@@ -39,7 +33,7 @@ cdef extern from *:
         RIP_STATE_CONSUMED
 
 
-def layout(Ring ring):
+def _hook_layout(Ring ring):
     """Byte offsets of header fields and sections, taken from the C structs
     (tests poke corrupt values through them; nothing else may hard-code one)."""
     ring._check_open()
@@ -79,7 +73,7 @@ def layout(Ring ring):
     }
 
 
-def claim_and_hold(Ring ring, length, fill=b"\xee"):
+def _hook_claim_and_hold(Ring ring, length, fill=b"\xee"):
     """Claim space for a `length`-byte message, write half of it, and return
     without committing: the state a producer killed mid-write leaves."""
     cdef c.rip_desc d
@@ -91,7 +85,7 @@ def claim_and_hold(Ring ring, length, fill=b"\xee"):
     return d.length
 
 
-def read_and_hold(Ring ring):
+def _hook_read_and_hold(Ring ring):
     """Claim the next message without finishing the read: the state a
     consumer killed mid-copy leaves.  Returns the message length."""
     cdef c.rip_desc d
@@ -100,7 +94,7 @@ def read_and_hold(Ring ring):
     return d.length
 
 
-def sleepers(Ring ring):
+def _hook_sleepers(Ring ring):
     """Who is counted asleep: the header's waiter counts (what notify() looks
     at) and, per slot holding any, (pid, data sleepers, space sleepers)."""
     ring._check_open()
@@ -129,7 +123,7 @@ cdef uint64_t *_owner_word(Ring ring, where) except NULL:
     return <uint64_t *>&ring._r.slots[<int>where].owner
 
 
-def owners(Ring ring):
+def _hook_owners(Ring ring):
     """Who holds what, as (pid, start stamp) pairs: the SPSC roles, recovery
     and every taken slot by index (None where the word is 0)."""
     ring._check_open()
@@ -149,7 +143,7 @@ def owners(Ring ring):
     return result
 
 
-def set_owner(Ring ring, where, uint32_t pid, uint32_t start):
+def _hook_set_owner(Ring ring, where, uint32_t pid, uint32_t start):
     """Overwrite an owner word ("producer", "consumer", "recovery" or a slot
     index) with (pid, start): what the segment says after the recorded pid
     has been handed on to another process, or a made-up holder."""

@@ -1,17 +1,10 @@
-# cython: language_level=3
-"""Zero-copy access to one message in a ring: the buffer *is* shared memory.
-
-A view holds its record claimed (and its handle's lock flag set) until it is
-released; consumers of large messages use it to avoid one of the two copies,
-producers to build a message in place (e.g. numpy.frombuffer / readinto).
-"""
-from cpython.buffer cimport PyBuffer_FillInfo
-from libc.stdint cimport uint64_t
-
-cimport ringipc.core._cring as c
-from ringipc.core._ring cimport Ring  # declarations only: every C call goes through Ring
-
-from ..errors import RingError
+# Part of ringipc/core/_ring.pyx (included there, compiled as one module):
+# zero-copy access to one message in a ring -- the buffer *is* shared memory.
+#
+# A view holds its record claimed (and its handle's lock flag set) until it is
+# released; consumers of large messages use it to avoid one of the two copies,
+# producers to build a message in place (e.g. numpy.frombuffer / readinto).
+# Ring.recv_view() and Ring.send_view() make them.
 
 
 cdef class _View:
