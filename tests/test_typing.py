@@ -81,3 +81,57 @@ def test_queues_are_generic_at_runtime():
         assert q.get() == 7
     finally:
         q.close()
+
+
+STUBBED = ["ringipc.core._ring", "ringipc.channels.transports._mq_fast", "ringipc.channels.transports._packet_fast"]
+
+
+def _stub_names(path):
+    """{top-level name: set of member names (classes) or None} declared in a .pyi."""
+    import ast
+
+    names = {}
+    for node in ast.parse(open(path).read()).body:
+        if isinstance(node, ast.ClassDef):
+            members = set()
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    members.add(item.name)
+                elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    members.add(item.target.id)
+            names[node.name] = members
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names[node.name] = None
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names[node.target.id] = None
+        elif isinstance(node, ast.Assign):
+            names.update({t.id: None for t in node.targets if isinstance(t, ast.Name)})
+    return names
+
+
+@pytest.mark.parametrize("modname", STUBBED)
+def test_stubs_match_the_compiled_modules(modname):
+    """A small stubtest: every public name of a compiled module (and every
+    public method of its classes) is in its stub, and the stub invents none."""
+    import importlib
+    import inspect
+
+    module = importlib.import_module(modname)
+    stub = _stub_names(module.__file__.split(".", 1)[0] + ".pyi")
+    runtime = {n: v for n, v in vars(module).items()
+               if not n.startswith("__") and not inspect.ismodule(v)
+               and getattr(v, "__module__", modname) == modname
+               and (not n.startswith("_") or n in stub)}
+    public = {n for n in runtime if not n.startswith("_")}
+    assert public <= set(stub), f"{modname}: missing from the stub: {sorted(public - set(stub))}"
+    invented = [n for n in stub if n not in vars(module) and n != "Kind"]
+    assert not invented, f"{modname}: the stub declares names the module lacks: {invented}"
+    for name, members in stub.items():
+        if members is None:
+            continue
+        cls = getattr(module, name)
+        have = {m for m in dir(cls) if not m.startswith("__") or m in ("__enter__", "__exit__", "__reduce__", "__len__")}
+        public_methods = {m for m in vars(cls) if not m.startswith("_") and callable(getattr(cls, m, None))}
+        assert public_methods <= members | {"spin"}, f"{modname}.{name}: not in the stub: {sorted(public_methods - members)}"
+        ghosts = members - have - {"__buffer__", "__init__"}
+        assert not ghosts, f"{modname}.{name}: the stub declares members the class lacks: {sorted(ghosts)}"
