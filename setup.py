@@ -61,6 +61,14 @@ extensions = [
     extension("ringipc.core._ring", ["ringipc/core/_ring.pyx"] + ring_sources, libraries),
     # No ring: the C fast path of unixpacket:// channels.
     extension("ringipc.channels.transports._packet_fast", ["ringipc/channels/transports/_packet_fast.pyx"]),
+    # Crash-safe Lock/Semaphore/Event: their own segments, and ring_liveness.c
+    # for telling whether a holder still runs (a per-process cache only).
+    extension("ringipc.sync._sync", ["ringipc/sync/_sync.pyx", "csrc/sync.c", "csrc/ring_liveness.c"], libraries),
+    # sigqueue/signalfd for ringipc.signals (Linux).
+    *([extension("ringipc.signals._signalfd", ["ringipc/signals/_signalfd.pyx"])]
+      if sys.platform.startswith("linux") else []),
+    # Read-only snapshots of segments for `python -m ringipc ls` (layouts only, no ring code).
+    extension("ringipc.core._inspect", ["ringipc/core/_inspect.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
 ]

@@ -143,6 +143,11 @@ int rip_pid_alive(int32_t pid, uint32_t start);
 uint32_t rip_process_start(int32_t pid);
 /* 1 in RINGIPC_CHAOS builds (csrc/ring_internal.h), 0 otherwise. */
 int rip_chaos_build(void);
+/* RINGIPC_CHAOS builds, for tests: the next batch write of this process
+ * sends itself SIGSTOP just before storing its index-th tag (index tags
+ * published), so a test can kill it exactly there.  -1 disarms.  Returns 0
+ * in other builds. */
+int rip_chaos_stop_at_batch_tag(long index);
 /* "futex" or "sem": the wait backend this build was compiled with. */
 const char *rip_wait_backend_name(void);
 

@@ -107,7 +107,7 @@ rip_status rip_write_many(rip_ring *ring, const rip_msg *msgs, size_t n, size_t 
         a_store(&pad_meta->tag, RIP_TAG(head, RIP_STATE_PADDING), REL); /* P1 */
     }
     for (size_t i = 0; i < count; i++) {
-        CHAOS_POINT(); /* a death here leaves a prefix of the batch published: see above */
+        CHAOS_BATCH_TAG(i); /* a death here leaves a prefix of the batch published: see above */
         if (ring->multi && i + 1 < count)
             a_store(&ring->slot->produce_intent, starts[i + 1] + 1, REL); /* I1 */
         /* P1 for each record, in order */

@@ -7,6 +7,7 @@
 
 #if defined(RINGIPC_CHAOS)
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 static _Thread_local uint64_t chaos_state;
@@ -33,7 +34,32 @@ void rip_chaos_point(void)
     }
 }
 
+static _Atomic long stop_at_batch_tag = -1;
+
+void rip_chaos_batch_tag(size_t index)
+{
+    long stop = a_load(&stop_at_batch_tag, RLX);
+    if (stop >= 0 && (size_t)stop == index) {
+        a_store(&stop_at_batch_tag, -1, RLX);
+        raise(SIGSTOP); /* the test that armed us kills us here */
+        return;
+    }
+    rip_chaos_point();
+}
+
+int rip_chaos_stop_at_batch_tag(long index)
+{
+    a_store(&stop_at_batch_tag, index < 0 ? -1 : index, RLX);
+    return 1;
+}
+
 int rip_chaos_build(void) { return 1; }
 #else
+int rip_chaos_stop_at_batch_tag(long index)
+{
+    (void)index;
+    return 0;
+}
+
 int rip_chaos_build(void) { return 0; }
 #endif

@@ -28,9 +28,14 @@
  */
 #if defined(RINGIPC_CHAOS)
 void rip_chaos_point(void);
+/* A chaos point before a batch's index-th tag, where a test can also have
+ * the process stop itself (rip_chaos_stop_at_batch_tag). */
+void rip_chaos_batch_tag(size_t index);
 #define CHAOS_POINT() rip_chaos_point()
+#define CHAOS_BATCH_TAG(index) rip_chaos_batch_tag(index)
 #else
 #define CHAOS_POINT() ((void)0)
+#define CHAOS_BATCH_TAG(index) ((void)0)
 #endif
 
 #define likely(x) __builtin_expect(!!(x), 1)

@@ -115,16 +115,45 @@ static int recover_dead_consumer(rip_ring *ring)
     return recovered;
 }
 
-static int take_recovery(rip_ring *ring)
+/* rip_recover calls running in this process, in the low 32 bits, tagged
+ * with the fork generation they were counted in (high bits): a child starts
+ * from none without a fork handler, since calls counted in the parent carry
+ * an older generation. */
+static _Atomic uint64_t recoveries_here;
+
+static void count_recovery(int delta)
+{
+    uint64_t seen = a_load(&recoveries_here, RLX), next;
+    do {
+        uint64_t running = (seen >> 32) == (uint32_t)rip_fork_generation ? (uint32_t)seen : 0;
+        next = ((uint64_t)(uint32_t)rip_fork_generation << 32) | (uint32_t)(running + (uint64_t)delta);
+    } while (!a_cas(&recoveries_here, &seen, next, ACQ_REL, RLX));
+}
+
+static int recoveries_running_here(void)
+{
+    uint64_t seen = a_load(&recoveries_here, ACQ);
+    return (seen >> 32) == (uint32_t)rip_fork_generation ? (int)(uint32_t)seen : 0;
+}
+
+static int take_recovery(rip_ring *ring, uint64_t me)
 {
     _Atomic uint64_t *owner = &ring->hdr->recovery_owner;
     uint64_t current = a_load(owner, ACQ);
     /* Our own owner word means another thread or handle of this process is
      * recovering right now (rip_recover always releases before returning,
-     * and the word names this process, not a predecessor): one at a time. */
-    if (current != 0 && (current == ring->owner || rip_owner_alive(current)))
+     * and the word names this process, not a predecessor): one at a time.
+     * Unless no other call of ours is running (the caller counted itself):
+     * then the word is stale - a corrupt segment naming us - and waiting for
+     * it would disable recovery for good.  A word naming another live
+     * process is waited for: that process may be frozen inside recovery, and
+     * taking over from it could let its late length store land on a reused
+     * record; a corrupt word of that kind lasts until that process exits. */
+    if (current == me && recoveries_running_here() > 1)
         return 0;
-    return a_cas(owner, &current, ring->owner, ACQ_REL, RLX);
+    if (current != 0 && current != me && rip_owner_alive(current))
+        return 0;
+    return a_cas(owner, &current, me, ACQ_REL, RLX);
 }
 
 rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
@@ -133,8 +162,14 @@ rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
     rip_recount_sleepers(ring); /* both kinds: any process may have died asleep */
     if (!ring->multi)
         return RIP_OK; /* SPSC publishes with one store: a dead peer leaves nothing half-done */
-    if (!take_recovery(ring))
+    /* Not ring->owner: a handle inherited over fork() that has not been used
+     * in the child yet still holds its parent's word. */
+    uint64_t me = rip_self_owner();
+    count_recovery(+1);
+    if (!take_recovery(ring, me)) {
+        count_recovery(-1);
         return RIP_OK;
+    }
     /* Bounded: each step moves cons or release forward over at least one cell. */
     for (uint64_t step = 0; step < 2 * ring->ncells; step++) {
         int progress = recover_dead_producer(ring);
@@ -143,7 +178,7 @@ rip_status rip_recover(rip_ring *ring, uint32_t *recovered)
             break;
         *recovered += (uint32_t)progress;
     }
-    uint64_t me = ring->owner;
     a_cas(&ring->hdr->recovery_owner, &me, 0, REL, RLX);
+    count_recovery(-1);
     return RIP_OK;
 }

@@ -27,17 +27,20 @@ CSRC = os.path.join(TOP, "csrc")
 LAYERS = [
     ("ringipc.errors",),        # exceptions: imports nothing of ringipc
     ("ringipc.core",),          # the ring, segments, lifetimes, byte-stream mode, cleanup
-    ("ringipc.mp",),            # multiprocessing drop-ins (built on core)
+    # multiprocessing drop-ins (built on core); process-shared locks; signals
+    ("ringipc.mp", "ringipc.sync", "ringipc.signals"),
     ("ringipc.channels",),      # Channel API and transports (shm:// rides on mp's Connection)
     ("ringipc",),               # ringipc/__init__.py: the public names, re-exported
-    ("ringipc.bench",),         # measures the public API and its peers
-    ("ringipc.__main__",),      # command line: bench and cleanup
+    # tools: the bench measures the public API and its peers; cleanup, ls and doctor look after the machine
+    ("ringipc.bench", "ringipc.cleanup", "ringipc.ls", "ringipc.doctor"),
+    ("ringipc.__main__",),      # command line: bench, cleanup, ls, doctor
 ]
 
 # Lowest first: who may call whom among csrc/*.c.
 C_LAYERS = [
     ("ring_liveness.c", "ring_chaos.c"),   # is a process alive; chaos pauses
-    ("ring_backend.c", "ring_waiters.c"),  # futex/semaphore primitives; who is counted asleep
+    ("ring_backend.c", "ring_waiters.c",   # futex/semaphore primitives; who is counted asleep;
+     "sync.c"),                            # process-shared locks (ringipc.sync: their own extension)
     ("ring_release.c",),                   # freeing consumed space, waking sleepers
     ("ring_recover.c",),                   # dead producers' and consumers' claims
     ("ring_segment.c",),                   # create, validate, attach; roles and slots
@@ -157,6 +160,14 @@ def python_graph():
 def test_every_module_has_a_layer():
     missing = [m for m in python_modules() if layer_of(m) is None]
     assert not missing, f"modules outside every layer of LAYERS: {missing}"
+
+
+def test_every_import_resolves():
+    """An import of a ringipc module that does not exist would slip past the
+    layer check (its name alone decides its layer): none may be left."""
+    graph = python_graph()
+    unknown = sorted(f"{mod} imports {t}" for mod, targets in graph.items() for t in targets if t not in graph)
+    assert not unknown, "imports of no ringipc module:\n" + "\n".join(unknown)
 
 
 def test_no_python_import_circle():

@@ -8,10 +8,12 @@ import signal
 
 import pytest
 
-from _proc_support import kill_now
+from _proc_support import kill_now, until_stopped
+from _segment_poke import Poke
 from _soak_support import drain_reporting, read_reports
 
 from ringipc import Ring
+from ringipc.core import _ring
 
 import ringcheck
 
@@ -163,6 +165,36 @@ def test_recovery_reached_by_callers_waiting_in_short_timeouts():
         assert ring.recv_bytes(block=False) == b"behind"
 
 
+@pytest.mark.parametrize("owner", ["this process", "a dead process"])
+def test_recovery_lock_naming_nobody_recovering_is_taken_over(owner):
+    """A recovery lock word left behind (a corrupt segment naming this very
+    process, or a holder that died) must not disable recovery for good."""
+    with Ring(capacity=8192, kind="mpmc") as ring:
+        ring.send_bytes(b"x")
+        ring.recv_bytes()  # this process has a slot now: its owner word is there
+        poke = Poke(ring)
+        try:
+            words = [poke.get64(poke.slot(i) + poke.layout["slot_owner"]) for i in range(2)]
+            holder = _start_holder(_claim_then_wait, ring, 300)
+            ring.send_bytes(b"behind")
+            mine = words[0]
+            assert mine != 0 and words[1] == 0
+            poke.u64(poke.layout["recovery_owner"], mine if owner == "this process" else _dead_owner_word(mine))
+            kill_now(holder)
+            assert ring.recv_bytes(timeout=10) == b"behind"
+            assert poke.get64(poke.layout["recovery_owner"]) == 0
+        finally:
+            poke.close()
+
+
+def _dead_owner_word(like):
+    """An owner word (pid, start time) of a process that has exited."""
+    child = ctx.Process(target=os._exit, args=(0,))
+    child.start()
+    child.join()
+    return (like & ~0xFFFFFFFF) | child.pid
+
+
 def _send_numbered_batches(ring):
     seq = 0
     while True:
@@ -176,7 +208,6 @@ def test_producer_killed_inside_a_batch_leaves_a_prefix():
     its messages (never later ones without earlier ones).  Each victim is
     frozen at random moments until it is caught holding a claim, then
     killed there; the RINGIPC_CHAOS build widens the window between tags."""
-    from _proc_support import until_stopped
     from _soak_support import Slots
 
     # Fewer on the slow chaos build, where most aimed kills land among the tags.
@@ -205,3 +236,28 @@ def test_producer_killed_inside_a_batch_leaves_a_prefix():
                 except queue.Empty:
                     break
             assert got == list(range(len(got))), "a killed batch left a gap in its messages"
+
+
+def _send_one_batch_stopping_at(ring, index):
+    _ring._chaos_stop_at_batch_tag(index)
+    ring.send_bytes_many([ringcheck.NUMBER.pack(n) for n in range(64)])
+    os._exit(3)  # never reached: stopped, then killed, inside the batch
+
+
+@pytest.mark.skipif(not _ring.CHAOS_BUILD, reason="stopping inside a batch needs the RINGIPC_CHAOS=1 build "
+                    "(.ci/variant chaos runs this; the aimed test above covers the normal build)")
+@pytest.mark.parametrize("published", [0, 1, 2, 31, 63])
+def test_producer_killed_after_some_tags_of_a_batch_leaves_exactly_them(published):
+    """The aimed test above, made exact: the producer stops itself after
+    `published` of its batch's 64 tags, and is killed there."""
+    with Ring(capacity=1 << 16, kind="mpmc") as ring:
+        victim = ctx.Process(target=_send_one_batch_stopping_at, args=(ring, published))
+        victim.start()
+        try:
+            assert until_stopped(victim.pid), f"the producer ended with {victim.exitcode} instead of stopping"
+        finally:
+            kill_now(victim)
+        got = [ringcheck.NUMBER.unpack(ring.recv_bytes(timeout=10))[0] for _ in range(published)]
+        assert got == list(range(published))
+        ring.send_bytes(b"after")  # behind the dead claim, which recovery pads over
+        assert ring.recv_bytes(timeout=10) == b"after"

@@ -110,3 +110,4 @@ cdef extern from "ring.h" nogil:
     uint32_t rip_process_start(int32_t pid)
     const char *rip_wait_backend_name()
     int rip_chaos_build()
+    int rip_chaos_stop_at_batch_tag(long index)

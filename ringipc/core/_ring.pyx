@@ -2,8 +2,9 @@
 """The shared-memory ring as a Python object (message mode).
 
 One module in several files: this one holds the Ring handle and its lifetime,
-its claims and waits; _ring_support.pxi the helpers, _ring_messages.pxi and
-_ring_batch.pxi the bodies of the message and batch calls, _ring_views.pxi the
+its claims and waits; _ring_support.pxi the helpers and module functions,
+_ring_messages.pxi and _ring_batch.pxi the bodies of the message and batch
+calls, _ring_views.pxi the
 zero-copy views, _ring_testhooks.pxi the test hooks.  The C ring is linked
 into this module only: its globals (the fork generation) exist once per process.
 
@@ -42,6 +43,7 @@ MAX_SLOTS = c.RIP_MAX_SLOTS
 ABI_VERSION = c.RIP_ABI_VERSION
 WAIT_BACKEND = c.rip_wait_backend_name().decode()
 CHAOS_BUILD = bool(c.rip_chaos_build())  # RINGIPC_CHAOS=1: random pauses inside the protocol
+
 RECOUNT_AFTER_IDLE_WAKES = c.RIP_RECOUNT_AFTER_IDLE_WAKES  # see csrc/ring_waiters.c
 
 cdef uint64_t _NOGIL_COPY = NOGIL_COPY_THRESHOLD
@@ -491,24 +493,3 @@ include "_ring_messages.pxi"
 include "_ring_batch.pxi"
 include "_ring_views.pxi"
 include "_ring_testhooks.pxi"
-
-
-def segment_creator_pid(name):
-    """The creator pid recorded in ring `name`'s header (validates it first)."""
-    cdef Ring ring = Ring.attach(name)
-    try:
-        return ring._r.hdr.creator_pid
-    finally:
-        ring.close()
-
-
-def pid_alive(int32_t pid, uint32_t start=0):
-    """Whether `pid` runs and, if `start` (a process_start() stamp) is not 0,
-    is the process that started then rather than a later holder of the pid."""
-    return bool(c.rip_pid_alive(pid, start))
-
-
-def process_start(int32_t pid):
-    """The start stamp ringipc records beside `pid` in the segment: the low
-    32 bits of its start time in clock ticks since boot, 0 if unreadable."""
-    return c.rip_process_start(pid)

@@ -1,5 +1,6 @@
-# Part of ringipc/core/_ring.pyx (included there, compiled as one module): clocks, copies, deadlines and the
-# one place where a ring status becomes a Python exception.
+# Part of ringipc/core/_ring.pyx (included there, compiled as one module): clocks, copies, deadlines, the
+# one place where a ring status becomes a Python exception, and the module's
+# functions about segments and processes.
 
 cdef inline double _now() noexcept nogil:
     cdef timespec ts
@@ -54,3 +55,33 @@ cdef int _raise_status(c.rip_status st, Ring ring, uint64_t length, bint writer)
     if st == c.RIP_NO_SLOT:
         raise RingError(f"ring {ring.name!r}: more than {MAX_SLOTS} live processes use this MPMC ring")
     raise RingError(f"ring {ring.name!r}: unexpected status {<int>st}")
+
+
+def segment_creator_pid(name):
+    """The creator pid recorded in ring `name`'s header (validates it first)."""
+    cdef Ring ring = Ring.attach(name)
+    try:
+        return ring._r.hdr.creator_pid
+    finally:
+        ring.close()
+
+
+def pid_alive(int32_t pid, uint32_t start=0):
+    """Whether `pid` runs and, if `start` (a process_start() stamp) is not 0,
+    is the process that started then rather than a later holder of the pid."""
+    return bool(c.rip_pid_alive(pid, start))
+
+
+def process_start(int32_t pid):
+    """The start stamp ringipc records beside `pid` in the segment: the low
+    32 bits of its start time in clock ticks since boot, 0 if unreadable."""
+    return c.rip_process_start(pid)
+
+
+def segment_size(capacity):
+    """Bytes of shared memory a ring of `capacity` takes (data, per-cell
+    metadata and header); ValueError if no ring can be that large."""
+    cdef uint64_t ncells = c.rip_cells_for_capacity(capacity)
+    if ncells == 0:
+        raise ValueError(f"capacity {capacity} is out of range")
+    return c.rip_segment_size(ncells)

@@ -151,3 +151,11 @@ def _hook_set_owner(Ring ring, where, uint32_t pid, uint32_t start):
     cdef uint64_t *word = _owner_word(ring, where)
     # One aligned 64-bit store, as the C side's CASes write the word.
     __atomic_store_n(word, c.RIP_OWNER(pid, start), __ATOMIC_SEQ_CST)
+
+
+def _chaos_stop_at_batch_tag(long index):
+    """A test hook of RINGIPC_CHAOS builds: this process's next batch write
+    stops the process (SIGSTOP) just before storing its index-th tag, for a
+    test to SIGKILL it there.  -1 disarms."""
+    if not c.rip_chaos_stop_at_batch_tag(index):
+        raise RuntimeError("only RINGIPC_CHAOS=1 builds stop inside a batch")

@@ -7,7 +7,7 @@ accepted peer the listener creates two rings, one per direction, and sends
 their names over the socket; the peer attaches and answers, and the
 listener then unlinks both names: from that moment nothing is left in
 ``/dev/shm`` whichever side is killed.  (A listener killed *during* the
-exchange leaves its two rings; ``ringipc.core.cleanup`` finds them by the dead
+exchange leaves its two rings; ``ringipc.cleanup`` finds them by the dead
 creator's pid in their names.)
 
 After the exchange the socket stays open and is the connection's lifeline:

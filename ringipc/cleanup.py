@@ -9,20 +9,24 @@ import argparse
 import os
 import re
 
-from . import _segment
-from ._ring import pid_alive, segment_creator_pid
-from ..errors import CorruptSegment
+from .core import _segment
+from .core._ring import pid_alive, segment_creator_pid
+from .errors import CorruptSegment
 
 _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")
 
 
 def _creator_of(name):
-    """(pid, how we know it): from the header when it validates, else from the name."""
-    try:
-        return segment_creator_pid(name), "header"
-    except (CorruptSegment, OSError, ValueError):
-        match = _PID_IN_NAME.match(name)
-        return (int(match.group(1)), "name") if match else (None, "unknown")
+    """(pid, how we know it): from the header when it validates (a ring's or
+    a synchronisation primitive's), else from the name."""
+    from .sync._sync import segment_creator_pid as primitive_creator_pid
+    for creator_pid in (segment_creator_pid, primitive_creator_pid):
+        try:
+            return creator_pid(name), "header"
+        except (CorruptSegment, OSError, ValueError):
+            pass
+    match = _PID_IN_NAME.match(name)
+    return (int(match.group(1)), "name") if match else (None, "unknown")
 
 
 def list_segments():
