@@ -1,11 +1,11 @@
 # cython: language_level=3
 """The shared-memory ring as a Python object (message mode).
 
-One module in several files: this one holds the Ring handle and its lifetime,
-its claims and waits; _ring_support.pxi the helpers and module functions,
-_ring_messages.pxi and _ring_batch.pxi the bodies of the message and batch
-calls, _ring_views.pxi the
-zero-copy views, _ring_testhooks.pxi the test hooks.  The C ring is linked
+One module in several files: this one holds the Ring handle and its
+lifetime, its claims and waits; the files it includes hold the rest --
+_ring_support.pxi (helpers, module functions), _ring_messages.pxi and
+_ring_batch.pxi (bodies of the message and batch calls), _ring_views.pxi
+(zero-copy views) and _ring_testhooks.pxi (test hooks).  The C ring is linked
 into this module only: its globals (the fork generation) exist once per process.
 
 The GIL is released only around the C wait and around copies of at least
