@@ -99,17 +99,20 @@ static rip_sync_status wait_while(struct rip_sync *s, uint32_t seen, const struc
 /* -- the segment ---------------------------------------------------------- */
 uint64_t rip_sync_segment_size(void) { return 4096; }
 
-int rip_sync_format(void *base, uint64_t size, uint32_t kind, uint32_t value, uint32_t max_value, int32_t creator_pid)
+int rip_sync_format(void *base, uint64_t size, uint32_t kind, uint32_t value, uint32_t max_value, uint32_t flags,
+                    int32_t creator_pid)
 {
     struct rip_sync *s = base;
     if (size < sizeof *s || kind < RIP_SYNC_LOCK || kind > RIP_SYNC_EVENT || value > RIP_SYNC_VALUE_MASK ||
-        max_value > RIP_SYNC_VALUE_MASK || value > max_value)
+        max_value > RIP_SYNC_VALUE_MASK || value > max_value || (flags & ~RIP_SYNC_FLAG_UNDO) ||
+        (flags && kind != RIP_SYNC_SEMAPHORE))
         return -1;
     memset(s, 0, sizeof *s);
     s->abi_version = RIP_SYNC_ABI_VERSION;
     s->kind = kind;
     s->creator_pid = creator_pid;
     s->max_value = max_value;
+    s->flags = flags;
     a_store(&s->word, value, RLX);
     if (init_backend(s) != 0)
         return -1;
@@ -137,6 +140,10 @@ rip_sync_status rip_sync_attach(void *base, uint64_t size, uint32_t kind, struct
     }
     if (s->kind != kind) {
         *why = "a different kind of primitive";
+        return RIP_SYNC_CORRUPT;
+    }
+    if ((s->flags & ~RIP_SYNC_FLAG_UNDO) || (s->flags && kind != RIP_SYNC_SEMAPHORE)) {
+        *why = "unknown flags";
         return RIP_SYNC_CORRUPT;
     }
     uint32_t value = VALUE(a_load(&s->word, ACQ));
@@ -249,12 +256,44 @@ rip_sync_status rip_lock_release(struct rip_sync *s)
 }
 
 /* -- semaphore ------------------------------------------------------------ */
+/* This process's undo slot (taking a free one on first use), or NULL when
+ * all are taken: its units are then not given back if it dies. */
+static struct rip_sync_undo *undo_slot(struct rip_sync *s)
+{
+    self_pid(); /* caches the owner word */
+    uint64_t me = a_load(&cached_owner, RLX);
+    for (uint32_t i = 0; i < RIP_SYNC_UNDO_SLOTS; i++)
+        if (a_load(&s->undo[i].owner, RLX) == me)
+            return &s->undo[i];
+    for (uint32_t i = 0; i < RIP_SYNC_UNDO_SLOTS; i++) {
+        uint64_t free_word = 0;
+        if (a_cas(&s->undo[i].owner, &free_word, me, ACQ_REL, RLX)) {
+            a_store(&s->undo[i].held, 0, REL);
+            return &s->undo[i];
+        }
+    }
+    return NULL;
+}
+
+/* Units are counted as held after the value's CAS and uncounted before the
+ * release's: a death between the two steps loses that unit (the semaphore
+ * counts one less) rather than giving back one never taken, which would let
+ * one more process in than the count allows. */
+static void note_taken(struct rip_sync *s)
+{
+    struct rip_sync_undo *slot;
+    if ((s->flags & RIP_SYNC_FLAG_UNDO) && (slot = undo_slot(s)) != NULL)
+        a_fetch_add(&slot->held, 1, REL);
+}
+
 rip_sync_status rip_sem_try(struct rip_sync *s)
 {
     uint32_t seen = a_load(&s->word, RLX);
     while (VALUE(seen) > 0) {
-        if (a_cas(&s->word, &seen, (VALUE(seen) - 1) | (seen & C), ACQ, RLX))
+        if (a_cas(&s->word, &seen, (VALUE(seen) - 1) | (seen & C), ACQ, RLX)) {
+            note_taken(s);
             return RIP_SYNC_OK;
+        }
     }
     return RIP_SYNC_BUSY;
 }
@@ -267,7 +306,8 @@ rip_sync_status rip_sem_wait(struct rip_sync *s, const struct timespec *deadline
     return rip_sem_try(s);
 }
 
-rip_sync_status rip_sem_release(struct rip_sync *s, uint32_t n)
+/* Adds n units unless that passes the bound; wakes every sleeper. */
+static rip_sync_status sem_add(struct rip_sync *s, uint32_t n)
 {
     uint32_t seen = a_load(&s->word, RLX);
     do {
@@ -282,7 +322,49 @@ rip_sync_status rip_sem_release(struct rip_sync *s, uint32_t n)
     return RIP_SYNC_OK;
 }
 
+rip_sync_status rip_sem_release(struct rip_sync *s, uint32_t n)
+{
+    uint32_t value = VALUE(a_load(&s->word, RLX));
+    if (n > s->max_value || value > s->max_value - n)
+        return RIP_SYNC_OVERFLOW; /* checked again by sem_add; here so the undo count stays right */
+    struct rip_sync_undo *slot;
+    if ((s->flags & RIP_SYNC_FLAG_UNDO) && (slot = undo_slot(s)) != NULL) {
+        uint32_t held = a_load(&slot->held, RLX);
+        a_store(&slot->held, held - (held < n ? held : n), REL); /* units released that another process took: not ours */
+    }
+    return sem_add(s, n);
+}
+
 uint32_t rip_sem_value(struct rip_sync *s) { return VALUE(a_load(&s->word, RLX)); }
+
+uint32_t rip_sem_recover(struct rip_sync *s)
+{
+    uint32_t given = 0;
+    if (!(s->flags & RIP_SYNC_FLAG_UNDO))
+        return 0;
+    for (uint32_t i = 0; i < RIP_SYNC_UNDO_SLOTS; i++) {
+        struct rip_sync_undo *slot = &s->undo[i];
+        uint64_t owner = a_load(&slot->owner, ACQ);
+        if (owner == 0 || owner == RIP_SYNC_UNDO_RECLAIMING || rip_owner_alive(owner))
+            continue;
+        /* Marked, not freed, while we work: a process taking the slot
+         * meanwhile would have its fresh count taken with the dead one's. */
+        if (!a_cas(&slot->owner, &owner, RIP_SYNC_UNDO_RECLAIMING, ACQ_REL, RLX))
+            continue;
+        uint32_t held = atomic_exchange_explicit(&slot->held, 0, ACQ_REL);
+        while (held > 0) { /* bounded: stop at the bound rather than fail */
+            uint32_t value = VALUE(a_load(&s->word, RLX));
+            uint32_t room = s->max_value - (value < s->max_value ? value : s->max_value);
+            uint32_t n = held < room ? held : room;
+            if (n == 0 || sem_add(s, n) == RIP_SYNC_OK) {
+                given += n;
+                break;
+            }
+        }
+        a_store(&slot->owner, 0, REL);
+    }
+    return given;
+}
 
 /* -- event ---------------------------------------------------------------- */
 /* Bit 0 is the flag; bits 1-30 count the times it was set, so that a waiter

@@ -31,12 +31,8 @@ def _creator_of(name):
 
 def list_segments():
     """Every ringipc segment as dicts: name, size, creator pid, whether it is orphaned."""
-    try:
-        names = sorted(n for n in os.listdir(_segment.SHM_DIR) if n.startswith(_segment.PREFIX))
-    except FileNotFoundError:
-        return []
     found = []
-    for name in names:
+    for name in _segment.names():
         try:
             size = os.stat(os.path.join(_segment.SHM_DIR, name)).st_size
         except FileNotFoundError:

@@ -27,8 +27,8 @@ CSRC = os.path.join(TOP, "csrc")
 LAYERS = [
     ("ringipc.errors",),        # exceptions: imports nothing of ringipc
     ("ringipc.core",),          # the ring, segments, lifetimes, byte-stream mode, cleanup
-    # multiprocessing drop-ins (built on core); process-shared locks; signals
-    ("ringipc.mp", "ringipc.sync", "ringipc.signals"),
+    # multiprocessing drop-ins (built on core) and out-of-band pickling; process-shared locks; signals
+    ("ringipc.mp", "ringipc.oob", "ringipc.sync", "ringipc.signals"),
     ("ringipc.channels",),      # Channel API and transports (shm:// rides on mp's Connection)
     ("ringipc",),               # ringipc/__init__.py: the public names, re-exported
     # tools: the bench measures the public API and its peers; cleanup, ls and doctor look after the machine

@@ -231,3 +231,70 @@ def test_counter_under_random_holder_kills_is_exact():
     assert count == sum(done), f"lost or doubled updates: count {count}, per-worker {sum(done)}"
     assert kills["holding"] >= 3, "the soak must kill holders, not only waiters"
     assert count >= MIN_INCREMENTS, "too little contended work between the kills"
+
+
+def _take_units(sem, n, release_first, ready):
+    for _ in range(n):
+        assert sem.acquire(timeout=10)
+    for _ in range(release_first):
+        sem.release()
+    ready.send(b"holding")
+    signal.pause()
+
+
+def _kill_holding(sem, n, release_first=0):
+    parent_end, child_end = ctx.Pipe()
+    child = ctx.Process(target=_take_units, args=(sem, n, release_first, child_end))
+    child.start()
+    parent_end.recv()
+    kill_now(child)
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+def test_undo_semaphore_gives_back_a_dead_holders_units(bounded):
+    sem = (sync.BoundedSemaphore if bounded else sync.Semaphore)(3, undo=True)
+    try:
+        _kill_holding(sem, 3, release_first=1)  # holds 2 when it dies
+        assert sem.get_value() == 1
+        began = time.monotonic()
+        assert all(sem.acquire(timeout=10) for _ in range(3))  # the 2 come back
+        assert time.monotonic() - began < 2.0
+        assert not sem.acquire(block=False)  # and no more than 2
+        for _ in range(3):
+            sem.release()
+        with pytest.raises(ValueError) if bounded else _nothing():
+            sem.release()
+    finally:
+        sem.close()
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_without_undo_a_dead_holders_units_are_gone():
+    sem = sync.Semaphore(2)
+    try:
+        _kill_holding(sem, 2)
+        assert not sem.acquire(timeout=0.5)
+        assert sem.get_value() == 0
+    finally:
+        sem.close()
+
+
+def test_undo_counts_only_what_a_process_still_holds():
+    """Units a process acquired and released, or released for others, are
+    not given back again when it dies."""
+    sem = sync.Semaphore(2, undo=True)
+    try:
+        _kill_holding(sem, 2, release_first=2)  # held nothing when it died
+        assert sem.get_value() == 2
+        assert sem.acquire(block=False) and sem.acquire(block=False)
+        assert not sem.acquire(timeout=0.5)  # nothing extra appeared
+        assert sync.Semaphore.attach(sem.name).undo
+    finally:
+        sem.close()

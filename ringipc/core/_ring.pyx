@@ -488,6 +488,12 @@ cdef class Ring:
     def _debug_set_owner(self, where, pid, start):
         _hook_set_owner(self, where, pid, start)
 
+    def _debug_pretend_recovering(self, bint running):
+        """Count (or stop counting) a recovery as running on another thread
+        of this process, so that this process's own word in the recovery
+        lock reads as held, not stale."""
+        c.rip_debug_count_recovery(1 if running else -1)
+
 
 include "_ring_messages.pxi"
 include "_ring_batch.pxi"

@@ -26,13 +26,15 @@ cdef extern from "sync.h" nogil:
     struct rip_sync:
         int32_t creator_pid
         uint32_t max_value
+        uint32_t flags
     ctypedef enum rip_sync_status:
         RIP_SYNC_OK, RIP_SYNC_BUSY, RIP_SYNC_TIMEOUT, RIP_SYNC_OWNER_DIED, RIP_SYNC_NOT_HELD,
         RIP_SYNC_OVERFLOW, RIP_SYNC_CORRUPT
     enum:
-        RIP_SYNC_LOCK, RIP_SYNC_SEMAPHORE, RIP_SYNC_EVENT, RIP_SYNC_VALUE_MASK
+        RIP_SYNC_LOCK, RIP_SYNC_SEMAPHORE, RIP_SYNC_EVENT, RIP_SYNC_VALUE_MASK, RIP_SYNC_FLAG_UNDO, RIP_SYNC_UNDO_SLOTS
     uint64_t rip_sync_segment_size()
-    int rip_sync_format(void *base, uint64_t size, uint32_t kind, uint32_t value, uint32_t max_value, int32_t creator_pid)
+    int rip_sync_format(void *base, uint64_t size, uint32_t kind, uint32_t value, uint32_t max_value, uint32_t flags,
+                        int32_t creator_pid)
     rip_sync_status rip_sync_attach(void *base, uint64_t size, uint32_t kind, rip_sync **sync, const char **why)
     rip_sync_status rip_lock_try(rip_sync *s)
     rip_sync_status rip_lock_wait(rip_sync *s, const timespec *deadline)
@@ -43,6 +45,7 @@ cdef extern from "sync.h" nogil:
     rip_sync_status rip_sem_wait(rip_sync *s, const timespec *deadline)
     rip_sync_status rip_sem_release(rip_sync *s, uint32_t n)
     uint32_t rip_sem_value(rip_sync *s)
+    uint32_t rip_sem_recover(rip_sync *s)
     void rip_event_set(rip_sync *s)
     void rip_event_clear(rip_sync *s)
     int rip_event_is_set(rip_sync *s)
@@ -51,6 +54,7 @@ cdef extern from "sync.h" nogil:
 WAIT_SLICE = 0.05           # seconds between signal checks while blocked
 HOLDER_CHECK_EVERY = 0.1    # seconds between a lock waiter's looks at whether the holder lives
 SEM_VALUE_MAX = RIP_SYNC_VALUE_MASK
+UNDO_PROCESSES = RIP_SYNC_UNDO_SLOTS  # processes an undo semaphore counts units for at a time
 
 
 class OwnerDiedWarning(RuntimeWarning):
@@ -94,13 +98,13 @@ cdef class _Primitive:
     def __cinit__(self):
         self._s = NULL
 
-    cdef _create(self, uint32_t kind, uint32_t value, uint32_t max_value, name):
+    cdef _create(self, uint32_t kind, uint32_t value, uint32_t max_value, name, uint32_t flags=0):
         seg_name = _segment.new_name() if name is None else _segment.normalize_name(name)
         size = rip_sync_segment_size()
         mapping = _segment.create(seg_name, size)
         try:
             self._map(seg_name, mapping)
-            if rip_sync_format(self._view.buf, size, kind, value, max_value, getpid()) != 0:
+            if rip_sync_format(self._view.buf, size, kind, value, max_value, flags, getpid()) != 0:
                 raise ValueError(f"cannot set up {type(self).__name__} {seg_name!r}")
             self._attach_view(kind)
         except BaseException:
@@ -283,31 +287,40 @@ cdef class Lock(_Primitive):
 
 cdef class Semaphore(_Primitive):
     """A counting semaphore shared by processes, like ``multiprocessing.Semaphore``
-    (``BoundedSemaphore`` refuses releases beyond its initial value).  Units
-    held by a process that dies are not given back."""
+    (``BoundedSemaphore`` refuses releases beyond its initial value).
+
+    With ``undo=True`` each process's units are counted (for up to
+    UNDO_PROCESSES processes at a time), and a waiter gives back, within
+    about HOLDER_CHECK_EVERY seconds, the units of a process that died
+    holding them - System V's SEM_UNDO, for the pattern where each process
+    releases what it acquired.  Without it, units a dead process held are
+    gone with it."""
     cdef readonly bint bounded
+    cdef readonly bint undo
 
-    def __init__(self, value=1, name=None):
-        self._setup(value, False, name)
+    def __init__(self, value=1, name=None, *, undo=False):
+        self._setup(value, False, name, undo)
 
-    cdef _setup(self, value, bint bounded, name):
+    cdef _setup(self, value, bint bounded, name, bint undo):
         if not isinstance(value, int) or value < 0:
             raise ValueError("semaphore initial value must be an int >= 0")
         if value > SEM_VALUE_MAX:
             raise ValueError(f"semaphore initial value must be at most {SEM_VALUE_MAX}")
-        self.bounded = bounded
-        self._create(RIP_SYNC_SEMAPHORE, value, value if bounded else SEM_VALUE_MAX, name)
+        self.bounded, self.undo = bounded, undo
+        self._create(RIP_SYNC_SEMAPHORE, value, value if bounded else SEM_VALUE_MAX, name,
+                     RIP_SYNC_FLAG_UNDO if undo else 0)
 
     @classmethod
     def attach(cls, name):
         cdef Semaphore self = cls.__new__(cls)
         self._join(RIP_SYNC_SEMAPHORE, name)
         self.bounded = self._s.max_value != SEM_VALUE_MAX
+        self.undo = bool(self._s.flags & RIP_SYNC_FLAG_UNDO)
         return self
 
     def acquire(self, bint block=True, timeout=None, *, blocking=None):
         cdef rip_sync *s = self._open()
-        cdef double deadline, until
+        cdef double deadline, until, checked = -1.0
         cdef timespec ts
         cdef rip_sync_status st
         if blocking is not None:
@@ -316,6 +329,11 @@ cdef class Semaphore(_Primitive):
             return True
         deadline = _deadline(block, timeout)
         while True:
+            # Units of processes that died holding them come back (undo only).
+            if self.undo and (checked < 0 or _now() - checked >= HOLDER_CHECK_EVERY):
+                checked = _now()
+                if rip_sem_recover(s) and rip_sem_try(s) == RIP_SYNC_OK:
+                    return True
             if self._sleep(deadline, &until):
                 return False
             _to_timespec(until, &ts)
@@ -350,8 +368,8 @@ cdef class Semaphore(_Primitive):
 
 
 cdef class BoundedSemaphore(Semaphore):
-    def __init__(self, value=1, name=None):
-        self._setup(value, True, name)
+    def __init__(self, value=1, name=None, *, undo=False):
+        self._setup(value, True, name, undo)
 
 
 cdef class Event(_Primitive):
