@@ -132,3 +132,23 @@ def schemes() -> None:
     register_scheme("loop", open_loop, listen_loop, replace=True)
     version: str = ringipc.__version__
     assert version
+
+
+def primitives() -> bool:
+    """ringipc.sync: not re-exported by ringipc, typed all the same."""
+    from ringipc import sync
+
+    lock = sync.Lock()
+    rlock = sync.RLock()
+    cond = sync.Condition(rlock)
+    with cond:
+        cond.notify_all()
+        ready: bool = cond.wait_for(lambda: True, timeout=0.1)
+    sem = sync.Semaphore(2, undo=True)
+    event = sync.Event()
+    event.set()
+    got: bool = lock.acquire(timeout=1.0) and sem.acquire(block=False) and event.wait(0)
+    lock.release()
+    for p in (lock, sem, event, rlock, cond):
+        p.close()
+    return ready and got
