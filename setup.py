@@ -34,8 +34,11 @@ if os.environ.get("RINGIPC_CHAOS") == "1":
 libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread"]
 
 headers = [os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")]
-ring_sources = ["csrc/ring.c", "csrc/ring_segment.c", "csrc/ring_recover.c", "csrc/ring_wait.c",
-                "csrc/ring_waiters.c", "csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_batch.c"]
+ring_includes = [os.path.join("ringipc", "core", f) for f in os.listdir(os.path.join("ringipc", "core")) if f.endswith(".pxi")]
+# Lowest layer first (see csrc/ring_internal.h).
+ring_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_backend.c", "csrc/ring_waiters.c",
+                "csrc/ring_release.c", "csrc/ring_recover.c", "csrc/ring_segment.c", "csrc/ring.c",
+                "csrc/ring_batch.c", "csrc/ring_wait.c"]
 
 
 def extension(name, sources, libs=()):
@@ -47,29 +50,27 @@ def extension(name, sources, libs=()):
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         libraries=list(libs),
-        depends=headers + ["ringipc/_cring.pxd", "ringipc/_ring.pxd"],
+        depends=headers + ["ringipc/core/_cring.pxd", "ringipc/core/_ring.pxd"] + ring_includes,
     )
 
 
 extensions = [
     # The only module that links the C ring: its globals (the fork generation)
-    # must exist once per process.
-    extension("ringipc._ring", ["ringipc/_ring.pyx"] + ring_sources, libraries),
-    # These reach the C ring only through the Ring type's methods.
-    extension("ringipc._views", ["ringipc/_views.pyx"]),
-    extension("ringipc._testhooks", ["ringipc/_testhooks.pyx"]),
-    # Read-only snapshots of segments for `python -m ringipc ls` (layouts only, no ring code).
-    extension("ringipc._inspect", ["ringipc/_inspect.pyx"]),
+    # must exist once per process.  Views and test hooks are part of it
+    # (_ring.pyx includes ringipc/core/_ring_*.pxi).
+    extension("ringipc.core._ring", ["ringipc/core/_ring.pyx"] + ring_sources, libraries),
     # No ring: the C fast path of unixpacket:// channels.
-    extension("ringipc._packet_fast", ["ringipc/_packet_fast.pyx"]),
+    extension("ringipc.channels.transports._packet_fast", ["ringipc/channels/transports/_packet_fast.pyx"]),
     # Crash-safe Lock/Semaphore/Event: their own segments, and ring_liveness.c
     # for telling whether a holder still runs (a per-process cache only).
     extension("ringipc.sync._sync", ["ringipc/sync/_sync.pyx", "csrc/sync.c", "csrc/ring_liveness.c"], libraries),
     # sigqueue/signalfd for ringipc.signals (Linux).
     *([extension("ringipc.signals._signalfd", ["ringipc/signals/_signalfd.pyx"])]
       if sys.platform.startswith("linux") else []),
+    # Read-only snapshots of segments for `python -m ringipc ls` (layouts only, no ring code).
+    extension("ringipc.core._inspect", ["ringipc/core/_inspect.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
-    extension("ringipc._mq_fast", ["ringipc/_mq_fast.pyx"], libraries),
+    extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
 ]
 
 setup(

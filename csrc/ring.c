@@ -265,42 +265,6 @@ void rip_read_end(rip_ring *ring, const rip_desc *desc, int notify)
         rip_notify_writers(ring);
 }
 
-int rip_advance_release(rip_ring *ring)
-{
-    struct rip_header *hdr = ring->hdr;
-    int moved = 0;
-    uint64_t rel = a_load(&hdr->release, ACQ);
-    /* Bounded: each pass moves release over at least one cell or follows
-     * another process's move of it; a CONSUMED tag is current for one
-     * position per meta entry, so a chain of them ends within ncells cells. */
-    for (uint64_t pass = 0; pass <= ring->ncells; pass++) {
-        struct rip_meta *meta = meta_at(ring, rel);
-        uint64_t tag = RIP_TAG(rel, RIP_STATE_CONSUMED);
-        /* A3: pairs with R2: the reader finished copying before we free its cells. */
-        if (a_load(&meta->tag, ACQ) != tag)
-            return moved;
-        CHAOS_POINT();
-        uint64_t cells = cells_for_length(a_load(&meta->length, ACQ)); /* V2: see confirm_stable() */
-        if (unlikely(cells > ring->ncells)) {
-            /* Stable (release unchanged after V2: the cells were not freed
-             * and reused meanwhile) means corrupt.  Release stays where it
-             * is; producers report it. */
-            uint64_t now = a_load(&hdr->release, RLX);
-            if (now == rel)
-                return -1;
-            rel = now;
-            continue;
-        }
-        CHAOS_POINT();
-        /* R4: carries A3's happens-before on to producers (A1). */
-        if (a_cas(&hdr->release, &rel, rel + cells, REL, ACQ)) {
-            rel += cells;
-            moved = 1;
-        }
-    }
-    return moved;
-}
-
 int rip_readable(rip_ring *ring)
 {
     uint64_t pos = a_load(&ring->hdr->cons, ACQ);
@@ -328,36 +292,6 @@ uint64_t rip_used_bytes(rip_ring *ring)
 }
 
 uint32_t rip_flags(rip_ring *ring) { return a_load(&ring->hdr->flags, ACQ); }
-
-/* Out of line: keeps notify()'s fast path a fence, a load and a branch. */
-__attribute__((noinline, cold)) static void wake(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem,
-                                                 uint32_t n, int writers)
-{
-    a_fetch_add(futex, 1, SEQ_CST);
-    rip_after_wake(ring, writers, rip_backend_wake(futex, sem, n));
-}
-
-static inline void notify(rip_ring *ring, _Atomic uint32_t *futex, _Atomic uint64_t *waiters, sem_t *sem,
-                          int writers)
-{
-    /* F1: orders our commit/release before the waiter-count load; pairs with
-     * F2 in rip_wait_*: either we see the waiter, or it sees our change. */
-    a_fence(SEQ_CST);
-    uint32_t n = RIP_WAITERS_COUNT(a_load(waiters, RLX)); /* the sequence half is not looked at */
-    if (likely(n == 0))
-        return;
-    wake(ring, futex, sem, n, writers);
-}
-
-void rip_notify_readers(rip_ring *ring)
-{
-    notify(ring, &ring->hdr->data_futex, &ring->hdr->data_waiters, &ring->hdr->data_sem, 0);
-}
-
-void rip_notify_writers(rip_ring *ring)
-{
-    notify(ring, &ring->hdr->space_futex, &ring->hdr->space_waiters, &ring->hdr->space_sem, 1);
-}
 
 void rip_close_side(rip_ring *ring, uint32_t flag)
 {

@@ -1,4 +1,17 @@
-/* Helpers shared by ring.c and ring_recover.c; not part of the C API. */
+/*
+ * What the csrc files share and call of each other; not part of the C API.
+ *
+ * The files are layers, lowest first; a file calls functions of lower layers
+ * only (and of ring.h, the API for Cython, by the same rule), so the call graph
+ * has no circle.  tests/test_layering.py checks it.
+ *   1  ring_liveness.c, ring_chaos.c    is a process alive; chaos pauses
+ *   2  ring_backend.c, ring_waiters.c   futex/semaphore primitives; who is counted asleep
+ *   3  ring_release.c                   handing space back, waking sleepers
+ *   4  ring_recover.c                   dead processes' claims
+ *   5  ring_segment.c                   create, validate, attach; roles and slots
+ *   6  ring.c, ring_batch.c             the data path: claim, commit, read
+ *   7  ring_wait.c                      sleeping until the ring changes
+ */
 #ifndef RINGIPC_RING_INTERNAL_H
 #define RINGIPC_RING_INTERNAL_H
 
@@ -48,23 +61,30 @@ static inline int tag_is_current(uint64_t tag, uint64_t pos)
     return (tag >> 2) == pos && (tag & 3u) != 0;
 }
 
-/* 1 if release moved, 0 if not, -1 if the record at release is corrupt. */
-int rip_advance_release(rip_ring *ring);
-/* Takes the SPSC role or the MPMC slot this process needs (again after fork). */
-rip_status rip_ensure_role(rip_ring *ring, int producer);
-/* Returns 0 when the wake-up evidently found nobody asleep. */
-int rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters);
-rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expected,
-                            const struct timespec *deadline);
-int rip_backend_init(sem_t *sem);
-/* Counting a sleeper in its slot and the header (csrc/ring_waiters.c). */
-void rip_sleeper_register(rip_ring *ring, struct rip_slot *slot, int writer);
-void rip_sleeper_unregister(rip_ring *ring, struct rip_slot *slot, int writer);
-/* Process identity (csrc/ring_liveness.c): this process's owner word, and
- * whether the process an owner word names still runs. */
+/* -- layer 1: ring_liveness.c -------------------------------------------- */
+/* This process's owner word, and whether the process an owner word names
+ * still runs. */
 uint64_t rip_self_owner(void);
 int rip_owner_alive(uint64_t owner);
+
+/* -- layer 2: ring_backend.c, ring_waiters.c ------------------------------- */
+int rip_backend_init(sem_t *sem);
+rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expected,
+                            const struct timespec *deadline);
+/* Returns 0 when the wake-up evidently found nobody asleep. */
+int rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters);
+/* Counting a sleeper in its slot and the header. */
+void rip_sleeper_register(rip_ring *ring, struct rip_slot *slot, int writer);
+void rip_sleeper_unregister(rip_ring *ring, struct rip_slot *slot, int writer);
 /* notify()'s slow path: recounts after enough wake-ups that found nobody. */
 void rip_after_wake(rip_ring *ring, int writers, int someone_woke);
+
+/* -- layer 3: ring_release.c (and rip_notify_* in ring.h) ------------------ */
+/* 1 if release moved, 0 if not, -1 if the record at release is corrupt. */
+int rip_advance_release(rip_ring *ring);
+
+/* -- layer 5: ring_segment.c ----------------------------------------------- */
+/* Takes the SPSC role or the MPMC slot this process needs (again after fork). */
+rip_status rip_ensure_role(rip_ring *ring, int producer);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * The one definition of every byte of a ringipc shared-memory segment.
  * Python never hard-codes an offset; Cython sees these structs only through
- * ringipc/_cring.pxd.  Changing anything here changes RIP_ABI_VERSION.
+ * ringipc/core/_cring.pxd.  Changing anything here changes RIP_ABI_VERSION.
  *
  *   0        4 KiB                 12 KiB           12 KiB + M          end
  *   +--------+---------------------+----------------+-------------------+

@@ -2,13 +2,13 @@
 
 This module only re-exports; each name lives in the module that defines it.
 """
-from ._ring import Ring
-from .address import connect, listen, register_scheme
-from .bytestream import ByteStream
-from .channel import Channel, Listener
-from .connection import Connection, Pipe, wait
-from .context import get_context
-from .install import install, uninstall
+from .core._ring import Ring
+from .channels.address import connect, listen, register_scheme
+from .channels.bytestream import ByteStream
+from .channels.channel import Channel, Listener
+from .mp.connection import Connection, Pipe
+from .mp.context import get_context
+from .mp.install import install, uninstall
 from .errors import (
     AddressError,
     AuthenticationError,
@@ -23,9 +23,11 @@ from .errors import (
     RingError,
     SharedMemoryUnavailable,
 )
-from .queues import JoinableQueue, Queue, SimpleQueue
-from .ring_stream import RingStream, stream_pair
-from .transports.pipe import pipe_pair
+from .mp.queues import JoinableQueue, Queue
+from .mp.simplequeue import SimpleQueue
+from .mp.waiting import wait
+from .core.stream import RingStream, stream_pair
+from .channels.transports.pipe import pipe_pair
 
 __version__ = "0.1.0"
 

@@ -11,8 +11,8 @@ import argparse
 import os
 import re
 
-from . import _segment
-from ._ring import pid_alive, segment_creator_pid
+from .core import _segment
+from .core._ring import pid_alive, segment_creator_pid
 from .errors import CorruptSegment
 
 _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")

@@ -57,7 +57,7 @@ def _in_container() -> Optional[str]:
 
 def largest_ring_capacity(free: int) -> int:
     """The largest power-of-two ring capacity whose segment fits in `free` bytes (0 if none)."""
-    from ._ring import segment_size
+    from .core._ring import segment_size
 
     capacity = 1 << 40
     while capacity >= 4096 and segment_size(capacity) > free:
@@ -132,7 +132,7 @@ def check_nofile() -> Check:
 
 
 def check_wait_backend() -> Check:
-    from ._ring import WAIT_BACKEND
+    from .core._ring import WAIT_BACKEND
 
     if WAIT_BACKEND == "futex":
         return Check("wait backend", "ok", "futex: a blocked reader or writer sleeps on a shared futex word")

@@ -5,7 +5,7 @@ waiting, the processes using it and who is asleep; ``--watch N`` redraws
 every N seconds with rates (a ``top``); ``--json`` for scripts.
 
 Segments are mapped read-only and every header field is checked before use
-(ringipc/_inspect.pyx): looking never changes an object, and a corrupt or
+(ringipc/core/_inspect.pyx): looking never changes an object, and a corrupt or
 half-created segment is listed as such.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from . import _segment
-from ._inspect import NotRecognised, snapshot
-from ._ring import pid_alive
+from .core import _segment
+from .core._inspect import NotRecognised, snapshot
+from .core._ring import pid_alive
 
 
 def _process_name(pid: int) -> str:

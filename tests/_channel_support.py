@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
-from ringipc.address import connect, listen
-from ringipc.transports.pipe import pipe_pair
+from ringipc.channels.address import connect, listen
+from ringipc.channels.transports.pipe import pipe_pair
 
 STREAM_TRANSPORTS = ["pipe", "fifo", "unix", "unix-abstract", "tcp"]
 MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm"]

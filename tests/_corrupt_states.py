@@ -15,7 +15,7 @@ import random
 
 import ringipc
 from ringipc import Ring
-from ringipc._ring import process_start
+from ringipc.core._ring import process_start
 
 from _segment_poke import Poke
 

@@ -16,9 +16,9 @@ import pytest
 
 cpython = pytest.importorskip("test._test_multiprocessing")
 
-from ringipc.connection import Pipe  # noqa: E402
-from ringipc.context import get_context  # noqa: E402
-from ringipc.queues import JoinableQueue, Queue, SimpleQueue  # noqa: E402
+from ringipc.mp.connection import Pipe  # noqa: E402
+from ringipc.mp.context import get_context  # noqa: E402
+from ringipc.mp.queues import JoinableQueue, Queue, SimpleQueue  # noqa: E402
 
 START_METHODS = ("fork", "spawn", "forkserver")
 

@@ -10,8 +10,8 @@ import multiprocessing.connection
 
 import pytest
 
-from ringipc import waiting as ring_waiting
-from ringipc.context import get_context as ring_get_context
+from ringipc.mp import waiting as ring_waiting
+from ringipc.mp.context import get_context as ring_get_context
 
 SMALL_CAPACITY = 1 << 14   # max_message_size 8 KiB: 20 KiB objects take the side-segment path
 START_METHODS = ("fork", "spawn", "forkserver")

@@ -6,9 +6,9 @@ import pickle
 import socket
 import sys
 
-from ringipc.address import connect, listen
+from ringipc.channels.address import connect, listen
 from ringipc.errors import AddressError, AuthenticationError
-from ringipc.framing import HEADER
+from ringipc.channels.framing import HEADER
 
 KEY = b"netns-test-key"
 SIZES = [0, 1, 8, 4096, 65537, 1 << 20, 3 << 20]

@@ -1,5 +1,5 @@
 """Writing raw values into a ring's segment, for tests that corrupt it on
-purpose.  Every offset comes from ring._debug_layout() (ringipc/_testhooks.pyx),
+purpose.  Every offset comes from ring._debug_layout() (ringipc/core/_ring_testhooks.pxi),
 which takes it from the C structs: nothing here knows the layout itself."""
 import mmap
 import os

@@ -10,7 +10,7 @@ import struct
 import time
 
 from _proc_support import reap
-from ringipc._ring import MAX_SLOTS
+from ringipc.core._ring import MAX_SLOTS
 
 import ringcheck
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from ringipc._ring import pid_alive
+from ringipc.core._ring import pid_alive
 
 SHM_DIR = "/dev/shm"
 _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-")

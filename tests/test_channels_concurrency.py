@@ -9,7 +9,7 @@ import pytest
 
 from _channel_support import address_for
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
-from ringipc.address import connect, listen
+from ringipc.channels.address import connect, listen
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 

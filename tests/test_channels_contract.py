@@ -9,7 +9,7 @@ import pytest
 
 from _channel_support import MESSAGE_TRANSPORTS, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
-from ringipc.channel import BaseChannel, Channel
+from ringipc.channels.channel import BaseChannel, Channel
 from ringipc.errors import BufferTooShort, ChannelClosed, FrameError, MessageTooLarge
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
@@ -233,7 +233,7 @@ def _echo_once(ch):
 def test_pipe_end_passes_to_a_spawned_child():
     import multiprocessing
 
-    from ringipc.transports.pipe import pipe_pair
+    from ringipc.channels.transports.pipe import pipe_pair
 
     mine, theirs = pipe_pair()
     proc = multiprocessing.get_context("spawn").Process(target=_echo_once, args=(theirs,))
@@ -263,7 +263,7 @@ def test_listener_fileno_signals_a_waiting_peer(transport, tmp_path):
     import threading
 
     from _channel_support import address_for
-    from ringipc.address import connect, listen
+    from ringipc.channels.address import connect, listen
 
     with listen(address_for(transport, tmp_path)) as lst, selectors.DefaultSelector() as sel:
         sel.register(lst.fileno(), selectors.EVENT_READ)

@@ -9,7 +9,7 @@ import pytest
 from _channel_support import STREAM_TRANSPORTS, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from ringipc.errors import ChannelClosed, FrameError
-from ringipc.framing import HEADER, HEADER_FIELDS
+from ringipc.channels.framing import HEADER, HEADER_FIELDS
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 streams = pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
@@ -217,7 +217,7 @@ def test_interrupt_while_waiting_mid_frame_resumes(transport, tmp_path):
 def test_interrupt_right_after_a_read_marks_the_stream_lost(transport, tmp_path, monkeypatch):
     """A handler that runs just after readv returned, before the count is
     stored, must not leave a silently misaligned stream behind."""
-    import ringipc.framing as framing
+    import ringipc.channels.framing as framing
 
     real_readv = os.readv
 

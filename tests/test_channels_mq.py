@@ -9,7 +9,7 @@ import pytest
 from _channel_support import HANG_GUARD_SECONDS, address_for, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from _proc_support import until_asleep_in
-from ringipc.address import connect, listen
+from ringipc.channels.address import connect, listen
 from ringipc.errors import ChannelClosed, FrameError, MessageTooLarge
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")

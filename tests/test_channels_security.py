@@ -14,10 +14,10 @@ import pytest
 
 from _channel_support import address_for
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
-from ringipc import address as address_mod
-from ringipc.address import connect, listen, register_scheme
+from ringipc.channels import address as address_mod
+from ringipc.channels.address import connect, listen, register_scheme
 from ringipc.errors import AddressError, AuthenticationError, FallbackWarning, ResourceLimitError, SharedMemoryUnavailable
-from ringipc.framing import HEADER
+from ringipc.channels.framing import HEADER
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 

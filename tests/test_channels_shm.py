@@ -12,11 +12,11 @@ import pytest
 
 from _channel_support import address_for, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
-from ringipc import address as address_mod
-from ringipc.address import connect, listen
+from ringipc.channels import address as address_mod
+from ringipc.channels.address import connect, listen
 from ringipc.errors import AuthenticationError, FallbackWarning, FrameError, SharedMemoryUnavailable
-from ringipc.ring_stream import RingStream
-from ringipc.transports import shm
+from ringipc.core.stream import RingStream
+from ringipc.channels.transports import shm
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -65,7 +65,7 @@ def test_messages_larger_than_the_ring(tmp_path):
 
 def test_large_message_into_a_short_buffer_and_lookalike_bytes(tmp_path):
     from ringipc.errors import BufferTooShort
-    from ringipc.large import MAGIC
+    from ringipc.core.large import MAGIC
 
     with channel_pair("shm", tmp_path) as (a, b):
         big = hashlib.shake_256(b"short").digest(a._conn._rx.max_message_size + 1)

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from _channel_support import BYTESTREAM_TRANSPORTS, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from _stream_support import BIG_TRANSFER, read_hashed, read_in_chunks, write_all, write_random_gib
-from ringipc.bytestream import ByteStream
-from ringipc.ring_stream import RingStream
+from ringipc.channels.bytestream import ByteStream
+from ringipc.core.stream import RingStream
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 streams = pytest.mark.parametrize("transport", BYTESTREAM_TRANSPORTS)

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from _channel_support import STREAM_TRANSPORTS, channel_pair
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
-from ringipc.frame_reader import _CHUNK, _DIRECT, FrameReader
-from ringipc.framing import HEADER, write_all
-from ringipc.transports.pipe import pipe_pair
+from ringipc.channels.frame_reader import _CHUNK, _DIRECT, FrameReader
+from ringipc.channels.framing import HEADER, write_all
+from ringipc.channels.transports.pipe import pipe_pair
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 streams = pytest.mark.parametrize("transport", STREAM_TRANSPORTS)

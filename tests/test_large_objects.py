@@ -1,5 +1,5 @@
 """Large objects through the drop-ins: buffers travel out of band (pickle
-protocol 5, ringipc.oob), into the ring or a side segment, and come back
+protocol 5, ringipc.mp.oob), into the ring or a side segment, and come back
 whole - every kind of buffer, every drop-in, several producers under fork and
 spawn, content checked by hash."""
 import hashlib

@@ -1,4 +1,4 @@
-"""ringipc.oob: objects with large buffers encoded with pickle protocol 5,
+"""ringipc.mp.oob: objects with large buffers encoded with pickle protocol 5,
 out of band, and rebuilt from one message - every kind of buffer, content
 checked by hash, and damaged frames refused with CorruptSegment."""
 import hashlib
@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from ringipc import CorruptSegment, Ring, oob
+from ringipc import CorruptSegment, Ring
+from ringipc.mp import oob
 
 np = pytest.importorskip("numpy", reason="NumPy is optional; the array cases need it (it is in the test extra)")
 

@@ -6,7 +6,7 @@ import signal
 import time
 
 from ringipc import Pipe
-from ringipc.connection import PEER_CHECK
+from ringipc.mp.connection import PEER_CHECK
 
 ctx = multiprocessing.get_context("fork")
 

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ringipc
-from ringipc.queues import JoinableQueue, Queue, SimpleQueue
-from ringipc.simplequeue import SimpleQueue as RingSimpleQueue
+from ringipc.mp.queues import JoinableQueue, Queue, SimpleQueue
+from ringipc.mp.simplequeue import SimpleQueue as RingSimpleQueue
 
 START_METHODS = ("fork", "spawn", "forkserver")
 TIMEOUT = 60
@@ -181,8 +181,8 @@ def _kinds():
             type(mp.get_context("spawn").SimpleQueue()).__module__]
 
 
-RING_KINDS = ["ringipc.queues", "ringipc.simplequeue", "ringipc.queues", "ringipc.connection",
-              "ringipc.simplequeue"]
+RING_KINDS = ["ringipc.mp.queues", "ringipc.mp.simplequeue", "ringipc.mp.queues", "ringipc.mp.connection",
+              "ringipc.mp.simplequeue"]
 MP_KINDS = ["multiprocessing.queues"] * 3 + ["multiprocessing.connection", "multiprocessing.queues"]
 
 
@@ -206,7 +206,7 @@ def test_install_is_idempotent_and_reversible():
     assert (multiprocessing.Queue, multiprocessing.Pipe, multiprocessing.connection.wait,
             multiprocessing.context.BaseContext.SimpleQueue) == originals
     assert _kinds() == MP_KINDS
-    assert "ringipc._autoinstall" not in multiprocessing.forkserver._forkserver._preload_modules
+    assert "ringipc.mp._autoinstall" not in multiprocessing.forkserver._forkserver._preload_modules
 
 
 SCRIPT = """
@@ -246,7 +246,7 @@ def test_run_installs_in_the_script_and_its_children(method, tmp_path):
     out = json.loads(proc.stdout)
     assert out["argv"] == [method, "x"]
     assert out["parent"] == out["pool_child"] == out["executor_child"] == RING_KINDS
-    assert out["pool_queue"] == "ringipc.simplequeue"
+    assert out["pool_queue"] == "ringipc.mp.simplequeue"
     assert out["pool_sum"] == out["executor_sum"] == sum(x * x for x in range(100))
 
 
@@ -282,7 +282,7 @@ def test_mpire_runs_unmodified_on_ringipc(method, tmp_path):
                           capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out == {"sum": sum(x * x for x in range(2000)), "queue": "ringipc.queues"}
+    assert out == {"sum": sum(x * x for x in range(2000)), "queue": "ringipc.mp.queues"}
 
 
 def test_context_capacity_sizes_the_pools_rings():

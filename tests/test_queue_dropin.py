@@ -292,8 +292,8 @@ def test_signal_handler_runs_during_a_blocking_get(impl):
 
 
 def test_get_context_picks_the_start_method():
-    from ringipc.context import get_context
-    from ringipc.queues import Queue as RingQueue
+    from ringipc.mp.context import get_context
+    from ringipc.mp.queues import Queue as RingQueue
 
     for method in ("fork", "spawn", "forkserver"):
         ctx = get_context(method)

@@ -17,8 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRELUDE = """
 import os, signal, sys
 import multiprocessing as mp
-from ringipc.queues import Queue, JoinableQueue, SimpleQueue
-from ringipc.connection import Pipe
+from ringipc.mp.queues import Queue, JoinableQueue, SimpleQueue
+from ringipc.mp.connection import Pipe
 
 BIG = b"B" * 100000   # larger than the 16 KiB rings below: side segments
 

@@ -12,7 +12,8 @@ from _proc_support import kill_now, until_stopped
 from _segment_poke import Poke
 from _soak_support import drain_reporting, read_reports
 
-from ringipc import Ring, _ring
+from ringipc import Ring
+from ringipc.core import _ring
 
 import ringcheck
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-import ringipc._ring as _ring
+import ringipc.core._ring as _ring
 from _proc_support import asleep_in, kill_now
 from ringcheck import NUMBER, drain_numbers, send_numbers
 from ringipc import Ring, RingError

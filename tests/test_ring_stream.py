@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ringipc.ring_stream import RingStream, stream_pair
+from ringipc.core.stream import RingStream, stream_pair
 
 from _stream_support import BIG_TRANSFER, read_hashed, read_in_chunks, write_random_gib
 

@@ -16,7 +16,7 @@ import pytest
 
 from _proc_support import asleep_in, reap
 from ringcheck import NUMBER, drain_numbers, send_numbers
-import ringipc._ring as _ring
+import ringipc.core._ring as _ring
 from ringipc import Ring
 
 ctx = multiprocessing.get_context("fork")

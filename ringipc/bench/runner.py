@@ -267,6 +267,18 @@ class Session:
         return out
 
 
+MIN_COUNT, MAX_COUNT = 20, 5_000_000
+
+
+def count_for(result, target, producers=1):
+    """Messages per producer (or round trips) that last about ``target`` s at ``result``'s pace."""
+    if result.scenario == LATENCY:
+        rate = 1e9 / max(1.0, result.latency["mean"])
+    else:
+        rate = result.rate / producers
+    return int(min(MAX_COUNT, max(MIN_COUNT, rate * target)))
+
+
 def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin=True,
              warmup=0.1, target=None, start_method="spawn"):
     """Fresh processes, one measured round, torn down: the unit of ``python -m ringipc bench``.
@@ -277,8 +289,6 @@ def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0
     (seconds) the timed round's count comes from the warm-up's pace, so even a
     first run of a facility much faster or slower than guessed lasts about that long.
     """
-    from ringipc.bench.suite import count_for
-
     session = Session(facility, scenario, size, producers, consumers, timeout, pin, start_method)
     try:
         session.start()

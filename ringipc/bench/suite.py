@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ringipc.bench.adapters import BASELINE
-from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT, Result, run_once
+from ringipc.bench.runner import LATENCY, MAX_COUNT, MIN_COUNT, MPMC, THROUGHPUT, Result, count_for, run_once  # noqa: F401
 
 DEFAULT_SIZES = [64, 1 << 10, 64 << 10, 1 << 20]
 QUICK_SIZES = [64, 64 << 10]
-MIN_COUNT, MAX_COUNT = 20, 5_000_000
 
 
 @dataclass
@@ -67,15 +66,6 @@ def initial_count(scenario, size, target, producers=1):
 
 def next_count(result, cell, target):
     return count_for(result, target, cell.producers)
-
-
-def count_for(result, target, producers=1):
-    """Messages per producer (or round trips) that last about ``target`` s at ``result``'s pace."""
-    if result.scenario == LATENCY:
-        rate = 1e9 / max(1.0, result.latency["mean"])
-    else:
-        rate = result.rate / producers
-    return int(min(MAX_COUNT, max(MIN_COUNT, rate * target)))
 
 
 def plan(facilities, settings):

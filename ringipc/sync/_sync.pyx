@@ -19,7 +19,7 @@ from libc.stdint cimport int32_t, uint32_t, uint64_t
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from posix.unistd cimport getpid
 
-from .. import _segment
+from ..core import _segment
 from ..errors import CorruptSegment, RingError
 
 cdef extern from "sync.h" nogil:

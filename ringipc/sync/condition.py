@@ -16,10 +16,15 @@ announcement nobody will acknowledge: notify waits for an acknowledgement
 at most ACK_TIMEOUT seconds, then goes on (so nobody waits forever on a dead
 process), and the spare wake-up it handed out is taken back.
 """
-import time
+from __future__ import annotations
 
-from ._sync import Semaphore
+import time
+from typing import Any, Callable, Optional, TypeVar, Union
+
+from ._sync import Lock, Semaphore
 from .rlock import RLock
+
+_R = TypeVar("_R")
 
 ACK_TIMEOUT = 1.0
 
@@ -28,7 +33,7 @@ class Condition:
     """Like ``multiprocessing.Condition``: ``wait``, ``wait_for``, ``notify``,
     ``notify_all``, and the lock's ``acquire``/``release``/context manager."""
 
-    def __init__(self, lock=None, _parts=None):
+    def __init__(self, lock: Union[Lock, RLock, None] = None, _parts: Any = None) -> None:
         if _parts is not None:
             self._lock, self._sleeping_count, self._wait_semaphore, self._woken_count = _parts
         else:
@@ -40,10 +45,10 @@ class Condition:
     def __reduce__(self):
         return (Condition, (None, (self._lock, self._sleeping_count, self._wait_semaphore, self._woken_count)))
 
-    def __enter__(self):
+    def __enter__(self) -> bool:
         return self._lock.__enter__()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         return self._lock.__exit__(*exc)
 
     def _is_owned(self):
@@ -57,7 +62,7 @@ class Condition:
         if not self._is_owned():
             raise RuntimeError(f"cannot {what} on un-acquired lock")
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: Optional[float] = None) -> bool:
         self._check_owned("wait")
         self._sleeping_count.release()
         save = getattr(self._lock, "_release_save", None)
@@ -72,7 +77,7 @@ class Condition:
             else:
                 self._lock.acquire()
 
-    def wait_for(self, predicate, timeout=None):
+    def wait_for(self, predicate: Callable[[], _R], timeout: Optional[float] = None) -> _R:
         result = predicate()
         if result:
             return result
@@ -87,7 +92,7 @@ class Condition:
             result = predicate()
         return result
 
-    def notify(self, n=1):
+    def notify(self, n: int = 1) -> None:
         self._check_owned("notify")
         # Balance the acknowledgements of waiters that timed out (each also
         # announced itself) before counting who still sleeps.
@@ -103,12 +108,12 @@ class Condition:
         while self._wait_semaphore.acquire(False):
             pass
 
-    def notify_all(self):
+    def notify_all(self) -> None:
         self.notify(1 << 30)
 
-    def close(self):
+    def close(self) -> None:
         for sem in (self._sleeping_count, self._wait_semaphore, self._woken_count):
             sem.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<ringipc.Condition {self._lock!r}>"

@@ -4,8 +4,11 @@ Which thread holds it, and how often, is known only to the holding process:
 another process's handle sees the underlying Lock held and waits for it, so
 the recursion count never has to be shared.
 """
+from __future__ import annotations
+
 import os
 import threading
+from typing import Any, Callable, Optional
 
 from ._sync import Lock
 
@@ -20,21 +23,22 @@ class RLock:
     and must release it as often.  A holder's death is handled by the
     underlying :class:`Lock` (``owner_died``, ``on_owner_death``)."""
 
-    def __init__(self, name=None, on_owner_death=None, _lock=None):
+    def __init__(self, name: Optional[str] = None, on_owner_death: Optional[Callable[..., Any]] = None,
+                 _lock: Optional[Lock] = None) -> None:
         self._lock = _lock if _lock is not None else Lock(name, on_owner_death=on_owner_death)
         self._owner = None  # (pid, thread ident) of the holder, in the holding process only
         self._count = 0
 
     @classmethod
-    def attach(cls, name, on_owner_death=None):
+    def attach(cls, name: str, on_owner_death: Optional[Callable[..., Any]] = None) -> RLock:
         return cls(_lock=Lock.attach(name, on_owner_death=on_owner_death))
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self._lock.name
 
     @property
-    def owner_died(self):
+    def owner_died(self) -> bool:
         return self._lock.owner_died
 
     def _me(self):
@@ -43,7 +47,7 @@ class RLock:
     def _is_owned(self):
         return self._count > 0 and self._owner == self._me()
 
-    def acquire(self, block=True, timeout=None, *, blocking=None):
+    def acquire(self, block: bool = True, timeout: Optional[float] = None, *, blocking: Optional[bool] = None) -> bool:
         if blocking is not None:
             block = blocking
         if self._is_owned():
@@ -54,7 +58,7 @@ class RLock:
         self._owner, self._count = self._me(), 1
         return True
 
-    def release(self):
+    def release(self) -> None:
         if not self._is_owned():
             raise NotOwnedError("attempt to release recursive lock not owned by thread")
         self._count -= 1
@@ -79,19 +83,19 @@ class RLock:
         self._lock.acquire()
         self._owner, self._count = self._me(), state
 
-    def __enter__(self):
+    def __enter__(self) -> bool:
         return self.acquire()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
     def __reduce__(self):
         return (RLock.attach, (self._lock.name,))
 
-    def close(self):
+    def close(self) -> None:
         self._lock.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         # multiprocessing's form: "<RLock(owner, count)>".
         if self._count:
             return f"<RLock({self._owner[0]}|{self._owner[1]}, {self._count})>"

@@ -7,7 +7,7 @@ from ringipc.bench.adapters.framing import LARGE
 
 # Where each public name is defined, for a build whose ringipc/__init__.py does
 # not re-export it yet: the benchmark can measure a facility as soon as it exists.
-_HOMES = {"Queue": "ringipc.queues", "SimpleQueue": "ringipc.queues", "Pipe": "ringipc.connection"}
+_HOMES = {"Queue": "ringipc.mp.queues", "SimpleQueue": "ringipc.mp.queues", "Pipe": "ringipc.mp.connection"}
 
 
 def _find(name):

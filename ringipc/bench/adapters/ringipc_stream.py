@@ -21,13 +21,13 @@ class RingStreamPair(Facility):
 
     def available(self):
         try:
-            from ringipc.ring_stream import stream_pair  # noqa: F401
+            from ringipc.core.stream import stream_pair  # noqa: F401
         except ImportError as exc:
-            return False, f"ringipc.ring_stream not available: {exc}"
+            return False, f"ringipc.core.stream not available: {exc}"
         return True, ""
 
     def setup(self, size, producers=1, consumers=1):
-        from ringipc.ring_stream import stream_pair
+        from ringipc.core.stream import stream_pair
 
         w, r = stream_pair(CAPACITY)
 

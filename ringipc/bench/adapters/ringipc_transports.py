@@ -19,7 +19,7 @@ _CONNECT_PATIENCE = 20.0  # seconds a connector retries while its listener start
 
 def _api(scheme):
     try:
-        from ringipc.address import lookup
+        from ringipc.channels.address import lookup
 
         lookup(scheme)  # imports the transport module that registers the scheme
     except Exception as exc:  # ImportError, or ringipc's AddressError for a scheme not built yet
@@ -66,7 +66,7 @@ class Transport(Facility):
 
     def supports(self, size, producers=1, consumers=1):
         if self.scheme == "mq":
-            from ringipc.transports.mq import check_limits
+            from ringipc.channels.transports.mq import check_limits
 
             try:
                 check_limits(10, size + 1)
@@ -89,7 +89,7 @@ class Transport(Facility):
         return self.__dict__.setdefault("_open", {})
 
     def _connect(self, address, size):
-        from ringipc.address import connect
+        from ringipc.channels.address import connect
 
         deadline = time.monotonic() + _CONNECT_PATIENCE
         while True:
@@ -102,7 +102,7 @@ class Transport(Facility):
 
     def _listen(self, end, size):
         """Start listening; the channel arrives in ``holder[0]`` once ``connected()`` returns."""
-        from ringipc.address import listen
+        from ringipc.channels.address import listen
 
         listener = listen(end[1], mode=self.mode, **self._options(size))
         holder, errors = [None], []
@@ -170,13 +170,13 @@ class PipePair(ConnectionPair):
 
     def available(self):
         try:
-            from ringipc.transports.pipe import pipe_pair  # noqa: F401
+            from ringipc.channels.transports.pipe import pipe_pair  # noqa: F401
         except ImportError as exc:
-            return False, f"ringipc.transports.pipe not available: {exc}"
+            return False, f"ringipc.channels.transports.pipe not available: {exc}"
         return True, ""
 
     def make_pair(self, size):
-        from ringipc.transports.pipe import pipe_pair
+        from ringipc.channels.transports.pipe import pipe_pair
 
         return pipe_pair(duplex=False)
 

@@ -1,0 +1,234 @@
+"""The one ``Channel`` protocol every transport implements, and the base class
+that writes object pickling, argument checking and closed-state handling once.
+
+A transport subclasses :class:`BaseChannel` and supplies four primitives:
+``_send_message(view)``, ``_recv_message(limit, deadline)``,
+``_recv_message_into(view, limit, deadline)`` and ``_poll(deadline)``.
+Everything a user calls is written here, so behaviour (pickle protocol,
+``BufferTooShort``, ``ValueError`` on a closed handle, timeout meaning) cannot
+drift between transports.
+"""
+from __future__ import annotations
+
+import pickle
+import time
+from typing import Any, Optional, Protocol, TypeVar, runtime_checkable
+
+from ..errors import BufferTooShort, ChannelClosed, MessageTooLarge
+
+_Self = TypeVar("_Self", bound="_Closable")
+
+#: Default cap on one received message.  A header announcing more is refused
+#: before anything is allocated, so a hostile or corrupt peer cannot make us
+#: reserve memory; raise it (or pass ``None``) for bigger messages.
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 30
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A bidirectional message channel (``multiprocessing.connection.Connection``-like)."""
+
+    def send(self, obj: Any) -> None: ...
+    def recv(self, timeout: Optional[float] = None) -> Any: ...
+    def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None: ...
+    def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes: ...
+    def recv_bytes_into(self, buf: Any, offset: int = 0, timeout: Optional[float] = None) -> int: ...
+    def poll(self, timeout: Optional[float] = 0.0) -> bool: ...
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> "Channel": ...
+    def __exit__(self, *exc: Any) -> None: ...
+
+
+@runtime_checkable
+class Listener(Protocol):
+    """Accepts incoming channels on one address."""
+
+    address: str
+
+    def accept(self, timeout: Optional[float] = None) -> Any: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "Listener": ...
+    def __exit__(self, *exc: Any) -> None: ...
+
+
+def deadline_after(timeout: Optional[float]) -> Optional[float]:
+    """Turn a relative timeout into an absolute monotonic deadline (``None`` = forever).
+
+    The monotonic clock is used so that a wall-clock step (NTP, suspend) can
+    neither shorten nor stretch a wait."""
+    if timeout is None:
+        return None
+    if timeout < 0:
+        timeout = 0.0
+    return time.monotonic() + timeout
+
+
+def remaining(deadline: Optional[float]) -> Optional[float]:
+    """Seconds left until ``deadline``: ``None`` for no deadline, never negative."""
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+class _Closable:
+    """Idempotent close, context manager and close-on-collect, for channels and listeners."""
+
+    _closed = False
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Nothing may escape a finalizer; a half-built object may lack its fd.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class BaseChannel(_Closable):
+    """Shared behaviour of every channel; subclasses provide the transport primitives."""
+
+    #: Largest message this transport can carry at all (``None``: no transport limit).
+    transport_limit: Optional[int] = None
+
+    def __init__(self, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+        self._closed = False
+        self.max_message_size = max_message_size
+
+    @property
+    def max_message_size(self) -> Optional[int]:
+        """The largest message this end accepts (``None``: only the transport's limit)."""
+        return self._max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: Optional[int]) -> None:
+        self._max_message_size = value
+        self._limit_changed()
+
+    def _limit_changed(self) -> None:
+        """Called when ``max_message_size`` is set: a transport that keeps its
+        receive limit ready (for a fast path) recomputes it here."""
+
+    # --- primitives a transport provides --------------------------------------------------
+    def _send_message(self, view: memoryview) -> None:
+        raise NotImplementedError
+
+    def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | bytearray":
+        raise NotImplementedError
+
+    def _recv_message_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]):
+        """Receive one message into ``view`` if it fits and return its length;
+        if it does not fit, return the whole message as ``bytes`` instead."""
+        data = self._recv_message(limit, deadline)
+        if len(data) > len(view):
+            return bytes(data)
+        view[: len(data)] = data
+        return len(data)
+
+    def _poll(self, deadline: Optional[float]) -> bool:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+    # --- the public API, written once --------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ChannelClosed("operation on a closed channel")
+
+    def _limit(self, maxlength: Optional[int] = None) -> Optional[int]:
+        limit = self._max_message_size
+        for n in (maxlength, self.transport_limit):
+            if n is not None and (limit is None or n < limit):
+                limit = n
+        return limit
+
+    def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
+        self._check_open()
+        view = memoryview(buf).cast("B")
+        if offset < 0 or offset > len(view):
+            raise ValueError("offset is out of range")
+        if size is None:
+            size = len(view) - offset
+        if size < 0 or offset + size > len(view):
+            raise ValueError("size is out of range")
+        view = view[offset : offset + size]
+        if self.transport_limit is not None and len(view) > self.transport_limit:
+            raise MessageTooLarge(
+                f"{len(view)}-byte message exceeds this transport's {self.transport_limit}-byte limit"
+            )
+        self._send_message(view)
+
+    def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
+        self._check_open()
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        return bytes(self._recv_message(self._limit(maxlength), deadline_after(timeout)))
+
+    def recv_bytes_into(self, buf: Any, offset: int = 0, timeout: Optional[float] = None) -> int:
+        """Receive one message into ``buf`` at ``offset``; return its length.
+
+        If it does not fit, :class:`~ringipc.errors.BufferTooShort` (a
+        ``multiprocessing.BufferTooShort``) is raised with
+        the whole message as ``args[0]``, as ``multiprocessing`` does."""
+        self._check_open()
+        view = memoryview(buf).cast("B")
+        if view.readonly:
+            # Refused before receiving: after, the message would be lost.
+            raise TypeError(f"recv_bytes_into needs a writable buffer, not {type(buf).__name__}")
+        if offset < 0 or offset > len(view):
+            raise ValueError("offset is out of range")
+        got = self._recv_message_into(view[offset:], self._limit(), deadline_after(timeout))
+        if isinstance(got, int):
+            return got
+        raise BufferTooShort(got)
+
+    def send(self, obj: Any) -> None:
+        self._check_open()
+        self.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def recv(self, timeout: Optional[float] = None) -> Any:
+        # Only ever called on a channel whose peer passed authentication (or a
+        # local, permission-protected one): unpickling runs the peer's code.
+        return pickle.loads(self.recv_bytes(timeout=timeout))
+
+    def poll(self, timeout: Optional[float] = 0.0) -> bool:
+        """True when a message (or EOF) is ready to be received."""
+        self._check_open()
+        return self._poll(deadline_after(timeout))
+
+
+
+class BaseListener(_Closable):
+    """Closed-state plumbing shared by every listener."""
+
+    address: str = ""
+
+    def __init__(self):
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ChannelClosed("operation on a closed listener")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.address!r}{' closed' if self._closed else ''}>"

@@ -1,0 +1,315 @@
+"""``shm://NAME``: channels whose bytes travel through shared-memory rings.
+
+Rendezvous.  ``listen("shm://NAME")`` listens on the abstract UNIX socket
+``@ringipc-shm-NAME`` with the ``unix://`` transport (so ``SO_PEERCRED``,
+``authkey`` and ``handshake_timeout`` behave exactly as there).  For each
+accepted peer the listener creates two rings, one per direction, and sends
+their names over the socket; the peer attaches and answers, and the
+listener then unlinks both names: from that moment nothing is left in
+``/dev/shm`` whichever side is killed.  (A listener killed *during* the
+exchange leaves its two rings; ``ringipc.cleanup`` finds them by the dead
+creator's pid in their names.)
+
+After the exchange the socket stays open and is the connection's lifeline:
+the kernel closes it when a process dies, which is how each side learns of
+the other's death (EOF, ``BrokenPipeError``), as in :mod:`ringipc.mp.connection`,
+whose ``Connection`` moves the messages (including the side segments it uses
+for messages larger than half a ring).
+
+Readiness (message mode).  The socket also carries one *doorbell* byte per
+message, written after the message is committed to the ring and consumed
+after it is taken out.  The socket is therefore readable exactly while
+messages wait (or the peer is gone), so ``fileno()`` works with
+``selectors``, ``asyncio`` and ``multiprocessing.connection.wait``.  The
+price is one small socket write per send and one read per receive; the
+socket buffer is enlarged so that about ten thousand messages may wait
+unread before a sender blocks on its doorbell.
+
+``mode="stream"`` returns duplex :class:`ringipc.core.stream.RingStream` ends
+(no doorbells: a stream end has no ``fileno``).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from queue import Empty
+from typing import Optional
+
+from ...core import large
+from ...core._ring import Ring
+from ..address import check_mode, lookup, register_scheme
+from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, remaining
+from ...mp.connection import PEER_CHECK, Connection, _Sweeper
+from ...errors import AddressError, BufferTooShort, FrameError
+from ...core.stream import RingStream
+
+RENDEZVOUS_PREFIX = "@ringipc-shm-"
+RING_KIND = "mpmc"  # as connection.Pipe: a forked child may use an inherited end
+# Per ring (two per connection).  Larger than Pipe's: messages up to 2 MiB stay
+# in the ring instead of a side segment, which costs a segment per message.
+DEFAULT_CAPACITY = 4 << 20
+DOORBELL_BUFFER = 8 << 20
+FIRST_SLICE = 0.001
+_ACK = b"attached"
+
+
+class _LifelineConnection(Connection):
+    """A ring Connection whose socket may hold doorbell bytes: the peer's
+    death is read from the hang-up flags, not from a peeked end-of-file."""
+
+    def _peer_gone(self):
+        return bool(self._poller.poll(0))
+
+
+class ShmChannel(BaseChannel):
+    """A :class:`~ringipc.channels.channel.Channel` over two rings and a lifeline socket."""
+
+    def __init__(self, sock: socket.socket, rx: Ring, tx: Ring, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+        super().__init__(max_message_size)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DOORBELL_BUFFER)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DOORBELL_BUFFER)
+        self._sock = sock
+        self._conn = _LifelineConnection(sock, rx, tx)  # sends, large messages, lifetimes
+        self._gone = self._conn._peer_gone
+        self._owed = 0  # doorbells of messages already taken, not yet read off the socket
+
+    @property
+    def _rx(self):
+        # Not a reference of our own: Connection pins its rings and drops
+        # them at exit, before interpreter teardown, which ours would defeat.
+        return self._conn._rx
+
+    def __reduce__(self):
+        raise TypeError("a shm:// channel cannot be pickled: connect to its address from the other process")
+
+    def fileno(self) -> int:
+        self._check_open()
+        return self._sock.fileno()
+
+    # The everyday calls skip BaseChannel's general argument handling; any
+    # other call takes the general path, so behaviour is identical.
+    def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
+        if type(buf) is bytes and not offset and size is None and not self._closed:
+            self._send_message(buf)  # the Connection takes bytes as they are
+        else:
+            BaseChannel.send_bytes(self, buf, offset, size)
+
+    def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
+        if maxlength is None and timeout is None and not self._closed:
+            return bytes(self._recv_message(self._max_message_size, None))
+        return BaseChannel.recv_bytes(self, maxlength, timeout)
+
+    def _send_message(self, view) -> None:
+        self._conn.send_bytes(view)
+        try:
+            self._sock.send(b"\x01", socket.MSG_NOSIGNAL)
+        except (BrokenPipeError, ConnectionResetError):
+            # The message is committed; the peer may have taken it and gone
+            # before its doorbell: the next send reports the broken pipe.
+            pass
+
+    def _settle(self) -> None:
+        # Never blocks: a doorbell not yet written (the sender is between its
+        # commit and its write) is read on a later call.
+        try:
+            got = self._sock.recv(self._owed, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._owed = 0
+            return
+        self._owed = self._owed - len(got) if got else 0
+
+    def _taken(self) -> None:
+        self._owed += 1
+        self._settle()
+
+    def _take(self, deadline):
+        data = self._wait(self._rx.recv_bytes, deadline)
+        self._taken()
+        if data and not data[0] and large.is_reference(data):
+            return large.load_bytes(data)
+        return data
+
+    def _wait(self, take, deadline):
+        """``take(block, timeout)`` until it returns, the peer is gone
+        (EOFError once drained) or the deadline passes (TimeoutError).
+
+        The slices start short and grow to PEER_CHECK: a peer that has just
+        gone is seen at once, an idle channel looks at its socket rarely."""
+        slice_ = FIRST_SLICE
+        while True:
+            left = remaining(deadline)
+            try:
+                return take(True, slice_ if left is None else min(slice_, left))
+            except Empty:
+                pass
+            if self._gone():
+                self._rx.recover()  # a claim the peer died holding
+                try:
+                    return take(False, None)  # what the peer sent before it went
+                except Empty:
+                    raise EOFError from None
+            if deadline is not None and remaining(deadline) == 0:
+                raise TimeoutError("no message before the timeout")
+            slice_ = min(slice_ * 2, PEER_CHECK)
+
+    def _recv_message(self, limit, deadline):
+        data = self._take(deadline)
+        _check_limit(len(data), limit)
+        return data
+
+    def _recv_message_into(self, view, limit, deadline):
+        # Straight from the ring into ``view``: no message-sized bytes object
+        # (for a 1 MiB message its allocation costs more than the copy).
+        try:
+            n = self._ring_into(view, deadline)
+        except BufferTooShort as exc:
+            self._taken()  # consumed all the same
+            data = exc.args[0]
+            data = large.load_bytes(data) if large.is_reference(data) else data
+            _check_limit(len(data), limit)
+            return bytes(data)  # BaseChannel raises BufferTooShort with it
+        self._taken()
+        if n and view[0] == 0 and large.is_reference(view[:n]):
+            data = large.load_bytes(bytes(view[:n]))
+            _check_limit(len(data), limit)
+            if len(data) > len(view):
+                return data
+            view[: len(data)] = data
+            return len(data)
+        _check_limit(n, limit)
+        return n
+
+    def _ring_into(self, view, deadline) -> int:
+        rx = self._rx
+        return self._wait(lambda block, timeout: rx.recv_bytes_into(view, block, timeout), deadline)
+
+    def _poll(self, deadline) -> bool:
+        if self._owed:
+            self._settle()
+        rx = self._rx
+        slice_ = FIRST_SLICE
+        while True:
+            if rx.poll(0) or self._gone():
+                return True
+            left = remaining(deadline)
+            if left == 0:
+                return False
+            if rx.poll(slice_ if left is None else min(slice_, left)):
+                return True
+            slice_ = min(slice_ * 2, PEER_CHECK)
+
+    def _close(self) -> None:
+        self._conn.close()  # closes the socket and drops the rings
+
+    def __repr__(self) -> str:
+        return f"<ShmChannel {'closed' if self._closed else repr(self._conn)}>"
+
+
+def _check_limit(n: int, limit) -> None:
+    if limit is not None and n > limit:
+        # The ring keeps boundaries: the refused message is gone, the
+        # channel stays aligned and usable (as with unixpacket://).
+        raise FrameError(f"{n}-byte message exceeds the {limit}-byte limit; it was discarded")
+
+
+def _rendezvous(target: str) -> str:
+    if not target or "/" in target:
+        raise AddressError(f"shm:// names have no '/': {target!r} (use shm://NAME)")
+    return RENDEZVOUS_PREFIX + target
+
+
+def _wrap(sock, rx, tx, mode, max_message_size):
+    if mode == "stream":
+        return RingStream(sock, rx, tx, picklable=False)  # the names are unlinked
+    return ShmChannel(sock, rx, tx, max_message_size=max_message_size)
+
+
+def _take_socket(ch) -> socket.socket:
+    """A socket of our own for the connection under the rendezvous channel ``ch``."""
+    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(ch.raw_fileno()))
+
+
+class ShmListener(BaseListener):
+    """Accepts peers on the rendezvous socket and gives each a pair of rings."""
+
+    def __init__(self, target, inner, mode, capacity, max_message_size):
+        super().__init__()
+        self.address = f"shm://{target}"
+        self._inner = inner
+        self._mode = mode
+        self._capacity = capacity
+        self._max = max_message_size
+
+    def fileno(self) -> int:
+        self._check_open()
+        return self._inner.fileno()
+
+    def accept(self, timeout: Optional[float] = None):
+        """Wait for one peer and hand it its rings; ``timeout`` bounds the whole exchange."""
+        self._check_open()
+        deadline = deadline_after(timeout)
+        with self._inner.accept(timeout=remaining(deadline)) as ch:
+            ch.stop_reading_ahead()  # the peer's first doorbell bytes may follow its answer
+            rings = []
+            try:
+                rings += [Ring(self._capacity, RING_KIND), Ring(self._capacity, RING_KIND)]
+                to_peer, from_peer = rings
+                sweeper = _Sweeper(to_peer, from_peer)
+                ch.send_bytes(f"{to_peer.name}\n{from_peer.name}".encode())
+                try:
+                    ack = ch.recv_bytes(maxlength=64, timeout=remaining(deadline))
+                except EOFError:
+                    ack = None
+                if ack != _ACK:
+                    raise ConnectionResetError("shm:// peer went away before attaching its rings")
+            finally:
+                # Success or not, the names are done with: on failure the
+                # caller may keep the exception (and these frames) for long.
+                for ring in rings:
+                    ring.unlink()
+            end = _wrap(_take_socket(ch), from_peer, to_peer, self._mode, self._max)
+        end._sweeper = sweeper
+        return end
+
+    def _close(self) -> None:
+        self._inner.close()
+
+
+def _probe() -> None:
+    """Raise SharedMemoryUnavailable now, at listen/connect time, where
+    ``auto://`` and ``fallback=True`` can still choose another transport."""
+    Ring(1 << 12, "spsc").close()
+
+
+def listen(target: str, *, mode: str = "message", authkey=None, max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
+           capacity: int = DEFAULT_CAPACITY, backlog: int = 64, handshake_timeout=None):
+    check_mode(mode)
+    address = _rendezvous(target)
+    _probe()
+    inner = lookup("unix").listen(address, backlog=backlog, authkey=authkey, max_message_size=4096,
+                                  handshake_timeout=handshake_timeout)
+    return ShmListener(target, inner, mode, capacity, max_message_size)
+
+
+def connect(target: str, *, mode: str = "message", timeout=None, authkey=None,
+            max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+    check_mode(mode)
+    address = _rendezvous(target)
+    _probe()
+    deadline = deadline_after(timeout)
+    with lookup("unix").connect(address, timeout=timeout, authkey=authkey, max_message_size=4096) as ch:
+        ch.stop_reading_ahead()  # the socket goes on to carry doorbell bytes
+        try:
+            names = ch.recv_bytes(timeout=remaining(deadline)).decode().split("\n")
+        except EOFError:
+            raise ConnectionResetError("shm:// listener closed before handing over its rings") from None
+        if len(names) != 2:
+            raise ConnectionResetError("shm:// listener sent a malformed ring offer")
+        rx, tx = Ring.attach(names[0]), Ring.attach(names[1])
+        ch.send_bytes(_ACK)
+        return _wrap(_take_socket(ch), rx, tx, mode, max_message_size)
+
+
+register_scheme("shm", connect, listen)

@@ -1,0 +1,126 @@
+"""Named POSIX shared-memory segments: create (reserved up front), open, unlink.
+
+Only this module touches ``/dev/shm`` names.  Every segment ringipc creates is
+named ``ringipc-<creator pid>-<random>`` (or ``ringipc-<user name>``), created
+``O_EXCL`` with mode 0600, and has its memory reserved with ``posix_fallocate``
+so that a too-small ``/dev/shm`` fails here, with the sizes in the message,
+instead of as a SIGBUS on first touch.
+"""
+import atexit
+import errno
+import mmap
+import os
+import secrets
+
+import posix_ipc
+
+from ..errors import SharedMemoryUnavailable
+
+PREFIX = "ringipc-"
+SHM_DIR = "/dev/shm"
+
+# name -> pid of the creating process: only that process unlinks at exit.
+_owned = {}
+
+
+def normalize_name(name):
+    """The segment name for a user-given ring name (prefix added if missing)."""
+    if not isinstance(name, str) or not name or "/" in name.lstrip("/"):
+        raise ValueError(f"ring name must be a non-empty string without '/', not {name!r}")
+    name = name.lstrip("/")
+    return name if name.startswith(PREFIX) else PREFIX + name
+
+
+def new_name():
+    return f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def _free_bytes():
+    try:
+        st = os.statvfs(SHM_DIR)
+        return st.f_bavail * st.f_frsize
+    except OSError:
+        return None
+
+
+def create(name, size):
+    """Create and map a new segment of `size` bytes; returns the mmap."""
+    try:
+        shm = posix_ipc.SharedMemory("/" + name, flags=posix_ipc.O_CREX, mode=0o600)
+    except posix_ipc.ExistentialError as exc:
+        raise FileExistsError(errno.EEXIST, f"shared-memory segment {name!r} already exists") from exc
+    except (posix_ipc.PermissionsError, OSError) as exc:
+        raise SharedMemoryUnavailable(errno.EACCES, f"cannot create shared memory {name!r}: {exc}") from exc
+    try:
+        try:
+            os.posix_fallocate(shm.fd, 0, size)
+        except OSError as exc:
+            free = _free_bytes()
+            free_text = "unknown" if free is None else f"{free} bytes ({free / 2**20:.1f} MiB)"
+            raise SharedMemoryUnavailable(
+                exc.errno,
+                f"cannot reserve {size} bytes ({size / 2**20:.1f} MiB) of shared memory for ring {name!r}: "
+                f"{os.strerror(exc.errno)}; free in {SHM_DIR}: {free_text}. Use a smaller capacity, or "
+                f"enlarge {SHM_DIR} (for Docker: --shm-size)",
+            ) from None
+        mapping = mmap.mmap(shm.fd, size)
+    except BaseException:
+        shm.close_fd()
+        _unlink_quietly(name)
+        raise
+    shm.close_fd()
+    _owned[name] = os.getpid()
+    return mapping
+
+
+def open_existing(name):
+    """Map an existing segment; returns (mmap, size)."""
+    try:
+        shm = posix_ipc.SharedMemory("/" + name)
+    except posix_ipc.ExistentialError as exc:
+        raise FileNotFoundError(errno.ENOENT, f"no ring named {name!r} (already closed by its creator?)") from exc
+    except posix_ipc.PermissionsError as exc:
+        raise PermissionError(errno.EACCES, f"no permission to open ring {name!r}") from exc
+    try:
+        size = os.fstat(shm.fd).st_size
+        if size == 0:
+            return None, 0
+        return mmap.mmap(shm.fd, size), size
+    finally:
+        shm.close_fd()
+
+
+def names():
+    """The names of every ringipc segment in /dev/shm, sorted (none if it is missing)."""
+    try:
+        return sorted(n for n in os.listdir(SHM_DIR) if n.startswith(PREFIX))
+    except FileNotFoundError:
+        return []
+
+
+def unlink(name):
+    """Remove the name; mappings that exist stay valid until unmapped."""
+    _owned.pop(name, None)
+    try:
+        posix_ipc.unlink_shared_memory("/" + name)
+    except posix_ipc.ExistentialError:
+        pass
+
+
+def _unlink_quietly(name):
+    try:
+        posix_ipc.unlink_shared_memory("/" + name)
+    except posix_ipc.Error:
+        pass
+
+
+def disown(name):
+    _owned.pop(name, None)
+
+
+@atexit.register
+def _unlink_owned_at_exit():
+    me = os.getpid()
+    for name, pid in list(_owned.items()):
+        if pid == me:  # a forked child inherits _owned but owns nothing
+            unlink(name)

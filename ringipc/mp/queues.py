@@ -1,0 +1,302 @@
+"""Drop-in replacements for multiprocessing's Queue and JoinableQueue.
+
+Objects are pickled by the caller (an unpicklable object raises in ``put``) and
+written straight into an MPMC ring; see feeder.py for what happens when the
+ring is full and large.py for objects larger than its max_message_size.
+``maxsize`` and ``qsize()`` use a named semaphore of free slots, taken before
+a message is written and given back after it is read (see sharedstate.py).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Generic, Iterable, List, Optional, TypeVar
+import queue as _queue
+import time
+
+from posix_ipc import BusyError
+
+from ..core._ring import Ring
+from ..core import large
+from . import oob
+from .feeder import Feeder
+from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps_bytes, loads
+from .readiness import EndsMixin
+from ..core.sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
+
+DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
+DEFAULT_BATCH = 1000
+Empty = _queue.Empty
+Full = _queue.Full
+_T = TypeVar("_T")
+
+
+def _decode(data):
+    if not data[0]:
+        if oob.is_frame(data):
+            return oob.decode(data)
+        if large.is_reference(data):
+            return large.load(data, oob.decode_payload)
+    return loads(data)
+
+
+class Queue(EndsMixin, Generic[_T]):
+    """multiprocessing.Queue on a shared-memory ring; ``capacity`` is the ring's size in bytes."""
+
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY) -> None:
+        if maxsize <= 0:
+            maxsize = VALUE_MAX
+        self._maxsize = maxsize
+        self._ring = Ring(capacity, "mpmc")
+        self._slots = NamedSemaphore(maxsize, "q")
+        large.sweep_when_done(self, self._ring.name)
+        self._setup()
+
+    def _setup(self):
+        pin_rings(self, self._ring)
+        self._closed = False
+        self._feeder = Feeder(self._ring)
+        self._limit = self._ring.max_message_size
+        self._send = self._ring.send_bytes
+        self._recv = self._ring.recv_bytes
+        self._release = self._slots.release
+        # An unbounded queue's semaphore starts at SEM_VALUE_MAX: a plain
+        # (blocking) sem_wait never waits and is the cheapest call.
+        acquire = self._slots._sem.acquire
+        self._take = acquire if self._maxsize == VALUE_MAX else functools.partial(acquire, 0)
+        self._slow_puts = False
+        self._watch = self._ends = None
+
+    def _release_rings(self):
+        # At exit, after the feeder was joined: see sharedstate.pin_rings.
+        self._closed = True
+        self._ring = self._send = self._recv = self._feeder = self._watch = None
+
+    def __getstate__(self):
+        keep_alive_for_child(self)
+        return self._ring, self._slots, self._maxsize
+
+    def __setstate__(self, state):
+        self._ring, self._slots, self._maxsize = state
+        self._setup()
+
+    def __repr__(self):
+        return f"<ringipc.{type(self).__name__} {getattr(self._ring, 'name', None)!r}>"
+
+    def _check_open(self):
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+
+    def _took_slot(self, count):
+        """Hook for JoinableQueue: runs after slots are taken, before the write."""
+
+    def _put_slow(self, obj, block, timeout, data=None):
+        if data is None:
+            data = oob.encode(obj)  # bytes, or a frame of large buffers written straight into the ring
+        if not self._slots.acquire(block, timeout):
+            raise Full
+        frame = type(data) is oob.Frame
+        try:
+            if (data.size if frame else len(data)) > self._limit:
+                data, frame = large.export(self._ring.name, data), False
+            self._took_slot(1)
+        except BaseException:
+            self._release()
+            raise
+        if not self._feeder.pending:
+            try:
+                if frame:
+                    oob.send(self._ring, data, False)
+                else:
+                    self._send(data, False)
+                return
+            except Full:
+                pass
+        # The feeder sends later: a frame still refers to the object, which
+        # the caller may change once put() returns, so it is copied now.
+        self._feeder.push((data.tobytes() if frame else data,))
+
+    # -- multiprocessing.Queue API -------------------------------------------
+    def put(self, obj: _T, block: bool = True, timeout: Optional[float] = None) -> None:
+        # The common case (plain object, room for it, nothing buffered) is
+        # written out inline: each call saved is a noticeable share of a put.
+        if self._closed:
+            self._check_open()
+        kind = type(obj)
+        if kind is bytes:
+            n = len(obj)
+            if n >= oob.OOB_MIN_BUFFER:
+                return self._put_slow(obj, block, timeout)
+            data = _join((_SHORT_BINBYTES, _LEN1[n], obj, b".")) if n < 256 else dumps_bytes(obj)
+        elif kind in _PLAIN:
+            data = _plain_dumps(obj, PROTOCOL)
+        else:
+            return self._put_slow(obj, block, timeout)
+        if len(data) > self._limit or self._slow_puts:
+            return self._put_slow(obj, block, timeout, data)
+        try:
+            self._take()
+        except BusyError:
+            if not self._slots.acquire(block, timeout):
+                raise Full from None
+        if not self._feeder.pending:
+            try:
+                self._send(data, False)
+                return
+            except Full:
+                pass
+        self._feeder.push((data,))
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> _T:
+        if self._closed:
+            self._check_open()
+        data = self._recv(block, timeout)
+        self._release()
+        if self._watch is not None:
+            self._watch.consumed()
+        # Every pickle starts with 0x80, a side-segment reference with NUL.
+        if data[0]:
+            # The short-bytes pickle put() builds: the object is the middle.
+            if data[2] == 0x43 and len(data) == data[3] + 5 and data[-1] == 0x2E:
+                return data[4:-1]
+            return loads(data)
+        return _decode(data)
+
+    def put_nowait(self, obj: _T) -> None:
+        return self.put(obj, False)
+
+    def get_nowait(self) -> _T:
+        return self.get(False)
+
+    def qsize(self) -> int:
+        """Objects put and not yet got, including those still in a producer's buffer."""
+        return self._maxsize - self._slots.value
+
+    def empty(self) -> bool:
+        return not self._ring.poll(0)
+
+    def full(self) -> bool:
+        return self._slots.value == 0
+
+    def close(self) -> None:
+        self._closed = True
+        self._stop_watch()
+        if self._feeder is not None:
+            self._feeder.close()
+
+    def join_thread(self) -> None:
+        assert self._closed, f"Queue {self!r} not closed"
+        if self._feeder is not None:
+            self._feeder.join()
+
+    def cancel_join_thread(self) -> None:
+        if self._feeder is not None:
+            self._feeder.cancel_join()
+
+    # -- batches ----------------------------------------------------------------
+    def put_many(self, objs: Iterable[_T], block: bool = True, timeout: Optional[float] = None) -> None:
+        """Put every object, in order, or none: raises Full (nothing put) if
+        slots for all of them are not free within `timeout`."""
+        self._check_open()
+        datas = []
+        append = datas.append
+        for obj in objs:
+            if type(obj) is bytes and len(obj) < 256:
+                append(_join((_SHORT_BINBYTES, _LEN1[len(obj)], obj, b".")))
+            else:
+                data = oob.encode(obj)
+                append(data.tobytes() if type(data) is oob.Frame else data)
+        n = len(datas)
+        if n == 0:
+            return
+        taken = 0
+        take = self._take
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while taken < n:
+                try:
+                    take()
+                except BusyError:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if not self._slots.acquire(block, left):
+                        raise Full from None
+                taken += 1
+            limit = self._limit
+            for i, data in enumerate(datas):
+                if len(data) > limit:
+                    datas[i] = large.export(self._ring.name, data)
+            self._took_slot(n)
+        except BaseException:
+            for _ in range(taken):
+                self._release()
+            for data in datas:
+                if large.is_reference(data):
+                    large.discard(data)
+            raise
+        if not self._feeder.pending:
+            try:
+                self._ring.send_bytes_many(datas, False)
+                return
+            except Full as exc:
+                datas = datas[exc.sent:]  # the feeder sends the rest, in order
+        self._feeder.push(datas)
+
+    def get_many(self, max_messages: int = DEFAULT_BATCH, block: bool = True, timeout: Optional[float] = None) -> List[_T]:
+        """Wait like get() for one object, then also take up to `max_messages`
+        in all that are already there; returns a list."""
+        self._check_open()
+        datas = self._ring.recv_bytes_many(max_messages, block, timeout)
+        if self._watch is not None:
+            self._watch.consumed()
+        release = self._release
+        out = []
+        append = out.append
+        for data in datas:
+            release()
+            if not data[0]:
+                append(_decode(data))
+            elif data[2] == 0x43 and len(data) == data[3] + 5 and data[-1] == 0x2E:
+                append(data[4:-1])  # see get()
+            else:
+                append(loads(data))
+        return out
+
+
+class JoinableQueue(Queue[_T]):
+    """multiprocessing.JoinableQueue: adds task_done() and join()."""
+
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY) -> None:
+        super().__init__(maxsize, ctx=ctx, capacity=capacity)
+        self._unfinished = NamedSemaphore(0, "u")
+        # Posted when a task_done() brings the count to zero; joiners pass it on.
+        self._all_done = NamedSemaphore(0, "d")
+        self._slow_puts = True
+
+    def __getstate__(self):
+        return super().__getstate__() + (self._unfinished, self._all_done)
+
+    def __setstate__(self, state):
+        super().__setstate__(state[:3])
+        self._unfinished, self._all_done = state[3:]
+        self._slow_puts = True
+
+    def _took_slot(self, count):
+        post = self._unfinished.release
+        for _ in range(count):
+            post()
+
+    def task_done(self) -> None:
+        if not self._unfinished.acquire(False):
+            raise ValueError("task_done() called too many times")
+        if self._unfinished.value == 0 and self._all_done.value == 0:
+            self._all_done.release()
+
+    def join(self) -> None:
+        """Block until every object put has been matched by a task_done()."""
+        while self._unfinished.value != 0:
+            # Slices bound the wait should a wake-up be lost to a killed peer.
+            self._all_done.acquire(True, 0.1)
+        if self._all_done.value == 0:
+            self._all_done.release()  # wake the next joiner
+
+
+from .simplequeue import SimpleQueue  # noqa: E402,F401  (one import place for the three queues)

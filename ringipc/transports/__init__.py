@@ -1,2 +1,0 @@
-"""Transports behind the one Channel API; each module registers its address scheme
-with :mod:`ringipc.address` and knows nothing about the others."""
