@@ -47,7 +47,7 @@ def extension(name, sources, libs=()):
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         libraries=list(libs),
-        depends=headers + ["ringipc/_cring.pxd", "ringipc/_ring.pxd"],
+        depends=headers + ["ringipc/_cring.pxd", "ringipc/_ring.pxd", "ringipc/topic/_ctopic.pxd"],
     )
 
 
@@ -62,6 +62,10 @@ extensions = [
     extension("ringipc._packet_fast", ["ringipc/_packet_fast.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc._mq_fast", ["ringipc/_mq_fast.pyx"], libraries),
+    # Broadcast topics (csrc/topic.c): their own segment layout; shares only
+    # the liveness check with the ring.
+    extension("ringipc.topic._topic", ["ringipc/topic/_topic.pyx", "csrc/topic.c", "csrc/ring_liveness.c"],
+              libraries),
 ]
 
 setup(
