@@ -819,3 +819,21 @@ int tp_recover(tp_handle *h)
     }
     return freed;
 }
+
+void tp_debug_state(tp_handle *h, uint64_t out[TP_DEBUG_WORDS])
+{
+    struct tp_header *hdr = h->hdr;
+    out[0] = a_load(&hdr->head, ACQ);
+    out[1] = a_load(&hdr->tail, ACQ);
+    out[2] = a_load(&hdr->last, ACQ);
+    out[3] = a_load(&hdr->next_seq, ACQ);
+    out[4] = a_load(&hdr->pub_owner, ACQ);
+    out[5] = a_load(&hdr->free_until, ACQ);
+    out[6] = TP_WAITERS_COUNT(a_load(&hdr->data_waiters, ACQ));
+    out[7] = TP_WAITERS_COUNT(a_load(&hdr->space_waiters, ACQ));
+    out[8] = TP_WAITERS_COUNT(a_load(&hdr->lock_waiters, ACQ));
+    out[9] = a_load(&hdr->slot_hint, ACQ);
+    out[10] = TP_PAGE;
+    out[11] = TP_PAGE + TP_SLOTS_BYTES;
+    out[12] = TP_PAGE + TP_SLOTS_BYTES + meta_bytes(h->ncells);
+}

@@ -206,7 +206,10 @@ tp_status tp_wait_writable(tp_handle *h, tp_status why, const struct timespec *d
 int tp_recover(tp_handle *h);
 /* Slot counts for tests and stats. */
 uint32_t tp_live_subscribers(tp_handle *h);
-uint64_t tp_retained(tp_handle *h); /* messages between tail and head */
+/* head, tail, last, next_seq, pub_owner, free_until, data waiters, space
+ * waiters, lock waiters, slot_hint, then the section offsets (tests). */
+#define TP_DEBUG_WORDS 13
+void tp_debug_state(tp_handle *h, uint64_t out[TP_DEBUG_WORDS]);
 
 /* From csrc/ring_liveness.c. */
 uint64_t rip_self_owner(void);

@@ -24,6 +24,7 @@ from .errors import (
 )
 from .queues import JoinableQueue, Queue, SimpleQueue
 from .ring_stream import RingStream, stream_pair
+from .topic import MessageOverwritten, Publisher, Subscriber, Topic
 from .transports.pipe import pipe_pair
 
 __version__ = "0.1.0"
@@ -49,6 +50,11 @@ __all__ = [
     "listen",
     "register_scheme",
     "pipe_pair",
+    # broadcast topics
+    "Topic",
+    "Publisher",
+    "Subscriber",
+    "MessageOverwritten",
     # exceptions
     "RingError",
     "CorruptSegment",

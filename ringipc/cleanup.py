@@ -12,6 +12,7 @@ import re
 from . import _segment
 from ._ring import pid_alive, segment_creator_pid
 from .errors import CorruptSegment
+from .topic._topic import segment_creator_pid as topic_creator_pid
 
 _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")
 
@@ -20,6 +21,10 @@ def _creator_of(name):
     """(pid, how we know it): from the header when it validates, else from the name."""
     try:
         return segment_creator_pid(name), "header"
+    except (CorruptSegment, OSError, ValueError):
+        pass
+    try:  # a broadcast topic (ringipc.Topic) has a header of its own
+        return topic_creator_pid(name), "header"
     except (CorruptSegment, OSError, ValueError):
         match = _PID_IN_NAME.match(name)
         return (int(match.group(1)), "name") if match else (None, "unknown")

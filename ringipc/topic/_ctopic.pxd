@@ -63,5 +63,8 @@ cdef extern from "topic.h" nogil:
     tp_status tp_wait_writable(tp_handle *h, tp_status why, const timespec *deadline, uint32_t spin)
     int tp_recover(tp_handle *h)
     uint32_t tp_live_subscribers(tp_handle *h)
+    enum:
+        TP_DEBUG_WORDS
+    void tp_debug_state(tp_handle *h, uint64_t *out)
     uint64_t rip_self_owner()
     int rip_owner_alive(uint64_t owner)

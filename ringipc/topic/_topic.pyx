@@ -730,7 +730,16 @@ def segment_creator_pid(name):
     return pid
 
 
-def _debug_header(Topic topic):
-    """head, tail, last, next_seq (tests)."""
-    cdef c.tp_handle *h = &topic._h
-    return {"policy": topic.policy, "ncells": h.ncells, "max_message": h.max_message}
+_DEBUG_NAMES = ("head", "tail", "last", "next_seq", "pub_owner", "free_until", "data_waiters",
+                "space_waiters", "lock_waiters", "slot_hint", "slots_offset", "meta_offset", "data_offset")
+
+
+def _debug_state(Topic topic):
+    """The header's shared words and the section offsets, for tests."""
+    cdef uint64_t out[c.TP_DEBUG_WORDS]
+    topic._check_open()
+    c.tp_debug_state(&topic._h, out)
+    state = {name: out[i] for i, name in enumerate(_DEBUG_NAMES)}
+    state["ncells"] = topic._h.ncells
+    state["pub_owner_pid"] = state["pub_owner"] & 0xFFFFFFFF
+    return state
