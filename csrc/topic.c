@@ -627,7 +627,15 @@ static tp_status read_latest(tp_handle *h, const void **src, uint64_t *length)
                      off + cells_for_length(len) > h->ncells || seq < h->expected)) {
             if (unstable_or_corrupt(h, l) == TP_CORRUPT)
                 return TP_CORRUPT;
-            continue; /* overwritten meanwhile: a newer `last` exists */
+            /* Overwritten.  Read again only if a newer record was published
+             * since (so this loop repeats only after a publisher moved on);
+             * else the newest record is being replaced by one not yet
+             * complete - or by a publisher that died - and there is nothing
+             * intact to read until the next publish. */
+            if (a_load(&hdr->last, ACQ) != l)
+                continue;
+            h->seen_last = l;
+            return TP_EMPTY;
         }
         h->rd_pos = l;
         h->rd_seq = seq;
@@ -710,6 +718,8 @@ tp_status tp_read_end(tp_handle *h)
         /* A publisher may have overwritten part of what was copied. */
         if (h->policy != TP_LATEST)
             h->pos = tail;
+        else
+            h->seen_last = h->rd_pos; /* counted as missed once a newer one is read */
         return TP_TORN;
     }
     h->missed += h->rd_seq - h->expected;
