@@ -716,6 +716,7 @@ tp_status tp_read_end(tp_handle *h)
     uint64_t tail = a_load(&hdr->tail, RLX);
     if (unlikely(tail > h->rd_pos)) {
         /* A publisher may have overwritten part of what was copied. */
+        h->torn++;
         if (h->policy != TP_LATEST)
             h->pos = tail;
         else

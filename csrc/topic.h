@@ -162,6 +162,7 @@ typedef struct {
     uint64_t pos;            /* next record to read (stream policies) */
     uint64_t expected;       /* sequence number expected next */
     uint64_t missed;         /* messages skipped, in total */
+    uint64_t torn;           /* copies thrown away because a publisher overwrote them */
     uint64_t seen_last;      /* latest: position of the record last read */
     uint64_t rd_pos, rd_next, rd_seq, rd_length;
     /* publisher state */

@@ -38,6 +38,7 @@ cdef extern from "topic.h" nogil:
         uint64_t pos
         uint64_t expected
         uint64_t missed
+        uint64_t torn
         uint64_t seen_last
         uint64_t rd_pos
         uint64_t rd_seq

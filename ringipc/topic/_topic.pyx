@@ -512,6 +512,12 @@ cdef class Subscriber(_Handle):
         return self._h.missed
 
     @property
+    def _torn_copies(self):
+        """Copies this subscriber threw away because a publisher overwrote them
+        meanwhile (each was read again or counted in ``missed``): for tests."""
+        return self._h.torn
+
+    @property
     def seq(self):
         """Sequence number of the last message received (-1 before the first)."""
         return <long long>self._h.expected - 1
@@ -645,6 +651,12 @@ cdef class TopicView:
 
     def __len__(self):
         return self._length
+
+    @property
+    def _torn_copies(self):
+        """Copies this subscriber threw away because a publisher overwrote them
+        meanwhile (each was read again or counted in ``missed``): for tests."""
+        return self._h.torn
 
     @property
     def seq(self):
