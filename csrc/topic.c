@@ -227,10 +227,25 @@ static void recount(tp_handle *h)
     }
 }
 
+/*
+ * The futex word's low bit is "armed": a sleeper sets it (F2 side) before it
+ * re-checks and sleeps; a notifier (after F1) bumps the word and wakes only
+ * if the bit is set, clearing it.  So a burst of publishes (or of reads, for
+ * a waiting publisher) makes one wake call, not one per message while the
+ * woken sleepers are on their way out; and a sleeper that died leaves at
+ * most one wasted call behind.  No wake-up is lost: a notifier that does not
+ * see the bit loaded the word before the sleeper's RMW, so (F1/F2) the
+ * sleeper's re-check sees the change; one that sees it changes the word, so
+ * a sleeper that has not reached FUTEX_WAIT yet fails its compare.  Only
+ * notifiers change the value (setting a set bit changes nothing), so a
+ * failed CAS means another notifier bumped it and wakes.
+ */
 static void wake(tp_handle *h, int which)
 {
     _Atomic uint32_t *futex = futex_word(h, which);
-    a_fetch_add(futex, 1, RLX); /* after F1: a waiter that read the old value fails its compare */
+    uint32_t v = a_load(futex, RLX);
+    if (!(v & 1u) || !a_cas(futex, &v, (v + 2u) & ~1u, RLX, RLX))
+        return;
     long woken = 1;
 #if defined(__linux__)
     woken = syscall(SYS_futex, (uint32_t *)futex, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
@@ -776,7 +791,7 @@ static tp_status sleep_on(tp_handle *h, int which, const struct timespec *deadli
     _Atomic uint32_t *futex = futex_word(h, which);
     a_fetch_add(&s->sleepers[which], 1, RLX);             /* W1 via the RMW below */
     a_fetch_add(waiters, TP_WAITERS_REGISTER, SEQ_CST);
-    uint32_t seen = a_load(futex, SEQ_CST);
+    uint32_t seen = atomic_fetch_or_explicit(futex, 1u, SEQ_CST) | 1u; /* arm: see wake() */
     a_fence(SEQ_CST); /* F2 */
     tp_status st = ready(h, which) ? TP_OK : futex_wait(futex, seen, deadline);
     a_fetch_add(waiters, TP_WAITERS_UNREGISTER, SEQ_CST);
