@@ -519,7 +519,8 @@ cdef class Subscriber(_Handle):
 
     @property
     def seq(self):
-        """Sequence number of the last message received (-1 before the first)."""
+        """Sequence number (publish order, from 0) of the last message received;
+        before the first, one less than the first this subscriber can receive."""
         return <long long>self._h.expected - 1
 
     cdef int _begin(self, const void **src, uint64_t *n, bint block, object timeout) except -1:
