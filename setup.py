@@ -58,8 +58,16 @@ extensions = [
     # These reach the C ring only through the Ring type's methods.
     extension("ringipc._views", ["ringipc/_views.pyx"]),
     extension("ringipc._testhooks", ["ringipc/_testhooks.pyx"]),
+    # Read-only snapshots of segments for `python -m ringipc ls` (layouts only, no ring code).
+    extension("ringipc._inspect", ["ringipc/_inspect.pyx"]),
     # No ring: the C fast path of unixpacket:// channels.
     extension("ringipc._packet_fast", ["ringipc/_packet_fast.pyx"]),
+    # Crash-safe Lock/Semaphore/Event: their own segments, and ring_liveness.c
+    # for telling whether a holder still runs (a per-process cache only).
+    extension("ringipc.sync._sync", ["ringipc/sync/_sync.pyx", "csrc/sync.c", "csrc/ring_liveness.c"], libraries),
+    # sigqueue/signalfd for ringipc.signals (Linux).
+    *([extension("ringipc.signals._signalfd", ["ringipc/signals/_signalfd.pyx"])]
+      if sys.platform.startswith("linux") else []),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc._mq_fast", ["ringipc/_mq_fast.pyx"], libraries),
     # Broadcast topics (csrc/topic.c): their own segment layout; shares only

@@ -148,6 +148,9 @@ int rip_chaos_build(void);
  * published), so a test can kill it exactly there.  -1 disarms.  Returns 0
  * in other builds. */
 int rip_chaos_stop_at_batch_tag(long index);
+/* Test hook: counts (+1) or uncounts (-1) a recovery running in this
+ * process, as another thread inside rip_recover would. */
+void rip_debug_count_recovery(int delta);
 /* "futex" or "sem": the wait backend this build was compiled with. */
 const char *rip_wait_backend_name(void);
 

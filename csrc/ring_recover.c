@@ -130,6 +130,9 @@ static void count_recovery(int delta)
     } while (!a_cas(&recoveries_here, &seen, next, ACQ_REL, RLX));
 }
 
+/* Tests stand in for a recovery running on another thread of this process. */
+void rip_debug_count_recovery(int delta) { count_recovery(delta); }
+
 static int recoveries_running_here(void)
 {
     uint64_t seen = a_load(&recoveries_here, ACQ);

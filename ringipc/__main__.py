@@ -1,4 +1,4 @@
-"""``python -m ringipc`` (also the ``ringipc`` console script): ``bench`` and ``cleanup``."""
+"""``python -m ringipc`` (also the ``ringipc`` console script): ``bench``, ``cleanup``, ``doctor``, ``ls``."""
 import argparse
 import sys
 
@@ -9,11 +9,15 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("bench", help="benchmark ringipc against multiprocessing and other IPC", add_help=False)
     sub.add_parser("cleanup", help="remove shared-memory segments left behind by dead processes", add_help=False)
+    sub.add_parser("ls", help="list every ringipc object on this machine: fill, peers, sleepers (--watch: a top)",
+                   add_help=False)
+    sub.add_parser("doctor", help="check this machine for what stands in ringipc's way, and say how to fix it",
+                   add_help=False)
     # Each subcommand parses its own arguments, so its --help is its own.
     if not argv:
         parser.print_help(sys.stderr)
         return 2
-    if argv[0] not in ("bench", "cleanup"):
+    if argv[0] not in ("bench", "cleanup", "doctor", "ls"):
         parser.parse_args(argv)  # --help exits 0; anything else exits 2 with argparse's message
         return 2
     command, rest = argv[0], argv[1:]
@@ -21,6 +25,14 @@ def main(argv=None):
         from ringipc.bench.cli import main as bench_main
 
         return bench_main(rest)
+    if command == "ls":
+        from ringipc.ls import main as ls_main
+
+        return ls_main(rest)
+    if command == "doctor":
+        from ringipc.doctor import main as doctor_main
+
+        return doctor_main(rest)
     # Imported here so that bench works in a build where cleanup is missing.
     from ringipc.cleanup import main as cleanup_main
 

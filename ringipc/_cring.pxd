@@ -111,3 +111,4 @@ cdef extern from "ring.h" nogil:
     const char *rip_wait_backend_name()
     int rip_chaos_build()
     int rip_chaos_stop_at_batch_tag(long index)
+    void rip_debug_count_recovery(int delta)

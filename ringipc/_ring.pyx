@@ -684,6 +684,12 @@ cdef class Ring:
         from ._testhooks import set_owner
         set_owner(self, where, pid, start)
 
+    def _debug_pretend_recovering(self, bint running):
+        """Count (or stop counting) a recovery as running on another thread
+        of this process, so that this process's own word in the recovery
+        lock reads as held, not stale."""
+        c.rip_debug_count_recovery(1 if running else -1)
+
 
 def segment_creator_pid(name):
     """The creator pid recorded in ring `name`'s header (validates it first)."""
@@ -704,3 +710,12 @@ def process_start(int32_t pid):
     """The start stamp ringipc records beside `pid` in the segment: the low
     32 bits of its start time in clock ticks since boot, 0 if unreadable."""
     return c.rip_process_start(pid)
+
+
+def segment_size(capacity):
+    """Bytes of shared memory a ring of `capacity` takes (data, per-cell
+    metadata and header); ValueError if no ring can be that large."""
+    cdef uint64_t ncells = c.rip_cells_for_capacity(capacity)
+    if ncells == 0:
+        raise ValueError(f"capacity {capacity} is out of range")
+    return c.rip_segment_size(ncells)

@@ -18,16 +18,16 @@ _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")
 
 
 def _creator_of(name):
-    """(pid, how we know it): from the header when it validates, else from the name."""
-    try:
-        return segment_creator_pid(name), "header"
-    except (CorruptSegment, OSError, ValueError):
-        pass
-    try:  # a broadcast topic (ringipc.Topic) has a header of its own
-        return topic_creator_pid(name), "header"
-    except (CorruptSegment, OSError, ValueError):
-        match = _PID_IN_NAME.match(name)
-        return (int(match.group(1)), "name") if match else (None, "unknown")
+    """(pid, how we know it): from the header when it validates (a ring's, a
+    synchronisation primitive's or a topic's), else from the name."""
+    from .sync._sync import segment_creator_pid as primitive_creator_pid
+    for creator_pid in (segment_creator_pid, primitive_creator_pid, topic_creator_pid):
+        try:
+            return creator_pid(name), "header"
+        except (CorruptSegment, OSError, ValueError):
+            pass
+    match = _PID_IN_NAME.match(name)
+    return (int(match.group(1)), "name") if match else (None, "unknown")
 
 
 def list_segments():

@@ -67,14 +67,15 @@ def _skip(reason):
     return skipped
 
 
-def bind(base, method, excluded, module_globals):
+def bind(base, method, excluded, module_globals, mixin=None):
     """Create ``With<Method>Ring<Base>`` in `module_globals` (spawned children
-    find the class there by name to run its classmethod targets)."""
+    find the class there by name to run its classmethod targets); `mixin`
+    (a subclass of RingProcessesMixin) replaces more of multiprocessing."""
+    mixin = mixin or RingProcessesMixin
     name = f"With{method.capitalize()}Ring{base.__name__.lstrip('_')}"
     attrs = {"start_method": method, "__module__": module_globals["__name__"], "__qualname__": name}
     attrs.update({test: _skip(reason) for test, reason in excluded.items()})
-    bases = (base, RingProcessesMixin, unittest.TestCase) if issubclass(base, cpython.BaseTestCase) else (
-        RingProcessesMixin, base)
+    bases = (base, mixin, unittest.TestCase) if issubclass(base, cpython.BaseTestCase) else (mixin, base)
     cls = type(name, bases, attrs)
     module_globals[name] = cls
     return cls

@@ -37,6 +37,8 @@ def build_parser(parser=None):
     p.add_argument("--json", metavar="PATH", help="write every run, machine info and versions as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a PNG of throughput against message size (needs matplotlib)")
     p.add_argument("--list", action="store_true", help="list the facilities and whether they can run here, then exit")
+    p.add_argument("--facilities", action="store_true",
+                   help="one row per kind of IPC (Kerrisk's taxonomy): measure each at 64 B and print the table")
     return p
 
 
@@ -98,6 +100,12 @@ def main(argv=None):
         return 2
     from ringipc.bench import adapters, report
 
+    if args.facilities:
+        from ringipc.bench.facilities import bench_names
+
+        # One representative per kind, 64 B throughput and round trip.
+        args.only = ",".join(bench_names([f.name for f in adapters.all_facilities()]))
+        args.sizes, args.scenarios = "64", f"{THROUGHPUT},{LATENCY}"
     settings = settings_from(args)
     try:
         facilities = adapters.select(args.only, args.skip)
@@ -135,6 +143,10 @@ def main(argv=None):
             interrupted = True
     summaries = suite.summarize(results)
     report.print_report(console, summaries, skips, settings)
+    if args.facilities:
+        from ringipc.bench.facilities import print_table
+
+        print_table(console, summaries)
     if interrupted:
         console.print("[yellow]Interrupted: the tables show the runs that finished.[/]")
     if args.json:

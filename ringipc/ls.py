@@ -1,0 +1,166 @@
+"""``python -m ringipc ls``: every ringipc object on this machine - rings
+(and the queues, pipes and channels built on them) and synchronisation
+primitives - with kind, capacity, fill level, bytes through, messages
+waiting, the processes using it and who is asleep; ``--watch N`` redraws
+every N seconds with rates (a ``top``); ``--json`` for scripts.
+
+Segments are mapped read-only and every header field is checked before use
+(ringipc/_inspect.pyx): looking never changes an object, and a corrupt or
+half-created segment is listed as such.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import os
+import sys
+import time
+from typing import Dict, List, Optional
+
+from . import _segment
+from ._inspect import NotRecognised, snapshot
+from ._ring import pid_alive
+
+
+def _process_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def _read_segment(name: str) -> dict:
+    path = os.path.join(_segment.SHM_DIR, name)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            raise NotRecognised("empty (its creator died while creating it?)")
+        with mmap.mmap(fd, size, prot=mmap.PROT_READ) as seg:
+            info = snapshot(seg)
+    finally:
+        os.close(fd)
+    info["segment_size"] = size
+    return info
+
+
+def _peers(info: dict) -> List[dict]:
+    """The processes using an object, each with its role and whether it lives."""
+    peers = []
+    if info["type"] == "ring":
+        for role, owner in (("producer", info["spsc_producer"]), ("consumer", info["spsc_consumer"])):
+            if owner:
+                peers.append({"pid": owner[0], "role": role, "alive": bool(pid_alive(owner[0], owner[1]))})
+        for slot in info["slots"]:
+            roles = [r for r, on in (("sending", slot["in_send"]), ("receiving", slot["in_recv"]),
+                                     ("asleep-reading", slot["asleep_reading"]),
+                                     ("asleep-writing", slot["asleep_writing"])) if on]
+            peers.append({"pid": slot["pid"], "role": ",".join(roles) or "attached",
+                          "alive": bool(pid_alive(slot["pid"], slot["start"]))})
+    elif info.get("holder_pid"):
+        peers.append({"pid": info["holder_pid"], "role": "holder", "alive": bool(pid_alive(info["holder_pid"]))})
+    for peer in peers:
+        peer["name"] = _process_name(peer["pid"]) if peer["alive"] else "(dead)"
+    return peers
+
+
+def list_objects() -> List[dict]:
+    """A snapshot of every ringipc segment; unreadable ones carry an "error"."""
+    try:
+        names = sorted(n for n in os.listdir(_segment.SHM_DIR) if n.startswith(_segment.PREFIX))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        entry: Dict[str, object] = {"name": name}
+        try:
+            info = _read_segment(name)
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        except (NotRecognised, OSError, ValueError) as exc:
+            entry.update(type="unrecognised", error=str(exc))
+            found.append(entry)
+            continue
+        entry.update(info)
+        entry["peers"] = _peers(info)
+        creator = info["creator_pid"]
+        entry["orphaned"] = creator <= 0 or not pid_alive(creator)
+        found.append(entry)
+    return found
+
+
+def _size(n: Optional[float]) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _state(obj: dict) -> str:
+    if obj["type"] == "ring":
+        fill = 100.0 * (obj["used_bytes"] or 0) / obj["capacity"]
+        waiting = f"{obj['messages_waiting']}{'' if obj['messages_waiting_exact'] else '+'}"
+        closed = [w for w, on in (("writer closed", obj["writer_closed"]), ("reader closed", obj["reader_closed"])) if on]
+        return (f"{fill:5.1f}% full, {waiting} msgs waiting, in {_size(obj['bytes_in'])} out {_size(obj['bytes_out'])}"
+                + (f", {', '.join(closed)}" if closed else ""))
+    if obj["kind"] == "lock":
+        return f"held by {obj['holder_pid']}" if obj["holder_pid"] else "free"
+    if obj["kind"] == "semaphore":
+        return f"value {obj['value']}" + (f" of {obj['bound']}" if obj["bound"] != 0x7FFFFFFF else "")
+    return "set" if obj["set"] else "clear"
+
+
+def render(objects: List[dict], rates: Optional[Dict[str, tuple]] = None) -> str:
+    lines = []
+    for obj in objects:
+        if obj["type"] == "unrecognised":
+            lines.append(f"{obj['name']}  ?  {obj['error']}")
+            continue
+        kind = f"{obj['type']}/{obj['kind']}"
+        size = _size(obj["capacity"]) if obj["type"] == "ring" else ""
+        rate = ""
+        if rates and obj["name"] in rates:
+            bytes_in, bytes_out = rates[obj["name"]]
+            rate = f"  {_size(bytes_in)}/s in, {_size(bytes_out)}/s out"
+        orphan = "  ORPHANED (creator dead: python -m ringipc cleanup)" if obj["orphaned"] else ""
+        lines.append(f"{obj['name']}  {kind} {size}  {_state(obj)}{rate}  creator {obj['creator_pid']}{orphan}")
+        for peer in obj["peers"]:
+            lines.append(f"    pid {peer['pid']} {peer['name']}: {peer['role']}{'' if peer['alive'] else ' (dead)'}")
+    return "\n".join(lines) if lines else "no ringipc objects"
+
+
+def _rates(before: List[dict], after: List[dict], seconds: float) -> Dict[str, tuple]:
+    old = {o["name"]: o for o in before if o["type"] == "ring"}
+    return {o["name"]: ((o["bytes_in"] - old[o["name"]]["bytes_in"]) / seconds,
+                        (o["bytes_out"] - old[o["name"]]["bytes_out"]) / seconds)
+            for o in after if o["type"] == "ring" and o["name"] in old}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ringipc ls", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+    parser.add_argument("--watch", type=float, metavar="SECONDS", help="redraw every SECONDS, with rates (Ctrl-C ends)")
+    args = parser.parse_args(argv)
+    objects = list_objects()
+    if args.json:
+        json.dump(objects, sys.stdout, indent=2)
+        print()
+        return 0
+    if not args.watch:
+        print(render(objects))
+        return 0
+    try:
+        while True:
+            began = time.monotonic()
+            time.sleep(args.watch)  # the refresh interval of a display, not synchronisation
+            newer = list_objects()
+            sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S ") + f"every {args.watch} s\n")
+            print(render(newer, _rates(objects, newer, time.monotonic() - began)), flush=True)
+            objects = newer
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,134 @@
+"""Objects with large buffers as one message: pickle protocol 5, out of band.
+
+``encode(obj)`` pickles with protocol 5 and a ``buffer_callback``: the
+contiguous buffers of the object that are at least OOB_MIN_BUFFER bytes
+(bytearray, PickleBuffer, NumPy arrays and anything else that hands out
+``PickleBuffer``s) are not copied into the pickle but written once, straight
+from the object's memory, into the message - a ring claim or a side segment
+(``Frame.write_into``).  ``decode(view)`` rebuilds the object with one copy
+of each buffer out of shared memory (``copy=False``: none; the object then
+looks into the message, which must stay claimed while it is used).  A large
+``bytes`` object (which pickle always copies in-band) travels the same way,
+as a raw buffer.
+
+Frame layout (little-endian), every section 64-byte aligned so that arrays
+rebuilt in place are aligned as their creator's were::
+
+    0   MAGIC (8 bytes: NUL first, so never a pickle; never large.py's MAGIC)
+    8   u32 buffer count       12  u32 flags (RAW_BYTES: the object is bytes)
+    16  u64 pickle length      24  u64 length of each buffer ...
+    pickle, then each buffer
+
+Everything read from a frame is validated before use: the section lengths
+must add up to exactly the message's length.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+from typing import Any, List, Optional, Sequence, Union
+
+from .errors import CorruptSegment
+from .pickling import _dispatch
+
+MAGIC = b"\x00\xfeRIPC5\x00"
+OOB_MIN_BUFFER = 64 << 10   # smaller buffers stay in the pickle: below this a second section costs more than it saves
+MAX_BUFFERS = 1 << 16
+RAW_BYTES = 1
+_ALIGN = 64
+_FIXED = struct.Struct("<8sIIQ")
+_LENGTH = struct.Struct("<Q")
+
+
+def _aligned(n: int) -> int:
+    return (n + _ALIGN - 1) & ~(_ALIGN - 1)
+
+
+class Frame:
+    """An encoded object: its pickle and out-of-band buffers, and where each goes."""
+
+    __slots__ = ("pickle", "buffers", "flags", "offsets", "size")
+
+    def __init__(self, pickled: bytes, buffers: Sequence[memoryview], flags: int = 0):
+        self.pickle, self.buffers, self.flags = pickled, list(buffers), flags
+        head = _aligned(_FIXED.size + _LENGTH.size * len(self.buffers))
+        self.offsets = [head]
+        pos = _aligned(head + len(pickled))
+        for buf in self.buffers:
+            self.offsets.append(pos)
+            pos = _aligned(pos + buf.nbytes)
+        self.size = pos
+
+    def write_into(self, out: memoryview) -> None:
+        """Write the whole frame into `out` (exactly `size` bytes, writable)."""
+        _FIXED.pack_into(out, 0, MAGIC, len(self.buffers), self.flags, len(self.pickle))
+        for i, buf in enumerate(self.buffers):
+            _LENGTH.pack_into(out, _FIXED.size + _LENGTH.size * i, buf.nbytes)
+        out[self.offsets[0]:self.offsets[0] + len(self.pickle)] = self.pickle
+        for start, buf in zip(self.offsets[1:], self.buffers):
+            out[start:start + buf.nbytes] = buf  # the one copy in: object memory to shared memory
+
+    def tobytes(self) -> bytes:
+        out = bytearray(self.size)
+        self.write_into(memoryview(out))
+        return bytes(out)
+
+
+def encode(obj: Any, min_buffer: int = OOB_MIN_BUFFER) -> Union[bytes, Frame]:
+    """`obj`'s pickle as bytes when it has no buffer worth sending out of band;
+    otherwise a Frame."""
+    if type(obj) is bytes and len(obj) >= min_buffer:
+        return Frame(b"", [memoryview(obj)], RAW_BYTES)
+    buffers: List[memoryview] = []
+
+    def out_of_band(pb: pickle.PickleBuffer) -> bool:
+        try:
+            raw = pb.raw()  # contiguous (C or Fortran order) as bytes
+        except BufferError:
+            return True  # not contiguous: pickled in-band
+        if raw.nbytes < min_buffer or len(buffers) >= MAX_BUFFERS:
+            return True
+        buffers.append(raw)
+        return False
+
+    sink = io.BytesIO()
+    pickler = pickle.Pickler(sink, 5, buffer_callback=out_of_band)
+    pickler.dispatch_table = _dispatch  # multiprocessing's reducers (connections, sockets, ...)
+    pickler.dump(obj)
+    return Frame(sink.getvalue(), buffers) if buffers else sink.getvalue()
+
+
+def is_frame(message) -> bool:
+    return len(message) >= len(MAGIC) and message[:len(MAGIC)] == MAGIC
+
+
+def decode(message, copy: bool = True) -> Any:
+    """Rebuild the object of a frame (a buffer holding exactly one frame).
+    With copy=False its buffers are views of `message`."""
+    view = memoryview(message).cast("B")
+    total = view.nbytes
+    if total < _FIXED.size:
+        raise CorruptSegment("truncated out-of-band frame")
+    magic, count, flags, pickle_length = _FIXED.unpack_from(view, 0)
+    if magic != MAGIC or count > MAX_BUFFERS or flags & ~RAW_BYTES or (flags & RAW_BYTES and count != 1):
+        raise CorruptSegment("malformed out-of-band frame header")
+    head = _aligned(_FIXED.size + _LENGTH.size * count)
+    if head > total:
+        raise CorruptSegment("out-of-band frame header runs past the message")
+    lengths = [_LENGTH.unpack_from(view, _FIXED.size + _LENGTH.size * i)[0] for i in range(count)]
+    pos = _aligned(head + pickle_length)
+    starts = []
+    for length in lengths:
+        starts.append(pos)
+        pos = _aligned(pos + length)
+    if pos != total or pickle_length > total:  # lengths are u64: a wrapped sum cannot match either
+        raise CorruptSegment(f"out-of-band frame sections ({pos} bytes) do not match the message ({total})")
+    parts = [view[s:s + n] for s, n in zip(starts, lengths)]
+    if flags & RAW_BYTES:
+        return parts[0].tobytes() if copy else parts[0]
+    buffers = [bytearray(part) for part in parts] if copy else parts
+    try:
+        return pickle.loads(view[head:head + pickle_length], buffers=buffers)
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise CorruptSegment(f"out-of-band frame's pickle is damaged: {exc}") from exc
