@@ -15,7 +15,7 @@ import pytest
 import ringcheck
 from _proc_support import kill_now, reap, until_asleep_in, until_stopped
 from ringipc import Topic
-from ringipc.topic._topic import RECOVERY_AFTER, _debug_state
+from ringipc.topic._topic import _debug_state
 
 ctx = mp.get_context("fork")
 BOUND = 3.0  # seconds: RECOVERY_AFTER (0.2 s) + a wait slice, with room for a busy machine
@@ -54,7 +54,9 @@ def test_killed_subscriber_stops_holding_a_lossless_publisher():
             start = time.monotonic()
             pub.send_bytes(b"after the kill", timeout=30)
             took = time.monotonic() - start
-            assert RECOVERY_AFTER <= took < BOUND, took
+            # The publisher has been stalled since its first queue.Full, so
+            # recovery may run at once; the bound is what is promised.
+            assert took < BOUND, took
             assert t.subscribers == 0
         finally:
             reap(child, 1)

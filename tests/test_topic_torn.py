@@ -3,7 +3,6 @@ while publishers overwrite a small topic at full speed.  Latest-value readers
 (and drop-oldest ones) must never return a torn message; the counters show
 that overwrites during copies did happen and were caught."""
 import multiprocessing as mp
-import os
 import random
 import struct
 import zlib
