@@ -8,6 +8,7 @@ from .bytestream import ByteStream
 from .channel import Channel, Listener
 from .connection import Connection, Pipe, wait
 from .context import get_context
+from .install import install, uninstall
 from .errors import (
     AddressError,
     AuthenticationError,
@@ -40,6 +41,8 @@ __all__ = [
     "Connection",
     "wait",
     "get_context",
+    "install",
+    "uninstall",
     # one Channel API over every transport
     "Channel",
     "Listener",

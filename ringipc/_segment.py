@@ -90,6 +90,14 @@ def open_existing(name):
         shm.close_fd()
 
 
+def names():
+    """The names of every ringipc segment in /dev/shm, sorted (none if it is missing)."""
+    try:
+        return sorted(n for n in os.listdir(SHM_DIR) if n.startswith(PREFIX))
+    except FileNotFoundError:
+        return []
+
+
 def unlink(name):
     """Remove the name; mappings that exist stay valid until unmapped."""
     _owned.pop(name, None)

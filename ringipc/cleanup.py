@@ -3,7 +3,9 @@
 A ring's creator unlinks its segment on close and at normal exit; a process
 killed with SIGKILL cannot.  ``python -m ringipc cleanup`` lists every
 ``ringipc-`` segment in /dev/shm with its creator and removes those whose
-creator is gone (``--dry-run`` only lists them).
+creator is gone (``--dry-run`` only lists them).  A segment whose creator
+cannot be told (a user-named segment of no kind this version knows) is listed
+and kept.
 """
 import argparse
 import os
@@ -32,12 +34,8 @@ def _creator_of(name):
 
 def list_segments():
     """Every ringipc segment as dicts: name, size, creator pid, whether it is orphaned."""
-    try:
-        names = sorted(n for n in os.listdir(_segment.SHM_DIR) if n.startswith(_segment.PREFIX))
-    except FileNotFoundError:
-        return []
     found = []
-    for name in names:
+    for name in _segment.names():
         try:
             size = os.stat(os.path.join(_segment.SHM_DIR, name)).st_size
         except FileNotFoundError:
@@ -48,7 +46,10 @@ def list_segments():
             "size": size,
             "creator_pid": pid,
             "creator_from": source,
-            "orphaned": pid is None or not pid_alive(pid),
+            # A segment nobody can be named for (a user-named one of no kind this
+            # version knows) is kept: removing memory that may be in use is worse
+            # than leaving it listed.
+            "orphaned": pid is not None and not pid_alive(pid),
         })
     return found
 
@@ -70,7 +71,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     segments = list_segments()
     for seg in segments:
-        state = "orphaned" if seg["orphaned"] else "in use"
+        state = "orphaned" if seg["orphaned"] else "in use" if seg["creator_pid"] is not None else (
+            f"creator unknown, kept (remove it by hand if unused: rm {os.path.join(_segment.SHM_DIR, seg['name'])})")
         print(f"{seg['name']}  {seg['size']:>12} B  creator {seg['creator_pid']} ({seg['creator_from']})  {state}")
     removed = remove_orphans(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"

@@ -22,9 +22,9 @@ from multiprocessing import reduction
 from queue import Empty, Full
 
 from ._ring import Ring
-from . import large
+from . import large, oob
 from .errors import BufferTooShort
-from .pickling import dumps, loads
+from .pickling import loads
 from .sharedstate import keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
@@ -32,6 +32,10 @@ PEER_CHECK = 0.05
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
+
+
+def _broken_pipe():
+    return BrokenPipeError(32, "Broken pipe: the other end of the connection is closed")
 
 class Connection:
     """One end of a ringipc Pipe; the API of multiprocessing.connection.Connection."""
@@ -151,20 +155,41 @@ class Connection:
             self._send(m[offset:offset + size])
 
     def send(self, obj):
-        """Send a picklable object."""
+        """Send a picklable object (its large buffers out of band: oob.py)."""
         self._check_closed()
         self._check_writable()
-        self._send(dumps(obj))
+        data = oob.encode(obj)
+        if type(data) is not oob.Frame:
+            return self._send(data)
+        if data.size <= self._limit:
+            return self._send_frame(data)
+        self._check_peer()
+        self._send_message(large.export(self._tx.name, data))
 
-    def _send(self, data):
+    def _send_frame(self, frame):
+        self._check_peer()
+        while True:
+            try:
+                oob.send(self._tx, frame, True, PEER_CHECK)
+                return
+            except Full:
+                if self._peer_gone():
+                    raise _broken_pipe() from None
+
+    def _check_peer(self):
         # The peer check costs one poll(2); sending into a pipe whose reader is
         # gone must fail at once, as a socket write would.
-        if self._poller.poll(0):
-            if self._peer_gone():
-                raise BrokenPipeError(32, "Broken pipe: the other end of the connection is closed")
+        if self._poller.poll(0) and self._peer_gone():
+            raise _broken_pipe()
+
+    def _send(self, data):
+        self._check_peer()
         # Only messages starting with NUL can look like a side-segment reference.
         if len(data) > self._limit or (data and not data[0] and large.is_reference(data)):
             data = large.export(self._tx.name, data)
+        self._send_message(data)
+
+    def _send_message(self, data):
         try:
             self._tx.send_bytes(data, False)
             return
@@ -176,7 +201,7 @@ class Connection:
                 return
             except Full:
                 if self._peer_gone():
-                    raise BrokenPipeError(32, "Broken pipe: the other end of the connection is closed") from None
+                    raise _broken_pipe() from None
 
     # -- receiving ----------------------------------------------------------------
     def _recv(self, timeout=None):
@@ -228,7 +253,8 @@ class Connection:
         """Receive one pickled object."""
         self._check_closed()
         self._check_readable()
-        return loads(self._recv())
+        data = self._recv()
+        return oob.decode(data) if data and not data[0] and oob.is_frame(data) else loads(data)
 
     def recv_bytes_into(self, buf, offset=0):
         """Receive one message into a writable buffer at byte `offset`; returns its length.

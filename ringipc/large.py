@@ -37,13 +37,20 @@ def needs_side_segment(data, limit):
 
 
 def export(owner, data):
-    """Copy `data` (any bytes-like) into a new side segment; returns the reference."""
-    n = memoryview(data).nbytes
+    """Copy `data` into a new side segment; returns the reference.  `data` is
+    any bytes-like, or an object that writes itself (``size`` bytes, by
+    ``write_into(view)``: an out-of-band frame of the drop-ins)."""
+    frame = data if hasattr(data, "write_into") else None
+    n = frame.size if frame is not None else memoryview(data).nbytes
     name = f"{owner}-L{os.getpid()}-{secrets.token_hex(6)}"
     mapping = _segment.create(name, max(n, 1))
     try:
-        with memoryview(data) as src, src.cast("B") as flat:
-            mapping[:n] = flat
+        if frame is not None:
+            with memoryview(mapping) as out:
+                frame.write_into(out[:n])  # straight from the object's buffers
+        else:
+            with memoryview(data) as src, src.cast("B") as flat:
+                mapping[:n] = flat
         mapping.close()
         # The receiver owns it from here on: this process must not unlink it at exit.
         _segment.disown(name)
@@ -79,12 +86,13 @@ def discard(ref):
         _segment.unlink(_segment.normalize_name(bytes(ref[_HEAD:]).decode("ascii", "replace")))
 
 
-def load(ref, loads):
-    """Unpickle the object a reference names, straight from shared memory."""
+def load(ref, decode):
+    """``decode(view)`` of the payload a reference names, straight from
+    shared memory (the view is valid only during the call)."""
     mapping, n = _open(ref)
     try:
         with memoryview(mapping) as whole, whole[:n] as view:
-            return loads(view)
+            return decode(view)
     finally:
         mapping.close()
 

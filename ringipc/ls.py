@@ -46,21 +46,30 @@ def _read_segment(name: str) -> dict:
     return info
 
 
+_PID_LIMIT = 1 << 22  # Linux's PID_MAX_LIMIT: a larger pid in a segment is corrupt
+
+
+def _alive(pid: int, start: int = 0) -> bool:
+    if not 0 < pid <= _PID_LIMIT:
+        raise NotRecognised(f"a process id out of range ({pid}) in the segment")
+    return bool(pid_alive(pid, start))
+
+
 def _peers(info: dict) -> List[dict]:
     """The processes using an object, each with its role and whether it lives."""
     peers = []
     if info["type"] == "ring":
         for role, owner in (("producer", info["spsc_producer"]), ("consumer", info["spsc_consumer"])):
             if owner:
-                peers.append({"pid": owner[0], "role": role, "alive": bool(pid_alive(owner[0], owner[1]))})
+                peers.append({"pid": owner[0], "role": role, "alive": _alive(owner[0], owner[1])})
         for slot in info["slots"]:
             roles = [r for r, on in (("sending", slot["in_send"]), ("receiving", slot["in_recv"]),
                                      ("asleep-reading", slot["asleep_reading"]),
                                      ("asleep-writing", slot["asleep_writing"])) if on]
             peers.append({"pid": slot["pid"], "role": ",".join(roles) or "attached",
-                          "alive": bool(pid_alive(slot["pid"], slot["start"]))})
+                          "alive": _alive(slot["pid"], slot["start"])})
     elif info.get("holder_pid"):
-        peers.append({"pid": info["holder_pid"], "role": "holder", "alive": bool(pid_alive(info["holder_pid"]))})
+        peers.append({"pid": info["holder_pid"], "role": "holder", "alive": _alive(info["holder_pid"])})
     for peer in peers:
         peer["name"] = _process_name(peer["pid"]) if peer["alive"] else "(dead)"
     return peers
@@ -68,25 +77,21 @@ def _peers(info: dict) -> List[dict]:
 
 def list_objects() -> List[dict]:
     """A snapshot of every ringipc segment; unreadable ones carry an "error"."""
-    try:
-        names = sorted(n for n in os.listdir(_segment.SHM_DIR) if n.startswith(_segment.PREFIX))
-    except FileNotFoundError:
-        return []
     found = []
-    for name in names:
+    for name in _segment.names():
         entry: Dict[str, object] = {"name": name}
         try:
             info = _read_segment(name)
+            peers = _peers(info)
+            creator = info["creator_pid"]
+            orphaned = not 0 < creator <= _PID_LIMIT or not pid_alive(creator)
         except FileNotFoundError:
             continue  # removed meanwhile
-        except (NotRecognised, OSError, ValueError) as exc:
+        except (NotRecognised, OSError, ValueError, OverflowError) as exc:
             entry.update(type="unrecognised", error=str(exc))
             found.append(entry)
             continue
-        entry.update(info)
-        entry["peers"] = _peers(info)
-        creator = info["creator_pid"]
-        entry["orphaned"] = creator <= 0 or not pid_alive(creator)
+        entry.update(info, peers=peers, orphaned=orphaned)
         found.append(entry)
     return found
 

@@ -25,12 +25,14 @@ must add up to exactly the message's length.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
-from typing import Any, List, Optional, Sequence, Union
+import threading
+from typing import Any, List, Sequence, Union
 
 from .errors import CorruptSegment
-from .pickling import _dispatch
+from .pickling import _PLAIN, PROTOCOL, _dispatch, _plain_dumps, dumps_bytes
 
 MAGIC = b"\x00\xfeRIPC5\x00"
 OOB_MIN_BUFFER = 64 << 10   # smaller buffers stay in the pickle: below this a second section costs more than it saves
@@ -75,32 +77,80 @@ class Frame:
         return bytes(out)
 
 
-def encode(obj: Any, min_buffer: int = OOB_MIN_BUFFER) -> Union[bytes, Frame]:
-    """`obj`'s pickle as bytes when it has no buffer worth sending out of band;
-    otherwise a Frame."""
-    if type(obj) is bytes and len(obj) >= min_buffer:
-        return Frame(b"", [memoryview(obj)], RAW_BYTES)
-    buffers: List[memoryview] = []
-
+def _fresh_pickler(collected: List[memoryview], min_buffer: int):
     def out_of_band(pb: pickle.PickleBuffer) -> bool:
         try:
             raw = pb.raw()  # contiguous (C or Fortran order) as bytes
         except BufferError:
             return True  # not contiguous: pickled in-band
-        if raw.nbytes < min_buffer or len(buffers) >= MAX_BUFFERS:
+        if raw.nbytes < min_buffer or len(collected) >= MAX_BUFFERS:
             return True
-        buffers.append(raw)
+        collected.append(raw)
         return False
 
     sink = io.BytesIO()
     pickler = pickle.Pickler(sink, 5, buffer_callback=out_of_band)
     pickler.dispatch_table = _dispatch  # multiprocessing's reducers (connections, sockets, ...)
-    pickler.dump(obj)
-    return Frame(sink.getvalue(), buffers) if buffers else sink.getvalue()
+    return pickler, sink
+
+
+# One reusable pickler (building one costs more than pickling a small object),
+# taken without blocking: another thread, or a __reduce__ re-entering on this
+# one, builds its own.
+_collected: List[memoryview] = []
+_pickler, _sink = _fresh_pickler(_collected, OOB_MIN_BUFFER)
+_lock = threading.Lock()
+
+
+def encode(obj: Any, min_buffer: int = OOB_MIN_BUFFER) -> Union[bytes, Frame]:
+    """`obj`'s pickle as bytes when it has no buffer worth sending out of band;
+    otherwise a Frame (which refers to the object's memory until written)."""
+    kind = type(obj)
+    if kind is bytes:
+        return Frame(b"", [memoryview(obj)], RAW_BYTES) if len(obj) >= min_buffer else dumps_bytes(obj)
+    if kind in _PLAIN:
+        return _plain_dumps(obj, PROTOCOL)
+    if min_buffer != OOB_MIN_BUFFER or not _lock.acquire(False):
+        collected: List[memoryview] = []
+        pickler, sink = _fresh_pickler(collected, min_buffer)
+        pickler.dump(obj)
+        return Frame(sink.getvalue(), collected) if collected else sink.getvalue()
+    try:
+        _pickler.dump(obj)
+        data = _sink.getvalue()
+        return Frame(data, list(_collected)) if _collected else data
+    finally:
+        _pickler.clear_memo()
+        _sink.seek(0)
+        _sink.truncate()
+        _collected.clear()
+        _lock.release()
+
+
+def _after_fork() -> None:
+    # A fork taken while another thread held the lock would leave it held for ever.
+    global _pickler, _sink, _lock
+    _collected.clear()
+    _pickler, _sink = _fresh_pickler(_collected, OOB_MIN_BUFFER)
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def send(ring, frame: Frame, block: bool = True, timeout=None) -> None:
+    """Write `frame` into `ring` as one message: one claim, one copy of each buffer."""
+    with ring.send_view(frame.size, block, timeout) as view, memoryview(view) as out:
+        frame.write_into(out)
 
 
 def is_frame(message) -> bool:
     return len(message) >= len(MAGIC) and message[:len(MAGIC)] == MAGIC
+
+
+def decode_payload(message) -> Any:
+    """The object of a drop-in's message body: an out-of-band frame or a pickle."""
+    return decode(message) if is_frame(message) else pickle.loads(message)
 
 
 def decode(message, copy: bool = True) -> Any:

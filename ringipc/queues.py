@@ -13,9 +13,10 @@ import time
 from posix_ipc import BusyError
 
 from ._ring import Ring
-from . import large
+from . import large, oob
 from .feeder import Feeder
-from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps, dumps_bytes, loads
+from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps_bytes, loads
+from .readiness import EndsMixin
 from .sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
@@ -25,12 +26,15 @@ Full = _queue.Full
 
 
 def _decode(data):
-    if not data[0] and large.is_reference(data):
-        return large.load(data, loads)
+    if not data[0]:
+        if oob.is_frame(data):
+            return oob.decode(data)
+        if large.is_reference(data):
+            return large.load(data, oob.decode_payload)
     return loads(data)
 
 
-class Queue:
+class Queue(EndsMixin):
     """multiprocessing.Queue on a shared-memory ring; ``capacity`` is the ring's size in bytes."""
 
     def __init__(self, maxsize=0, *, ctx=None, capacity=DEFAULT_CAPACITY):
@@ -55,11 +59,12 @@ class Queue:
         acquire = self._slots._sem.acquire
         self._take = acquire if self._maxsize == VALUE_MAX else functools.partial(acquire, 0)
         self._slow_puts = False
+        self._watch = self._ends = None
 
     def _release_rings(self):
         # At exit, after the feeder was joined: see sharedstate.pin_rings.
         self._closed = True
-        self._ring = self._send = self._recv = self._feeder = None
+        self._ring = self._send = self._recv = self._feeder = self._watch = None
 
     def __getstate__(self):
         keep_alive_for_child(self)
@@ -81,23 +86,29 @@ class Queue:
 
     def _put_slow(self, obj, block, timeout, data=None):
         if data is None:
-            data = dumps(obj)
+            data = oob.encode(obj)  # bytes, or a frame of large buffers written straight into the ring
         if not self._slots.acquire(block, timeout):
             raise Full
+        frame = type(data) is oob.Frame
         try:
-            if len(data) > self._limit:
-                data = large.export(self._ring.name, data)
+            if (data.size if frame else len(data)) > self._limit:
+                data, frame = large.export(self._ring.name, data), False
             self._took_slot(1)
         except BaseException:
             self._release()
             raise
         if not self._feeder.pending:
             try:
-                self._send(data, False)
+                if frame:
+                    oob.send(self._ring, data, False)
+                else:
+                    self._send(data, False)
                 return
             except Full:
                 pass
-        self._feeder.push((data,))
+        # The feeder sends later: a frame still refers to the object, which
+        # the caller may change once put() returns, so it is copied now.
+        self._feeder.push((data.tobytes() if frame else data,))
 
     # -- multiprocessing.Queue API -------------------------------------------
     def put(self, obj, block=True, timeout=None):
@@ -108,6 +119,8 @@ class Queue:
         kind = type(obj)
         if kind is bytes:
             n = len(obj)
+            if n >= oob.OOB_MIN_BUFFER:
+                return self._put_slow(obj, block, timeout)
             data = _join((_SHORT_BINBYTES, _LEN1[n], obj, b".")) if n < 256 else dumps_bytes(obj)
         elif kind in _PLAIN:
             data = _plain_dumps(obj, PROTOCOL)
@@ -133,6 +146,8 @@ class Queue:
             self._check_open()
         data = self._recv(block, timeout)
         self._release()
+        if self._watch is not None:
+            self._watch.consumed()
         # Every pickle starts with 0x80, a side-segment reference with NUL.
         if data[0]:
             # The short-bytes pickle put() builds: the object is the middle.
@@ -159,6 +174,7 @@ class Queue:
 
     def close(self):
         self._closed = True
+        self._stop_watch()
         if self._feeder is not None:
             self._feeder.close()
 
@@ -182,7 +198,8 @@ class Queue:
             if type(obj) is bytes and len(obj) < 256:
                 append(_join((_SHORT_BINBYTES, _LEN1[len(obj)], obj, b".")))
             else:
-                append(dumps(obj))
+                data = oob.encode(obj)
+                append(data.tobytes() if type(data) is oob.Frame else data)
         n = len(datas)
         if n == 0:
             return
@@ -207,7 +224,7 @@ class Queue:
             for _ in range(taken):
                 self._release()
             for data in datas:
-                if not data[0]:
+                if large.is_reference(data):
                     large.discard(data)
             raise
         if not self._feeder.pending:
@@ -223,6 +240,8 @@ class Queue:
         in all that are already there; returns a list."""
         self._check_open()
         datas = self._ring.recv_bytes_many(max_messages, block, timeout)
+        if self._watch is not None:
+            self._watch.consumed()
         release = self._release
         out = []
         append = out.append

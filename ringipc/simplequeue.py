@@ -2,18 +2,20 @@
 
 Like multiprocessing's, it has no feeder thread, no counts and no timeouts:
 ``put`` writes into the ring (blocking while it is full) and ``get`` blocks
-until an object is there.  Objects larger than a ring message go through a
-side segment, as with Queue (see large.py).
+until an object is there.  Large buffers travel out of band (oob.py);
+objects larger than a ring message go through a side segment, as with Queue
+(see large.py).
 """
 from ._ring import Ring
-from . import large
-from .pickling import dumps, loads
+from . import large, oob
+from .pickling import loads
+from .readiness import EndsMixin
 from .sharedstate import keep_alive_for_child, pin_rings
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 
 
-class SimpleQueue:
+class SimpleQueue(EndsMixin):
     """multiprocessing.SimpleQueue: put blocks while the ring is full, no buffer, no counts."""
 
     def __init__(self, *, ctx=None, capacity=DEFAULT_CAPACITY):
@@ -24,6 +26,7 @@ class SimpleQueue:
     def _setup(self):
         pin_rings(self, self._ring)
         self._closed = False
+        self._watch = self._ends = None
         self._limit = self._ring.max_message_size
 
     def __getstate__(self):
@@ -32,7 +35,7 @@ class SimpleQueue:
 
     def _release_rings(self):
         self._closed = True
-        self._ring = None
+        self._ring = self._watch = None
 
     def __setstate__(self, state):
         self._ring = state
@@ -52,32 +55,26 @@ class SimpleQueue:
     def get(self):
         self._check_open()
         data = self._ring.recv_bytes()
-        # Every pickle starts with 0x80, a side-segment reference with NUL.
-        return loads(data) if data[0] else large.load(data, loads)
+        if self._watch is not None:
+            self._watch.consumed()
+        # Every pickle starts with 0x80; a side-segment reference and an
+        # out-of-band frame with NUL.
+        if data[0]:
+            return loads(data)
+        return oob.decode(data) if oob.is_frame(data) else large.load(data, oob.decode_payload)
 
     def put(self, obj):
         self._check_open()
-        data = dumps(obj)
-        if len(data) > self._limit:
-            data = large.export(self._ring.name, data)
-        self._ring.send_bytes(data)
+        data = oob.encode(obj)
+        if type(data) is oob.Frame:
+            if data.size <= self._limit:
+                oob.send(self._ring, data)  # large buffers straight into the ring
+                return
+        elif len(data) <= self._limit:
+            self._ring.send_bytes(data)
+            return
+        self._ring.send_bytes(large.export(self._ring.name, data))
 
     def close(self):
         self._closed = True
-
-    @property
-    def _reader(self):
-        return _ClosedView(self)
-
-    _writer = _reader
-
-
-class _ClosedView:
-    # SimpleQueue's close() closes both of multiprocessing's connections; code
-    # (and CPython's test) inspects them as ``_reader.closed``/``_writer.closed``.
-    def __init__(self, q):
-        self._q = q
-
-    @property
-    def closed(self):
-        return self._q._closed
+        self._stop_watch()

@@ -10,6 +10,10 @@ from multiprocessing import connection as _mp_connection
 
 from .connection import Connection
 
+# multiprocessing's own, taken now: ringipc.install() may later put this
+# module's wait() in its place.
+_mp_wait = _mp_connection.wait
+
 WAIT_SLICE_MIN = 0.0005
 WAIT_SLICE_MAX = 0.01
 
@@ -25,7 +29,7 @@ def wait(object_list, timeout=None):
     rings = [o for o in objects if isinstance(o, Connection)]
     others = [o for o in objects if not isinstance(o, Connection)]
     if not rings:
-        return _mp_connection.wait(others, timeout)
+        return _mp_wait(others, timeout)
     if len(rings) == 1 and not others:
         return rings if rings[0]._poll(timeout) else []
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
@@ -33,7 +37,7 @@ def wait(object_list, timeout=None):
     while True:
         ready = {id(c) for c in rings if c._poll(0)}
         if others:
-            ready.update(id(o) for o in _mp_connection.wait(others, 0))
+            ready.update(id(o) for o in _mp_wait(others, 0))
         if ready:
             return [o for o in objects if id(o) in ready]
         if deadline is not None:
@@ -43,7 +47,7 @@ def wait(object_list, timeout=None):
             slice_ = min(slice_, left)
         if others:
             # Sleeps on the other objects; wakes early if one becomes ready.
-            _mp_connection.wait(others, slice_)
+            _mp_wait(others, slice_)
         else:
             time.sleep(slice_)
         slice_ = min(slice_ * 2, WAIT_SLICE_MAX)

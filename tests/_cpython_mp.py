@@ -2,7 +2,7 @@
 
 Nothing is vendored: the classes come from the interpreter's ``test`` package.
 ``bind(base, method, excluded)`` returns a unittest class that runs `base`'s
-tests with ``self.Queue``/``self.JoinableQueue``/``self.Pipe`` (and, for the
+tests with ``self.Queue``/``self.JoinableQueue``/``self.Pipe``/``self.Pool`` (and, for the
 tests that call ``multiprocessing.Queue()`` etc. directly, the test module's
 ``multiprocessing`` name) replaced by ringipc's, under start method `method`.
 Every exclusion is listed, with its reason, in docs/dropins.md.
@@ -17,9 +17,15 @@ import pytest
 cpython = pytest.importorskip("test._test_multiprocessing")
 
 from ringipc.connection import Pipe  # noqa: E402
+from ringipc.context import get_context  # noqa: E402
 from ringipc.queues import JoinableQueue, Queue, SimpleQueue  # noqa: E402
 
 START_METHODS = ("fork", "spawn", "forkserver")
+
+
+def Pool(processes=None, initializer=None, initargs=(), maxtasksperchild=None):
+    """multiprocessing.Pool on ringipc's context for the current start method."""
+    return get_context().Pool(processes, initializer, initargs, maxtasksperchild)
 
 
 class _RingMultiprocessing(types.ModuleType):
@@ -29,6 +35,7 @@ class _RingMultiprocessing(types.ModuleType):
     JoinableQueue = staticmethod(JoinableQueue)
     SimpleQueue = staticmethod(SimpleQueue)
     Pipe = staticmethod(Pipe)
+    Pool = staticmethod(Pool)
 
     def __getattr__(self, name):
         return getattr(multiprocessing, name)
@@ -38,6 +45,7 @@ class RingProcessesMixin(cpython.ProcessesMixin):
     Queue = staticmethod(Queue)
     JoinableQueue = staticmethod(JoinableQueue)
     Pipe = staticmethod(Pipe)
+    Pool = staticmethod(Pool)
     start_method = None
 
     @classmethod

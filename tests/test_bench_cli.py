@@ -150,3 +150,23 @@ def test_selection_keeps_the_baseline():
     names = [f.name for f in adapters.select(only="os.pipe")]
     assert names == ["mp.Queue", "os.pipe"]
     assert "mp.Queue" not in [f.name for f in adapters.select(skip="mp.Queue")]
+
+
+def test_pools_scenario_rows_both_contexts(tmp_path, capsys, monkeypatch):
+    from ringipc.bench import pools
+
+    # Small counts: only the table, the JSON and the verification are looked at.
+    monkeypatch.setattr(pools, "WORKLOADS", [("trivial", 400, 200), ("1 MiB", 20, 8)])
+    out_json = tmp_path / "p.json"
+    status = ringipc_main(["bench", "--quick", "--scenarios", "pools", "--only", "*Pool.map",
+                           "--json", str(out_json)])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert "Process pools" in text and "ringipc-4MiB" in text and "vs mp" in text
+    assert "Throughput" not in text  # --only named pool rows: no channel facility ran
+    data = json.loads(out_json.read_text())
+    summary = {(s["facility"], s["workload"]): s for s in data["pools"]["summary"]}
+    assert set(summary) == ({(f"{c} Pool.map", "trivial") for c in ("ringipc", "mp")}
+                            | {(f"{c} Pool.map", "1 MiB") for c in ("ringipc", "ringipc-4MiB", "mp")})
+    assert all(s["ok"] and s["rate"] > 0 for s in summary.values())
+    assert summary[("mp Pool.map", "trivial")]["ratio"] == pytest.approx(1.0)

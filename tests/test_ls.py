@@ -29,10 +29,11 @@ def _until(predicate, limit=30.0):
         os.sched_yield()
 
 
-def _produce(ring, n, done):
+def _produce(ring, n, conn):
     for i in range(n):
         ring.send_bytes(b"%d" % i * 10)
-    done.send(b"sent")
+    conn.send(b"sent")
+    conn.recv()  # stays attached until the test has looked
 
 
 def _consume_forever(ring):
@@ -47,6 +48,7 @@ def test_counts_and_peers_of_a_running_workload():
         producer.start()
         parent_end.recv()
         entry = _entry(ring.name)
+        parent_end.send(b"done")
         assert entry["kind"] == "mpmc" and entry["capacity"] == 1 << 16
         assert entry["messages_waiting"] == 25 and entry["messages_waiting_exact"]
         assert entry["bytes_in"] == entry["head"] * 64 and entry["bytes_out"] == 0
@@ -99,6 +101,21 @@ def test_corrupt_and_half_created_segments_are_listed_not_trusted(content):
             assert f.read() == content  # looked at, not touched
     finally:
         os.unlink(SHM + name)
+
+
+def test_a_ring_with_garbage_owner_words_is_listed_as_unrecognised():
+    from _segment_poke import Poke
+
+    with Ring(1 << 14) as ring:
+        ring.send_bytes(b"x")  # this process takes a slot
+        poke = Poke(ring)
+        try:
+            poke.u64(poke.slot(0) + poke.layout["slot_owner"], 0xFFFFFFF0_FFFFFFF0)
+            entry = _entry(ring.name)
+            assert entry["type"] == "unrecognised" and "out of range" in entry["error"]
+        finally:
+            poke.u64(poke.slot(0) + poke.layout["slot_owner"], 0)
+            poke.close()
 
 
 def test_looking_changes_nothing():

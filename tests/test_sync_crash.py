@@ -7,7 +7,6 @@ import multiprocessing
 import os
 import random
 import signal
-import struct
 import time
 import warnings
 
@@ -128,60 +127,58 @@ def test_ctrl_c_interrupts_a_blocked_acquire():
 
 
 # -- the counter soak --------------------------------------------------------------
-# Shared state the lock protects: count, then a redo journal (flag, target count,
-# who, their target done-count), an in-section marker, and per-worker done counts.
+# Shared state the lock protects, as 8-byte words: the count, a redo journal
+# (valid flag, target count, who, their target done-count), an in-section
+# marker, then each worker's done-count.  Every write is one aligned 8-byte
+# store (a memoryview of 'q'), so a SIGKILL can land between writes, never
+# inside one; the journal's body is written before its flag.
 WORKERS = 8
 KILLS = 20
 MIN_INCREMENTS = 1000
-STATE = struct.Struct("<qqqqqq")  # count, journal flag, target count, who, target done, in section
+COUNT, FLAG, TARGET, WHO, TARGET_DONE, INSIDE, DONE = range(7)
 
 
-def _read(mem):
-    return list(STATE.unpack_from(mem, 0))
-
-
-def _done_at(who):
-    return STATE.size + 8 * who
-
-
-def _redo(mem):
+def _redo(words):
     """Finish a journalled update (idempotent): what a dead holder left half-done."""
-    count, flag, target, who, target_done, _ = _read(mem)
-    if flag:
-        struct.pack_into("<q", mem, _done_at(who), target_done)
-        STATE.pack_into(mem, 0, target, 0, 0, 0, 0, 0)
-    else:
-        STATE.pack_into(mem, 0, count, 0, 0, 0, 0, 0)
+    if words[FLAG]:
+        words[DONE + words[WHO]] = words[TARGET_DONE]
+        words[COUNT] = words[TARGET]
+        words[FLAG] = 0
+    words[INSIDE] = 0
 
 
-def _increment(lock, mem, who, violations):
+def _increment(lock, words, who, violations):
     with lock:
-        if _read(mem)[5]:
+        if words[INSIDE]:
             violations.value += 1  # another holder inside: mutual exclusion broken
-        count = _read(mem)[0]
-        (done,) = struct.unpack_from("<q", mem, _done_at(who))
-        STATE.pack_into(mem, 0, count, 1, count + 1, who, done + 1, 1)   # journal, in section
-        struct.pack_into("<q", mem, _done_at(who), done + 1)
-        STATE.pack_into(mem, 0, count + 1, 0, 0, 0, 0, 1)
-        STATE.pack_into(mem, 0, count + 1, 0, 0, 0, 0, 0)                # out of section
+        words[INSIDE] = 1
+        count, done = words[COUNT], words[DONE + who]
+        words[TARGET], words[WHO], words[TARGET_DONE] = count + 1, who, done + 1
+        words[FLAG] = 1
+        words[DONE + who] = done + 1
+        words[COUNT] = count + 1
+        words[FLAG] = 0
+        words[INSIDE] = 0
 
 
 def _worker(lock, mem, who, violations, repairs, stop):
+    words = memoryview(mem).cast("q")
+
     def repair(_):
         repairs.value += 1
-        _redo(mem)
+        _redo(words)
     lock.on_owner_death = repair
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         while not stop.value:
-            _increment(lock, mem, who, violations)
+            _increment(lock, words, who, violations)
 
 
 def test_counter_under_random_holder_kills_is_exact():
     seed = int(os.environ.get("RINGIPC_SYNC_SEED", random.SystemRandom().randrange(1 << 32)))
     print(f"\nsync kill soak seed {seed} (RINGIPC_SYNC_SEED={seed} replays the choices)")
     rng = random.Random(seed)
-    mem = mmap.mmap(-1, STATE.size + 8 * WORKERS * (KILLS + 2))
+    mem = mmap.mmap(-1, 8 * (DONE + WORKERS + KILLS + 1))
     violations, repairs = ctx.Value("q", 0, lock=False), ctx.Value("q", 0, lock=False)
     stop = ctx.Value("b", 0, lock=False)
     lock = sync.Lock()
@@ -217,10 +214,12 @@ def test_counter_under_random_holder_kills_is_exact():
         for proc in procs.values():
             proc.join(120)
             assert proc.exitcode == 0, f"a worker ended with {proc.exitcode}"
+        words = memoryview(mem).cast("q")
         with lock:
-            _redo(mem)  # a holder killed last is repaired by nobody else
-            count = _read(mem)[0]
-            done = [struct.unpack_from("<q", mem, _done_at(w))[0] for w in range(next_who)]
+            _redo(words)  # a holder killed last is repaired by nobody else
+            count = words[COUNT]
+            done = [words[DONE + w] for w in range(next_who)]
+        words.release()
     finally:
         for proc in procs.values():
             if proc.exitcode is None:

@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from ringipc.bench import suite
+from ringipc.bench import pools, suite
 from ringipc.bench.fanout import FANOUT
 from ringipc.bench.runner import LATENCY, MPMC, START_METHODS, THROUGHPUT
 
@@ -10,7 +10,8 @@ EPILOG = """\
 Every run starts fresh processes (forkserver, or spawn), pins producer and consumer to
 different cores, sets connections up before timing, and verifies every message
 (count, order and content); a run that loses or corrupts anything is FAILED.
-Ratios compare with multiprocessing.Queue measured in the same run.
+Ratios compare with multiprocessing.Queue measured in the same run; in the pools
+scenario, each pool on ringipc's context with the same pool on multiprocessing's.
 Exit status: 0 all runs passed, 1 some run FAILED, 2 bad arguments.
 """
 
@@ -23,8 +24,8 @@ def build_parser(parser=None):
     p.add_argument("--only", metavar="NAMES", help="facilities to run, comma-separated, globs allowed ('ringipc.*,os.pipe')")
     p.add_argument("--skip", metavar="NAMES", help="facilities to leave out, comma-separated, globs allowed")
     p.add_argument("--sizes", metavar="SIZES", help="message sizes for throughput, e.g. 64,1K,64K,1M (default: all four)")
-    p.add_argument("--scenarios", metavar="LIST", default=f"{THROUGHPUT},{LATENCY},{MPMC}",
-                   help="any of throughput, latency, mpmc, fanout (default: the first three; fanout is "
+    p.add_argument("--scenarios", metavar="LIST", default=f"{THROUGHPUT},{LATENCY},{MPMC},{pools.POOLS}",
+                   help="any of throughput, latency, mpmc, pools, fanout (default: all but fanout; fanout is "
                         "1 publisher -> 1 and -> 4 subscribers at 64 B and 1 MiB)")
     p.add_argument("--repeat", type=int, metavar="N", help="repetitions of every cell (default 3, 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="two sizes, one repetition, short runs: under 30 s")
@@ -60,7 +61,7 @@ def settings_from(args):
             raise SystemExit(f"--sizes: every size must be at least {MIN_SIZE} bytes")
         s.mpmc_size = s.latency_size = max(MIN_SIZE, min(64, s.sizes[0]))
     scenarios = [t.strip() for t in args.scenarios.split(",") if t.strip()]
-    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, FANOUT}
+    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, pools.POOLS, FANOUT}
     if unknown or not scenarios:
         raise SystemExit(f"--scenarios: unknown {', '.join(sorted(unknown)) or 'empty list'}")
     s.scenarios = scenarios
@@ -107,8 +108,15 @@ def main(argv=None):
         args.only = ",".join(bench_names([f.name for f in adapters.all_facilities()]))
         args.sizes, args.scenarios = "64", f"{THROUGHPUT},{LATENCY}"
     settings = settings_from(args)
+    # Pool rows ("ringipc Pool.map", ...) are not channel facilities: their
+    # patterns are taken out before the channels' selection sees them.
+    pool_only = [p for p in (args.only or "").split(",") if p.strip() and pools.claims(p.strip())]
+    channel_only = ",".join(p for p in (args.only or "").split(",") if p.strip() and p not in pool_only)
+    channel_skip = ",".join(p for p in (args.skip or "").split(",") if p.strip() and not pools.claims(p.strip()))
+    run_pools = pools.POOLS in settings.scenarios and (not args.only or pool_only)
+    run_channels = bool(set(settings.scenarios) - {pools.POOLS}) and (not args.only or channel_only)
     try:
-        facilities = adapters.select(args.only, args.skip)
+        facilities = adapters.select(channel_only or None, channel_skip or None) if run_channels else []
     except ValueError as exc:
         print(f"ringipc bench: {exc}", file=sys.stderr)
         return 2
@@ -137,12 +145,30 @@ def main(argv=None):
             results.append(result)
             progress.update(task, completed=done)
 
+        def on_pool(result, done, total):
+            pool_results.append(result)
+            progress.update(task, total=total, completed=done,
+                            description=f"pools: {result.facility} {result.workload}")
+
+        pool_results = []
         try:
-            suite.run(facilities, settings, on_result=on_result, on_start=on_start, skips=skips)
+            if run_channels:
+                suite.run(facilities, settings, on_result=on_result, on_start=on_start, skips=skips)
+            if run_pools:
+                progress.update(task, total=None, completed=0, description="pools")
+                pools.run(settings, quick=args.quick, only=",".join(pool_only) or None, skip=args.skip,
+                          on_result=on_pool)
         except KeyboardInterrupt:
             interrupted = True
     summaries = suite.summarize(results)
+    pool_summaries = pools.summarize(pool_results)
     report.print_report(console, summaries, skips, settings)
+    if pool_summaries:
+        console.print(pools.table(pool_summaries))
+        console.print()
+        for s in pool_summaries:
+            if not s.ok:
+                console.print(f"  [red]{s.facility}[/] ({s.workload}): {s.error}")
     if args.facilities:
         from ringipc.bench.facilities import print_table
 
@@ -151,6 +177,17 @@ def main(argv=None):
         console.print("[yellow]Interrupted: the tables show the runs that finished.[/]")
     if args.json:
         report.write_json(args.json, results, summaries, skips, settings)
+        if pool_results:
+            import dataclasses
+            import json
+
+            with open(args.json) as f:
+                data = json.load(f)
+            data["pools"] = {"runs": [dict(dataclasses.asdict(r), rate=r.rate) for r in pool_results],
+                             "summary": [dataclasses.asdict(s) for s in pool_summaries]}
+            with open(args.json, "w") as f:
+                json.dump(data, f, indent=1)
+                f.write("\n")
         console.print(f"JSON written to {args.json}")
     if args.plot:
         from ringipc.bench.plot import write_plot
@@ -159,4 +196,4 @@ def main(argv=None):
         console.print(f"Plot written to {args.plot}")
     if interrupted:
         return 130
-    return 1 if any(not s.ok for s in summaries) else 0
+    return 1 if any(not s.ok for s in summaries) or any(not s.ok for s in pool_summaries) else 0

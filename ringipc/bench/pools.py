@@ -1,0 +1,254 @@
+"""The ``pools`` scenario: the standard library's process pools on ringipc's
+context against multiprocessing's, in the same run.
+
+Each run is a fresh driver process (the bench's start method) that builds a
+pool of ``WORKERS`` forked workers on one context, warms it up, then times one
+``map`` with ``chunksize=1`` (every task and every result crosses the pool's
+queues on its own: the per-task cost is what the context changes) and checks
+every result.  Workloads: many trivial tasks returning a small int, and fewer
+tasks each returning 1 MiB (also on a context with 4 MiB rings, which hold such
+a result; the default 1 MiB ring sends it through a side segment).
+Repetitions are the outer loop and the order of the contexts rotates, as for
+the other scenarios; ratios compare each pool on ringipc with the same pool
+on multiprocessing in this run.
+"""
+import fnmatch
+import statistics
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+POOLS = "pools"
+WORKERS = 2
+MIB = 1 << 20
+# (name, tasks, quick tasks)
+WORKLOADS = [("trivial", 100_000, 10_000), ("1 MiB", 1_000, 100)]
+POOL_KINDS = ("Pool.map", "ProcessPoolExecutor.map")
+# "ringipc-4MiB" is get_context(capacity=4 MiB): rings that hold a 1 MiB
+# result, which the default 1 MiB ring sends through a side segment.
+CONTEXTS = ("ringipc", "mp")
+LARGE_CONTEXTS = ("ringipc", "ringipc-4MiB", "mp")
+CAPACITY = {"ringipc": None, "ringipc-4MiB": 4 << 20}
+
+
+def contexts_for(workload):
+    return CONTEXTS if workload == "trivial" else LARGE_CONTEXTS
+
+
+def facility_names():
+    return [f"{ctx} {kind}" for kind in POOL_KINDS for ctx in LARGE_CONTEXTS]
+
+
+def matches(name, only=None, skip=None):
+    def pats(text):
+        return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+    if any(fnmatch.fnmatchcase(name, p) for p in pats(skip)):
+        return False
+    only_p = pats(only)
+    return not only_p or any(fnmatch.fnmatchcase(name, p) for p in only_p)
+
+
+def claims(pattern):
+    """Whether a --only/--skip pattern names pool rows (and so is not a channel facility's)."""
+    return bool(fnmatch.filter(facility_names(), pattern))
+
+
+# -- the driver (runs in a fresh process) -----------------------------------------------
+
+def trivial(i):
+    return i
+
+
+def one_mib(i):
+    return bytes((i % 251,)) * MIB
+
+
+def _check(workload, results, n):
+    if len(results) != n:
+        raise AssertionError(f"{len(results)} results for {n} tasks")
+    if workload == "trivial":
+        if results != list(range(n)):
+            raise AssertionError("results differ from the tasks' return values")
+        return
+    for i, r in enumerate(results):
+        if len(r) != MIB or r[0] != i % 251 or r[-1] != i % 251:
+            raise AssertionError(f"result {i} is not what the task returned")
+
+
+def _driver(kind, context, workload, n, conn):
+    try:
+        import concurrent.futures
+        import multiprocessing
+
+        import ringipc
+
+        if context in CAPACITY:
+            ctx = ringipc.get_context("fork", capacity=CAPACITY[context])
+        else:
+            ctx = multiprocessing.get_context("fork")
+        fn = trivial if workload == "trivial" else one_mib
+        if kind == "Pool.map":
+            pool = ctx.Pool(WORKERS)
+            run, stop = (lambda k: pool.map(fn, range(k), chunksize=1)), (lambda: (pool.close(), pool.join()))
+        else:
+            pool = concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx)
+            run, stop = (lambda k: list(pool.map(fn, range(k)))), (lambda: pool.shutdown())
+        try:
+            _check(workload, run(4 * WORKERS), 4 * WORKERS)  # start the workers, fault everything in
+            t0 = time.perf_counter()
+            results = run(n)
+            seconds = time.perf_counter() - t0
+            _check(workload, results, n)
+            del results
+        finally:
+            stop()
+        conn.send(("ok", seconds))
+    except BaseException:
+        conn.send(("error", traceback.format_exc(limit=3).strip().splitlines()[-1]))
+
+
+# -- running ------------------------------------------------------------------------------
+
+@dataclass
+class PoolResult:
+    facility: str
+    workload: str
+    tasks: int
+    ok: bool = True
+    error: str = ""
+    seconds: float = 0.0
+    repetition: int = 0
+
+    @property
+    def rate(self):
+        return self.tasks / self.seconds if self.ok and self.seconds else 0.0
+
+
+def run_one(kind, context, workload, n, timeout, start_method):
+    from ringipc.bench.runner import context as fresh_context
+
+    ctx = fresh_context(start_method)
+    mine, theirs = ctx.Pipe(duplex=False)
+    # Not a daemon: the driver starts the pool's workers itself.
+    proc = ctx.Process(target=_driver, args=(kind, context, workload, n, theirs), name=f"bench-pool-{context}")
+    name = f"{context} {kind}"
+    proc.start()
+    theirs.close()
+    try:
+        if not mine.poll(timeout):
+            return PoolResult(name, workload, n, ok=False, error=f"timed out after {timeout:g} s")
+        status, value = mine.recv()
+    except EOFError:
+        return PoolResult(name, workload, n, ok=False, error=f"driver died (exit code {proc.exitcode})")
+    finally:
+        proc.join(5.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        mine.close()
+    if status != "ok":
+        return PoolResult(name, workload, n, ok=False, error=value)
+    return PoolResult(name, workload, n, seconds=value)
+
+
+def run(settings, quick=False, only=None, skip=None, on_result=None):
+    cells = []
+    for workload, n, n_quick in WORKLOADS:
+        for kind in POOL_KINDS:
+            pair = [c for c in contexts_for(workload) if matches(f"{c} {kind}", only, skip)]
+            if pair:
+                cells.append((workload, n_quick if quick else n, kind, pair))
+    total = sum(len(pair) for *_, pair in cells) * settings.repeat
+    results, done = [], 0
+    # A pool run lasts seconds, not the channels' ~0.15 s: a longer limit.
+    timeout = max(settings.timeout, 300.0)
+    for rep in range(settings.repeat):
+        for workload, n, kind, pair in cells:
+            k = rep % len(pair)
+            order = pair[k:] + pair[:k]
+            for context in order:
+                res = run_one(kind, context, workload, n, timeout, settings.start_method)
+                res.repetition = rep
+                results.append(res)
+                done += 1
+                if on_result is not None:
+                    on_result(res, done, total)
+    return results
+
+
+@dataclass
+class PoolSummary:
+    facility: str
+    workload: str
+    tasks: int
+    runs: int
+    ok: bool
+    error: str = ""
+    rate: float = 0.0
+    rates: List[float] = field(default_factory=list)
+    ratio: Optional[float] = None
+
+
+def summarize(results):
+    cells = {}
+    for r in results:
+        cells.setdefault((r.workload, r.facility), []).append(r)
+    out = []
+    for (workload, name), runs in cells.items():
+        bad = [r for r in runs if not r.ok]
+        s = PoolSummary(name, workload, runs[0].tasks, len(runs) - len(bad), ok=not bad)
+        if bad:
+            s.error = bad[0].error
+        else:
+            s.rates = [r.rate for r in runs]
+            s.rate = statistics.median(s.rates)
+        out.append(s)
+    by = {(s.workload, s.facility): s for s in out}
+    for s in out:
+        context, kind = s.facility.split(" ", 1)
+        base = by.get((s.workload, f"mp {kind}"))
+        if s.ok and base is not None and base.ok and base.rate:
+            s.ratio = s.rate / base.rate
+    return out
+
+
+def _compact(rate):
+    return f"{rate / 1e3:.1f}k" if rate >= 1e4 else f"{rate:,.0f}"
+
+
+def table(summaries):
+    from rich import box
+    from rich.table import Table
+
+    workloads = []
+    for s in summaries:
+        if (s.workload, s.tasks) not in workloads:
+            workloads.append((s.workload, s.tasks))
+    counts = ", ".join(f"{tasks:,} {w}" for w, tasks in workloads)
+    t = Table(title=f"Process pools: map(chunksize=1), {WORKERS} forked workers ({counts} tasks)",
+              title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    spread = any(len(s.rates) > 1 for s in summaries)
+    t.add_column("result", no_wrap=True)
+    t.add_column("pool", no_wrap=True)
+    t.add_column("context", no_wrap=True)
+    t.add_column("tasks/s", justify="right", no_wrap=True)
+    if spread:
+        t.add_column("spread", justify="right", style="dim", no_wrap=True)
+    t.add_column("vs mp", justify="right", no_wrap=True)
+    for i, (workload, tasks) in enumerate(workloads):
+        if i:
+            t.add_section()
+        for j, s in enumerate(x for x in summaries if x.workload == workload):
+            context, kind = s.facility.split(" ", 1)
+            cells = [workload if j == 0 else "", kind.replace(".map", ""), context]
+            if not s.ok:
+                cells += ["[red]FAILED[/]"] + [""] * (1 + spread)
+            else:
+                cells.append(f"{s.rate:,.0f}")
+                if spread:
+                    cells.append(f"{_compact(min(s.rates))}-{_compact(max(s.rates))}" if len(s.rates) > 1 else "")
+                cells.append(f"{s.ratio:.2f}x" if s.ratio is not None else "")
+            t.add_row(*cells)
+    return t
