@@ -50,7 +50,7 @@ def extension(name, sources, libs=()):
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         libraries=list(libs),
-        depends=headers + ["ringipc/core/_cring.pxd", "ringipc/core/_ring.pxd"] + ring_includes,
+        depends=headers + ["ringipc/core/_cring.pxd", "ringipc/core/_ring.pxd"] + ["ringipc/topic/_ctopic.pxd"] + ring_includes,
     )
 
 
@@ -71,6 +71,10 @@ extensions = [
     extension("ringipc.core._inspect", ["ringipc/core/_inspect.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
+    # Broadcast topics (csrc/topic.c): their own segment layout; shares only
+    # the liveness check with the ring.
+    extension("ringipc.topic._topic", ["ringipc/topic/_topic.pyx", "csrc/topic.c", "csrc/ring_liveness.c"],
+              libraries),
 ]
 
 setup(

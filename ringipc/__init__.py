@@ -28,6 +28,7 @@ from .mp.simplequeue import SimpleQueue
 from .mp.waiting import wait
 from .core.stream import RingStream, stream_pair
 from .channels.transports.pipe import pipe_pair
+from .topic import MessageOverwritten, Publisher, Subscriber, Topic
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,11 @@ __all__ = [
     "listen",
     "register_scheme",
     "pipe_pair",
+    # broadcast topics
+    "Topic",
+    "Publisher",
+    "Subscriber",
+    "MessageOverwritten",
     # exceptions
     "RingError",
     "CorruptSegment",

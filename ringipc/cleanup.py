@@ -14,15 +14,16 @@ import re
 from .core import _segment
 from .core._ring import pid_alive, segment_creator_pid
 from .errors import CorruptSegment
+from .topic._topic import segment_creator_pid as topic_creator_pid
 
 _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")
 
 
 def _creator_of(name):
-    """(pid, how we know it): from the header when it validates (a ring's or
-    a synchronisation primitive's), else from the name."""
+    """(pid, how we know it): from the header when it validates (a ring's, a
+    synchronisation primitive's or a topic's), else from the name."""
     from .sync._sync import segment_creator_pid as primitive_creator_pid
-    for creator_pid in (segment_creator_pid, primitive_creator_pid):
+    for creator_pid in (segment_creator_pid, primitive_creator_pid, topic_creator_pid):
         try:
             return creator_pid(name), "header"
         except (CorruptSegment, OSError, ValueError):

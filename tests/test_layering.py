@@ -27,8 +27,9 @@ CSRC = os.path.join(TOP, "csrc")
 LAYERS = [
     ("ringipc.errors",),        # exceptions: imports nothing of ringipc
     ("ringipc.core",),          # the ring, segments, lifetimes, byte-stream mode, cleanup
-    # multiprocessing drop-ins (built on core, with out-of-band pickling); process-shared locks; signals
-    ("ringipc.mp", "ringipc.sync", "ringipc.signals"),
+    # multiprocessing drop-ins (built on core, with out-of-band pickling); process-shared locks; signals;
+    # broadcast topics (their own segments; objects pickled as the drop-ins do)
+    ("ringipc.mp", "ringipc.sync", "ringipc.signals", "ringipc.topic"),
     ("ringipc.channels",),      # Channel API and transports (shm:// rides on mp's Connection)
     ("ringipc",),               # ringipc/__init__.py: the public names, re-exported
     # tools: the bench measures the public API and its peers; cleanup, ls and doctor look after the machine
@@ -40,7 +41,8 @@ LAYERS = [
 C_LAYERS = [
     ("ring_liveness.c", "ring_chaos.c"),   # is a process alive; chaos pauses
     ("ring_backend.c", "ring_waiters.c",   # futex/semaphore primitives; who is counted asleep;
-     "sync.c"),                            # process-shared locks (ringipc.sync: their own extension)
+     "sync.c",                             # process-shared locks (ringipc.sync: their own extension)
+     "topic.c"),                           # broadcast topics (ringipc.topic: their own extension)
     ("ring_release.c",),                   # freeing consumed space, waking sleepers
     ("ring_recover.c",),                   # dead producers' and consumers' claims
     ("ring_segment.c",),                   # create, validate, attach; roles and slots

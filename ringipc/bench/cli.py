@@ -3,6 +3,7 @@ import argparse
 import sys
 
 from ringipc.bench import pools, suite
+from ringipc.bench.fanout import FANOUT
 from ringipc.bench.runner import LATENCY, MPMC, START_METHODS, THROUGHPUT
 
 EPILOG = """\
@@ -24,7 +25,8 @@ def build_parser(parser=None):
     p.add_argument("--skip", metavar="NAMES", help="facilities to leave out, comma-separated, globs allowed")
     p.add_argument("--sizes", metavar="SIZES", help="message sizes for throughput, e.g. 64,1K,64K,1M (default: all four)")
     p.add_argument("--scenarios", metavar="LIST", default=f"{THROUGHPUT},{LATENCY},{MPMC},{pools.POOLS}",
-                   help="any of throughput, latency, mpmc, pools (default: all)")
+                   help="any of throughput, latency, mpmc, pools, fanout (default: all but fanout; fanout is "
+                        "1 publisher -> 1 and -> 4 subscribers at 64 B and 1 MiB)")
     p.add_argument("--repeat", type=int, metavar="N", help="repetitions of every cell (default 3, 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="two sizes, one repetition, short runs: under 30 s")
     p.add_argument("--target", type=float, metavar="SECONDS", help="timed length each run aims for (default 0.15)")
@@ -59,7 +61,7 @@ def settings_from(args):
             raise SystemExit(f"--sizes: every size must be at least {MIN_SIZE} bytes")
         s.mpmc_size = s.latency_size = max(MIN_SIZE, min(64, s.sizes[0]))
     scenarios = [t.strip() for t in args.scenarios.split(",") if t.strip()]
-    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, pools.POOLS}
+    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, pools.POOLS, FANOUT}
     if unknown or not scenarios:
         raise SystemExit(f"--scenarios: unknown {', '.join(sorted(unknown)) or 'empty list'}")
     s.scenarios = scenarios

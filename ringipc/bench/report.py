@@ -7,6 +7,7 @@ import platform
 import sys
 
 from ringipc.bench.adapters import BASELINE
+from ringipc.bench.fanout import FANOUT_BASELINE, is_fanout, title as fanout_title
 from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT
 
 _TITLES = {
@@ -66,12 +67,14 @@ def tables(summaries, settings):
     from rich.table import Table
 
     out = []
-    for scenario in (THROUGHPUT, MPMC, LATENCY):
+    fanouts = sorted({s.scenario for s in summaries if is_fanout(s.scenario)})
+    for scenario in (THROUGHPUT, MPMC, LATENCY, *fanouts):
         rows = [s for s in summaries if s.scenario == scenario]
         if not rows:
             continue
-        title = _TITLES[scenario].format(p=settings.producers, c=settings.consumers,
-                                         size=human_size(settings.latency_size))
+        baseline = FANOUT_BASELINE if is_fanout(scenario) else BASELINE
+        title = fanout_title(scenario) if is_fanout(scenario) else _TITLES[scenario].format(
+            p=settings.producers, c=settings.consumers, size=human_size(settings.latency_size))
         # A light frame so the widest table still fits 80 columns.
         table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
                       pad_edge=False)
@@ -86,13 +89,13 @@ def tables(summaries, settings):
             table.add_column("MB/s", justify="right", no_wrap=True)
             if spread:
                 table.add_column("spread", justify="right", style="dim", no_wrap=True)
-        table.add_column(f"vs {BASELINE}", justify="right", no_wrap=True)
+        table.add_column(f"vs {baseline}", justify="right", no_wrap=True)
         sizes = sorted({s.size for s in rows})
         for i, size in enumerate(sizes):
             if i:
                 table.add_section()
             for j, s in enumerate(sorted((s for s in rows if s.size == size), key=_sort_key)):
-                name = f"[bold]{s.facility}[/]" if s.facility == BASELINE else escape(s.facility)
+                name = f"[bold]{s.facility}[/]" if s.facility == baseline else escape(s.facility)
                 width = 3 if scenario == LATENCY else 3 + spread
                 if not s.ok:
                     cells = ["[red]FAILED[/]"] + [""] * (width - 1)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ringipc.bench.adapters import BASELINE
+from ringipc.bench.fanout import FANOUT, FANOUT_BASELINE, FANOUT_SIZES, FANOUT_SUBSCRIBERS, is_fanout, scenario_name
 from ringipc.bench.runner import LATENCY, MAX_COUNT, MIN_COUNT, MPMC, THROUGHPUT, Result, count_for, run_once  # noqa: F401
 
 DEFAULT_SIZES = [64, 1 << 10, 64 << 10, 1 << 20]
@@ -78,6 +79,8 @@ def plan(facilities, settings):
         shapes.append((LATENCY, settings.latency_size, 1, 1))
     if MPMC in settings.scenarios:
         shapes.append((MPMC, settings.mpmc_size, settings.producers, settings.consumers))
+    if FANOUT in settings.scenarios:
+        shapes += [(scenario_name(c), size, 1, c) for c in FANOUT_SUBSCRIBERS for size in FANOUT_SIZES]
     for f in facilities:
         try:
             ok, why = f.available()
@@ -87,6 +90,8 @@ def plan(facilities, settings):
             skips.append(Skip(f.name, why))
             continue
         for scenario, size, p, c in shapes:
+            if is_fanout(scenario) != getattr(f, "fanout", False):
+                continue  # fan-out facilities run fan-out scenarios only, and only they do
             if f.scenarios is not None and scenario not in f.scenarios:
                 skips.append(Skip(f.name, f"runs only {', '.join(f.scenarios)}", scenario, size))
                 continue
@@ -190,7 +195,8 @@ def summarize(results):
             rates = [r.rate for r in good]
             s.rate, s.rate_min, s.rate_max = statistics.median(rates), min(rates), max(rates)
         out.append(s)
-    base = {(s.scenario, s.size): s for s in out if s.facility == BASELINE and s.ok}
+    base = {(s.scenario, s.size): s for s in out
+            if s.facility == (FANOUT_BASELINE if is_fanout(s.scenario) else BASELINE) and s.ok}
     for s in out:
         b = base.get((s.scenario, s.size))
         if b is None or not s.ok:

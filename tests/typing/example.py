@@ -21,9 +21,11 @@ from ringipc import (
     FrameError,
     JoinableQueue,
     Listener,
+    MessageOverwritten,
     MessageTooLarge,
     PeerDied,
     Pipe,
+    Publisher,
     Queue,
     ResourceLimitError,
     Ring,
@@ -31,6 +33,8 @@ from ringipc import (
     RingStream,
     SharedMemoryUnavailable,
     SimpleQueue,
+    Subscriber,
+    Topic,
     connect,
     get_context,
     install,
@@ -156,3 +160,20 @@ def primitives() -> bool:
     for p in (lock, sem, event, rlock, cond):
         p.close()
     return ready and got
+
+
+def topics() -> bytes:
+    topic = Topic(capacity=1 << 16, policy="lossless")
+    pub: Publisher = topic.publisher()
+    sub: Subscriber = topic.subscribe()
+    pub.send_bytes(b"tick")
+    got: bytes = sub.recv_bytes(timeout=1.0)
+    try:
+        with sub.recv_view(block=False) as view:
+            view.tobytes()
+    except MessageOverwritten:
+        pass
+    except Exception:
+        pass
+    topic.close()
+    return got

@@ -16,10 +16,12 @@ MODULES = [
     "ringipc.bench.adapters.streams",
     "ringipc.bench.adapters.peers",
     "ringipc.bench.adapters.iceoryx",
+    "ringipc.bench.adapters.fanout",
 ]
 
-#: what every ratio is taken against
+#: what every ratio is taken against (fan-out scenarios: FANOUT_BASELINE)
 BASELINE = "mp.Queue"
+from ringipc.bench.fanout import FANOUT_BASELINE  # noqa: E402
 
 _extra = []
 
@@ -63,10 +65,16 @@ def select(only=None, skip=None):
         if not fnmatch.filter(names, pattern):
             raise ValueError(f"no facility matches {pattern!r}; known: {', '.join(names)}")
 
+    def named(f):
+        return any(fnmatch.fnmatchcase(f.name, p) for p in only_p)
+
+    # The fan-out baseline is kept when a fan-out facility is asked for.
+    fanout_asked = any(getattr(f, "fanout", False) and named(f) for f in facilities)
+
     def wanted(f):
         if any(fnmatch.fnmatchcase(f.name, p) for p in skip_p):
             return False
-        if not only_p or f.name == BASELINE:
+        if not only_p or f.name == BASELINE or (fanout_asked and f.name == FANOUT_BASELINE):
             return True
         return any(fnmatch.fnmatchcase(f.name, p) for p in only_p)
 

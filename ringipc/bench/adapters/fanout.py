@@ -1,0 +1,169 @@
+"""Fan-out facilities: one producer, every consumer receives every message.
+
+They run only the ``fanout-N`` scenarios (ringipc/bench/fanout.py).  The
+producer sends one stop marker, which every subscriber sees; each consumer's
+digest must equal the whole stream's, and the rate counts every delivery
+(messages x subscribers per second).
+"""
+import os
+import tempfile
+import uuid
+
+from ringipc.bench.adapters.base import Channel, Facility, into_receiver
+from ringipc.bench.adapters.framing import LARGE
+from ringipc.bench.adapters.peers import _have
+from ringipc.bench.adapters.ringipc_core import _api, _capacity
+from ringipc.bench.fanout import FANOUT_BASELINE
+
+
+class FanoutFacility(Facility):
+    fanout = True
+    mpmc = True  # several consumers share the channel
+
+    def producer(self, send, n, size, pid=0, consumers=1):
+        # One stop marker reaches every subscriber.
+        return super().producer(send, n, size, pid, consumers=1)
+
+
+class TopicFanout(FanoutFacility):
+    """ringipc.Topic, lossless: the publisher waits for the slowest subscriber."""
+
+    name = "ringipc.Topic"
+    copies_on_send = True
+    policy = "lossless"
+
+    def available(self):
+        return _api("Topic")
+
+    def setup(self, size, producers=1, consumers=1):
+        from ringipc import Topic
+
+        topic = Topic(capacity=_capacity(size), policy=self.policy)
+        return Channel([topic.name] * producers, [topic.name] * consumers, topic.close)
+
+    def open_sender(self, name, size):
+        from ringipc import Topic
+
+        self._pub = Topic.attach(name).publisher()
+        return self._pub.send_bytes
+
+    def open_receiver(self, name, size):
+        from ringipc import Topic
+
+        self._sub = Topic.attach(name).subscribe()
+        if size >= LARGE:
+            return into_receiver(self._sub.recv_bytes_into, size)
+        return self._sub.recv_bytes
+
+    def close_end(self, end):
+        for attr in ("_pub", "_sub"):
+            handle = self.__dict__.pop(attr, None)
+            if handle is not None:
+                handle.close()
+
+
+class MpQueuePerSubscriber(FanoutFacility):
+    """The baseline: multiprocessing.Queue, one per subscriber, the producer putting each message in every one."""
+
+    name = FANOUT_BASELINE
+
+    def setup(self, size, producers=1, consumers=1):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        queues = [ctx.Queue() for _ in range(consumers)]
+
+        def close():
+            for q in queues:
+                q.close()
+
+        return Channel([tuple(queues)] * producers, queues, close)
+
+    def open_sender(self, queues, size):
+        puts = [q.put for q in queues]
+
+        def send(msg):
+            for put in puts:
+                put(msg)
+
+        return send
+
+    def open_receiver(self, q, size):
+        return q.get
+
+    def close_end(self, end):
+        for q in end if isinstance(end, tuple) else (end,):
+            q.close()
+            q.join_thread()
+
+
+class ZmqPubSub(FanoutFacility):
+    """XPUB/SUB over ipc://.  The publisher waits for every subscription
+    before the first round (else the first messages go nowhere), and sets
+    XPUB_NODROP so a full pipe blocks instead of dropping, as a lossless
+    topic does."""
+
+    name = "zmq PUB/SUB"
+
+    def available(self):
+        return _have("zmq")
+
+    def setup(self, size, producers=1, consumers=1):
+        path = os.path.join(tempfile.gettempdir(), f"ringipc-bench-{uuid.uuid4().hex[:12]}.ipc")
+
+        def close():
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+        return Channel([("pub", path, consumers)] * producers, [("sub", path, 0)] * consumers, close)
+
+    def _hwm(self, size):
+        return 1000 if size < LARGE else 16
+
+    def open_sender(self, end, size):
+        import zmq
+
+        _, path, subscribers = end
+        sock = zmq.Context.instance().socket(zmq.XPUB)
+        sock.setsockopt(zmq.SNDHWM, self._hwm(size))
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        sock.setsockopt(zmq.XPUB_NODROP, 1)
+        sock.bind(f"ipc://{path}")
+        self._pub = (sock, subscribers)
+        return sock.send
+
+    def open_receiver(self, end, size):
+        import zmq
+
+        _, path, _ = end
+        sock = zmq.Context.instance().socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, self._hwm(size))
+        sock.connect(f"ipc://{path}")
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sub = sock
+        return sock.recv
+
+    def connected(self):
+        pub = self.__dict__.get("_pub")
+        if pub is None:
+            return
+        sock, subscribers = pub
+        for _ in range(subscribers):  # one subscription message per subscriber
+            if not sock.poll(20_000):
+                raise TimeoutError("zmq subscribers did not connect")
+            sock.recv()
+
+    def close_end(self, end):
+        import zmq
+
+        for attr in ("_pub", "_sub"):
+            held = self.__dict__.pop(attr, None)
+            if held is not None:
+                sock = held[0] if isinstance(held, tuple) else held
+                sock.close(linger=-1)
+        zmq.Context.instance().term()
+
+
+FACILITIES = [TopicFanout(), ZmqPubSub(), MpQueuePerSubscriber()]

@@ -1,0 +1,27 @@
+"""The fan-out bench scenarios: planned only for fan-out facilities, and a
+ringipc.Topic round delivers every message to every subscriber."""
+import pytest
+
+from ringipc.bench import adapters, suite
+from ringipc.bench.adapters.fanout import MpQueuePerSubscriber, TopicFanout
+from ringipc.bench.fanout import FANOUT, FANOUT_BASELINE, is_fanout
+from ringipc.bench.runner import THROUGHPUT, run_once
+
+
+def test_fanout_cells_only_for_fanout_facilities():
+    settings = suite.Settings(scenarios=[THROUGHPUT, FANOUT], sizes=[64])
+    cells, _ = suite.plan(adapters.select(only="ringipc.Topic,ringipc.Ring-spsc"), settings)
+    shapes = {(c.facility.name, c.scenario, c.size, c.consumers) for c in cells}
+    assert ("ringipc.Topic", "fanout-4", 1 << 20, 4) in shapes
+    assert ("ringipc.Topic", "fanout-1", 64, 1) in shapes
+    assert (FANOUT_BASELINE, "fanout-4", 64, 4) in shapes
+    assert not any(name == "ringipc.Topic" and not is_fanout(s) for name, s, _, _ in shapes)
+    assert not any(name == "ringipc.Ring-spsc" and is_fanout(s) for name, s, _, _ in shapes)
+
+
+@pytest.mark.parametrize("facility", [TopicFanout(), MpQueuePerSubscriber()], ids=lambda f: f.name)
+def test_fanout_round_counts_every_delivery(facility):
+    res = run_once(facility, "fanout-4", 64, 2000, producers=1, consumers=4, timeout=60,
+                   start_method="forkserver")
+    assert res.ok, res.error
+    assert res.messages == 4 * 2000 and res.rate > 0
