@@ -25,6 +25,7 @@ _BUILTIN = {
     "fifo": "ringipc.transports.fifo",
     "unix": "ringipc.transports.unix",
     "unixpacket": "ringipc.transports.unix",
+    "unixgram": "ringipc.transports.unixgram",
     "tcp": "ringipc.transports.tcp",
     "mq": "ringipc.transports.mq",
     "shm": "ringipc.transports.shm",

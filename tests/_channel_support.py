@@ -15,7 +15,7 @@ from ringipc.address import connect, listen
 from ringipc.transports.pipe import pipe_pair
 
 STREAM_TRANSPORTS = ["pipe", "fifo", "unix", "unix-abstract", "tcp"]
-MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm"]
+MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm", "unixgram", "unixgram-abstract"]
 # Transports with byte-stream mode; shm:// is not framed, so the framing
 # fault tests (STREAM_TRANSPORTS) do not apply to it.
 BYTESTREAM_TRANSPORTS = STREAM_TRANSPORTS + ["shm"]
@@ -37,6 +37,8 @@ def address_for(transport: str, tmp_path) -> str:
         "unix": f"unix://{tmp_path}/u{n}.sock",
         "unix-abstract": f"unix://@ringipc-test-{n}",
         "unixpacket": f"unixpacket://{tmp_path}/p{n}.sock",
+        "unixgram": f"unixgram://{tmp_path}/g{n}.sock",
+        "unixgram-abstract": f"unixgram://@ringipc-test-{n}",
         "tcp": "tcp://127.0.0.1:0",
         "mq": f"mq:///ringipc-test-{n}",
         "shm": f"shm://ringipc-test-{n}",
