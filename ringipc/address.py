@@ -28,6 +28,7 @@ _BUILTIN = {
     "unixgram": "ringipc.transports.unixgram",
     "tcp": "ringipc.transports.tcp",
     "mq": "ringipc.transports.mq",
+    "sysvmq": "ringipc.transports.sysvmq",
     "shm": "ringipc.transports.shm",
 }
 

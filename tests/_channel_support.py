@@ -7,6 +7,7 @@ import faulthandler
 import itertools
 import multiprocessing
 import os
+import random
 import threading
 
 import pytest
@@ -15,7 +16,12 @@ from ringipc.address import connect, listen
 from ringipc.transports.pipe import pipe_pair
 
 STREAM_TRANSPORTS = ["pipe", "fifo", "unix", "unix-abstract", "tcp"]
-MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm", "unixgram", "unixgram-abstract"]
+MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm", "unixgram", "unixgram-abstract", "sysvmq"]
+# Parts of the contract a transport cannot honour, and why: the shared suite
+# runs them as skips with this reason (see transports_for).
+EXCLUDED = {
+    ("sysvmq", "fileno"): "a System V message queue has no file descriptor to poll",
+}
 # Transports with byte-stream mode; shm:// is not framed, so the framing
 # fault tests (STREAM_TRANSPORTS) do not apply to it.
 BYTESTREAM_TRANSPORTS = STREAM_TRANSPORTS + ["shm"]
@@ -25,6 +31,16 @@ HANG_GUARD_SECONDS = 180
 _counter = itertools.count()
 _fork = multiprocessing.get_context("fork")
 _mq_names: list = []
+_sysv_keys: list = []
+
+
+def transports_for(feature: str, base=None) -> list:
+    """``base`` (default MESSAGE_TRANSPORTS) as parameters, those that cannot
+    honour ``feature`` marked skipped with the reason."""
+    return [
+        pytest.param(t, marks=pytest.mark.skip(reason=f"{t}: {EXCLUDED[t, feature]}")) if (t, feature) in EXCLUDED else t
+        for t in (MESSAGE_TRANSPORTS if base is None else base)
+    ]
 
 
 def address_for(transport: str, tmp_path) -> str:
@@ -32,6 +48,11 @@ def address_for(transport: str, tmp_path) -> str:
     n = f"{os.getpid()}-{next(_counter)}"
     if transport == "mq":
         _mq_names.append(f"/ringipc-test-{n}")
+    if transport == "sysvmq":
+        # Random, so that concurrent test runs on one machine do not collide.
+        key = random.randrange(1 << 24, 1 << 30)
+        _sysv_keys.append(key)
+        return f"sysvmq://{key}"
     return {
         "fifo": f"fifo://{tmp_path}/f{n}",
         "unix": f"unix://{tmp_path}/u{n}.sock",
@@ -137,6 +158,7 @@ def no_leftovers(tmp_path):
     faulthandler.dump_traceback_later(HANG_GUARD_SECONDS, exit=True)
     mq_before = _mqueue_entries()
     del _mq_names[:]
+    del _sysv_keys[:]
     yield tmp_path
     leftovers = sorted(p.name for p in tmp_path.iterdir())
     assert not leftovers, f"files left in {tmp_path}: {leftovers}"
@@ -144,8 +166,21 @@ def no_leftovers(tmp_path):
     assert not new_queues, f"message queues left in {MQUEUE_DIR}: {sorted(new_queues)}"
     # /dev/mqueue need not be mounted: ask the kernel about each queue we named.
     stale = [q for name in _mq_names for q in (name + ".up", name + ".down") if mq_exists(q)]
+    stale += [f"sysvmq://{key}" for key in _sysv_keys if sysv_exists(key)]
     faulthandler.cancel_dump_traceback_later()
     assert not stale, f"message queues left behind: {stale}"
+
+
+def sysv_exists(key: int) -> bool:
+    try:
+        import sysv_ipc
+    except ImportError:
+        return False
+    try:
+        sysv_ipc.MessageQueue(key)
+        return True
+    except sysv_ipc.ExistentialError:
+        return False
 
 
 def mq_exists(name: str) -> bool:
