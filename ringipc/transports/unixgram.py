@@ -54,6 +54,7 @@ import struct
 import time
 from typing import Optional
 
+from .._packet_fast import PacketFastPath
 from ..address import check_mode, register_scheme
 from ..auth import _mac, check_authkey
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
@@ -114,8 +115,13 @@ def _gone(exc: OSError, what: str) -> BrokenPipeError:
     return BrokenPipeError(errno.EPIPE, f"the peer has closed the channel ({what}: {exc.strerror})")
 
 
-class UnixgramChannel(BaseChannel):
-    """One end of a connected pair of datagram sockets plus the lifeline."""
+class UnixgramChannel(PacketFastPath, BaseChannel):
+    """One end of a connected pair of datagram sockets plus the lifeline.
+
+    Sends of a whole ``bytes`` take unixpacket's C path (``_packet_fast.pyx``:
+    one ``sendmsg`` of the same header and the payload, no copy); receives are
+    written here, because a receiver that finds nothing must watch the
+    lifeline too, which that path's blocking receive cannot."""
 
     def __init__(self, sock: socket.socket, lifeline: socket.socket, *,
                  max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE, peer_pid: int = 0):
@@ -155,6 +161,7 @@ class UnixgramChannel(BaseChannel):
         self._scratch = mmap.mmap(-1, HEADER_SIZE + self.transport_limit + 1, flags=mmap.MAP_PRIVATE)
         self._room = 0
         super().__init__(max_message_size)
+        self._fast_setup(self._fd, self.transport_limit)
 
     def _limit_changed(self) -> None:
         self._room = HEADER_SIZE + self._limit() + 1
@@ -171,17 +178,8 @@ class UnixgramChannel(BaseChannel):
         return self._epoll.fileno()
 
     # --- sending ---------------------------------------------------------------------------
-    def send_bytes(self, buf, offset=0, size=None):
-        # The everyday call (a whole bytes object that fits the working buffer)
-        # goes straight to send(); everything else through BaseChannel's checks.
-        if type(buf) is bytes and size is None and not offset and len(buf) <= _JOIN_MAX and not self._closed:
-            try:
-                self._send(HEADER + buf)
-                return
-            except OSError as exc:
-                self._send_failed(exc, memoryview(buf))
-                return
-        BaseChannel.send_bytes(self, buf, offset, size)
+    # send_bytes is PacketFastPath's: a whole bytes object up to the working
+    # send buffer's reach goes out in C, anything else through BaseChannel.
 
     def _send_message(self, view: memoryview) -> None:
         try:
@@ -190,9 +188,14 @@ class UnixgramChannel(BaseChannel):
             else:
                 self._sock.sendmsg([HEADER, view])
         except OSError as exc:
-            self._send_failed(exc, view)
+            self._send_failed(view, exc)
 
-    def _send_failed(self, exc: OSError, view: memoryview) -> None:
+    def _send_failed(self, payload, err) -> None:
+        """Called by the C send path (payload, errno) and by _send_message (view, OSError)."""
+        if isinstance(err, int):
+            exc, view = OSError(err, os.strerror(err)), memoryview(payload)
+        else:
+            exc, view = err, payload
         if exc.errno == errno.EMSGSIZE and not self._send_buffer_full:
             self._send_buffer_full = True  # nothing was sent: the kernel refused it whole
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, FULL_SNDBUF)
@@ -210,11 +213,17 @@ class UnixgramChannel(BaseChannel):
         # The everyday call: a datagram already waiting costs one recv_into.
         if maxlength is None and timeout is None and not self._closed:
             scratch = self._scratch
-            try:
-                n = self._recv_into(scratch, self._room, _DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                pass  # nothing waits: the general path waits for it
-            else:
+            while True:
+                try:
+                    n = self._recv_into(scratch, self._room, _DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    if self._peer_gone or self._closed:
+                        break  # the general path reports end-of-file (or the close)
+                    # Wait for a datagram or the lifeline's hang-up, then try again.
+                    for fd, _ in self._poller.poll():
+                        if fd == self._life_fd:
+                            self._peer_gone = True
+                    continue
                 if HEADER_SIZE <= n < self._room and scratch[:HEADER_SIZE] == HEADER:
                     return scratch[HEADER_SIZE:n]
                 self._refuse(n, self._room - HEADER_SIZE - 1)
@@ -299,6 +308,7 @@ class UnixgramChannel(BaseChannel):
         return self._wait(deadline)
 
     def _close(self) -> None:
+        self._fast_off()
         if self._epoll is not None:
             self._epoll.close()
         self._sock.close()
