@@ -27,6 +27,7 @@ _BUILTIN = {
     "unixpacket": "ringipc.transports.unix",
     "unixgram": "ringipc.transports.unixgram",
     "tcp": "ringipc.transports.tcp",
+    "udp": "ringipc.transports.udp",
     "mq": "ringipc.transports.mq",
     "sysvmq": "ringipc.transports.sysvmq",
     "shm": "ringipc.transports.shm",

@@ -16,12 +16,18 @@ from ringipc.address import connect, listen
 from ringipc.transports.pipe import pipe_pair
 
 STREAM_TRANSPORTS = ["pipe", "fifo", "unix", "unix-abstract", "tcp"]
-MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm", "unixgram", "unixgram-abstract", "sysvmq"]
+MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm", "unixgram", "unixgram-abstract", "sysvmq", "udp"]
 # Parts of the contract a transport cannot honour, and why: the shared suite
 # runs them as skips with this reason (see transports_for).
 EXCLUDED = {
     ("sysvmq", "fileno"): "a System V message queue has no file descriptor to poll",
+    ("udp", "lossless"): "UDP drops datagrams when a receiver falls behind: no burst without flow control is sure to arrive whole",
 }
+
+
+def transport_opts(transport: str) -> dict:
+    """Options the suite passes to both ends: udp:// carries objects only when signed."""
+    return {"authkey": b"ringipc contract suite"} if transport == "udp" else {}
 # Transports with byte-stream mode; shm:// is not framed, so the framing
 # fault tests (STREAM_TRANSPORTS) do not apply to it.
 BYTESTREAM_TRANSPORTS = STREAM_TRANSPORTS + ["shm"]
@@ -34,13 +40,14 @@ _mq_names: list = []
 _sysv_keys: list = []
 
 
-def transports_for(feature: str, base=None) -> list:
+def transports_for(*features: str, base=None) -> list:
     """``base`` (default MESSAGE_TRANSPORTS) as parameters, those that cannot
-    honour ``feature`` marked skipped with the reason."""
-    return [
-        pytest.param(t, marks=pytest.mark.skip(reason=f"{t}: {EXCLUDED[t, feature]}")) if (t, feature) in EXCLUDED else t
-        for t in (MESSAGE_TRANSPORTS if base is None else base)
-    ]
+    honour one of ``features`` marked skipped with the reason."""
+    out = []
+    for t in MESSAGE_TRANSPORTS if base is None else base:
+        reasons = [EXCLUDED[t, f] for f in features if (t, f) in EXCLUDED]
+        out.append(pytest.param(t, marks=pytest.mark.skip(reason=f"{t}: {reasons[0]}")) if reasons else t)
+    return out
 
 
 def address_for(transport: str, tmp_path) -> str:
@@ -61,6 +68,7 @@ def address_for(transport: str, tmp_path) -> str:
         "unixgram": f"unixgram://{tmp_path}/g{n}.sock",
         "unixgram-abstract": f"unixgram://@ringipc-test-{n}",
         "tcp": "tcp://127.0.0.1:0",
+        "udp": "udp://127.0.0.1:0",
         "mq": f"mq:///ringipc-test-{n}",
         "shm": f"shm://ringipc-test-{n}",
     }[transport]
@@ -77,6 +85,7 @@ def channel_pair(transport: str, tmp_path, mode: str = "message", **opts):
             a.close()
             b.close()
         return
+    opts = {**transport_opts(transport), **opts}
     with listen(address_for(transport, tmp_path), mode=mode, **opts) as lst:
         got = {}
         # accept() sends the greeting connect() waits for, so one must run beside the other.
@@ -109,6 +118,7 @@ def _child_main(transport, address_or_end, target, args):
 def peer_process(transport: str, tmp_path, target, *extra, **connect_opts):
     """Run ``target(channel, *extra)`` in a forked process connected to the
     channel this context yields."""
+    connect_opts = {**transport_opts(transport), **connect_opts}
     args = {"extra": extra, "connect_opts": connect_opts}
     if transport == "pipe":
         mine, theirs = pipe_pair(**connect_opts)

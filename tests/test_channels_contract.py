@@ -260,18 +260,19 @@ def test_native_boundary_channels_survive_a_refused_message(transport, tmp_path)
         assert a.recv_bytes(timeout=10) == b"after"
 
 
-@pytest.mark.parametrize("transport", transports_for("fileno", [t for t in MESSAGE_TRANSPORTS if t != "pipe"]))
+@pytest.mark.parametrize("transport", transports_for("fileno", base=[t for t in MESSAGE_TRANSPORTS if t != "pipe"]))
 def test_listener_fileno_signals_a_waiting_peer(transport, tmp_path):
     import threading
 
-    from _channel_support import address_for
+    from _channel_support import address_for, transport_opts
     from ringipc.address import connect, listen
 
-    with listen(address_for(transport, tmp_path)) as lst, selectors.DefaultSelector() as sel:
+    opts = transport_opts(transport)
+    with listen(address_for(transport, tmp_path), **opts) as lst, selectors.DefaultSelector() as sel:
         sel.register(lst.fileno(), selectors.EVENT_READ)
         assert sel.select(0) == []
         got = {}
-        t = threading.Thread(target=lambda: got.setdefault("c", connect(lst.address, timeout=30)))
+        t = threading.Thread(target=lambda: got.setdefault("c", connect(lst.address, timeout=30, **opts)))
         t.start()
         assert len(sel.select(30)) == 1
         with lst.accept(timeout=30) as server:
@@ -281,7 +282,7 @@ def test_listener_fileno_signals_a_waiting_peer(transport, tmp_path):
                 assert server.recv(timeout=10) == "seen"
 
 
-@with_fileno
+@pytest.mark.parametrize("transport", transports_for("fileno", "lossless"))
 def test_asyncio_one_message_per_readiness_misses_none(transport, tmp_path):
     """A reader that takes one message each time the loop says fileno() is
     readable must still see every message, also those a transport read ahead
