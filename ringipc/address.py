@@ -2,7 +2,8 @@
 
 An address is ``SCHEME://TARGET``: ``fifo:///PATH``, ``unix:///PATH``,
 ``unix://@NAME`` (Linux abstract namespace), ``unixpacket:///PATH``,
-``tcp://HOST:PORT``, ``mq:///NAME``, ``shm://NAME`` and ``auto://NAME``.
+``tcp://HOST:PORT``, ``mq:///NAME``, ``shm://NAME`` and ``auto://NAME``;
+``unixgram:///PATH`` (``@NAME``), ``udp://HOST:PORT`` and ``sysvmq://KEY``.
 Each transport module registers its scheme here with :func:`register_scheme`;
 built-in transports are imported only when their scheme is first used, so
 ``posix_ipc`` is not needed by someone who never opens ``mq://``.
