@@ -22,9 +22,10 @@ reach the channel.
 
 End of file.  A datagram socket gets no signal when its peer closes or
 dies, so the lifeline carries it: the kernel closes the peer's end when the
-last copy of the peer's channel is closed or its process dies, and a
-receiver that finds no datagram waiting watches both the socket and the
-lifeline.  Datagrams the peer sent before it went are still delivered, then
+last copy of the peer's channel is closed or its process dies.  A receive
+with a timeout that finds no datagram waits in ``poll`` on both; one
+without a timeout blocks in ``recv`` like a bare socket, waking every
+``LIFELINE_CHECK`` seconds (``SO_RCVTIMEO``) to look at the lifeline.  Datagrams the peer sent before it went are still delivered, then
 ``EOFError``; ``fileno()`` is an epoll descriptor over the two, so it is
 readable exactly while a message or end-of-file is ready.  A send to a
 peer that has gone raises ``BrokenPipeError`` (the kernel answers
@@ -72,6 +73,9 @@ _SKB_OVERHEAD = 4096
 FULL_SNDBUF = 4 << 20
 WORKING_SNDBUF = 256 << 10
 _READ = select.POLLIN | select.POLLHUP | select.POLLERR
+#: How long a receive without timeout blocks in the kernel before it looks at
+#: the lifeline (then it blocks again): the longest a dead peer goes unnoticed.
+LIFELINE_CHECK = 0.05
 
 # Handshake datagrams.
 _MAGIC = b"RGDGRAM1"
@@ -152,6 +156,11 @@ class UnixgramChannel(PacketFastPath, BaseChannel):
         self._poller = select.poll()
         self._poller.register(self._fd, _READ)
         self._poller.register(self._life_fd, _READ)
+        self._life_poller = select.poll()
+        self._life_poller.register(self._life_fd, _READ)
+        sec = int(LIFELINE_CHECK)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                        struct.pack("ll", sec, int((LIFELINE_CHECK - sec) * 1e6)))
         self._peer_gone = False  # the lifeline hung up: EOF once the socket is empty
         self._eof = False
         self._epoll = None
@@ -215,14 +224,12 @@ class UnixgramChannel(PacketFastPath, BaseChannel):
             scratch = self._scratch
             while True:
                 try:
-                    n = self._recv_into(scratch, self._room, _DONTWAIT)
+                    # Blocks in the kernel, as a bare recv would, but for at most
+                    # LIFELINE_CHECK seconds (SO_RCVTIMEO): then the lifeline is looked at.
+                    n = self._recv_into(scratch, self._room)
                 except (BlockingIOError, InterruptedError):
-                    if self._peer_gone or self._closed:
+                    if self._peer_gone or self._closed or self._life_poller.poll(0):
                         break  # the general path reports end-of-file (or the close)
-                    # Wait for a datagram or the lifeline's hang-up, then try again.
-                    for fd, _ in self._poller.poll():
-                        if fd == self._life_fd:
-                            self._peer_gone = True
                     continue
                 if HEADER_SIZE <= n < self._room and scratch[:HEADER_SIZE] == HEADER:
                     return scratch[HEADER_SIZE:n]
