@@ -315,3 +315,18 @@ def test_udp_ipv6_loopback(tmp_path):
                 assert c.transport_limit == 65527 - 16
                 c.send_bytes(b"six")
                 assert s.recv_bytes(timeout=10) == b"six"
+
+
+@pytest.mark.parametrize("transport", UNIXGRAM)
+def test_unixgram_accept_skips_a_connector_that_gave_up(transport, tmp_path):
+    with listen(address_for(transport, tmp_path)) as lst:
+        with pytest.raises(TimeoutError):
+            connect(lst.address, timeout=0.05)  # its hello stays queued, its lifeline closed
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("s", lst.accept(timeout=30)))
+        t.start()
+        with connect(lst.address, timeout=30) as c:
+            t.join()
+            with out["s"] as s:
+                c.send_bytes(b"the live one")
+                assert s.recv_bytes(timeout=10) == b"the live one"

@@ -394,6 +394,9 @@ class SysvMqListener(BaseListener):
                     hello = probe._next(deadline)
                 except TimeoutError:
                     raise TimeoutError(f"no connection on {self.address} before the timeout") from None
+                except EOFError:  # the queue was removed: by our close() in another thread, or by hand
+                    self._check_open()
+                    raise ConnectionResetError(errno.ECONNRESET, f"the queue of {self.address} was removed") from None
                 if len(hello) != _HELLO.size:
                     continue
                 magic, nonce, pid, base = _HELLO.unpack(hello)

@@ -388,7 +388,11 @@ class UnixgramListener(BaseListener):
         ``handshake_timeout`` bounds the handshake alone."""
         self._check_open()
         deadline = deadline_after(timeout)
-        lifeline, creds, nonce, wants_auth, addr = self._next_hello(deadline)
+        while True:
+            lifeline, creds, nonce, wants_auth, addr = self._next_hello(deadline)
+            if not _hung_up(lifeline):
+                break
+            lifeline.close()  # its connector gave up (timed out, or died) before we got to it
         peer = None
         try:
             if not _admitted(creds, self._allow_other_users):
@@ -405,7 +409,10 @@ class UnixgramListener(BaseListener):
             # With SO_PASSCRED, connect() binds the socket to an abstract name
             # first, so the connector learns where the answer came from.
             peer.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            peer.connect(addr)
+            try:
+                peer.connect(addr)
+            except (ConnectionRefusedError, FileNotFoundError) as exc:
+                raise ConnectionResetError(errno.ECONNRESET, "the peer went away before it was accepted") from exc
             _drain(peer)
             mine = secrets.token_bytes(_NONCE)
             mac = _mac(self._authkey, b"server", nonce, mine) if self._authkey is not None else b""
@@ -441,6 +448,12 @@ class UnixgramListener(BaseListener):
         finally:
             if self._on_close is not None:
                 self._on_close()
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    poller = select.poll()
+    poller.register(sock.fileno(), _READ)
+    return bool(poller.poll(0))
 
 
 def _compare(a: bytes, b: bytes) -> bool:
