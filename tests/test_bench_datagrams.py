@@ -16,18 +16,21 @@ NAMES = ["unixgram.ringipc", "unixgram.socket", "sysvmq.ringipc", "sysvmq.sysv_i
 def test_selected_by_prefix():
     names = [f.name for f in adapters.select(only="unixgram*,sysvmq*")]
     assert sorted(names) == sorted(NAMES + ["mp.Queue"])
+    assert [f.name for f in adapters.select(only="udp*") if f.name != "mp.Queue"] == ["udp.ringipc", "udp.socket"]
 
 
 def test_quick_run_passes(tmp_path, capsys):
     out_json = tmp_path / "bench.json"
-    status = ringipc_main(["bench", "--quick", "--only", "unixgram*,sysvmq*", "--sizes", "64",
-                           "--scenarios", "throughput", "--timeout", "20", "--json", str(out_json)])
+    status = ringipc_main(["bench", "--quick", "--only", "unixgram*,sysvmq*,udp*", "--sizes", "64",
+                           "--scenarios", "throughput,latency", "--timeout", "20", "--json", str(out_json)])
     text = capsys.readouterr().out
     assert status == 0, text
     data = json.loads(out_json.read_text())
     ran = {(s["facility"], s["scenario"], s["size"]) for s in data["summary"] if s["ok"]}
     for name in NAMES:
         assert (name, "throughput", 64) in ran
+    for name in NAMES + ["udp.ringipc", "udp.socket"]:
+        assert (name, "latency", 64) in ran
 
 
 def test_sizes_over_the_queue_limit_are_skipped_with_the_reason():

@@ -1,10 +1,14 @@
-"""Datagram sockets and System V message queues: ringipc's ``unixgram://`` and
-``sysvmq://`` channels, each beside a hand-written reference that makes the
-plain calls (``socket.send``/``recv_into`` on a connected pair of UNIX
-datagram sockets; ``sysv_ipc`` ``send``/``receive`` on one queue), so one run
-shows how close the channel comes to the bare facility:
+"""Datagram sockets and System V message queues: ringipc's ``unixgram://``,
+``sysvmq://`` and ``udp://`` channels, each beside a hand-written reference
+that makes the plain calls (``socket.send``/``recv_into`` on a connected pair
+of datagram sockets; ``sysv_ipc`` ``send``/``receive`` on one queue), so one
+run shows how close the channel comes to the bare facility:
 
     python -m ringipc bench --only 'unixgram*,sysvmq*' --sizes 64,1K --scenarios throughput,latency
+
+UDP rows run the round trip only: UDP has no flow control, so a producer
+that outruns its consumer loses datagrams, which the bench (rightly) counts
+as a failed run.
 """
 import mmap
 import random
@@ -163,4 +167,39 @@ class SysvMqDirect(Facility):
         return lambda: receive(True, 1)[0]
 
 
-FACILITIES = [UnixgramChannel(), UnixgramSocket(), SysvMqChannel(), SysvMqDirect()]
+def _free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UdpChannel(Transport):
+    """``ringipc.connect("udp://127.0.0.1:PORT")``, unsigned (bytes only)."""
+
+    name = "udp.ringipc"
+    scenarios = ("latency",)
+
+    def __init__(self):
+        super().__init__("udp")
+
+    def _address(self):
+        return f"udp://127.0.0.1:{_free_udp_port()}"
+
+
+class UdpSocket(UnixgramSocket):
+    """The reference: a connected pair of UDP sockets on loopback."""
+
+    name = "udp.socket"
+    scenarios = ("latency",)
+
+    def _pair(self, size):
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        a.connect(b.getsockname())
+        b.connect(a.getsockname())
+        return a, b
+
+
+FACILITIES = [UnixgramChannel(), UnixgramSocket(), SysvMqChannel(), SysvMqDirect(), UdpChannel(), UdpSocket()]
