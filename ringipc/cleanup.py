@@ -5,7 +5,8 @@ killed with SIGKILL cannot.  ``python -m ringipc cleanup`` lists every
 ``ringipc-`` segment in /dev/shm with its creator and removes those whose
 creator is gone (``--dry-run`` only lists them).  A segment whose creator
 cannot be told (a user-named segment of no kind this version knows) is listed
-and kept.
+and kept.  It does the same for the System V message queues of
+``sysvmq://``, found by their owner marker.
 """
 import argparse
 import os
@@ -77,4 +78,19 @@ def main(argv=None):
     removed = remove_orphans(dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(removed)} orphaned segment(s) of {len(segments)}")
+    _cleanup_sysv_queues(args.dry_run, verb)
     return 0
+
+
+def _cleanup_sysv_queues(dry_run, verb):
+    """System V message queues of sysvmq:// whose creator is dead (channels/transports/sysvmq.py)."""
+    try:
+        from .channels.transports import sysvmq
+        queues = sysvmq.list_queues()
+    except ImportError:
+        return
+    for q in queues:
+        state = "orphaned" if q["orphaned"] else "in use"
+        print(f"sysvmq key {q['key']:#x} (msqid {q['id']})  creator {q['creator_pid']}  {state}")
+    removed = sysvmq.remove_orphans(dry_run=dry_run)
+    print(f"{verb} {len(removed)} orphaned System V message queue(s) of {len(queues)}")

@@ -7,6 +7,7 @@ import faulthandler
 import itertools
 import multiprocessing
 import os
+import random
 import threading
 
 import pytest
@@ -15,7 +16,18 @@ from ringipc.channels.address import connect, listen
 from ringipc.channels.transports.pipe import pipe_pair
 
 STREAM_TRANSPORTS = ["pipe", "fifo", "unix", "unix-abstract", "tcp"]
-MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm"]
+MESSAGE_TRANSPORTS = STREAM_TRANSPORTS + ["unixpacket", "mq", "shm", "unixgram", "unixgram-abstract", "sysvmq", "udp"]
+# Parts of the contract a transport cannot honour, and why: the shared suite
+# runs them as skips with this reason (see transports_for).
+EXCLUDED = {
+    ("sysvmq", "fileno"): "a System V message queue has no file descriptor to poll",
+    ("udp", "lossless"): "UDP drops datagrams when a receiver falls behind: no burst without flow control is sure to arrive whole",
+}
+
+
+def transport_opts(transport: str) -> dict:
+    """Options the suite passes to both ends: udp:// carries objects only when signed."""
+    return {"authkey": b"ringipc contract suite"} if transport == "udp" else {}
 # Transports with byte-stream mode; shm:// is not framed, so the framing
 # fault tests (STREAM_TRANSPORTS) do not apply to it.
 BYTESTREAM_TRANSPORTS = STREAM_TRANSPORTS + ["shm"]
@@ -25,6 +37,17 @@ HANG_GUARD_SECONDS = 180
 _counter = itertools.count()
 _fork = multiprocessing.get_context("fork")
 _mq_names: list = []
+_sysv_keys: list = []
+
+
+def transports_for(*features: str, base=None) -> list:
+    """``base`` (default MESSAGE_TRANSPORTS) as parameters, those that cannot
+    honour one of ``features`` marked skipped with the reason."""
+    out = []
+    for t in MESSAGE_TRANSPORTS if base is None else base:
+        reasons = [EXCLUDED[t, f] for f in features if (t, f) in EXCLUDED]
+        out.append(pytest.param(t, marks=pytest.mark.skip(reason=f"{t}: {reasons[0]}")) if reasons else t)
+    return out
 
 
 def address_for(transport: str, tmp_path) -> str:
@@ -32,12 +55,20 @@ def address_for(transport: str, tmp_path) -> str:
     n = f"{os.getpid()}-{next(_counter)}"
     if transport == "mq":
         _mq_names.append(f"/ringipc-test-{n}")
+    if transport == "sysvmq":
+        # Random, so that concurrent test runs on one machine do not collide.
+        key = random.randrange(1 << 24, 1 << 30)
+        _sysv_keys.append(key)
+        return f"sysvmq://{key}"
     return {
         "fifo": f"fifo://{tmp_path}/f{n}",
         "unix": f"unix://{tmp_path}/u{n}.sock",
         "unix-abstract": f"unix://@ringipc-test-{n}",
         "unixpacket": f"unixpacket://{tmp_path}/p{n}.sock",
+        "unixgram": f"unixgram://{tmp_path}/g{n}.sock",
+        "unixgram-abstract": f"unixgram://@ringipc-test-{n}",
         "tcp": "tcp://127.0.0.1:0",
+        "udp": "udp://127.0.0.1:0",
         "mq": f"mq:///ringipc-test-{n}",
         "shm": f"shm://ringipc-test-{n}",
     }[transport]
@@ -54,6 +85,7 @@ def channel_pair(transport: str, tmp_path, mode: str = "message", **opts):
             a.close()
             b.close()
         return
+    opts = {**transport_opts(transport), **opts}
     with listen(address_for(transport, tmp_path), mode=mode, **opts) as lst:
         got = {}
         # accept() sends the greeting connect() waits for, so one must run beside the other.
@@ -86,6 +118,7 @@ def _child_main(transport, address_or_end, target, args):
 def peer_process(transport: str, tmp_path, target, *extra, **connect_opts):
     """Run ``target(channel, *extra)`` in a forked process connected to the
     channel this context yields."""
+    connect_opts = {**transport_opts(transport), **connect_opts}
     args = {"extra": extra, "connect_opts": connect_opts}
     if transport == "pipe":
         mine, theirs = pipe_pair(**connect_opts)
@@ -135,6 +168,7 @@ def no_leftovers(tmp_path):
     faulthandler.dump_traceback_later(HANG_GUARD_SECONDS, exit=True)
     mq_before = _mqueue_entries()
     del _mq_names[:]
+    del _sysv_keys[:]
     yield tmp_path
     leftovers = sorted(p.name for p in tmp_path.iterdir())
     assert not leftovers, f"files left in {tmp_path}: {leftovers}"
@@ -142,8 +176,21 @@ def no_leftovers(tmp_path):
     assert not new_queues, f"message queues left in {MQUEUE_DIR}: {sorted(new_queues)}"
     # /dev/mqueue need not be mounted: ask the kernel about each queue we named.
     stale = [q for name in _mq_names for q in (name + ".up", name + ".down") if mq_exists(q)]
+    stale += [f"sysvmq://{key}" for key in _sysv_keys if sysv_exists(key)]
     faulthandler.cancel_dump_traceback_later()
     assert not stale, f"message queues left behind: {stale}"
+
+
+def sysv_exists(key: int) -> bool:
+    try:
+        import sysv_ipc
+    except ImportError:
+        return False
+    try:
+        sysv_ipc.MessageQueue(key)
+        return True
+    except sysv_ipc.ExistentialError:
+        return False
 
 
 def mq_exists(name: str) -> bool:

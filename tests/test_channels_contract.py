@@ -7,13 +7,14 @@ import selectors
 
 import pytest
 
-from _channel_support import MESSAGE_TRANSPORTS, channel_pair, peer_process
+from _channel_support import EXCLUDED, MESSAGE_TRANSPORTS, channel_pair, peer_process, transports_for
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from ringipc.channels.channel import BaseChannel, Channel
 from ringipc.errors import BufferTooShort, ChannelClosed, FrameError, MessageTooLarge
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 transports = pytest.mark.parametrize("transport", MESSAGE_TRANSPORTS)
+with_fileno = pytest.mark.parametrize("transport", transports_for("fileno"))
 
 STOP = b"\xffSTOP"
 
@@ -44,7 +45,8 @@ def test_satisfies_protocol(transport, tmp_path):
     with channel_pair(transport, tmp_path) as (a, b):
         assert isinstance(a, Channel) and isinstance(b, Channel)
         assert isinstance(a, BaseChannel)
-        assert isinstance(a.fileno(), int)
+        if (transport, "fileno") not in EXCLUDED:
+            assert isinstance(a.fileno(), int)
 
 
 @transports
@@ -118,7 +120,7 @@ def test_timeout_and_poll(transport, tmp_path):
         assert a.recv_bytes(timeout=0) == b"ready"
 
 
-@transports
+@with_fileno
 def test_fileno_works_with_selectors(transport, tmp_path):
     with channel_pair(transport, tmp_path) as (a, b), selectors.DefaultSelector() as sel:
         sel.register(a.fileno(), selectors.EVENT_READ)
@@ -128,7 +130,7 @@ def test_fileno_works_with_selectors(transport, tmp_path):
         assert a.recv_bytes() == b"wake"
 
 
-@transports
+@with_fileno
 def test_fileno_readable_after_poll_until_received(transport, tmp_path):
     """poll() may take a message off the kernel (a queue has no peek); the
     descriptor must still report it until it is received."""
@@ -196,7 +198,7 @@ def test_message_over_native_limit_is_refused_before_sending(transport, tmp_path
         assert a.recv_bytes(timeout=10) == b"\1" * b.transport_limit
 
 
-@transports
+@with_fileno
 def test_asyncio_can_wait_on_fileno(transport, tmp_path):
     import asyncio
 
@@ -215,7 +217,7 @@ def test_asyncio_can_wait_on_fileno(transport, tmp_path):
         assert asyncio.run(wait_for_message(a)) == b"async"
 
 
-@transports
+@with_fileno
 def test_multiprocessing_connection_wait(transport, tmp_path):
     from multiprocessing.connection import wait
 
@@ -258,18 +260,19 @@ def test_native_boundary_channels_survive_a_refused_message(transport, tmp_path)
         assert a.recv_bytes(timeout=10) == b"after"
 
 
-@pytest.mark.parametrize("transport", [t for t in MESSAGE_TRANSPORTS if t != "pipe"])
+@pytest.mark.parametrize("transport", transports_for("fileno", base=[t for t in MESSAGE_TRANSPORTS if t != "pipe"]))
 def test_listener_fileno_signals_a_waiting_peer(transport, tmp_path):
     import threading
 
-    from _channel_support import address_for
+    from _channel_support import address_for, transport_opts
     from ringipc.channels.address import connect, listen
 
-    with listen(address_for(transport, tmp_path)) as lst, selectors.DefaultSelector() as sel:
+    opts = transport_opts(transport)
+    with listen(address_for(transport, tmp_path), **opts) as lst, selectors.DefaultSelector() as sel:
         sel.register(lst.fileno(), selectors.EVENT_READ)
         assert sel.select(0) == []
         got = {}
-        t = threading.Thread(target=lambda: got.setdefault("c", connect(lst.address, timeout=30)))
+        t = threading.Thread(target=lambda: got.setdefault("c", connect(lst.address, timeout=30, **opts)))
         t.start()
         assert len(sel.select(30)) == 1
         with lst.accept(timeout=30) as server:
@@ -279,7 +282,7 @@ def test_listener_fileno_signals_a_waiting_peer(transport, tmp_path):
                 assert server.recv(timeout=10) == "seen"
 
 
-@transports
+@pytest.mark.parametrize("transport", transports_for("fileno", "lossless"))
 def test_asyncio_one_message_per_readiness_misses_none(transport, tmp_path):
     """A reader that takes one message each time the loop says fileno() is
     readable must still see every message, also those a transport read ahead

@@ -136,7 +136,7 @@ def test_mq_eof_marker_only_on_clean_close(tmp_path):
             a.recv_bytes(timeout=10)
 
 
-@pytest.mark.parametrize("transport", ["pipe", "unix", "unixpacket", "mq"])
+@pytest.mark.parametrize("transport", ["pipe", "unix", "unixpacket", "mq", "unixgram", "udp"])
 def test_signal_during_blocking_recv(transport, tmp_path):
     """A signal handler runs while recv waits, the wait then goes on to its own
     deadline, and an exception from the handler (Ctrl-C) comes out of recv."""

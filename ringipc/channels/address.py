@@ -2,7 +2,8 @@
 
 An address is ``SCHEME://TARGET``: ``fifo:///PATH``, ``unix:///PATH``,
 ``unix://@NAME`` (Linux abstract namespace), ``unixpacket:///PATH``,
-``tcp://HOST:PORT``, ``mq:///NAME``, ``shm://NAME`` and ``auto://NAME``.
+``tcp://HOST:PORT``, ``mq:///NAME``, ``shm://NAME`` and ``auto://NAME``;
+``unixgram:///PATH`` (``@NAME``), ``udp://HOST:PORT`` and ``sysvmq://KEY``.
 Each transport module registers its scheme here with :func:`register_scheme`;
 built-in transports are imported only when their scheme is first used, so
 ``posix_ipc`` is not needed by someone who never opens ``mq://``.
@@ -27,8 +28,11 @@ _BUILTIN = {
     "fifo": "ringipc.channels.transports.fifo",
     "unix": "ringipc.channels.transports.unix",
     "unixpacket": "ringipc.channels.transports.unix",
+    "unixgram": "ringipc.channels.transports.unixgram",
     "tcp": "ringipc.channels.transports.tcp",
+    "udp": "ringipc.channels.transports.udp",
     "mq": "ringipc.channels.transports.mq",
+    "sysvmq": "ringipc.channels.transports.sysvmq",
     "shm": "ringipc.channels.transports.shm",
 }
 

@@ -15,6 +15,7 @@ MODULES = [
     "ringipc.bench.adapters.mp",
     "ringipc.bench.adapters.streams",
     "ringipc.bench.adapters.peers",
+    "ringipc.bench.adapters.datagrams",
     "ringipc.bench.adapters.iceoryx",
     "ringipc.bench.adapters.fanout",
 ]
