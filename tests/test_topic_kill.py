@@ -163,9 +163,14 @@ def test_publisher_killed_mid_message_exposes_nothing_partial(policy):
         try:
             ready.get(timeout=60)
             for r in range(rounds):
+                published = _debug_state(t)["next_seq"]
                 victim = ctx.Process(target=_publish_forever, args=(t.name, r * 1_000_000))
                 victim.start()
                 give_up = time.monotonic() + 60
+                # Let it publish a couple of whole messages first, so that the
+                # verifier has intact ones to check around the partial one.
+                while _debug_state(t)["next_seq"] < published + 2 and time.monotonic() < give_up:
+                    os.sched_yield()
                 # Aimed: wait (yielding) until the victim holds the publisher
                 # lock - it is between claiming and publishing a record - then
                 # freeze it there and kill it.
