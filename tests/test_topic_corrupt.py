@@ -17,7 +17,7 @@ import pytest
 import ringcheck
 from _forked_checks import run
 from ringipc import ChannelClosed, CorruptSegment, MessageOverwritten, RingError, Topic
-from ringipc import _segment
+from ringipc.core import _segment
 from ringipc.topic._topic import _debug_state
 
 EXPECTED = (CorruptSegment, queue.Empty, queue.Full, TimeoutError, MessageOverwritten, ChannelClosed)
