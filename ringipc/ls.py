@@ -1,7 +1,8 @@
 """``python -m ringipc ls``: every ringipc object on this machine - rings
-(and the queues, pipes and channels built on them) and synchronisation
-primitives - with kind, capacity, fill level, bytes through, messages
-waiting, the processes using it and who is asleep; ``--watch N`` redraws
+(and the queues, pipes and channels built on them), broadcast topics and
+synchronisation primitives - with kind, capacity, fill level, bytes through,
+messages waiting or published, the processes using it (a topic's
+subscribers with how far behind they are) and who is asleep; ``--watch N`` redraws
 every N seconds with rates (a ``top``); ``--json`` for scripts.
 
 Segments are mapped read-only and every header field is checked before use
@@ -68,6 +69,13 @@ def _peers(info: dict) -> List[dict]:
                                      ("asleep-writing", slot["asleep_writing"])) if on]
             peers.append({"pid": slot["pid"], "role": ",".join(roles) or "attached",
                           "alive": _alive(slot["pid"], slot["start"])})
+    elif info["type"] == "topic":
+        for sub in info["subscribers"]:
+            behind = "" if sub["behind_bytes"] is None else f", {_size(sub['behind_bytes'])} behind"
+            peers.append({"pid": sub["pid"], "role": "subscriber" + behind, "alive": _alive(sub["pid"], sub["start"])})
+        for pub in info["publishers"]:
+            role = "publisher" + (", publishing" if info["publishing_pid"] == pub["pid"] else "")
+            peers.append({"pid": pub["pid"], "role": role, "alive": _alive(pub["pid"], pub["start"])})
     elif info.get("holder_pid"):
         peers.append({"pid": info["holder_pid"], "role": "holder", "alive": _alive(info["holder_pid"])})
     for peer in peers:
@@ -113,6 +121,9 @@ def _state(obj: dict) -> str:
         closed = [w for w, on in (("writer closed", obj["writer_closed"]), ("reader closed", obj["reader_closed"])) if on]
         return (f"{fill:5.1f}% full, {waiting} msgs waiting, in {_size(obj['bytes_in'])} out {_size(obj['bytes_out'])}"
                 + (f", {', '.join(closed)}" if closed else ""))
+    if obj["type"] == "topic":
+        return (f"{obj['published']} published ({_size(obj['bytes_in'])}), {_size(obj['retained_bytes'])} retained, "
+                f"{len(obj['subscribers'])} subscriber(s)")
     if obj["kind"] == "lock":
         return f"held by {obj['holder_pid']}" if obj["holder_pid"] else "free"
     if obj["kind"] == "semaphore":
@@ -127,7 +138,7 @@ def render(objects: List[dict], rates: Optional[Dict[str, tuple]] = None) -> str
             lines.append(f"{obj['name']}  ?  {obj['error']}")
             continue
         kind = f"{obj['type']}/{obj['kind']}"
-        size = _size(obj["capacity"]) if obj["type"] == "ring" else ""
+        size = _size(obj["capacity"]) if obj["type"] in ("ring", "topic") else ""
         rate = ""
         if rates and obj["name"] in rates:
             bytes_in, bytes_out = rates[obj["name"]]

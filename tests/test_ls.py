@@ -71,6 +71,31 @@ def test_counts_and_peers_of_a_running_workload():
         assert not dead["alive"] and dead["name"] == "(dead)"
 
 
+def test_topics_are_listed_with_their_subscribers():
+    from ringipc import Topic
+
+    with Topic(capacity=1 << 16, policy="lossless") as topic:
+        pub, sub, late = topic.publisher(), topic.subscribe(), topic.subscribe()
+        for i in range(10):
+            pub.send_bytes(b"%d" % i * 20)
+        for _ in range(4):
+            sub.recv_bytes(timeout=5)
+        entry = _entry(topic.name)
+        assert (entry["type"], entry["kind"], entry["published"]) == ("topic", "lossless", 10)
+        behind = sorted(p["behind_bytes"] for p in entry["subscribers"])
+        assert behind[0] < behind[1] and len(entry["publishers"]) == 1
+        roles = [p["role"] for p in entry["peers"]]
+        assert sum(r.startswith("subscriber") for r in roles) == 2 and "publisher" in roles
+        assert "10 published" in ls.render([entry])
+        for handle in (pub, sub, late):
+            handle.close()
+    with Topic(capacity=1 << 16, policy="latest") as topic:
+        sub = topic.subscribe()
+        entry = _entry(topic.name)
+        assert entry["kind"] == "latest" and entry["subscribers"][0]["behind_bytes"] is None  # not kept there
+        sub.close()
+
+
 def test_primitives_and_queues_are_listed():
     q, lock, sem = Queue(), sync.Lock(), sync.BoundedSemaphore(3)
     try:

@@ -14,6 +14,21 @@ cdef extern from *:
     #include <stddef.h>
     #include "ring_layout.h"
     #include "sync.h"
+    #include "topic.h"
+    static const size_t ripi_tp_abi = offsetof(struct tp_header, abi_version);
+    static const size_t ripi_tp_policy = offsetof(struct tp_header, policy);
+    static const size_t ripi_tp_ncells = offsetof(struct tp_header, ncells);
+    static const size_t ripi_tp_segment_size = offsetof(struct tp_header, segment_size);
+    static const size_t ripi_tp_slots_offset = offsetof(struct tp_header, slots_offset);
+    static const size_t ripi_tp_creator = offsetof(struct tp_header, creator_pid);
+    static const size_t ripi_tp_head = offsetof(struct tp_header, head);
+    static const size_t ripi_tp_tail = offsetof(struct tp_header, tail);
+    static const size_t ripi_tp_next_seq = offsetof(struct tp_header, next_seq);
+    static const size_t ripi_tp_pub_owner = offsetof(struct tp_header, pub_owner);
+    static const size_t ripi_tp_slot_size = sizeof(struct tp_slot);
+    static const size_t ripi_tp_slot_owner = offsetof(struct tp_slot, owner);
+    static const size_t ripi_tp_slot_pos = offsetof(struct tp_slot, pos);
+    static const size_t ripi_tp_slot_role = offsetof(struct tp_slot, role);
     /* Relaxed atomic loads of words another process is changing. */
     #define RIPI_LOAD64(p) __atomic_load_n((const uint64_t *)(p), __ATOMIC_RELAXED)
     #define RIPI_LOAD32(p) __atomic_load_n((const uint32_t *)(p), __ATOMIC_RELAXED)
@@ -54,11 +69,16 @@ cdef extern from *:
     const size_t ripi_slot_produce, ripi_slot_consume, ripi_slot_data_sleepers, ripi_slot_space_sleepers
     const size_t ripi_meta_size, ripi_sync_kind, ripi_sync_abi, ripi_sync_creator, ripi_sync_max, ripi_sync_word
     const size_t ripi_sync_size
+    const size_t ripi_tp_abi, ripi_tp_policy, ripi_tp_ncells, ripi_tp_segment_size, ripi_tp_slots_offset
+    const size_t ripi_tp_creator, ripi_tp_head, ripi_tp_tail, ripi_tp_next_seq, ripi_tp_pub_owner
+    const size_t ripi_tp_slot_size, ripi_tp_slot_owner, ripi_tp_slot_pos, ripi_tp_slot_role
     enum:
         RIP_MAGIC, RIP_ABI_VERSION, RIP_HEADER_SIZE, RIP_MAX_SLOTS, RIP_CELL, RIP_KIND_SPSC, RIP_KIND_MPMC
         RIP_MIN_CELLS, RIP_MAX_CELLS, RIP_FLAG_WRITER_CLOSED, RIP_FLAG_READER_CLOSED, RIP_STATE_COMMITTED
         RIP_SYNC_MAGIC, RIP_SYNC_ABI_VERSION, RIP_SYNC_LOCK, RIP_SYNC_SEMAPHORE, RIP_SYNC_EVENT
         RIP_SYNC_VALUE_MASK, RIP_SYNC_CONTENDED
+        TP_MAGIC, TP_ABI_VERSION, TP_MAX_SLOTS, TP_MIN_CELLS, TP_MAX_CELLS, TP_CELL, TP_LOSSLESS, TP_DROP_OLDEST
+        TP_LATEST, TP_ROLE_SUBSCRIBER, TP_ROLE_PUBLISHER, TP_OWNER_RELEASING
 
 # Records walked at most when counting the messages waiting (a snapshot of a
 # huge ring stays cheap; the count is then a lower bound, marked so).
@@ -82,8 +102,8 @@ def _owner(uint64_t word):
 
 
 def snapshot(const unsigned char[:] seg):
-    """A dict describing the ring or primitive in `seg` (a read-only buffer
-    of the whole segment); NotRecognised if it is neither."""
+    """A dict describing the ring, topic or primitive in `seg` (a read-only
+    buffer of the whole segment); NotRecognised if it is none of them."""
     cdef Py_ssize_t size = seg.shape[0]
     if size < 8:
         raise NotRecognised("shorter than any header")
@@ -93,6 +113,8 @@ def snapshot(const unsigned char[:] seg):
         return _ring(p, size)
     if magic == RIP_SYNC_MAGIC:
         return _primitive(p, size)
+    if magic == TP_MAGIC:
+        return _topic(p, size)
     raise NotRecognised("not a ringipc ring or primitive (bad magic; half-created?)")
 
 
@@ -171,3 +193,49 @@ cdef dict _primitive(const unsigned char *p, Py_ssize_t size):
     else:
         raise NotRecognised("primitive of an unknown kind")
     return out
+
+
+_TOPIC_POLICIES = {TP_LOSSLESS: "lossless", TP_DROP_OLDEST: "drop-oldest", TP_LATEST: "latest"}
+
+
+cdef dict _topic(const unsigned char *p, Py_ssize_t size):
+    cdef uint64_t ncells, head, tail, slots_offset, owner, pos
+    cdef uint32_t role
+    cdef size_t i
+    cdef const unsigned char *slot
+    if <size_t>size < 4096 or _u32(p, ripi_tp_abi) != TP_ABI_VERSION:
+        raise NotRecognised("topic header truncated or of another version")
+    ncells = _u64(p, ripi_tp_ncells)
+    slots_offset = _u64(p, ripi_tp_slots_offset)
+    policy = _TOPIC_POLICIES.get(_u32(p, ripi_tp_policy))
+    if (policy is None or ncells < TP_MIN_CELLS or ncells > TP_MAX_CELLS or (ncells & (ncells - 1)) != 0
+            or _u64(p, ripi_tp_segment_size) != <uint64_t>size
+            or slots_offset < 4096 or slots_offset + TP_MAX_SLOTS * ripi_tp_slot_size > <uint64_t>size):
+        raise NotRecognised("topic header does not validate")
+    head = _u64(p, ripi_tp_head)
+    tail = _u64(p, ripi_tp_tail)
+    subscribers, publishers = [], []
+    for i in range(TP_MAX_SLOTS):
+        slot = p + slots_offset + i * ripi_tp_slot_size
+        owner = _u64(slot, ripi_tp_slot_owner)
+        if owner == 0 or owner == TP_OWNER_RELEASING:
+            continue
+        role = _u32(slot, ripi_tp_slot_role)
+        pos = _u64(slot, ripi_tp_slot_pos)
+        entry = {"pid": owner & 0xFFFFFFFF, "start": owner >> 32}
+        if role == TP_ROLE_SUBSCRIBER:
+            # Behind by this many bytes of records (0 if it reads past a torn
+            # snapshot).  Only lossless topics keep subscriber positions in the
+            # segment (their publishers wait for them); the others do not.
+            entry["behind_bytes"] = None if policy != "lossless" else (head - pos) * TP_CELL if pos <= head else 0
+            subscribers.append(entry)
+        elif role == TP_ROLE_PUBLISHER:
+            publishers.append(entry)
+    return {
+        "type": "topic", "kind": policy, "capacity": ncells * TP_CELL,
+        "creator_pid": <int32_t>_u32(p, ripi_tp_creator),
+        "published": _u64(p, ripi_tp_next_seq), "bytes_in": head * TP_CELL,
+        "retained_bytes": min(head - tail, ncells) * TP_CELL if head >= tail else None,
+        "publishing_pid": (_u64(p, ripi_tp_pub_owner) & 0xFFFFFFFF) or None,
+        "subscribers": subscribers, "publishers": publishers,
+    }
