@@ -1,7 +1,9 @@
 """Seeing, from the kernel's side, that a process or thread is asleep in a
 wait, so that a test acts (a signal, a kill, a close) exactly while it waits:
 polling /proc instead of sleeping and hoping."""
+import multiprocessing
 import os
+import signal
 import time
 
 
@@ -54,3 +56,21 @@ def until_stopped(pid: int, limit: float = 60.0) -> bool:
             return False
         os.sched_yield()
     raise AssertionError(f"process {pid} never stopped")
+
+
+def _make_and_hang(make, conn) -> None:
+    made = make()  # held: their creator would unlink them when collected
+    conn.send([obj.name for obj in made])
+    signal.pause()
+
+
+def left_by_a_killed_creator(make) -> list:
+    """The segment names of the objects `make()` creates in a forked child
+    that is then SIGKILLed holding them: what a crash leaves in /dev/shm."""
+    ctx = multiprocessing.get_context("fork")
+    parent_end, child_end = ctx.Pipe()
+    creator = ctx.Process(target=_make_and_hang, args=(make, child_end))
+    creator.start()
+    names = parent_end.recv()
+    kill_now(creator)
+    return names

@@ -152,8 +152,9 @@ def _connect_as_nobody(address, result):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a peer as another user")
-def test_abstract_socket_refuses_other_users(tmp_path):
-    with listen(address_for("unix-abstract", tmp_path)) as lst:
+@pytest.mark.parametrize("transport", ["unix-abstract", "unixgram-abstract"])
+def test_abstract_socket_refuses_other_users(transport, tmp_path):
+    with listen(address_for(transport, tmp_path)) as lst:
         r, w = multiprocessing.Pipe(duplex=False)
         proc = multiprocessing.get_context("fork").Process(target=_connect_as_nobody, args=(lst.address, w))
         proc.start()

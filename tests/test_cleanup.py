@@ -1,27 +1,14 @@
 """python -m ringipc cleanup: removes what dead creators left, keeps what live
 ones use, and keeps what it cannot attribute."""
-import multiprocessing
 import os
-import signal
 
+from _proc_support import left_by_a_killed_creator
 from _segment_poke import SHM
 from ringipc import Ring, cleanup, sync
 
 
-def _create_and_hang(ready):
-    ring, lock = Ring(1 << 14), sync.Lock(name=f"cleanup-probe-{os.getpid()}")
-    ready.send((ring.name, lock.name))
-    signal.pause()
-
-
 def test_removes_a_dead_creators_segments_and_keeps_the_rest():
-    ctx = multiprocessing.get_context("fork")
-    parent_end, child_end = ctx.Pipe()
-    creator = ctx.Process(target=_create_and_hang, args=(child_end,))
-    creator.start()
-    dead = parent_end.recv()
-    creator.kill()
-    creator.join()
+    dead = left_by_a_killed_creator(lambda: [Ring(1 << 14), sync.Lock(name=f"cleanup-probe-{os.getpid()}")])
     foreign = f"ringipc-foreign-{os.getpid()}"
     with open(SHM + foreign, "wb") as f:
         f.write(b"not ours to judge" * 100)

@@ -2,15 +2,14 @@
 a 1 MiB /dev/shm, with lowered mq limits (both in namespaces this test makes,
 as root), and with an orphan left by a SIGKILLed creator."""
 import json
-import multiprocessing
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
 
+from _proc_support import left_by_a_killed_creator
 from ringipc import Ring, doctor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,20 +34,8 @@ def test_this_machine_verdicts_agree_with_the_exit_status():
     assert all(c["fix"] for c in checks.values() if c["verdict"] in ("warn", "fail"))
 
 
-def _make_ring_and_die(ready):
-    ring = Ring(1 << 16)
-    ready.send(ring.name)
-    signal.pause()
-
-
 def test_an_orphan_is_reported_with_the_cleanup_command():
-    ctx = multiprocessing.get_context("fork")
-    parent_end, child_end = ctx.Pipe()
-    creator = ctx.Process(target=_make_ring_and_die, args=(child_end,))
-    creator.start()
-    name = parent_end.recv()
-    creator.kill()
-    creator.join()
+    (name,) = left_by_a_killed_creator(lambda: [Ring(1 << 16)])
     try:
         check = doctor.check_orphans()
         assert check.verdict == "warn" and name in check.found and "ringipc cleanup" in check.fix

@@ -159,8 +159,8 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class ReaderEnd:
-    """``queue._reader``: what multiprocessing's reading Connection offers stdlib code."""
+class _End:
+    """What both ends share: a weak reference to their queue, and closed state."""
 
     def __init__(self, queue):
         # Weak: the queue holds its ends, and a cycle would keep its ring
@@ -183,6 +183,10 @@ class ReaderEnd:
     def _check(self):
         if self._closed:
             raise OSError("handle is closed")
+
+
+class ReaderEnd(_End):
+    """``queue._reader``: what multiprocessing's reading Connection offers stdlib code."""
 
     def fileno(self):
         self._check()
@@ -209,35 +213,15 @@ class ReaderEnd:
         return f"<reader of {self._ref()!r}>"
 
 
-class WriterEnd:
+class WriterEnd(_End):
     """``queue._writer``: send/close as on multiprocessing's writing Connection."""
 
-    def __init__(self, queue):
-        # Weak: the queue holds its ends, and a cycle would keep its ring
-        # (and name) alive until the cycle collector ran.
-        self._ref = weakref.ref(queue)
-        self._closed = False
-
-    @property
-    def _q(self):
-        queue = self._ref()
-        if queue is None:
-            raise OSError("handle is closed: its queue is gone")
-        return queue
-
-    @property
-    def closed(self):
-        queue = self._ref()
-        return self._closed or queue is None or queue._closed
-
     def send(self, obj):
-        if self._closed:
-            raise OSError("handle is closed")
+        self._check()
         self._q.put(obj)
 
     def send_bytes(self, data):
-        if self._closed:
-            raise OSError("handle is closed")
+        self._check()
         self._q.put(loads(data))
 
     def close(self):
