@@ -10,16 +10,14 @@ UDP rows run the round trip only: UDP has no flow control, so a producer
 that outruns its consumer loses datagrams, which the bench (rightly) counts
 as a failed run.
 """
-import mmap
 import random
 import socket
 
 from ringipc.bench.adapters.base import Channel, Facility
-from ringipc.bench.adapters.framing import LARGE
 from ringipc.bench.adapters.peers import _have
 from ringipc.bench.adapters.ringipc_transports import Transport
+from ringipc.bench.adapters.streams import _SNDBUF_SLACK, packet_receiver
 
-_SNDBUF_SLACK = 64 << 10
 
 
 class UnixgramChannel(Transport):
@@ -68,25 +66,7 @@ class UnixgramSocket(Facility):
         return end.send
 
     def open_receiver(self, end, size):
-        room = _SNDBUF_SLACK + 2 * size
-        if size < LARGE:
-            scratch = mmap.mmap(-1, room, flags=mmap.MAP_PRIVATE)
-            recv_into = end.recv_into
-
-            def recv_small():
-                return scratch[: recv_into(scratch, room)]
-
-            return recv_small
-        buf = bytearray(size)
-        bufs = [buf]
-
-        def recv():
-            got, _, flags, _ = end.recvmsg_into(bufs)
-            if flags & socket.MSG_TRUNC or got != size:
-                return bytes(got)  # the wrong length fails verification
-            return buf
-
-        return recv
+        return packet_receiver(end, size)
 
 
 def _msgmax():

@@ -133,6 +133,36 @@ class TcpLoopback(_SocketStream):
 _SNDBUF_SLACK = 64 << 10
 
 
+def packet_receiver(end, size):
+    """A receive of one packet (datagram or seqpacket) from socket `end`."""
+    if size < LARGE:
+        # A message of any size up to the largest packet the sender's
+        # buffer allows, as a general channel must take them, returned as
+        # fresh bytes (a reused buffer would be checked inside the timed
+        # loop): one recv_into a scratch map that size, then a slice of
+        # the map, which is one copy.
+        room = _SNDBUF_SLACK + 2 * size
+        scratch = mmap.mmap(-1, room, flags=mmap.MAP_PRIVATE)
+        recv_into = end.recv_into
+
+        def recv_small():
+            return scratch[: recv_into(scratch, room)]
+
+        return recv_small
+    buf = bytearray(size)
+    bufs = [buf]
+
+    def recv():
+        got, _, flags, _ = end.recvmsg_into(bufs)
+        if flags & socket.MSG_TRUNC or got != size:
+            return bytes(got)  # the wrong length fails verification
+        return buf
+
+    return recv
+
+
+
+
 class UnixSeqpacket(Facility):
     """Message boundaries kept by the kernel: one send, one recv per message."""
 
@@ -168,30 +198,7 @@ class UnixSeqpacket(Facility):
         return end.send
 
     def open_receiver(self, end, size):
-        if size < LARGE:
-            # A message of any size up to the largest packet the sender's
-            # buffer allows, as a general channel must take them, returned as
-            # fresh bytes (a reused buffer would be checked inside the timed
-            # loop): one recv_into a scratch map that size, then a slice of
-            # the map, which is one copy.
-            room = _SNDBUF_SLACK + 2 * size
-            scratch = mmap.mmap(-1, room, flags=mmap.MAP_PRIVATE)
-            recv_into = end.recv_into
-
-            def recv_small():
-                return scratch[: recv_into(scratch, room)]
-
-            return recv_small
-        buf = bytearray(size)
-        bufs = [buf]
-
-        def recv():
-            got, _, flags, _ = end.recvmsg_into(bufs)
-            if flags & socket.MSG_TRUNC or got != size:
-                return bytes(got)  # the wrong length fails verification
-            return buf
-
-        return recv
+        return packet_receiver(end, size)
 
 
 FACILITIES = [OsPipe(), NamedPipe(), UnixStream(), UnixStreamBatch(), UnixSeqpacket(), TcpLoopback()]
