@@ -25,6 +25,7 @@ from ..core.sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, 
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 DEFAULT_BATCH = 1000
+_OOB_MIN = oob.OOB_MIN_BUFFER  # bound once: put() of bytes checks it on its fast path
 Empty = _queue.Empty
 Full = _queue.Full
 _T = TypeVar("_T")
@@ -124,7 +125,7 @@ class Queue(EndsMixin, Generic[_T]):
         kind = type(obj)
         if kind is bytes:
             n = len(obj)
-            if n >= oob.OOB_MIN_BUFFER:
+            if n >= _OOB_MIN:
                 return self._put_slow(obj, block, timeout)
             data = _join((_SHORT_BINBYTES, _LEN1[n], obj, b".")) if n < 256 else dumps_bytes(obj)
         elif kind in _PLAIN:
