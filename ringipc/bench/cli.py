@@ -239,10 +239,10 @@ def main(argv=None):
                 f.write("\n")
         console.print(f"JSON written to {args.json}")
     if args.plot:
-        from ringipc.bench.plot import write_plot
+        from ringipc.bench.plot import write_plots
 
-        write_plot(args.plot, summaries)
-        console.print(f"Plot written to {args.plot}")
+        written = write_plots(args.plot, summaries, lock_summaries)
+        console.print(f"Figures written: {', '.join(written)}" if written else "No figure: no run finished")
     if interrupted:
         return 130
     return 1 if any(not s.ok for s in [*summaries, *pool_summaries, *lock_summaries]) else 0
