@@ -1,0 +1,80 @@
+"""Shared-memory queue libraries from PyPI as peers (``pip install 'ringipc[bench-peers]'``).
+
+Each is used as its own documentation shows, and its rows carry what a user
+must know beside the number (docs/benchmarks.md says it too):
+
+* ``cloudtoid-interprocess``: a competing-consumers byte queue; ``try_send``
+  does not block, so a full queue makes the producer poll (yielding the CPU);
+  the consumer blocks in ``receive``.  The queue lives only while an endpoint
+  is open: the parent keeps one for the channel's lifetime.
+* ``slick-queue``: a lock-free ring whose producers never wait for readers
+  (a reader that falls a lap behind loses messages) and whose reader polls;
+  fixed-size slots.  Lossless only when one message is in flight: round trip only.
+* ``kickmsg``: publish/subscribe, lossy when a subscriber's ring overflows
+  (it counts what it lost): round trip only; the subscriber blocks on a futex.
+
+Imports happen in ``available`` and in the children, so a missing package only
+marks its rows skipped.
+"""
+import os
+import uuid
+
+from ringipc.bench.adapters.base import Channel, Facility
+from ringipc.bench.adapters.peers import _have
+
+_EXTRA = "ringipc[bench-peers]"
+
+
+def _unique(prefix):
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+class CloudtoidQueue(Facility):
+    name = "cloudtoid-interprocess"
+    mpmc = True
+    copies_on_send = True
+
+    def available(self):
+        return _have("cloudtoid_interprocess", _EXTRA)
+
+    @staticmethod
+    def capacity(size):
+        # Room for a few hundred small messages or four large ones; a multiple of 8 as required.
+        return max(1 << 20, 4 * (size + 64)) // 8 * 8
+
+    def setup(self, size, producers=1, consumers=1):
+        from cloudtoid_interprocess import Publisher
+
+        name = _unique("ringipc-bench-")
+        # A queue disappears with its last endpoint: hold one until the run is over.
+        keeper = Publisher(name, self.capacity(size))
+        return Channel([name] * producers, [name] * consumers, keeper.close)
+
+    def _keep(self, end):
+        self.__dict__.setdefault("_ends", []).append(end)
+        return end
+
+    def open_sender(self, name, size):
+        from cloudtoid_interprocess import Publisher
+
+        try_send = self._keep(Publisher(name, self.capacity(size))).try_send
+        yield_cpu = os.sched_yield
+
+        def send(msg):
+            while not try_send(msg):  # full: the library offers no blocking send
+                yield_cpu()
+
+        return send
+
+    def open_receiver(self, name, size):
+        from cloudtoid_interprocess import Subscriber
+
+        receive = self._keep(Subscriber(name, self.capacity(size))).receive
+        return lambda: receive(timeout=None)
+
+    def close_end(self, end):
+        for e in self.__dict__.pop("_ends", []):
+            e.close()
+
+
+FACILITIES = [CloudtoidQueue()]
