@@ -77,4 +77,118 @@ class CloudtoidQueue(Facility):
             e.close()
 
 
-FACILITIES = [CloudtoidQueue()]
+class SlickQueue(Facility):
+    """One SlickQueue per direction, slots of exactly the message size."""
+
+    name = "slick-queue"
+    scenarios = ("latency",)  # lossy when a reader falls a lap behind
+    depth = 1024  # slots (a power of two)
+
+    def available(self):
+        return _have("slick_queue_py", _EXTRA)
+
+    def setup(self, size, producers=1, consumers=1):
+        from slick_queue_py import SlickQueue as Queue
+
+        q = Queue(name=_unique("rb-slick-"), size=self.depth, element_size=size)
+
+        def close():
+            q.close()
+            q.unlink()
+
+        return Channel([q.name], [q.name], close)
+
+    def _open(self, name, size):
+        from slick_queue_py import SlickQueue as Queue
+
+        q = Queue(name=name, element_size=size)
+        self.__dict__.setdefault("_queues", []).append(q)
+        return q
+
+    def open_sender(self, name, size):
+        q = self._open(name, size)
+        reserve, publish = q.reserve, q.publish
+
+        def send(msg):
+            i = reserve()
+            q[i][:len(msg)] = msg
+            publish(i)
+
+        return send
+
+    def open_receiver(self, name, size):
+        read = self._open(name, size).read
+        cursor = [0]
+
+        def recv():
+            while True:  # the library's reader polls: it has no way to sleep until data arrives
+                data, _, cursor[0] = read(cursor[0])
+                if data is not None:
+                    return data
+
+        return recv
+
+    def close_end(self, end):
+        for q in self.__dict__.pop("_queues", []):
+            q.close()
+
+
+class Kickmsg(Facility):
+    """kickmsg publish/subscribe on one SharedRegion per direction."""
+
+    name = "kickmsg"
+    scenarios = ("latency",)  # a subscriber whose ring overflows loses messages
+    copies_on_send = False  # send() takes bytes only
+
+    def available(self):
+        return _have("kickmsg", _EXTRA)
+
+    def setup(self, size, producers=1, consumers=1):
+        import kickmsg
+
+        cfg = kickmsg.Config()
+        cfg.max_payload_size = max(size, 64)
+        name = "/" + _unique("ringipc-bench-kick-")
+        region = kickmsg.SharedRegion.create(name, kickmsg.ChannelType.PubSub, cfg)
+        held = [region]
+
+        def close():
+            held.clear()
+            kickmsg.unlink_shm(name)
+
+        return Channel([name], [name], close)
+
+    def _region(self, name):
+        import kickmsg
+
+        region = kickmsg.SharedRegion.open(name)
+        self.__dict__.setdefault("_held", []).append(region)
+        return region
+
+    def open_sender(self, name, size):
+        import kickmsg
+
+        pub = kickmsg.Publisher(self._region(name))
+        self._held.append(pub)
+        return pub.send
+
+    def open_receiver(self, name, size):
+        import kickmsg
+
+        sub = kickmsg.Subscriber(self._region(name))
+        self._held.append(sub)
+        receive = sub.receive
+
+        def recv():
+            while True:  # blocks on a futex; a timeout only so Ctrl-C gets through
+                msg = receive(1.0)
+                if msg is not None:
+                    return msg
+
+        return recv
+
+    def close_end(self, end):
+        self.__dict__.pop("_held", None)
+
+
+FACILITIES = [CloudtoidQueue(), SlickQueue(), Kickmsg()]
