@@ -191,4 +191,67 @@ class Kickmsg(Facility):
         self.__dict__.pop("_held", None)
 
 
-FACILITIES = [CloudtoidQueue(), SlickQueue(), Kickmsg()]
+class SubethaSpsc(Facility):
+    """subetha's SpscRing: one writer, one reader, fixed 64-byte slots, in a mapped file."""
+
+    name = "subetha.SpscRing"
+    copies_on_send = False  # push() takes bytes only
+    depth = 4096  # slots
+
+    def available(self):
+        return _have("subetha", _EXTRA)
+
+    def supports(self, size, producers=1, consumers=1):
+        if size > 64:
+            return False, "fixed 64-byte slots (larger payloads need its framed Ring)"
+        return super().supports(size, producers, consumers)
+
+    def setup(self, size, producers=1, consumers=1):
+        import tempfile
+
+        import subetha
+
+        path = os.path.join(tempfile.gettempdir(), _unique("ringipc-bench-subetha-"))
+        held = [subetha.SpscRing(path, self.depth)]
+
+        def close():
+            held.clear()
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+        return Channel([path], [path], close)
+
+    def _ring(self, path):
+        import subetha
+
+        ring = subetha.SpscRing.open(path, self.depth)
+        self.__dict__.setdefault("_rings", []).append(ring)
+        return ring
+
+    def open_sender(self, path, size):
+        push = self._ring(path).push
+
+        def send(msg):
+            while not push(msg):  # full: both ends poll, the ring has no way to sleep
+                pass
+
+        return send
+
+    def open_receiver(self, path, size):
+        pop = self._ring(path).pop
+
+        def recv():
+            while True:
+                msg = pop()
+                if msg is not None:
+                    return msg
+
+        return recv
+
+    def close_end(self, end):
+        self.__dict__.pop("_rings", None)
+
+
+FACILITIES = [CloudtoidQueue(), SlickQueue(), Kickmsg(), SubethaSpsc()]
