@@ -202,7 +202,8 @@ def machine_info():
 
 
 def versions():
-    names = ["ringipc", "posix_ipc", "faster-fifo", "pyzmq", "iceoryx2", "rich", "matplotlib"]
+    names = ["ringipc", "posix_ipc", "faster-fifo", "pyzmq", "iceoryx2", "cloudtoid-interprocess", "slick-queue-py",
+             "kickmsg", "subetha-ipc", "eclipse-ecal", "rich", "matplotlib"]
     out = {name: _version(name) for name in names}
     if out["ringipc"] is None:  # running from a source tree that was never pip-installed
         try:

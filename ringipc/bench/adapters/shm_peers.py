@@ -254,4 +254,70 @@ class SubethaSpsc(Facility):
         self.__dict__.pop("_rings", None)
 
 
-FACILITIES = [CloudtoidQueue(), SlickQueue(), Kickmsg(), SubethaSpsc()]
+class Ecal(Facility):
+    """eCAL 6 binary publish/subscribe (its default local transport is shared memory).
+
+    Received through the subscriber callback, the binding's only way to
+    receive, into a queue the benchmark loop reads.  Publishers do not wait
+    for subscribers (a late or slow one misses messages) and finding each
+    other takes eCAL's registration a second or two: round trip only.
+    """
+
+    name = "ecal"
+    scenarios = ("latency",)
+    copies_on_send = False
+
+    def available(self):
+        return _have("ecal.nanobind_core", _EXTRA)
+
+    def setup(self, size, producers=1, consumers=1):
+        topic = _unique("ringipc_bench_")
+        return Channel([topic], [topic])
+
+    def _core(self):
+        import ecal.nanobind_core as core
+
+        if not core.is_initialized():
+            config = core.Configuration()
+            config.logging.provider.console.enable = False  # no log lines over the progress display
+            config.logging.provider.udp.enable = False
+            core.initialize(config, f"ringipc-bench-{os.getpid()}")
+        return core
+
+    def open_sender(self, topic, size):
+        pub = self._core().Publisher(topic)
+        self.__dict__.setdefault("_pubs", []).append(pub)
+        return pub.send
+
+    def open_receiver(self, topic, size):
+        import queue
+
+        got = queue.SimpleQueue()
+        sub = self._core().Subscriber(topic)
+        sub.set_receive_callback(lambda _id, _type, data: got.put(bytes(data.buffer)))
+        self.__dict__.setdefault("_subs", []).append(sub)
+        return got.get
+
+    def connected(self):
+        import time
+
+        deadline = time.monotonic() + 30.0
+        ends = [(p, p.get_subscriber_count) for p in self.__dict__.get("_pubs", [])]
+        ends += [(s, s.get_publisher_count) for s in self.__dict__.get("_subs", [])]
+        for _, count in ends:
+            while count() < 1:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("eCAL publisher and subscriber did not find each other")
+                time.sleep(0.01)
+
+    def close_end(self, end):
+        # Both ends of a round trip live in one process, with one eCAL initialisation: finalised once.
+        held = [self.__dict__.pop(key, None) for key in ("_pubs", "_subs")]
+        if any(h is not None for h in held):
+            del held
+            import ecal.nanobind_core as core
+
+            core.finalize()
+
+
+FACILITIES = [CloudtoidQueue(), SlickQueue(), Kickmsg(), SubethaSpsc(), Ecal()]
