@@ -4,6 +4,7 @@ Nothing here looks at a timing: only that the table, JSON and plot appear and
 that a facility which loses a message or hangs is reported as FAILED.
 """
 import json
+import re
 import sys
 import textwrap
 
@@ -203,3 +204,34 @@ def test_locks_scenario_rows_and_json(tmp_path, capsys):
                             for case in ("uncontended", "contended, 2 processes")}
     assert all(s["ok"] and s["ns"] > 0 for s in summary.values())
     assert summary[("mp.Lock", "uncontended")]["ratio"] == pytest.approx(1.0)
+
+
+@pytest.fixture
+def without_rich(monkeypatch):
+    import importlib
+
+    from ringipc.bench import term
+
+    for name in [m for m in sys.modules if m == "rich" or m.startswith("rich.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "rich", None)  # import fails as if not installed
+    importlib.reload(term)
+    assert not term.HAVE_RICH
+    yield
+    monkeypatch.undo()
+    importlib.reload(term)
+
+
+def test_without_rich_the_tables_are_plain_text(without_rich, capsys):
+    status = ringipc_main(["bench", "--quick", "--only", "os.pipe", "--sizes", "64",
+                           "--scenarios", "throughput,locks"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.out + captured.err
+    lines = captured.out.splitlines()
+    assert "Throughput, 1 producer -> 1 consumer" in lines
+    header = next(line for line in lines if line.lstrip().startswith("size"))
+    assert "facility" in header and "vs mp.Queue" in header
+    assert any(line.split()[:1] == ["os.pipe"] or "os.pipe" in line.split() for line in lines)
+    assert "Locks: ns per acquire+release" in lines
+    assert "[" not in captured.out.replace("[bench", "")  # no markup left: [red], [/] ...
+    assert re.search(r"^\[\d+/\d+\] rep 1/1 ", captured.err, re.M)  # progress went to stderr

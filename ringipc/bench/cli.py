@@ -104,7 +104,7 @@ def settings_from(args):
 
 
 def _list(console, facilities):
-    from rich.table import Table
+    from ringipc.bench.term import Table
 
     table = Table("facility", "runs here", header_style="bold")
     for f in facilities:
@@ -119,13 +119,9 @@ def _list(console, facilities):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    except ImportError as exc:
-        print(f"ringipc bench needs rich ({exc}); install it with: pip install 'ringipc[bench]'", file=sys.stderr)
-        return 2
+    # Without rich, plain-text tables and a one-line progress report (ringipc/bench/term.py).
     from ringipc.bench import adapters, report
+    from ringipc.bench.term import BarColumn, Console, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if args.facilities:
         from ringipc.bench.facilities import bench_names

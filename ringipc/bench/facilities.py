@@ -103,7 +103,7 @@ def markdown(summaries=None) -> str:
 
 
 def print_table(console, summaries) -> None:
-    from rich.table import Table
+    from ringipc.bench.term import Table
 
     table = Table(*HEADERS, header_style="bold", title="IPC facilities on this machine (TLPI ch. 43)")
     for row in rows(summaries):

@@ -186,11 +186,10 @@ def summarize(results):
 
 
 def table(summaries):
-    from rich import box
-    from rich.table import Table
+    from ringipc.bench.term import SIMPLE, Table
 
     t = Table(title="Locks: ns per acquire+release", title_justify="left", header_style="bold",
-              box=box.SIMPLE_HEAD, pad_edge=False)
+              box=SIMPLE, pad_edge=False)
     for col, justify in (("case", "left"), ("lock", "left"), ("ns", "right"), ("range", "right"),
                          (f"vs {BASE}", "right")):
         t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)
