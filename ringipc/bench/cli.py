@@ -128,7 +128,7 @@ def main(argv=None):
 
         # One representative per kind, 64 B throughput and round trip.
         args.only = ",".join(bench_names([f.name for f in adapters.all_facilities()]))
-        args.sizes, args.scenarios = "64", f"{THROUGHPUT},{LATENCY}"
+        args.sizes, args.scenarios = "64", f"{THROUGHPUT},{LATENCY},{locks.LOCKS}"
     settings = settings_from(args)
     # Pool rows ("ringipc Pool.map", ...) are not channel facilities: their
     # patterns are taken out before the channels' selection sees them.
@@ -213,7 +213,7 @@ def main(argv=None):
     if args.facilities:
         from ringipc.bench.facilities import print_table
 
-        print_table(console, summaries)
+        print_table(console, summaries, lock_summaries)
     if interrupted:
         console.print("[yellow]Interrupted: the tables show the runs that finished.[/]")
     if args.json:
