@@ -124,7 +124,8 @@ def ratio_figure(summaries, scenario, human_size):
         ax.grid(True, axis="x", which="major", alpha=0.3)
         ax.set_axisbelow(True)
     title = fanout_title(scenario) if is_fanout(scenario) else TITLES.get(scenario, scenario)
-    fig.suptitle(f"{title}\nmessages per second as a multiple of {baseline}'s, same run", fontweight="bold")
+    unit = "deliveries" if is_fanout(scenario) else "messages"
+    fig.suptitle(f"{title}\n{unit} per second as a multiple of {baseline}'s, same run", fontweight="bold")
     _legend(fig, any(not s.ok for s in rows))
     fig.tight_layout(rect=(0, 0.4 / height, 1, 1))  # room for the legend: a fixed 0.4 inch
     return fig
