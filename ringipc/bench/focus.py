@@ -16,7 +16,7 @@ SIZES = [64, 64 << 10]
 
 # (ringipc facility, its peers by preference): the queue drop-in against the
 # third-party queue it replaces, the raw ring against a zero-copy shared-memory
-# library, the MPMC ring against a many-to-many message queue.  Plain OS
+# library, the MPMC ring against a shared-memory or socket many-to-many byte queue.  Plain OS
 # facilities close each list so the row is there on a machine without extras.
 PAIRS: Dict[str, List[Tuple[str, Sequence[str]]]] = {
     THROUGHPUT: [("ringipc.Queue", ("faster-fifo", "mp.SimpleQueue")),
@@ -24,7 +24,7 @@ PAIRS: Dict[str, List[Tuple[str, Sequence[str]]]] = {
     LATENCY: [("ringipc.Queue", ("faster-fifo", "mp.SimpleQueue")),
               ("ringipc.Ring-spsc", ("iceoryx2", "os.pipe"))],
     MPMC: [("ringipc.Queue", ("faster-fifo", "posix-mq")),
-           ("ringipc.Ring-mpmc", ("zmq-push-pull", "posix-mq"))],
+           ("ringipc.Ring-mpmc", ("cloudtoid-interprocess", "zmq-push-pull", "posix-mq"))],
 }
 
 
