@@ -219,8 +219,7 @@ def _compact(rate):
 
 
 def table(summaries):
-    from rich import box
-    from rich.table import Table
+    from ringipc.bench.term import SIMPLE, Table
 
     workloads = []
     for s in summaries:
@@ -228,7 +227,7 @@ def table(summaries):
             workloads.append((s.workload, s.tasks))
     counts = ", ".join(f"{tasks:,} {w}" for w, tasks in workloads)
     t = Table(title=f"Process pools: map(chunksize=1), {WORKERS} forked workers ({counts} tasks)",
-              title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+              title_justify="left", header_style="bold", box=SIMPLE, pad_edge=False)
     spread = any(len(s.rates) > 1 for s in summaries)
     t.add_column("result", no_wrap=True)
     t.add_column("pool", no_wrap=True)

@@ -62,9 +62,7 @@ def _sort_key(s):
 
 def tables(summaries, settings):
     """rich Tables, one per scenario, rows grouped by message size."""
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
+    from ringipc.bench.term import SIMPLE, Table, escape
 
     out = []
     fanouts = sorted({s.scenario for s in summaries if is_fanout(s.scenario)})
@@ -76,7 +74,7 @@ def tables(summaries, settings):
         title = fanout_title(scenario) if is_fanout(scenario) else _TITLES[scenario].format(
             p=settings.producers, c=settings.consumers, size=human_size(settings.latency_size))
         # A light frame so the widest table still fits 80 columns.
-        table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+        table = Table(title=title, title_justify="left", header_style="bold", box=SIMPLE,
                       pad_edge=False)
         spread = settings.repeat > 1
         table.add_column("size", justify="right", no_wrap=True)
@@ -112,7 +110,7 @@ def tables(summaries, settings):
 
 
 def failures_text(summaries):
-    from rich.markup import escape
+    from ringipc.bench.term import escape
 
     bad = [s for s in summaries if not s.ok]
     if not bad:
@@ -124,7 +122,7 @@ def failures_text(summaries):
 
 
 def skipped_text(skips):
-    from rich.markup import escape
+    from ringipc.bench.term import escape
 
     if not skips:
         return ""
@@ -202,7 +200,8 @@ def machine_info():
 
 
 def versions():
-    names = ["ringipc", "posix_ipc", "faster-fifo", "pyzmq", "iceoryx2", "rich", "matplotlib"]
+    names = ["ringipc", "posix_ipc", "faster-fifo", "pyzmq", "iceoryx2", "cloudtoid-interprocess", "slick-queue-py",
+             "kickmsg", "subetha-ipc", "eclipse-ecal", "rich", "matplotlib"]
     out = {name: _version(name) for name in names}
     if out["ringipc"] is None:  # running from a source tree that was never pip-installed
         try:

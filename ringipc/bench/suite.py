@@ -8,7 +8,7 @@ warm-up from the rate its previous run achieved.
 """
 import statistics
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.fanout import FANOUT, FANOUT_BASELINE, FANOUT_SIZES, FANOUT_SUBSCRIBERS, is_fanout, scenario_name
@@ -33,6 +33,8 @@ class Settings:
     # Fresh processes either way; forkserver starts them ~0.05 s apiece instead of ~0.3 s
     # (an interpreter start under spawn), which is what keeps the default run near 2 minutes.
     start_method: str = "forkserver"
+    # {scenario: facility names}: only these cells run (the focused default, ringipc/bench/focus.py)
+    focus: Optional[Dict[str, List[str]]] = None
 
 
 @dataclass
@@ -90,6 +92,8 @@ def plan(facilities, settings):
             skips.append(Skip(f.name, why))
             continue
         for scenario, size, p, c in shapes:
+            if settings.focus is not None and f.name not in settings.focus.get(scenario, ()):
+                continue  # not one of the rows that the focused run shows
             if is_fanout(scenario) != getattr(f, "fanout", False):
                 continue  # fan-out facilities run fan-out scenarios only, and only they do
             if f.scenarios is not None and scenario not in f.scenarios:

@@ -17,6 +17,7 @@ MODULES = [
     "ringipc.bench.adapters.peers",
     "ringipc.bench.adapters.datagrams",
     "ringipc.bench.adapters.iceoryx",
+    "ringipc.bench.adapters.shm_peers",
     "ringipc.bench.adapters.fanout",
 ]
 

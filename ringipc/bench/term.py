@@ -1,0 +1,116 @@
+"""The bench's terminal: rich when it is installed, plain text when it is not.
+
+The tables and the progress display are written against the small part of
+rich's API used here (``Table``, ``Console.print``, ``Progress``, markup such as
+``[red]FAILED[/]``).  Without rich, the stand-ins below draw the same tables
+in plain text and report progress as one line on stderr, so
+``python -m ringipc bench`` works on a bare ``pip install ringipc``.
+"""
+import re
+import sys
+import time
+
+try:
+    from rich import box as _box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    HAVE_RICH = True
+    SIMPLE = _box.SIMPLE_HEAD
+except ImportError:
+    HAVE_RICH = False
+    SIMPLE = None
+
+_MARKUP = re.compile(r"\[/?[a-z ]*\]")
+
+
+def plain(text):
+    """``text`` without rich markup."""
+    return _MARKUP.sub("", str(text))
+
+
+class PlainTable:
+    def __init__(self, *headers, title=None, **_style):
+        self.title, self.columns, self.rows = title, [], []
+        for h in headers:
+            self.add_column(h)
+
+    def add_column(self, header, justify="left", **_style):
+        self.columns.append((header, justify))
+
+    def add_row(self, *cells):
+        self.rows.append([plain(c) for c in cells])
+
+    def add_section(self):
+        self.rows.append(None)
+
+    def render(self):
+        heads = [h for h, _ in self.columns]
+        widths = [max([len(h)] + [len(r[i]) for r in self.rows if r]) for i, h in enumerate(heads)]
+
+        def line(cells):
+            out = [c.rjust(w) if j == "right" else c.ljust(w)
+                   for c, w, (_, j) in zip(cells, widths, self.columns)]
+            return "  ".join(out).rstrip()
+
+        text = ([self.title] if self.title else []) + [line(heads), "-" * (sum(widths) + 2 * (len(widths) - 1))]
+        text += [line(r) if r is not None else "" for r in self.rows]
+        return "\n".join(text)
+
+
+class PlainConsole:
+    width = 100
+
+    def __init__(self, **_options):
+        pass
+
+    def print(self, obj="", width=None):
+        print(obj.render() if isinstance(obj, PlainTable) else plain(obj), flush=True)
+
+
+class PlainProgress:
+    """One line on stderr per step (rewritten in place on a terminal)."""
+
+    def __init__(self, *columns, console=None, transient=True):
+        self.tty = sys.stderr.isatty()
+        self.total, self.done, self.text, self._last = None, 0, "", 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.tty:
+            print(file=sys.stderr)
+
+    def add_task(self, description, total=None):
+        self.text, self.total = description, total
+        return 0
+
+    def update(self, task, total=None, completed=None, description=None):
+        if total is not None:
+            self.total = total
+        if completed is not None:
+            self.done = completed
+        if description is not None:
+            self.text = description
+        now = time.monotonic()
+        if not self.tty and now - self._last < 2.0:
+            return  # a log file gets a line every 2 s, not one per run
+        self._last = now
+        count = f"{self.done}/{self.total}" if self.total else ""
+        start = "\r" if self.tty else ""
+        print(f"{start}[{count}] {self.text}"[:160], end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+
+if not HAVE_RICH:
+    Table, Console, Progress = PlainTable, PlainConsole, PlainProgress  # noqa: F811
+
+    def escape(text):  # noqa: F811
+        return text
+
+    def BarColumn(*a, **k):  # noqa: N802,F811
+        return None
+
+    MofNCompleteColumn = TimeElapsedColumn = TextColumn = BarColumn  # noqa: F811
