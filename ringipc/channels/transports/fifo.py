@@ -26,7 +26,7 @@ from ..address import check_mode, register_scheme
 from ..bytestream import ByteStream
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseListener, deadline_after
 from ...errors import AddressError
-from ..framing import wait_readable
+from ..framing import poll_ms, wait_readable
 from .stream import StreamChannel
 
 _MAGIC = b"RINGIPC-FIFO1 "
@@ -51,8 +51,7 @@ def _wait_either(read_fd: int, watch_fd: int, deadline: Optional[float]) -> str:
     poller.register(read_fd, select.POLLIN | select.POLLHUP)
     poller.register(watch_fd, _GONE)
     while True:
-        ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-        events = dict(poller.poll(ms))
+        events = dict(poller.poll(poll_ms(deadline)))
         # Data first: a fast peer may already have answered *and* gone away,
         # and its answer still counts.
         if events.get(read_fd, 0) & select.POLLIN:

@@ -46,6 +46,7 @@ from ..address import check_mode, register_scheme
 from ._mq_fast import MqFastPath
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
 from ..doorbell import Doorbell
+from ..framing import poll_ms
 from ...errors import AddressError, FrameError
 from .mq_limits import check_limits, explain_failure
 
@@ -130,12 +131,7 @@ class MqChannel(MqFastPath, BaseChannel):
         poller.register(self._wake_r, select.POLLIN)
         while True:
             self._check_open()
-            if deadline is None:
-                ms = None
-            else:
-                # Round up: waking a hair early would report a timeout that has not happened.
-                ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-            ready = poller.poll(ms)
+            ready = poller.poll(poll_ms(deadline))
             if any(f == fd for f, _ in ready):
                 return True
             if ready:
