@@ -10,7 +10,14 @@ then unlinks its pair: from that point nothing is on disk for the connection,
 and a dead peer shows up as EOF, exactly as on an anonymous pipe.
 
 Every wait also watches the other side's liveness (POLLERR on a write end
-with no reader), so a peer that dies during the rendezvous ends the wait."""
+with no reader), so a peer that dies during the rendezvous ends the wait.
+
+A listener killed before it could remove PATH (SIGKILL, or SIGTERM without
+a handler) leaves the FIFO on disk.  A live listener always holds its read
+end open, so a FIFO at PATH that nobody reads (opening it for writing
+fails with ``ENXIO``) is provably abandoned: the next listener on PATH
+removes it and makes its own.  Anything else at PATH is left alone
+(``FileExistsError``)."""
 from __future__ import annotations
 
 import errno
@@ -27,6 +34,7 @@ from ..bytestream import ByteStream
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseListener, deadline_after
 from ...errors import AddressError
 from ..framing import poll_ms, wait_readable
+from .names import unlink_if_same
 from .stream import StreamChannel
 
 _MAGIC = b"RINGIPC-FIFO1 "
@@ -62,6 +70,28 @@ def _wait_either(read_fd: int, watch_fd: int, deadline: Optional[float]) -> str:
             return "ready"  # hang-up: the read that follows sees EOF and gives up
         if deadline is not None and time.monotonic() >= deadline:
             return "timeout"
+
+
+def _reap_stale_fifo(path: str) -> bool:
+    """Remove the FIFO at ``path`` if no listener reads it; whether the path is free."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    if not stat.S_ISFIFO(st.st_mode):
+        return False
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:
+            return False
+    else:
+        os.close(fd)
+        return False  # somebody reads it: a live listener
+    unlink_if_same(path, st)
+    return True
 
 
 def _wrap(rfd, wfd, mode, max_message_size):
@@ -128,7 +158,12 @@ class FifoListener(BaseListener):
         self._path = path
         self.address = f"fifo://{path}"
         self._pid = os.getpid()
-        os.mkfifo(path, 0o600)
+        try:
+            os.mkfifo(path, 0o600)
+        except FileExistsError:
+            if not _reap_stale_fifo(path):
+                raise
+            os.mkfifo(path, 0o600)
         try:
             os.chmod(path, 0o600)
             self._stat = os.stat(path)
@@ -193,12 +228,7 @@ class FifoListener(BaseListener):
         os.close(self._keep)
         if os.getpid() != self._pid:
             return  # a forked child must not remove the parent's FIFO
-        try:
-            st = os.stat(self._path)
-            if (st.st_dev, st.st_ino) == (self._stat.st_dev, self._stat.st_ino):
-                os.unlink(self._path)
-        except FileNotFoundError:
-            pass
+        unlink_if_same(self._path, self._stat)
 
 
 def listen(target: str, **opts):

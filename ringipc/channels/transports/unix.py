@@ -29,6 +29,7 @@ from typing import Callable, Optional, Union
 
 from ..address import check_mode, register_scheme
 from ...errors import AddressError, AuthenticationError
+from .names import unlink_if_same
 from .packet import tune_packet_socket
 from .sockets import SocketListener, check_kind, open_connection
 
@@ -121,12 +122,7 @@ def reap_stale_socket(path: str, kind: int) -> bool:
         return False  # somebody answers
     finally:
         probe.close()
-    try:
-        now = os.lstat(path)
-        if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
+    unlink_if_same(path, st)
     return True
 
 
@@ -145,12 +141,7 @@ def _remover(path: str, st: os.stat_result):
     def remove() -> None:
         if os.getpid() != pid:
             return  # a forked child closing its copy must not take the parent's socket away
-        try:
-            now = os.stat(path)
-            if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
+        unlink_if_same(path, st)
 
     return remove
 
