@@ -46,7 +46,8 @@ from typing import Optional
 
 from ..address import check_mode, register_scheme
 from ._mq_fast import MqFastPath
-from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
+from ..channel import (DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, over_limit,
+                       within_limit)
 from ..doorbell import Doorbell
 from ..framing import poll_ms
 from ...errors import AddressError, FrameError
@@ -206,19 +207,14 @@ class MqChannel(MqFastPath, BaseChannel):
         limit: a control message (acted on, then the receive goes on) or data
         over the limit (refused)."""
         if self._filter(message) is not None:
-            raise FrameError(
-                f"a {len(message)}-byte message is over the {self._recv_limit}-byte limit; it was discarded"
-            )
+            raise over_limit(len(message), self._recv_limit)
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def _send_message(self, view: memoryview) -> None:
         self._put(view, None)
 
     def _recv_message(self, limit, deadline) -> bytes:
-        body = self._take(deadline)
-        if limit is not None and len(body) > limit:
-            raise FrameError(f"a {len(body)}-byte message is over the {limit}-byte limit; it was discarded")
-        return body
+        return within_limit(self._take(deadline), limit)
 
     def _poll(self, deadline) -> bool:
         # Take control messages off the queue here, so that only data or EOF count as ready.

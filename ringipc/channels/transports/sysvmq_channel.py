@@ -21,7 +21,7 @@ import io
 import time
 from typing import Optional
 
-from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
+from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, within_limit
 from ...errors import FrameError
 from ._sysvmq_fast import SysvMqFastPath
 from .sysvmq_queue import Owner, peer_alive, read_limit, sysv_ipc
@@ -165,10 +165,7 @@ class SysvMqChannel(SysvMqFastPath, BaseChannel):
         return message
 
     def _recv_message(self, limit, deadline) -> bytes:
-        body = self._take(deadline)
-        if limit is not None and len(body) > limit:
-            raise FrameError(f"a {len(body)}-byte message is over the {limit}-byte limit; it was discarded")
-        return body
+        return within_limit(self._take(deadline), limit)
 
     def _poll(self, deadline) -> bool:
         if self._stash is not None or self._eof:
