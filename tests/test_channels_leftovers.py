@@ -138,6 +138,39 @@ def test_channels_without_a_path_are_abstract(tmp_path):
     assert sorted(os.listdir(tmp_path)) == []
 
 
+CONNECTOR = r"""
+import sys
+from ringipc.channels.address import connect
+connect(sys.argv[1])  # waits for ever: nobody answers
+"""
+
+
+def test_a_fifo_connector_killed_in_its_handshake_leaves_a_pair_the_next_listener_reaps(tmp_path):
+    path = str(tmp_path / "f")
+    os.mkfifo(path, 0o600)
+    # A stand-in listener that reads the request and never answers.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    keep = os.open(path, os.O_WRONLY)  # so that the read below waits instead of seeing end-of-file
+    proc = subprocess.Popen([sys.executable, "-c", CONNECTOR, f"fifo://{path}"], env=_env())
+    try:
+        os.set_blocking(fd, True)
+        request = os.read(fd, 64)  # the connector's pair exists from before this is written
+        assert request.startswith(b"RINGIPC-FIFO1 ")
+    finally:
+        proc.kill()
+        proc.wait(60)
+        os.close(fd)
+        os.close(keep)
+        os.unlink(path)
+    token = request.split()[1].decode()
+    assert sorted(os.listdir(tmp_path)) == [f"f.{token}.down", f"f.{token}.up"]
+    os.mkfifo(str(tmp_path / f"f.{'0' * 32}.down"))  # read by nobody, but no .up: also reaped
+    with listen(f"fifo://{path}") as lst:
+        assert sorted(os.listdir(tmp_path)) == ["f"]
+        _works(lst)
+    assert os.listdir(tmp_path) == []
+
+
 # Runs in a new IPC and mount namespace: the queues it makes and the
 # cleanup it runs cannot touch anybody else's.
 IN_NAMESPACE = r"""

@@ -17,7 +17,11 @@ a handler) leaves the FIFO on disk.  A live listener always holds its read
 end open, so a FIFO at PATH that nobody reads (opening it for writing
 fails with ``ENXIO``) is provably abandoned: the next listener on PATH
 removes it and makes its own.  Anything else at PATH is left alone
-(``FileExistsError``)."""
+(``FileExistsError``).  A connector killed during the rendezvous leaves its
+pair, ``PATH.TOKEN.up``/``.down``: a listener removes it when it finds the
+connector gone on answering its request, and a new listener on PATH removes
+every pair whose ``.down`` nobody reads (a live connector reads its own
+from before ``.up`` exists until both are unlinked)."""
 from __future__ import annotations
 
 import errno
@@ -41,6 +45,7 @@ _MAGIC = b"RINGIPC-FIFO1 "
 _REQUEST_SIZE = 64  # fixed, and far below PIPE_BUF, so one write is one whole request
 _TOKEN = re.compile(rb"[0-9a-f]{32}")
 _ACK, _READY = b"A", b"R"
+_PAIR = re.compile(r"([0-9a-f]{32})\.(?:up|down)")
 _GONE = select.POLLERR | select.POLLHUP
 
 
@@ -94,6 +99,31 @@ def _reap_stale_fifo(path: str) -> bool:
     return True
 
 
+def _reap_pair(path: str, token: str) -> None:
+    """Remove a connector's FIFO pair if its connector is gone (nobody reads .down)."""
+    up, down = _pair_paths(path, token)
+    if os.path.lexists(down) and not _reap_stale_fifo(down):
+        return  # read: a connector in its handshake
+    try:
+        st = os.lstat(up)
+    except FileNotFoundError:
+        return
+    if stat.S_ISFIFO(st.st_mode):
+        unlink_if_same(up, st)
+
+
+def _reap_pairs(path: str) -> None:
+    """The pairs killed connectors left next to ``path`` (PATH.TOKEN.up/.down)."""
+    directory, base = os.path.split(os.path.abspath(path))
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    tokens = {m.group(1) for n in names if n.startswith(base + ".") and (m := _PAIR.fullmatch(n[len(base) + 1:]))}
+    for token in tokens:
+        _reap_pair(path, token)
+
+
 def _wrap(rfd, wfd, mode, max_message_size):
     if mode == "stream":
         return ByteStream(_blocking(rfd), _blocking(wfd))
@@ -108,8 +138,12 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
     up, down = _pair_paths(target, token)
     fds = []
     try:
-        os.mkfifo(up, 0o600)
+        # .down first, read at once, and unlinked last: while .up exists, a
+        # live connector reads .down (what _reap_pair relies on).
         os.mkfifo(down, 0o600)
+        down_r = os.open(down, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fds.append(down_r)
+        os.mkfifo(up, 0o600)
         try:
             req = os.open(target, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
@@ -120,8 +154,6 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
         if not stat.S_ISFIFO(os.fstat(req).st_mode):
             # Never write a request into something else (a regular file would be overwritten).
             raise AddressError(f"{target} is not a FIFO")
-        down_r = os.open(down, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        fds.append(down_r)
         try:
             os.write(req, (_MAGIC + token.encode()).ljust(_REQUEST_SIZE, b" "))
         except BlockingIOError as exc:
@@ -174,6 +206,7 @@ class FifoListener(BaseListener):
         except BaseException:
             os.unlink(path)
             raise
+        _reap_pairs(path)
 
     def fileno(self) -> int:
         self._check_open()
@@ -211,6 +244,7 @@ class FifoListener(BaseListener):
                     return None  # a request naming anything but FIFOs is not acted on
                 os.write(down_w, _ACK)
             except OSError:
+                _reap_pair(self._path, token.decode())
                 return None  # the client gave up (its FIFOs are gone or unread)
             state = _wait_either(up_r, down_w, deadline)
             if state == "timeout":
