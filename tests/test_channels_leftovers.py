@@ -33,11 +33,16 @@ import signal, sys
 from ringipc.channels.address import listen
 how = sys.argv[2]
 if how == "term-handler":
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+    # SIGTERM turned into a normal exit.  Taken with sigwait, not a handler
+    # and pause(): a signal landing just before pause() would be missed.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 lst = listen(sys.argv[1])
 print("ready", flush=True)
-if how != "exit":
-    signal.pause()
+if how == "term-handler":
+    signal.sigwait({signal.SIGTERM})
+    sys.exit(143)
+if how == "wait":
+    signal.pause()  # until SIGKILL, or SIGTERM's default action
 """
 
 
