@@ -72,6 +72,8 @@ extensions = [
     extension("ringipc.core._mapping", ["ringipc/core/_mapping.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
+    # No ring: the C fast path of sysvmq:// channels (msgsnd/msgrcv).
+    extension("ringipc.channels.transports._sysvmq_fast", ["ringipc/channels/transports/_sysvmq_fast.pyx"]),
     # Broadcast topics (csrc/topic.c): their own segment layout; shares only
     # the liveness check with the ring.
     extension("ringipc.topic._topic", ["ringipc/topic/_topic.pyx", "csrc/topic.c", "csrc/ring_liveness.c"],

@@ -5,10 +5,13 @@ killed with SIGKILL cannot.  ``python -m ringipc cleanup`` lists every
 ``ringipc-`` segment in /dev/shm with its creator and removes those whose
 creator is gone (``--dry-run`` only lists them).  A segment whose creator
 cannot be told (a user-named segment of no kind this version knows) is listed
-and kept.  It does the same for the System V message queues of
-``sysvmq://``, found by their owner marker.  A large message's side segment
-is removed once its sender is dead and its ring is gone (named or anonymous:
-anonymous rings are found in their holders' /proc/PID/fd).
+and kept.  A large message's side segment is removed once its sender is
+dead and its ring is gone (named or anonymous: anonymous rings are found in
+their holders' /proc/PID/fd).  It does the same for the channels' queues a
+killed listener left: the System V message queues of ``sysvmq://`` (found by
+their owner marker, removed when it names a dead process) and the POSIX
+message queue pairs of ``mq://`` in /dev/mqueue (removed when no live listener
+holds them; listed only where the mqueue file system is mounted).
 """
 import argparse
 import os
@@ -107,6 +110,8 @@ def remove_orphans(dry_run=False):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m ringipc cleanup", description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    parser.add_argument("--mqueue-dir", default="/dev/mqueue", metavar="DIR",
+                        help="where the mqueue file system is mounted (default /dev/mqueue)")
     args = parser.parse_args(argv)
     segments = list_segments()
     for seg in segments:
@@ -117,18 +122,34 @@ def main(argv=None):
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(removed)} orphaned segment(s) of {len(segments)}")
     _cleanup_sysv_queues(args.dry_run, verb)
+    _cleanup_posix_queues(args.dry_run, verb, args.mqueue_dir)
     return 0
 
 
 def _cleanup_sysv_queues(dry_run, verb):
-    """System V message queues of sysvmq:// whose creator is dead (channels/transports/sysvmq.py)."""
-    try:
-        from .channels.transports import sysvmq
-        queues = sysvmq.list_queues()
-    except ImportError:
-        return
+    """System V message queues of sysvmq:// whose creator is dead (channels/transports/sysvmq_queue.py)."""
+    from .channels.transports import sysvmq_queue
+    queues = sysvmq_queue.list_queues()
     for q in queues:
         state = "orphaned" if q["orphaned"] else "in use"
         print(f"sysvmq key {q['key']:#x} (msqid {q['id']})  creator {q['creator_pid']}  {state}")
-    removed = sysvmq.remove_orphans(dry_run=dry_run)
+    removed = sysvmq_queue.remove_orphans(dry_run=dry_run)
     print(f"{verb} {len(removed)} orphaned System V message queue(s) of {len(queues)}")
+
+
+def _cleanup_posix_queues(dry_run, verb, directory):
+    """POSIX message queue pairs of mq:// no live listener holds (channels/transports/mq_leftovers.py)."""
+    from .channels.transports import mq_leftovers
+    if not os.path.isdir(directory):
+        print(f"POSIX message queues not listed: the mqueue file system is not mounted at {directory} "
+              f"(mount -t mqueue none {directory})")
+        return
+    try:
+        import posix_ipc  # noqa: F401  (mq:// and its reaping need it)
+    except ImportError:
+        return
+    queues = mq_leftovers.list_queues(directory)
+    for q in queues:
+        print(f"{q['address']}  ({' + '.join(q['names'])})  {'orphaned' if q['orphaned'] else 'in use'}")
+    removed = mq_leftovers.remove_orphans(dry_run=dry_run, directory=directory)
+    print(f"{verb} {len(removed)} orphaned POSIX message queue pair(s) of {len(queues)}")

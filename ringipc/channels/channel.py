@@ -14,7 +14,7 @@ import pickle
 import time
 from typing import Any, Optional, Protocol, TypeVar, runtime_checkable
 
-from ..errors import BufferTooShort, ChannelClosed, MessageTooLarge
+from ..errors import BufferTooShort, ChannelClosed, FrameError, MessageTooLarge
 
 _Self = TypeVar("_Self", bound="_Closable")
 
@@ -64,6 +64,19 @@ def deadline_after(timeout: Optional[float]) -> Optional[float]:
     if timeout < 0:
         timeout = 0.0
     return time.monotonic() + timeout
+
+
+def over_limit(size: int, limit: Optional[int]) -> FrameError:
+    """The error for a received message of ``size`` bytes over the receive limit
+    (transports whose messages arrive whole: it has been discarded)."""
+    return FrameError(f"a {size}-byte message is over the {limit}-byte limit; it was discarded")
+
+
+def within_limit(body: bytes, limit: Optional[int]) -> bytes:
+    """``body``, or :func:`over_limit` raised if it is longer than ``limit``."""
+    if limit is not None and len(body) > limit:
+        raise over_limit(len(body), limit)
+    return body
 
 
 def remaining(deadline: Optional[float]) -> Optional[float]:

@@ -34,6 +34,14 @@ COALESCE_BELOW = 16 * 1024
 READ_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
 
+def poll_ms(deadline: Optional[float]) -> Optional[int]:
+    """``poll``'s timeout in milliseconds until the monotonic ``deadline`` (None: forever)."""
+    if deadline is None:
+        return None
+    # Round up: waking a hair early would report a timeout that has not happened.
+    return max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+
+
 def wait_fd(fd: int, events: int, deadline: Optional[float], poller=None) -> bool:
     """Wait until ``fd`` reports one of ``events`` (or an error/hang-up), or until
     the monotonic ``deadline``.  Returns False on timeout.  ``poller`` is a
@@ -42,13 +50,7 @@ def wait_fd(fd: int, events: int, deadline: Optional[float], poller=None) -> boo
         poller = select.poll()
         poller.register(fd, events)
     while True:
-        if deadline is None:
-            ms = None
-        else:
-            left = deadline - time.monotonic()
-            # Round up: waking a hair early would report a timeout that has not happened.
-            ms = max(0, int(left * 1000 + 0.999))
-        if poller.poll(ms):
+        if poller.poll(poll_ms(deadline)):
             return True
         if deadline is not None and time.monotonic() >= deadline:
             return False

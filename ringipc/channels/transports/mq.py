@@ -1,7 +1,9 @@
 """``mq:///NAME``: a channel over a pair of POSIX message queues (``posix_ipc``).
 
 The listener creates ``/NAME.up`` (connector to listener) and ``/NAME.down``
-(listener to connector), mode 0600, and unlinks both on close.  A queue has
+(listener to connector), mode 0600, and unlinks both on close; a pair a
+killed listener left is reaped by the next listener on NAME and by
+``python -m ringipc cleanup`` (mq_leftovers.py).  A queue has
 no notion of a peer: one connector at a time, and a peer that is killed
 gives no EOF (only a clean ``close`` sends one), so use timeouts where a
 peer may die.
@@ -44,9 +46,12 @@ from typing import Optional
 
 from ..address import check_mode, register_scheme
 from ._mq_fast import MqFastPath
-from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
+from ..channel import (DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, over_limit,
+                       within_limit)
 from ..doorbell import Doorbell
+from ..framing import poll_ms
 from ...errors import AddressError, FrameError
+from .mq_leftovers import hold, reap
 from .mq_limits import check_limits, explain_failure
 
 _HELLO, _ACCEPT, _EOF = b"H", b"A", b"E"
@@ -130,12 +135,7 @@ class MqChannel(MqFastPath, BaseChannel):
         poller.register(self._wake_r, select.POLLIN)
         while True:
             self._check_open()
-            if deadline is None:
-                ms = None
-            else:
-                # Round up: waking a hair early would report a timeout that has not happened.
-                ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-            ready = poller.poll(ms)
+            ready = poller.poll(poll_ms(deadline))
             if any(f == fd for f, _ in ready):
                 return True
             if ready:
@@ -207,19 +207,14 @@ class MqChannel(MqFastPath, BaseChannel):
         limit: a control message (acted on, then the receive goes on) or data
         over the limit (refused)."""
         if self._filter(message) is not None:
-            raise FrameError(
-                f"a {len(message)}-byte message is over the {self._recv_limit}-byte limit; it was discarded"
-            )
+            raise over_limit(len(message), self._recv_limit)
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def _send_message(self, view: memoryview) -> None:
         self._put(view, None)
 
     def _recv_message(self, limit, deadline) -> bytes:
-        body = self._take(deadline)
-        if limit is not None and len(body) > limit:
-            raise FrameError(f"a {len(body)}-byte message is over the {limit}-byte limit; it was discarded")
-        return body
+        return within_limit(self._take(deadline), limit)
 
     def _poll(self, deadline) -> bool:
         # Take control messages off the queue here, so that only data or EOF count as ready.
@@ -264,17 +259,30 @@ class MqListener(BaseListener):
         self._created = []
         try:
             for name in (self._up, self._down):
-                try:
-                    q = pi.MessageQueue(name, pi.O_CREX, mode=0o600, max_messages=max_messages,
-                                        max_message_size=max_message_size)
-                except pi.ExistentialError as exc:
-                    raise FileExistsError(errno.EEXIST, f"message queue {name} already exists") from exc
-                except OSError as exc:
-                    raise explain_failure(exc, max_messages, max_message_size) from exc
-                self._created.append(q)
+                self._created.append(self._create(pi, name, max_messages, max_message_size))
+                if name == self._up:
+                    hold(self._created[0])  # what tells a live listener from a dead one's leftovers
         except BaseException:
             self._unlink()
             raise
+
+    def _create(self, pi, name: str, max_messages: int, max_message_size: int):
+        # A pair a dead listener left is reaped once (mq_leftovers.py); a live one's is refused.
+        for attempt in (1, 2):
+            try:
+                return pi.MessageQueue(name, pi.O_CREX, mode=0o600, max_messages=max_messages,
+                                       max_message_size=max_message_size)
+            except pi.ExistentialError as exc:
+                if name == self._down and attempt == 1:
+                    # We hold the new .up, so no live listener owns this name: a half-removed leftover.
+                    try:
+                        pi.unlink_message_queue(name)
+                    except pi.ExistentialError:
+                        pass
+                elif attempt == 2 or not reap(self._up, self._down):
+                    raise FileExistsError(errno.EEXIST, f"message queue {name} already exists") from exc
+            except OSError as exc:
+                raise explain_failure(exc, max_messages, max_message_size) from exc
 
     def fileno(self) -> int:
         """Readable when something waits in the connector-to-listener queue."""

@@ -57,7 +57,7 @@ from typing import Any, Optional
 
 from ..address import check_mode, register_scheme
 from ..auth import _mac, check_authkey
-from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
+from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, over_limit
 from ...errors import AddressError, AuthenticationError, FrameError, MessageTooLarge
 from ..framing import wait_readable
 from .tcp import split_host_port
@@ -184,7 +184,7 @@ class UdpChannel(BaseChannel):
             return None
         payload = view[HEADER_SIZE:end]
         if limit is not None and len(payload) > limit:
-            raise FrameError(f"a {len(payload)}-byte message is over the {limit}-byte limit; it was discarded")
+            raise over_limit(len(payload), limit)
         return payload
 
     def _next(self, limit, deadline) -> memoryview:
