@@ -47,13 +47,13 @@ topic_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_backend
 topic_includes = [os.path.join("ringipc", "topic", f) for f in os.listdir(os.path.join("ringipc", "topic")) if f.endswith(".pxi")]
 
 
-def extension(name, sources, libs=()):
+def extension(name, sources, libs=(), extra_args=()):
     return Extension(
         name,
         sources=sources,
         include_dirs=["csrc"],
         define_macros=macros,
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + list(extra_args),
         extra_link_args=link_args,
         libraries=list(libs),
         depends=headers + ["ringipc/core/_cring.pxd", "ringipc/core/_ring.pxd"] + ["ringipc/topic/_ctopic.pxd"] + ring_includes + topic_includes,
@@ -79,7 +79,10 @@ extensions = [
     extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
     # Broadcast topics (csrc/topic_*.c): their own segment layout; share the
     # ring's liveness check, wait backend and chaos points (not the ring).
-    extension("ringipc.topic._topic", ["ringipc/topic/_topic.pyx"] + topic_sources, libraries),
+    # Hidden visibility: the module's calls into its C files bind directly
+    # instead of through the PLT (only the module's init function is exported).
+    extension("ringipc.topic._topic", ["ringipc/topic/_topic.pyx"] + topic_sources, libraries,
+              ["-fvisibility=hidden"]),
 ]
 
 setup(

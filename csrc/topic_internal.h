@@ -8,7 +8,8 @@
  *   3  topic_layout.c     sizes, format, validation, attach, fork generation
  *      topic_wake.c       waking sleepers, recounting dead ones
  *   4  topic_slots.c      handle slots, closing, recovery of dead processes
- *      topic_lock.c       the publisher lock, records as its holder sees them
+ *      topic_lock.c       records as the publisher lock's holder sees them
+ *                         (the lock itself is inline, below)
  *   6  topic_publish.c    write begin/commit/abort
  *      topic_subscribe.c  joining, with history
  *      topic_read.c       read begin/end, the seqlock check
@@ -67,10 +68,33 @@ void tp_wake(tp_handle *h, int which);
 /* Lowers each waiter count to the sleepers of live slots. */
 void tp_recount(tp_handle *h);
 
+/*
+ * The publisher lock: an owner word, CAS 0 -> the holder's pid and start
+ * time (taken back by tp_recover if the holder dies).  Inline: every publish
+ * takes and gives it once.
+ */
+static inline int tp_try_lock(tp_handle *h)
+{
+    uint64_t expected = 0;
+    /* L1 (acquire): pairs with the previous holder's release of the lock, so
+     * its head, tail and records are visible. */
+    return a_cas(&h->hdr->pub_owner, &expected, h->owner, ACQ, RLX);
+}
+
+static inline void tp_unlock(tp_handle *h, int published)
+{
+    struct tp_header *hdr = h->hdr;
+    /* L2 (release): everything written under the lock. */
+    a_store(&hdr->pub_owner, 0, REL);
+    a_fence(SEQ_CST); /* F1: pairs with F2 in sleep_on(), csrc/topic_wait.c */
+    if (published && TP_WAITERS_COUNT(a_load(&hdr->data_waiters, RLX)))
+        tp_wake(h, TP_WAIT_DATA);
+    if (TP_WAITERS_COUNT(a_load(&hdr->lock_waiters, RLX)))
+        tp_wake(h, TP_WAIT_LOCK);
+}
+
 /* -- layer 4: topic_slots.c, topic_lock.c ------------------------------------- */
 int tp_take_slot(tp_handle *h, uint32_t role);
-int tp_try_lock(tp_handle *h);
-void tp_unlock(tp_handle *h, int published);
 /* The record at `p` as the lock holder sees it: cells, committed or padding, seq. */
 tp_status tp_record_at(tp_handle *h, uint64_t p, uint64_t head, uint64_t *cells, int *committed, uint64_t *seq);
 /* Lowest position of a live subscriber, clamped to [tail, head]; head if none. */

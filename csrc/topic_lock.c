@@ -1,31 +1,10 @@
 /*
- * The publisher lock (an owner word: CAS 0 -> the holder's pid and start
- * time), and what only its holder may look at: the records between tail
- * and head, and the lowest position of a live subscriber (lossless).
- * Publishing (csrc/topic_publish.c) and joining (csrc/topic_subscribe.c)
- * both run under it.
+ * What only the holder of the publisher lock (csrc/topic_internal.h) may
+ * look at: the records between tail and head, and the lowest position of a
+ * live subscriber (lossless).  Publishing (csrc/topic_publish.c) and joining
+ * (csrc/topic_subscribe.c) both run under the lock.
  */
 #include "topic_internal.h"
-
-int tp_try_lock(tp_handle *h)
-{
-    uint64_t expected = 0;
-    /* L1 (acquire): pairs with the previous holder's release of the lock, so
-     * its head, tail and records are visible. */
-    return a_cas(&h->hdr->pub_owner, &expected, h->owner, ACQ, RLX);
-}
-
-void tp_unlock(tp_handle *h, int published)
-{
-    struct tp_header *hdr = h->hdr;
-    /* L2 (release): everything written under the lock. */
-    a_store(&hdr->pub_owner, 0, REL);
-    a_fence(SEQ_CST); /* F1: pairs with F2 in sleep_on(), csrc/topic_wait.c */
-    if (published && TP_WAITERS_COUNT(a_load(&hdr->data_waiters, RLX)))
-        tp_wake(h, TP_WAIT_DATA);
-    if (TP_WAITERS_COUNT(a_load(&hdr->lock_waiters, RLX)))
-        tp_wake(h, TP_WAIT_LOCK);
-}
 
 /*
  * The record at `p` as seen by the lock holder (no publisher can change it
