@@ -18,6 +18,7 @@ MODULES = [
     "ringipc.bench.adapters.datagrams",
     "ringipc.bench.adapters.iceoryx",
     "ringipc.bench.adapters.fanout",
+    "ringipc.bench.adapters.fanout_peers",
 ]
 
 #: what every ratio is taken against (fan-out scenarios: FANOUT_BASELINE)
