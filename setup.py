@@ -75,6 +75,7 @@ extensions = [
       if sys.platform.startswith("linux") else []),
     # Read-only snapshots of segments for `python -m ringipc ls` (layouts only, no ring code).
     extension("ringipc.core._inspect", ["ringipc/core/_inspect.pyx"]),
+    extension("ringipc.core._mapping", ["ringipc/core/_mapping.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
     # Broadcast topics (csrc/topic_*.c): their own segment layout; share the

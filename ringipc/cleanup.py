@@ -6,18 +6,23 @@ killed with SIGKILL cannot.  ``python -m ringipc cleanup`` lists every
 creator is gone (``--dry-run`` only lists them).  A segment whose creator
 cannot be told (a user-named segment of no kind this version knows) is listed
 and kept.  It does the same for the System V message queues of
-``sysvmq://``, found by their owner marker.
+``sysvmq://``, found by their owner marker.  A large message's side segment
+is removed once its sender is dead and its ring is gone (named or anonymous:
+anonymous rings are found in their holders' /proc/PID/fd).
 """
 import argparse
 import os
 import re
 
-from .core import _segment
+from .core import _attach_locks, _segment
+from .core._segment_handle import anonymous_segments
 from .core._ring import pid_alive, segment_creator_pid
 from .errors import CorruptSegment
 from .topic._topic import segment_creator_pid as topic_creator_pid
 
 _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")
+# A large message's side segment (core/large.py): <ring>-L<sender pid>-<hex>.
+_SIDE_SEGMENT = re.compile(r"^(ringipc-.+)-L(\d+)-[0-9a-f]+$")
 
 
 def _creator_of(name):
@@ -33,26 +38,59 @@ def _creator_of(name):
     return (int(match.group(1)), "name") if match else (None, "unknown")
 
 
+def _side_segment_orphaned(name, live_rings):
+    """A side segment is orphaned once its sender is dead and its ring is
+    gone: while the ring lives, its reference may still be received."""
+    match = _SIDE_SEGMENT.match(name)
+    if match is None:
+        return None
+    return not pid_alive(int(match.group(2))) and match.group(1) not in live_rings
+
+
 def list_segments():
     """Every ringipc segment as dicts: name, size, creator pid, whether it is orphaned."""
     found = []
-    for name in _segment.names():
+    names = _segment.names()
+    live_rings = set(names) | set(anonymous_segments())
+    for name in names:
         try:
             size = os.stat(os.path.join(_segment.SHM_DIR, name)).st_size
         except FileNotFoundError:
             continue  # removed meanwhile
+        side_orphaned = _side_segment_orphaned(name, live_rings)
+        if side_orphaned is not None:
+            found.append({"name": name, "size": size, "creator_pid": int(_SIDE_SEGMENT.match(name).group(2)),
+                          "creator_from": "side segment", "attached": False, "orphaned": side_orphaned})
+            continue
         pid, source = _creator_of(name)
+        attached = _attached(name)
         found.append({
             "name": name,
             "size": size,
             "creator_pid": pid,
             "creator_from": source,
+            "attached": attached,
             # A segment nobody can be named for (a user-named one of no kind this
             # version knows) is kept: removing memory that may be in use is worse
-            # than leaving it listed.
-            "orphaned": pid is not None and not pid_alive(pid),
+            # than leaving it listed.  One still attached is left to its last
+            # holder, who removes it on letting go (core/_attach_locks.py).
+            "orphaned": pid is not None and not pid_alive(pid) and not attached,
         })
     return found
+
+
+def _attached(name):
+    """Whether a live process still holds the segment (its attach lock)."""
+    try:
+        fd = os.open(os.path.join(_segment.SHM_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return _attach_locks.attached_elsewhere(fd)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def remove_orphans(dry_run=False):
@@ -72,7 +110,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     segments = list_segments()
     for seg in segments:
-        state = "orphaned" if seg["orphaned"] else "in use" if seg["creator_pid"] is not None else (
+        state = "orphaned" if seg["orphaned"] else "in use" if seg["creator_pid"] is not None or seg["attached"] else (
             f"creator unknown, kept (remove it by hand if unused: rm {os.path.join(_segment.SHM_DIR, seg['name'])})")
         print(f"{seg['name']}  {seg['size']:>12} B  creator {seg['creator_pid']} ({seg['creator_from']})  {state}")
     removed = remove_orphans(dry_run=args.dry_run)

@@ -20,6 +20,7 @@ import time
 from typing import Dict, List, Optional
 
 from .core import _segment
+from .core._segment_handle import anonymous_segments
 from .core._inspect import NotRecognised, snapshot
 from .core._ring import pid_alive
 
@@ -32,8 +33,8 @@ def _process_name(pid: int) -> str:
         return "?"
 
 
-def _read_segment(name: str) -> dict:
-    path = os.path.join(_segment.SHM_DIR, name)
+def _read_segment(name: str, path: Optional[str] = None) -> dict:
+    path = path or os.path.join(_segment.SHM_DIR, name)
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
@@ -86,13 +87,16 @@ def _peers(info: dict) -> List[dict]:
 def list_objects() -> List[dict]:
     """A snapshot of every ringipc segment; unreadable ones carry an "error"."""
     found = []
-    for name in _segment.names():
-        entry: Dict[str, object] = {"name": name}
+    anonymous = anonymous_segments()
+    places = [(name, None) for name in _segment.names()] + sorted(anonymous.items())
+    for name, path in places:
+        entry: Dict[str, object] = {"name": name, "anonymous": path is not None}
         try:
-            info = _read_segment(name)
+            info = _read_segment(name, path)
             peers = _peers(info)
             creator = info["creator_pid"]
-            orphaned = not 0 < creator <= _PID_LIMIT or not pid_alive(creator)
+            # An anonymous segment is freed by the kernel with its last holder: never an orphan.
+            orphaned = path is None and (not 0 < creator <= _PID_LIMIT or not pid_alive(creator))
         except FileNotFoundError:
             continue  # removed meanwhile
         except (NotRecognised, OSError, ValueError, OverflowError) as exc:

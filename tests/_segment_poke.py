@@ -3,9 +3,27 @@ purpose.  Every offset comes from ring._debug_layout() (ringipc/core/_ring_testh
 which takes it from the C structs: nothing here knows the layout itself."""
 import mmap
 import os
+import itertools
+import pickle
 import struct
 
+from multiprocessing.reduction import ForkingPickler
+
 SHM = "/dev/shm/"
+_made = itertools.count()
+
+
+def unique_name(tag="t"):
+    """A ring name no other test (or test run) uses: for tests that need a
+    named segment (attach by name, files in /dev/shm)."""
+    # The pid first, as in the names ringipc makes up: the leak guard of any
+    # other test run on the machine (tests/conftest.py) leaves it alone.
+    return f"{os.getpid()}-{tag}-{next(_made)}"
+
+def twin(obj):
+    """Another handle of the same ring (topic, lock), as a child process
+    would receive it: works for anonymous and named objects alike."""
+    return pickle.loads(ForkingPickler.dumps(obj))
 
 
 class Poke:
@@ -13,7 +31,7 @@ class Poke:
 
     def __init__(self, ring):
         self.layout = ring._debug_layout()
-        self.fd = os.open(SHM + ring.name, os.O_RDWR)
+        self.fd = os.open(ring._debug_segment_path(), os.O_RDWR)
         self.map = mmap.mmap(self.fd, self.layout["segment_size"])
 
     def u32(self, offset, value):

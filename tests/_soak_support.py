@@ -74,7 +74,7 @@ class Slots:
 
     def __init__(self, ring):
         self.lay = ring._debug_layout()
-        self.fd = os.open("/dev/shm/" + ring.name, os.O_RDONLY)
+        self.fd = os.open(ring._debug_segment_path(), os.O_RDONLY)
         self.map = mmap.mmap(self.fd, self.lay["segment_size"], prot=mmap.PROT_READ)
 
     def _word(self, base, field, fmt="<Q"):

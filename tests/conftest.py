@@ -7,7 +7,10 @@ import pytest
 from ringipc.core._ring import pid_alive
 
 SHM_DIR = "/dev/shm"
-_PID_IN_NAME = re.compile(r"^ringipc-(\d+)-")
+# The creator's pid in names ringipc makes up (ringipc-<pid>-<hex>) and in the
+# names tests give (ringipc-<tag>-<pid>-...): other test runs on the machine
+# are left alone.
+_PID_IN_NAME = re.compile(r"^ringipc-(?:[a-z]+-)*(\d+)(?:-|$)")
 
 
 def _ringipc_segments():

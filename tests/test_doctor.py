@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from _proc_support import left_by_a_killed_creator
+from _segment_poke import unique_name
 from ringipc import Ring, doctor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +36,8 @@ def test_this_machine_verdicts_agree_with_the_exit_status():
 
 
 def test_an_orphan_is_reported_with_the_cleanup_command():
-    (name,) = left_by_a_killed_creator(lambda: [Ring(1 << 16)])
+    orphan = unique_name("doctor-orphan")
+    (name,) = left_by_a_killed_creator(lambda: [Ring(1 << 16, name=orphan)])
     try:
         check = doctor.check_orphans()
         assert check.verdict == "warn" and name in check.found and "ringipc cleanup" in check.fix

@@ -116,7 +116,7 @@ def test_primitives_and_queues_are_listed():
 @pytest.mark.parametrize("content", [b"", os.urandom(4096), b"RINGIPC1" + os.urandom(8000)],
                          ids=["empty", "random", "ring-magic-garbage"])
 def test_corrupt_and_half_created_segments_are_listed_not_trusted(content):
-    name = f"ringipc-lsprobe-{os.getpid()}"
+    name = f"ringipc-{os.getpid()}-lsprobe"
     with open(SHM + name, "wb") as f:
         f.write(content)
     try:
@@ -146,11 +146,11 @@ def test_a_ring_with_garbage_owner_words_is_listed_as_unrecognised():
 def test_looking_changes_nothing():
     with Ring(1 << 14) as ring:
         ring.send_bytes_many([b"a" * 100] * 7)
-        with open(SHM + ring.name, "rb") as f:
+        with open(ring._debug_segment_path(), "rb") as f:
             before = hashlib.sha256(f.read()).digest()
         for _ in range(3):
             ls.list_objects()
-        with open(SHM + ring.name, "rb") as f:
+        with open(ring._debug_segment_path(), "rb") as f:
             assert hashlib.sha256(f.read()).digest() == before
 
 

@@ -1,4 +1,5 @@
 """Functional behaviour of one Ring in one process, for both kinds."""
+import os
 import pickle
 import queue
 import time
@@ -6,6 +7,7 @@ import time
 import pytest
 
 from _proc_support import until_asleep_in
+from _segment_poke import unique_name
 import ringipc
 from ringipc import Ring
 
@@ -228,7 +230,12 @@ def test_shutdown_read_gives_broken_pipe(ring):
         ring.shutdown("sideways")
 
 
-def test_attach_by_name_and_pickle(ring):
+def test_attach_by_name_and_pickle(kind):
+    with Ring(capacity=4096, kind=kind, name=unique_name()) as ring:
+        _attach_by_name_and_pickle(ring)
+
+
+def _attach_by_name_and_pickle(ring):
     twin = Ring.attach(ring.name)
     try:
         assert not twin.creator and ring.creator
@@ -257,11 +264,30 @@ def test_creator_close_unlinks(kind):
         Ring.attach(r.name)
 
 
-def test_segment_is_private_to_owner(ring):
+def test_segment_is_private_to_owner(kind):
     import os
     import stat
-    mode = stat.S_IMODE(os.stat("/dev/shm/" + ring.name).st_mode)
-    assert mode & 0o077 == 0
+    with Ring(capacity=4096, kind=kind, name=unique_name()) as named, Ring(capacity=4096, kind=kind) as anonymous:
+        for ring in (named, anonymous):
+            mode = stat.S_IMODE(os.stat(ring._debug_segment_path()).st_mode)
+            assert mode & 0o077 == 0
+
+
+def test_anonymous_ring_travels_as_a_descriptor_and_never_by_plain_pickle(ring):
+    from multiprocessing.reduction import ForkingPickler
+    assert not os.path.exists("/dev/shm/" + ring.name)
+    with pytest.raises(TypeError, match="name="):
+        pickle.dumps(ring)
+    with pytest.raises(FileNotFoundError):
+        Ring.attach(ring.name)
+    twin = pickle.loads(ForkingPickler.dumps(ring))  # what pools and queues use
+    try:
+        assert twin.name == ring.name and not twin.creator
+        if ring.kind == "mpmc":
+            twin.send_bytes(b"through the descriptor")
+            assert ring.recv_bytes() == b"through the descriptor"
+    finally:
+        twin.close()
 
 
 def test_bad_constructor_arguments():
@@ -303,7 +329,7 @@ def test_ring_in_a_garbage_cycle_is_collected_cleanly(kind):
     import os
 
     def fail_holding_a_ring():
-        ring = Ring(capacity=4096, kind=kind)
+        ring = Ring(capacity=4096, kind=kind, name=unique_name())
         ring.send_bytes(b"x")
         try:
             raise KeyError(ring.name)

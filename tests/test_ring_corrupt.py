@@ -7,7 +7,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from _segment_poke import SHM, Poke
+from _segment_poke import SHM, Poke, unique_name
 
 import ringipc
 from ringipc import CorruptSegment, Ring
@@ -15,7 +15,7 @@ from ringipc import CorruptSegment, Ring
 
 @pytest.fixture(params=["spsc", "mpmc"])
 def ring(request):
-    with Ring(capacity=4096, kind=request.param) as r:
+    with Ring(capacity=4096, kind=request.param, name=unique_name()) as r:
         yield r
 
 
@@ -49,7 +49,7 @@ def test_truncated_segment(ring):
 
 
 def test_empty_and_foreign_segments():
-    name = f"ringipc-foreign-{os.getpid()}"
+    name = f"ringipc-{os.getpid()}-foreign"
     try:
         with open(SHM + name, "wb") as f:
             pass
@@ -141,7 +141,7 @@ def test_recovery_refuses_to_act_on_corrupt_positions(ring, poke):
 def test_random_garbage_never_crashes(writes, kind):
     """Scribble over header, slots and metadata; every operation must either
     work or raise one of the documented exceptions."""
-    with Ring(capacity=4096, kind=kind) as ring:
+    with Ring(capacity=4096, kind=kind, name=unique_name()) as ring:
         ring.send_bytes_many([b"abc", b"", b"x" * 300])
         p = Poke(ring)
         try:

@@ -20,7 +20,7 @@ import pytest
 
 from _corrupt_states import ALLOWED, make
 from _forked_checks import run
-from _segment_poke import Poke
+from _segment_poke import Poke, twin
 
 from ringipc import CorruptSegment, Ring
 
@@ -93,7 +93,7 @@ def exercise(seed, note):
     note.state(f"seed {seed}: {description}")
     other = None
     try:
-        other = _call(note, "Ring.attach", lambda: Ring.attach(ring.name))
+        other = _call(note, "Ring.attach", lambda: twin(ring))
         if not isinstance(other, Ring):
             assert isinstance(other, CorruptSegment), other
             other = None

@@ -19,6 +19,7 @@ import pytest
 
 import ringipc.core._ring as _ring
 from _proc_support import asleep_in, kill_now
+from _segment_poke import twin
 from ringcheck import NUMBER, drain_numbers, send_numbers
 from ringipc import Ring, RingError
 
@@ -199,7 +200,7 @@ def test_spsc_role_held_under_a_reused_pid_is_taken_over(bystander, side):
         holder = _start_child(_take_role, ring, side)
         assert ring._debug_owners()[side] == (holder.pid, _ring.process_start(holder.pid))
         kill_now(holder)
-        with Ring.attach(ring.name) as successor:
+        with twin(ring) as successor:
             ring._debug_set_owner(side, pid, start)
             with pytest.raises(RingError, match="another live process"):
                 if side == "producer":

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from _proc_support import asleep_in, reap
+from _segment_poke import twin
 from ringcheck import NUMBER, drain_numbers, send_numbers
 import ringipc.core._ring as _ring
 from ringipc import Ring
@@ -75,7 +76,7 @@ def _uncounted(ring):
 
 def _take_over(ring, side):
     """A new handle does the dead child's job: takes its SPSC role or its slot."""
-    with Ring.attach(ring.name) as other:
+    with twin(ring) as other:
         if side == "consumer":
             with pytest.raises(queue.Empty):
                 other.recv_bytes(block=False)
@@ -175,7 +176,7 @@ def test_killed_between_slot_and_header_steps_subtracts_nothing(side):
         ring.send_bytes(b"")
         ring.recv_bytes()
         layout = ring._debug_layout()
-        fd = os.open("/dev/shm/" + ring.name, os.O_RDWR)
+        fd = os.open(ring._debug_segment_path(), os.O_RDWR)
         try:
             segment = mmap.mmap(fd, layout["segment_size"])
             # Slot 100 (unused here): a dead process's count, absent from the header.

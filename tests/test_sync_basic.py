@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from _segment_poke import SHM
+from _segment_poke import SHM, unique_name
 from ringipc import CorruptSegment, Ring, cleanup, sync
 
 PRIMITIVES = [sync.Lock, sync.Semaphore, sync.BoundedSemaphore, sync.Event]
@@ -56,11 +56,11 @@ def test_attach_by_name_and_cleanup(kind):
 
 
 def test_attach_as_the_wrong_kind_or_a_ring_is_refused():
-    lock = sync.Lock()
+    lock = sync.Lock(name=unique_name())
     try:
         with pytest.raises(CorruptSegment, match="different kind"):
             sync.Semaphore.attach(lock.name)
-        with Ring(4096) as ring, pytest.raises(CorruptSegment, match="bad magic"):
+        with Ring(4096, name=unique_name()) as ring, pytest.raises(CorruptSegment, match="bad magic"):
             sync.Lock.attach(ring.name)
     finally:
         lock.close()
@@ -72,7 +72,7 @@ def test_attach_as_the_wrong_kind_or_a_ring_is_refused():
     (64, (1 << 22) + 1, "out of range"),   # a lock word no pid can be
 ])
 def test_corrupt_lock_headers_are_refused(offset, value, why):
-    lock = sync.Lock()
+    lock = sync.Lock(name=unique_name())
     try:
         with open(SHM + lock.name, "r+b") as f:
             f.seek(offset)
@@ -84,7 +84,7 @@ def test_corrupt_lock_headers_are_refused(offset, value, why):
 
 
 def test_corrupt_semaphore_value_above_its_bound_is_refused():
-    sem = sync.BoundedSemaphore(2)
+    sem = sync.BoundedSemaphore(2, name=unique_name())
     try:
         with open(SHM + sem.name, "r+b") as f:
             f.seek(64)

@@ -13,6 +13,7 @@ import warnings
 import pytest
 
 from _proc_support import kill_now, until_stopped
+from _segment_poke import twin
 
 import ringcheck
 from ringipc import sync
@@ -294,6 +295,6 @@ def test_undo_counts_only_what_a_process_still_holds():
         assert sem.get_value() == 2
         assert sem.acquire(block=False) and sem.acquire(block=False)
         assert not sem.acquire(timeout=0.5)  # nothing extra appeared
-        assert sync.Semaphore.attach(sem.name).undo
+        assert twin(sem).undo
     finally:
         sem.close()

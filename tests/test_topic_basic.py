@@ -11,6 +11,7 @@ import time
 import pytest
 
 from _proc_support import reap, until_asleep_in
+from _segment_poke import unique_name
 from ringipc import (
     BufferTooShort,
     ChannelClosed,
@@ -223,7 +224,7 @@ def test_closed_handles_and_topics(topic):
 
 
 def test_segment_is_private_listed_and_gone_after_close():
-    t = Topic(capacity=4096)
+    t = Topic(capacity=4096, name=unique_name())
     path = os.path.join("/dev/shm", t.name)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     listed = [s for s in cleanup.list_segments() if s["name"] == t.name]
@@ -242,7 +243,7 @@ def test_attach_by_name_and_foreign_segments():
         assert sub.recv_bytes() == b"hi"
         with pytest.raises(CorruptSegment):
             Ring.attach(t.name)  # a ring refuses a topic's segment ...
-    with Ring(capacity=4096) as r:
+    with Ring(capacity=4096, name=unique_name()) as r:
         with pytest.raises(CorruptSegment):
             Topic.attach(r.name)  # ... and a topic a ring's
     with pytest.raises(FileNotFoundError):
@@ -307,7 +308,7 @@ def test_handles_pickle_into_children(method):
 
 
 def test_topic_pickles_as_attach():
-    with Topic(capacity=4096) as t:
+    with Topic(capacity=4096, name=unique_name()) as t:
         again = pickle.loads(pickle.dumps(t))
         assert isinstance(again, Topic) and again.name == t.name and not again.creator
         assert isinstance(t.publisher(), Publisher) and isinstance(t.subscribe(), Subscriber)
@@ -329,7 +330,7 @@ def test_ctrl_c_interrupts_a_blocked_recv():
     import subprocess
     import sys
 
-    with Topic(capacity=4096) as t:
+    with Topic(capacity=4096, name=unique_name()) as t:
         proc = subprocess.Popen([sys.executable, "-c", CTRL_C_CHILD, t.name], stdout=subprocess.PIPE, text=True)
         try:
             assert proc.stdout.readline().strip() == "ready"

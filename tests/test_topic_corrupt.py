@@ -16,6 +16,7 @@ import pytest
 
 import ringcheck
 from _forked_checks import run
+from _segment_poke import unique_name
 from ringipc import ChannelClosed, CorruptSegment, MessageOverwritten, RingError, Topic
 from ringipc.core import _segment
 from ringipc.topic._topic import _debug_state
@@ -24,7 +25,7 @@ EXPECTED = (CorruptSegment, queue.Empty, queue.Full, TimeoutError, MessageOverwr
 
 
 def _raw(topic):
-    fd = os.open(os.path.join("/dev/shm", topic.name), os.O_RDWR)
+    fd = os.open(topic._debug_segment_path(), os.O_RDWR)
     try:
         return mmap.mmap(fd, 0)
     finally:
@@ -41,7 +42,7 @@ def test_foreign_and_truncated_segments():
     finally:
         m.close()
         _segment.unlink(name)
-    with Topic(capacity=4096) as t:
+    with Topic(capacity=4096, name=unique_name()) as t:
         raw = _raw(t)
         try:
             header = bytes(raw[:64])
@@ -93,7 +94,7 @@ def _cunning(rng, ncells, head):
 def exercise(n, note):
     rng = random.Random(n)
     policy = rng.choice(["lossless", "drop-oldest", "latest"])
-    with Topic(capacity=rng.choice([256, 1024, 4096]), policy=policy) as t:
+    with Topic(capacity=rng.choice([256, 1024, 4096]), policy=policy, name=unique_name()) as t:
         pub = t.publisher()
         subs = [t.subscribe(history=rng.randrange(3)) for _ in range(rng.randrange(1, 4))]
         for i in range(rng.randrange(0, 40)):

@@ -8,6 +8,7 @@ cimport ringipc.core._cring as c
 cdef class Ring:
     cdef c.rip_ring _r
     cdef object _mapping
+    cdef object _segment_handle  # _segment_handle.SegmentHandle: the descriptor, the name if any
     cdef Py_buffer _view
     cdef bint _has_view
     cdef readonly str name
@@ -22,7 +23,7 @@ cdef class Ring:
     cdef double _recovered_at    # monotonic time of this handle's last recovery attempt
     cdef bint _unwoken_readers   # a batch's commits that readers were not yet told of
 
-    cdef _map(self, str name, object mapping)
+    cdef _map(self, object handle)
     cdef _attach_view(self)
     cdef _unmap(self)
     cdef _finish_close(self)

@@ -15,6 +15,7 @@ that signal handlers (Ctrl-C) run promptly, against a CLOCK_MONOTONIC deadline.
 """
 import os
 import queue
+from multiprocessing.reduction import ForkingPickler
 
 cimport cython
 
@@ -31,7 +32,7 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 cimport ringipc.core._cring as c
 
-from . import _segment
+from ._segment_handle import SegmentHandle, open_ref
 from ..errors import BufferTooShort, ChannelClosed, CorruptSegment, MessageTooLarge, RingError
 
 NOGIL_COPY_THRESHOLD = 64 * 1024
@@ -63,11 +64,14 @@ include "_ring_support.pxi"
 cdef class Ring:
     """A lock-free ring of whole messages in POSIX shared memory.
 
-    ``Ring(capacity, kind="mpmc")`` creates a new segment owned by this process
-    (unlinked by ``close()``, by the context manager, or at interpreter exit);
-    ``Ring.attach(name)`` joins an existing one.  Passing a ``Ring`` to a child
-    process (fork, spawn or forkserver) re-attaches it there by name; a child
-    never unlinks its parent's segment.
+    ``Ring(capacity, kind="mpmc")`` creates a new segment in anonymous memory:
+    it has no name, is passed to child processes as a descriptor (fork, spawn,
+    forkserver, or inside objects sent through pools and queues) and is freed
+    by the kernel when the last process using it exits, however it exits.
+    ``Ring(..., name="x")`` creates a named segment that unrelated processes
+    join with ``Ring.attach("x")``; its creator removes the name on
+    ``close()``, by the context manager or at exit, and if the creator is
+    killed, the last process to let go of it does.
     """
     def __cinit__(self):
         self._stalled_since = -1.0
@@ -84,40 +88,44 @@ cdef class Ring:
         cdef uint64_t ncells = c.rip_cells_for_capacity(capacity)
         if ncells == 0:
             raise ValueError(f"capacity {capacity} is larger than a ring can be")
-        seg_name = _segment.new_name() if name is None else _segment.normalize_name(name)
         size = c.rip_segment_size(ncells)
-        mapping = _segment.create(seg_name, size)
+        handle = SegmentHandle.create(size, name)
         try:
-            self._map(seg_name, mapping)
+            self._map(handle)
             if c.rip_format(self._view.buf, size, ncells, _KINDS[kind], os.getpid()) != c.RIP_OK:
                 raise ValueError(f"cannot format a ring of capacity {capacity}")
             self._attach_view()
         except BaseException:
             self._unmap()
-            _segment.unlink(seg_name)
+            handle.release()
             raise
         self._creator_pid = os.getpid()
 
     @classmethod
     def attach(cls, name):
-        """Join the existing ring `name`; validates the whole header first."""
+        """Join the existing named ring `name`; validates the whole header first."""
+        return cls._from_handle(SegmentHandle.open(name))
+
+    @classmethod
+    def _from_handle(cls, handle):
         cdef Ring self = cls.__new__(cls)
-        seg_name = _segment.normalize_name(name)
-        mapping, size = _segment.open_existing(seg_name)
-        if mapping is None:
-            raise CorruptSegment(f"ring {seg_name!r}: segment is empty (its creator died while creating it?)")
-        self._map(seg_name, mapping)
+        if handle.mapping is None:
+            handle.release(reap=False)
+            raise CorruptSegment(f"ring {handle.name!r}: segment is empty (its creator died while creating it?)")
+        self._map(handle)
         try:
             self._attach_view()
         except BaseException:
             self._unmap()
+            handle.release(reap=False)
             raise
         return self
 
-    cdef _map(self, str name, object mapping):
-        self.name = name
-        self._mapping = mapping
-        PyObject_GetBuffer(mapping, &self._view, PyBUF_WRITABLE)
+    cdef _map(self, object handle):
+        self.name = handle.name
+        self._segment_handle = handle
+        self._mapping = handle.mapping
+        PyObject_GetBuffer(self._mapping, &self._view, PyBUF_WRITABLE)
         self._has_view = True
 
     cdef _attach_view(self):
@@ -134,6 +142,7 @@ cdef class Ring:
         if self._mapping is not None:
             self._mapping.close()
             self._mapping = None
+            self._segment_handle.mapping = None
 
     def __dealloc__(self):
         # May run during interpreter teardown, when module globals are None:
@@ -142,12 +151,26 @@ cdef class Ring:
             c.rip_release_roles(&self._r)
             PyBuffer_Release(&self._view)
             self._has_view = False
-        if self._creator_pid == getpid() and self.name is not None and _segment is not None:
-            _segment.unlink(self.name)
+        if self._segment_handle is not None and SegmentHandle is not None:
+            try:
+                self._segment_handle.release()
+            except OSError:
+                pass
 
     def __reduce__(self):
+        # Plain pickle: by name, or (anonymous) only into a child being started.
         self._check_open()
-        return (Ring.attach, (self.name,))
+        return (_ring_from_ref, (self._segment_handle.plain_reduce_args(f"ring {self.name!r}"),))
+
+    def _descriptor(self):
+        """The descriptor of this ring's segment, to pass over a UNIX socket
+        (SCM_RIGHTS); the receiver maps it with ring_from_descriptor()."""
+        self._check_open()
+        return self._segment_handle.fd
+
+    def _reduce_for_multiprocessing(self):
+        self._check_open()
+        return (_ring_from_ref, (self._segment_handle.reduce_args(f"ring {self.name!r}"),))
 
     # -- properties -------------------------------------------------------
     @property
@@ -450,12 +473,13 @@ cdef class Ring:
                     self._finish_close()
             finally:
                 self._busy = False
-        if self._creator_pid == os.getpid() and self.name is not None:
-            _segment.unlink(self.name)
+        if self._segment_handle is not None:
+            self._segment_handle.release()
 
     def unlink(self):
-        """Remove the segment's name now (attached handles keep working)."""
-        _segment.unlink(self.name)
+        """Remove the segment's name now (attached handles keep working);
+        nothing to do for an anonymous ring."""
+        self._segment_handle.unlink()
 
     def __enter__(self):
         self._check_open()
@@ -470,6 +494,10 @@ cdef class Ring:
 
 
     # -- test hooks (_ring_testhooks.pxi): states only a crash produces --
+    def _debug_segment_path(self):
+        """A path that opens this ring's segment here (named or anonymous)."""
+        return self._segment_handle.path
+
     def _debug_layout(self):
         return _hook_layout(self)
 
@@ -493,6 +521,21 @@ cdef class Ring:
         of this process, so that this process's own word in the recovery
         lock reads as held, not stale."""
         c.rip_debug_count_recovery(1 if running else -1)
+
+
+def _ring_from_ref(ref):
+    return Ring._from_handle(open_ref(ref))
+
+
+def ring_from_descriptor(fd, label):
+    """A Ring on the segment descriptor `fd` (received from another process,
+    now ours: closed with the ring); `label` names it in messages."""
+    return Ring._from_handle(SegmentHandle.from_fd(fd, label))
+
+
+# multiprocessing's picklers (and ringipc's, which shares their reducers) may
+# hand an anonymous ring's descriptor to another process; plain pickle may not.
+ForkingPickler.register(Ring, Ring._reduce_for_multiprocessing)
 
 
 include "_ring_messages.pxi"

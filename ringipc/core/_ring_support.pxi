@@ -58,8 +58,9 @@ cdef int _raise_status(c.rip_status st, Ring ring, uint64_t length, bint writer)
 
 
 def segment_creator_pid(name):
-    """The creator pid recorded in ring `name`'s header (validates it first)."""
-    cdef Ring ring = Ring.attach(name)
+    """The creator pid recorded in ring `name`'s header (validates it first);
+    looking neither counts as holding the segment nor ever removes it."""
+    cdef Ring ring = Ring._from_handle(SegmentHandle.open(name, observer=True))
     try:
         return ring._r.hdr.creator_pid
     finally:

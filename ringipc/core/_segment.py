@@ -1,5 +1,7 @@
 """Named POSIX shared-memory segments: create (reserved up front), open, unlink.
 
+Objects without a name use anonymous memory instead (see _segment_handle).
+
 Only this module touches ``/dev/shm`` names.  Every segment ringipc creates is
 named ``ringipc-<creator pid>-<random>`` (or ``ringipc-<user name>``), created
 ``O_EXCL`` with mode 0600, and has its memory reserved with ``posix_fallocate``
@@ -45,6 +47,19 @@ def _free_bytes():
 
 def create(name, size):
     """Create and map a new segment of `size` bytes; returns the mmap."""
+    fd = create_fd(name, size)
+    try:
+        return mmap.mmap(fd, size)
+    except BaseException:
+        unlink(name)
+        raise
+    finally:
+        os.close(fd)
+
+
+def create_fd(name, size):
+    """Create a new segment of `size` bytes (reserved); returns a
+    close-on-exec descriptor of it for the caller to map and close."""
     try:
         shm = posix_ipc.SharedMemory("/" + name, flags=posix_ipc.O_CREX, mode=0o600)
     except posix_ipc.ExistentialError as exc:
@@ -63,14 +78,29 @@ def create(name, size):
                 f"{os.strerror(exc.errno)}; free in {SHM_DIR}: {free_text}. Use a smaller capacity, or "
                 f"enlarge {SHM_DIR} (for Docker: --shm-size)",
             ) from None
-        mapping = mmap.mmap(shm.fd, size)
+        fd = os.dup(shm.fd)  # os.dup: close-on-exec
     except BaseException:
         shm.close_fd()
         _unlink_quietly(name)
         raise
     shm.close_fd()
     _owned[name] = os.getpid()
-    return mapping
+    return fd
+
+
+def open_fd(name):
+    """A close-on-exec descriptor of the existing segment `name`."""
+    try:
+        shm = posix_ipc.SharedMemory("/" + name)
+    except posix_ipc.ExistentialError as exc:
+        raise FileNotFoundError(errno.ENOENT, f"no shared-memory object named {name!r} (already closed by its "
+                                f"creator, or anonymous: then pass the object itself to the process)") from exc
+    except posix_ipc.PermissionsError as exc:
+        raise PermissionError(errno.EACCES, f"no permission to open shared memory {name!r}") from exc
+    try:
+        return os.dup(shm.fd)
+    finally:
+        shm.close_fd()
 
 
 def open_existing(name):

@@ -3,17 +3,17 @@
 Objects are pickled by the caller (an unpicklable object raises in ``put``) and
 written straight into an MPMC ring; see feeder.py for what happens when the
 ring is full and large.py for objects larger than its max_message_size.
-``maxsize`` and ``qsize()`` use a named semaphore of free slots, taken before
-a message is written and given back after it is read (see sharedstate.py).
+``maxsize`` and ``qsize()`` use a semaphore of free slots (ringipc.sync's, in
+the same kind of segment as the ring), taken before a message is written and
+given back after it is read.  A queue made without a name lives in anonymous
+memory and reaches other processes only by inheritance and multiprocessing's
+descriptor passing; with ``name=`` it can be pickled to any process.
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Generic, Iterable, List, Optional, TypeVar
 import queue as _queue
 import time
-
-from posix_ipc import BusyError
 
 from ..core._ring import Ring
 from ..core import large
@@ -21,7 +21,8 @@ from . import oob
 from .feeder import Feeder
 from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps_bytes, loads
 from .readiness import EndsMixin
-from ..core.sharedstate import VALUE_MAX, NamedSemaphore, keep_alive_for_child, pin_rings
+from ..core.sharedstate import keep_alive_for_child, pin_rings
+from ..sync._sync import SEM_VALUE_MAX as VALUE_MAX, Semaphore
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 DEFAULT_BATCH = 1000
@@ -29,6 +30,11 @@ _OOB_MIN = oob.OOB_MIN_BUFFER  # bound once: put() of bytes checks it on its fas
 Empty = _queue.Empty
 Full = _queue.Full
 _T = TypeVar("_T")
+
+
+def _part(name, role):
+    """The name of a named queue's part (its ring has the queue's name)."""
+    return None if name is None else f"{name}-{role}"
 
 
 def _decode(data):
@@ -43,12 +49,13 @@ def _decode(data):
 class Queue(EndsMixin, Generic[_T]):
     """multiprocessing.Queue on a shared-memory ring; ``capacity`` is the ring's size in bytes."""
 
-    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY) -> None:
-        if maxsize <= 0:
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY,
+                 name: Optional[str] = None) -> None:
+        if maxsize <= 0 or maxsize > VALUE_MAX:
             maxsize = VALUE_MAX
         self._maxsize = maxsize
-        self._ring = Ring(capacity, "mpmc")
-        self._slots = NamedSemaphore(maxsize, "q")
+        self._ring = Ring(capacity, "mpmc", name=name)
+        self._slots = Semaphore(maxsize, name=_part(name, "slots"))
         large.sweep_when_done(self, self._ring.name)
         self._setup()
 
@@ -60,10 +67,7 @@ class Queue(EndsMixin, Generic[_T]):
         self._send = self._ring.send_bytes
         self._recv = self._ring.recv_bytes
         self._release = self._slots.release
-        # An unbounded queue's semaphore starts at SEM_VALUE_MAX: a plain
-        # (blocking) sem_wait never waits and is the cheapest call.
-        acquire = self._slots._sem.acquire
-        self._take = acquire if self._maxsize == VALUE_MAX else functools.partial(acquire, 0)
+        self._take = self._slots.acquire  # called with False: never waits, no system call
         self._slow_puts = False
         self._watch = self._ends = None
 
@@ -134,11 +138,8 @@ class Queue(EndsMixin, Generic[_T]):
             return self._put_slow(obj, block, timeout)
         if len(data) > self._limit or self._slow_puts:
             return self._put_slow(obj, block, timeout, data)
-        try:
-            self._take()
-        except BusyError:
-            if not self._slots.acquire(block, timeout):
-                raise Full from None
+        if not self._take(False) and not self._slots.acquire(block, timeout):
+            raise Full
         if not self._feeder.pending:
             try:
                 self._send(data, False)
@@ -170,13 +171,13 @@ class Queue(EndsMixin, Generic[_T]):
 
     def qsize(self) -> int:
         """Objects put and not yet got, including those still in a producer's buffer."""
-        return self._maxsize - self._slots.value
+        return self._maxsize - self._slots.get_value()
 
     def empty(self) -> bool:
         return not self._ring.poll(0)
 
     def full(self) -> bool:
-        return self._slots.value == 0
+        return self._slots.get_value() == 0
 
     def close(self) -> None:
         self._closed = True
@@ -214,9 +215,7 @@ class Queue(EndsMixin, Generic[_T]):
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while taken < n:
-                try:
-                    take()
-                except BusyError:
+                if not take(False):
                     left = None if deadline is None else deadline - time.monotonic()
                     if not self._slots.acquire(block, left):
                         raise Full from None
@@ -265,11 +264,12 @@ class Queue(EndsMixin, Generic[_T]):
 class JoinableQueue(Queue[_T]):
     """multiprocessing.JoinableQueue: adds task_done() and join()."""
 
-    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY) -> None:
-        super().__init__(maxsize, ctx=ctx, capacity=capacity)
-        self._unfinished = NamedSemaphore(0, "u")
+    def __init__(self, maxsize: int = 0, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY,
+                 name: Optional[str] = None) -> None:
+        super().__init__(maxsize, ctx=ctx, capacity=capacity, name=name)
+        self._unfinished = Semaphore(0, name=_part(name, "unfinished"))
         # Posted when a task_done() brings the count to zero; joiners pass it on.
-        self._all_done = NamedSemaphore(0, "d")
+        self._all_done = Semaphore(0, name=_part(name, "all-done"))
         self._slow_puts = True
 
     def __getstate__(self):
@@ -288,15 +288,15 @@ class JoinableQueue(Queue[_T]):
     def task_done(self) -> None:
         if not self._unfinished.acquire(False):
             raise ValueError("task_done() called too many times")
-        if self._unfinished.value == 0 and self._all_done.value == 0:
+        if self._unfinished.get_value() == 0 and self._all_done.get_value() == 0:
             self._all_done.release()
 
     def join(self) -> None:
         """Block until every object put has been matched by a task_done()."""
-        while self._unfinished.value != 0:
+        while self._unfinished.get_value() != 0:
             # Slices bound the wait should a wake-up be lost to a killed peer.
             self._all_done.acquire(True, 0.1)
-        if self._all_done.value == 0:
+        if self._all_done.get_value() == 0:
             self._all_done.release()  # wake the next joiner
 
 

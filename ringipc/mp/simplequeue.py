@@ -8,7 +8,7 @@ objects larger than a ring message go through a side segment, as with Queue
 """
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Optional, TypeVar
 
 from ..core._ring import Ring
 from ..core import large
@@ -24,8 +24,8 @@ _T = TypeVar("_T")
 class SimpleQueue(EndsMixin, Generic[_T]):
     """multiprocessing.SimpleQueue: put blocks while the ring is full, no buffer, no counts."""
 
-    def __init__(self, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY) -> None:
-        self._ring = Ring(capacity, "mpmc")
+    def __init__(self, *, ctx: Any = None, capacity: int = DEFAULT_CAPACITY, name: Optional[str] = None) -> None:
+        self._ring = Ring(capacity, "mpmc", name=name)
         large.sweep_when_done(self, self._ring.name)
         self._setup()
 

@@ -19,7 +19,10 @@ from libc.stdint cimport int32_t, uint32_t, uint64_t
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from posix.unistd cimport getpid
 
+from multiprocessing.reduction import ForkingPickler
+
 from ..core import _segment
+from ..core._segment_handle import SegmentHandle, open_ref
 from ..errors import CorruptSegment, RingError
 
 cdef extern from "sync.h" nogil:
@@ -89,6 +92,7 @@ cdef class _Primitive:
     """The shared page and its validated header; pickles as its name."""
     cdef readonly str name
     cdef object _mapping
+    cdef object _segment_handle
     cdef Py_buffer _view
     cdef bint _has_view
     cdef rip_sync *_s
@@ -99,36 +103,36 @@ cdef class _Primitive:
         self._s = NULL
 
     cdef _create(self, uint32_t kind, uint32_t value, uint32_t max_value, name, uint32_t flags=0):
-        seg_name = _segment.new_name() if name is None else _segment.normalize_name(name)
         size = rip_sync_segment_size()
-        mapping = _segment.create(seg_name, size)
+        handle = SegmentHandle.create(size, name)
         try:
-            self._map(seg_name, mapping)
+            self._map(handle)
             if rip_sync_format(self._view.buf, size, kind, value, max_value, flags, getpid()) != 0:
-                raise ValueError(f"cannot set up {type(self).__name__} {seg_name!r}")
+                raise ValueError(f"cannot set up {type(self).__name__} {handle.name!r}")
             self._attach_view(kind)
         except BaseException:
             self._unmap()
-            _segment.unlink(seg_name)
+            handle.release()
             raise
         self._creator_pid = getpid()
 
-    cdef _join(self, uint32_t kind, name):
-        seg_name = _segment.normalize_name(name)
-        mapping, size = _segment.open_existing(seg_name)
-        if mapping is None:
-            raise CorruptSegment(f"{seg_name!r}: segment is empty (its creator died while creating it?)")
-        self._map(seg_name, mapping)
+    cdef _join_handle(self, uint32_t kind, handle):
+        if handle.mapping is None:
+            handle.release(reap=False)
+            raise CorruptSegment(f"{handle.name!r}: segment is empty (its creator died while creating it?)")
+        self._map(handle)
         try:
             self._attach_view(kind)
         except BaseException:
             self._unmap()
+            handle.release(reap=False)
             raise
 
-    cdef _map(self, str name, object mapping):
-        self.name = name
-        self._mapping = mapping
-        PyObject_GetBuffer(mapping, &self._view, PyBUF_WRITABLE)
+    cdef _map(self, object handle):
+        self.name = handle.name
+        self._segment_handle = handle
+        self._mapping = handle.mapping
+        PyObject_GetBuffer(self._mapping, &self._view, PyBUF_WRITABLE)
         self._has_view = True
 
     cdef _attach_view(self, uint32_t kind):
@@ -146,6 +150,7 @@ cdef class _Primitive:
         if self._mapping is not None:
             self._mapping.close()
             self._mapping = None
+            self._segment_handle.mapping = None
 
     cdef inline rip_sync *_open(self) except NULL:
         if self._s == NULL:
@@ -156,20 +161,34 @@ cdef class _Primitive:
         """Unmap it here; the creator also removes its name (handles already
         open elsewhere keep working)."""
         self._unmap()
-        if self._creator_pid == getpid() and self.name is not None:
-            _segment.unlink(self.name)
-            self._creator_pid = 0
+        if self._segment_handle is not None:
+            self._segment_handle.release()
 
     def __dealloc__(self):
         if self._has_view:
             PyBuffer_Release(&self._view)
             self._has_view = False
-        if self._creator_pid == getpid() and self.name is not None and _segment is not None:
-            _segment.unlink(self.name)
+        if self._segment_handle is not None and SegmentHandle is not None:
+            try:
+                self._segment_handle.release()
+            except OSError:
+                pass
 
     def __reduce__(self):
+        # Plain pickle: by name, or (anonymous) only into a child being started.
         self._open()
-        return (type(self).attach, (self.name,))
+        return (_primitive_from_ref, (type(self), self._segment_handle.plain_reduce_args(self._what())))
+
+    def _reduce_for_multiprocessing(self):
+        self._open()
+        return (_primitive_from_ref, (type(self), self._segment_handle.reduce_args(self._what())))
+
+    def _what(self):
+        return f"{type(self).__name__} {self.name!r}"
+
+    def _debug_segment_path(self):
+        """A path that opens this primitive's segment here (named or anonymous)."""
+        return self._segment_handle.path
 
     @property
     def closed(self):
@@ -208,9 +227,14 @@ cdef class Lock(_Primitive):
 
     @classmethod
     def attach(cls, name, on_owner_death=None):
-        cdef Lock self = cls.__new__(cls)
-        self._join(RIP_SYNC_LOCK, name)
+        self = cls._attached(SegmentHandle.open(name))
         self.on_owner_death = on_owner_death
+        return self
+
+    @classmethod
+    def _attached(cls, handle):
+        cdef Lock self = cls.__new__(cls)
+        self._join_handle(RIP_SYNC_LOCK, handle)
         return self
 
     def acquire(self, bint block=True, timeout=None, *, blocking=None):
@@ -312,8 +336,12 @@ cdef class Semaphore(_Primitive):
 
     @classmethod
     def attach(cls, name):
+        return cls._attached(SegmentHandle.open(name))
+
+    @classmethod
+    def _attached(cls, handle):
         cdef Semaphore self = cls.__new__(cls)
-        self._join(RIP_SYNC_SEMAPHORE, name)
+        self._join_handle(RIP_SYNC_SEMAPHORE, handle)
         self.bounded = self._s.max_value != SEM_VALUE_MAX
         self.undo = bool(self._s.flags & RIP_SYNC_FLAG_UNDO)
         return self
@@ -380,8 +408,12 @@ cdef class Event(_Primitive):
 
     @classmethod
     def attach(cls, name):
+        return cls._attached(SegmentHandle.open(name))
+
+    @classmethod
+    def _attached(cls, handle):
         cdef Event self = cls.__new__(cls)
-        self._join(RIP_SYNC_EVENT, name)
+        self._join_handle(RIP_SYNC_EVENT, handle)
         return self
 
     def is_set(self):
@@ -422,6 +454,16 @@ cdef class Event(_Primitive):
         if self._s == NULL:
             return f"<Event at {self.name!r} closed>"
         return f"<Event at {self.name!r} {'set' if self.is_set() else 'unset'}>"
+
+
+def _primitive_from_ref(cls, ref):
+    return cls._attached(open_ref(ref))
+
+
+# multiprocessing's picklers (and ringipc's) may hand an anonymous primitive's
+# descriptor to another process; plain pickle may not (see __reduce__).
+for _kind in (Lock, Semaphore, BoundedSemaphore, Event):
+    ForkingPickler.register(_kind, _kind._reduce_for_multiprocessing)
 
 
 def segment_creator_pid(name):

@@ -90,7 +90,8 @@ class RLock:
         self.release()
 
     def __reduce__(self):
-        return (RLock.attach, (self._lock.name,))
+        # The Lock pickles itself: by name, or (anonymous) as a descriptor.
+        return (_rlock_over, (self._lock,))
 
     def close(self) -> None:
         self._lock.close()
@@ -100,3 +101,7 @@ class RLock:
         if self._count:
             return f"<RLock({self._owner[0]}|{self._owner[1]}, {self._count})>"
         return f"<RLock({'SomeOtherProcess' if self._lock.locked() else None}, 0)>"
+
+
+def _rlock_over(lock):
+    return RLock(_lock=lock)

@@ -24,7 +24,10 @@ cdef extern from "<sched.h>" nogil:
 
 cimport ringipc.topic._ctopic as c
 
+from multiprocessing.reduction import ForkingPickler
+
 from ..core import _segment
+from ..core._segment_handle import SegmentHandle, open_ref
 from ..mp import pickling
 from ..errors import BufferTooShort, ChannelClosed, CorruptSegment, MessageTooLarge, RingError
 
@@ -106,6 +109,7 @@ cdef class Topic:
     """
     cdef readonly str name
     cdef object _mapping
+    cdef object _segment_handle
     cdef Py_buffer _view
     cdef bint _has_view
     cdef int _creator_pid
@@ -123,40 +127,44 @@ cdef class Topic:
         cdef uint64_t ncells = c.tp_cells_for_capacity(capacity)
         if ncells == 0:
             raise ValueError(f"capacity {capacity} is larger than a topic can be")
-        seg_name = _segment.new_name() if name is None else _segment.normalize_name(name)
         size = c.tp_segment_size(ncells)
-        mapping = _segment.create(seg_name, size)
+        handle = SegmentHandle.create(size, name)
         try:
-            self._map(seg_name, mapping)
+            self._map(handle)
             if c.tp_format(self._view.buf, size, ncells, POLICIES[policy], os.getpid()) != c.TP_OK:
                 raise ValueError(f"cannot format a topic of capacity {capacity}")
             self._attach_view()
         except BaseException:
             self._unmap()
-            _segment.unlink(seg_name)
+            handle.release()
             raise
         self._creator_pid = os.getpid()
 
     @classmethod
     def attach(cls, name):
-        """Join the existing topic `name`; validates the header first."""
+        """Join the existing named topic `name`; validates the header first."""
+        return cls._attached(SegmentHandle.open(name))
+
+    @classmethod
+    def _attached(cls, handle):
         cdef Topic self = cls.__new__(cls)
-        seg_name = _segment.normalize_name(name)
-        mapping, size = _segment.open_existing(seg_name)
-        if mapping is None:
-            raise CorruptSegment(f"topic {seg_name!r}: segment is empty (its creator died while creating it?)")
-        self._map(seg_name, mapping)
+        if handle.mapping is None:
+            handle.release(reap=False)
+            raise CorruptSegment(f"topic {handle.name!r}: segment is empty (its creator died while creating it?)")
+        self._map(handle)
         try:
             self._attach_view()
         except BaseException:
             self._unmap()
+            handle.release(reap=False)
             raise
         return self
 
-    cdef _map(self, str name, object mapping):
-        self.name = name
-        self._mapping = mapping
-        PyObject_GetBuffer(mapping, &self._view, PyBUF_WRITABLE)
+    cdef _map(self, object handle):
+        self.name = handle.name
+        self._segment_handle = handle
+        self._mapping = handle.mapping
+        PyObject_GetBuffer(self._mapping, &self._view, PyBUF_WRITABLE)
         self._has_view = True
 
     cdef _attach_view(self):
@@ -175,13 +183,17 @@ cdef class Topic:
             except BufferError:
                 pass  # a view is still exported: the mapping goes with it
             self._mapping = None
+            self._segment_handle.mapping = None
 
     def __dealloc__(self):
         if self._has_view:
             PyBuffer_Release(&self._view)
             self._has_view = False
-        if self._creator_pid == getpid() and self.name is not None and _segment is not None:
-            _segment.unlink(self.name)
+        if self._segment_handle is not None and SegmentHandle is not None:
+            try:
+                self._segment_handle.release()
+            except OSError:
+                pass
 
     cdef int _check_open(self) except -1:
         if not self._has_view:
@@ -189,8 +201,13 @@ cdef class Topic:
         return 0
 
     def __reduce__(self):
+        # Plain pickle: by name, or (anonymous) only into a child being started.
         self._check_open()
-        return (Topic.attach, (self.name,))
+        return (_topic_from_ref, (self._segment_handle.plain_reduce_args(f"topic {self.name!r}"),))
+
+    def _reduce_for_multiprocessing(self):
+        self._check_open()
+        return (_topic_from_ref, (self._segment_handle.reduce_args(f"topic {self.name!r}"),))
 
     # -- handles ------------------------------------------------------------
     def publisher(self):
@@ -262,15 +279,19 @@ cdef class Topic:
         for h in list(self._handles):
             busy |= h._waiting > 0
             h.close()
-        if self._creator_pid == getpid() and self.name is not None:
-            _segment.unlink(self.name)
-            self._creator_pid = 0
+        if self._segment_handle is not None:
+            self._segment_handle.release()
         if not busy:
             self._unmap()
 
     def unlink(self):
-        """Remove the name now (handles keep working); no-op if already gone."""
-        _segment.unlink(self.name)
+        """Remove the name now (handles keep working); no-op if already gone
+        or anonymous."""
+        self._segment_handle.unlink()
+
+    def _debug_segment_path(self):
+        """A path that opens this topic's segment here (named or anonymous)."""
+        return self._segment_handle.path
 
     def __enter__(self):
         return self

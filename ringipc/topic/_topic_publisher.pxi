@@ -11,7 +11,7 @@ cdef class Publisher(_Handle):
 
     def __reduce__(self):
         self._check_open()
-        return (_publisher_of, (self._topic.name,))
+        return (_publisher_of, (self._topic,))
 
     cdef int _write(self, const char *src, uint64_t length, bint block, object timeout) except -1:
         cdef void *dst = NULL

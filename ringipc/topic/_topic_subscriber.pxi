@@ -34,7 +34,7 @@ cdef class Subscriber(_Handle):
 
     def __reduce__(self):
         self._check_open()
-        return (_subscriber_at, (self._topic.name, self._h.pos, self._h.expected, self._h.seen_last,
+        return (_subscriber_at, (self._topic, self._h.pos, self._h.expected, self._h.seen_last,
                                  self._h.missed))
 
     @property

@@ -1,12 +1,20 @@
 # Included by _topic.pyx: how handles arrive in other processes (pickling),
 # and the segment helpers of cleanup and the tests.
 
-def _publisher_of(name):
-    return Topic.attach(name).publisher()
+def _topic_from_ref(ref):
+    return Topic._attached(open_ref(ref))
 
 
-def _subscriber_at(name, pos, expected, seen_last, missed):
-    cdef Topic t = Topic.attach(name)
+# multiprocessing's picklers (and ringipc's) may hand an anonymous topic's
+# descriptor to another process; plain pickle may not (see Topic.__reduce__).
+ForkingPickler.register(Topic, Topic._reduce_for_multiprocessing)
+
+
+def _publisher_of(Topic topic):
+    return topic.publisher()
+
+
+def _subscriber_at(Topic t, pos, expected, seen_last, missed):
     cdef Subscriber s = Subscriber.__new__(Subscriber)
     s._setup(t)
     s._h.missed = missed

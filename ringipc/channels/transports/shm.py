@@ -3,12 +3,12 @@
 Rendezvous.  ``listen("shm://NAME")`` listens on the abstract UNIX socket
 ``@ringipc-shm-NAME`` with the ``unix://`` transport (so ``SO_PEERCRED``,
 ``authkey`` and ``handshake_timeout`` behave exactly as there).  For each
-accepted peer the listener creates two rings, one per direction, and sends
-their names over the socket; the peer attaches and answers, and the
-listener then unlinks both names: from that moment nothing is left in
-``/dev/shm`` whichever side is killed.  (A listener killed *during* the
-exchange leaves its two rings; ``ringipc.cleanup`` finds them by the dead
-creator's pid in their names.)
+accepted peer the listener creates two anonymous rings, one per direction,
+and sends their labels and then their descriptors (``SCM_RIGHTS``) over the
+socket; the peer maps them and answers.  The rings never have a name, so
+nothing is left in ``/dev/shm`` whichever side is killed, even during the
+exchange.  (Where anonymous memory is missing the rings are named, and the
+listener unlinks the names once the peer has answered.)
 
 After the exchange the socket stays open and is the connection's lifeline:
 the kernel closes it when a process dies, which is how each side learns of
@@ -36,7 +36,7 @@ from queue import Empty
 from typing import Optional
 
 from ...core import large
-from ...core._ring import Ring
+from ...core._ring import Ring, ring_from_descriptor
 from ..address import check_mode, lookup, register_scheme
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, remaining
 from ...mp.connection import PEER_CHECK, Connection, _Sweeper
@@ -51,6 +51,7 @@ DEFAULT_CAPACITY = 4 << 20
 DOORBELL_BUFFER = 8 << 20
 FIRST_SLICE = 0.001
 _ACK = b"attached"
+_FDS = b"R"  # the byte that carries the two ring descriptors
 
 
 class _LifelineConnection(Connection):
@@ -258,6 +259,11 @@ class ShmListener(BaseListener):
                 to_peer, from_peer = rings
                 sweeper = _Sweeper(to_peer, from_peer)
                 ch.send_bytes(f"{to_peer.name}\n{from_peer.name}".encode())
+                with _take_socket(ch) as raw:
+                    try:
+                        socket.send_fds(raw, [_FDS], [to_peer._descriptor(), from_peer._descriptor()])
+                    except (BrokenPipeError, ConnectionResetError):
+                        raise ConnectionResetError("shm:// peer went away before attaching its rings") from None
                 try:
                     ack = ch.recv_bytes(maxlength=64, timeout=remaining(deadline))
                 except EOFError:
@@ -307,9 +313,33 @@ def connect(target: str, *, mode: str = "message", timeout=None, authkey=None,
             raise ConnectionResetError("shm:// listener closed before handing over its rings") from None
         if len(names) != 2:
             raise ConnectionResetError("shm:// listener sent a malformed ring offer")
-        rx, tx = Ring.attach(names[0]), Ring.attach(names[1])
+        rx, tx = _receive_rings(ch, names, deadline)
         ch.send_bytes(_ACK)
         return _wrap(_take_socket(ch), rx, tx, mode, max_message_size)
+
+
+def _receive_rings(ch, labels, deadline):
+    """The two rings whose descriptors follow the offer on ``ch``'s socket."""
+    with _take_socket(ch) as raw:
+        raw.settimeout(remaining(deadline))
+        try:
+            data, fds, flags, _ = socket.recv_fds(raw, 1, 2)
+        except socket.timeout:
+            raise TimeoutError("shm:// listener offered rings but sent no descriptors in time") from None
+    rings = []
+    try:
+        if data != _FDS or len(fds) != 2 or flags & socket.MSG_CTRUNC:
+            raise ConnectionResetError("shm:// listener sent a malformed ring offer")
+        for fd, label in zip(fds, labels):
+            rings.append(ring_from_descriptor(fd, label))  # validates the header; owns fd from here
+            fds = [f for f in fds if f != fd]
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        for ring in rings:
+            ring.close()
+        raise
+    return rings
 
 
 register_scheme("shm", connect, listen)
