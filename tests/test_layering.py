@@ -41,15 +41,19 @@ LAYERS = [
 C_LAYERS = [
     ("ring_liveness.c", "ring_chaos.c"),   # is a process alive; chaos pauses
     ("ring_backend.c", "ring_waiters.c",   # futex/semaphore primitives; who is counted asleep;
-     "sync.c",                             # process-shared locks (ringipc.sync: their own extension)
-     "topic.c"),                           # broadcast topics (ringipc.topic: their own extension)
-    ("ring_release.c",),                   # freeing consumed space, waking sleepers
-    ("ring_recover.c",),                   # dead producers' and consumers' claims
+     "sync.c"),                            # process-shared locks (ringipc.sync: their own extension)
+    # Broadcast topics (ringipc.topic: their own extension, csrc/topic_internal.h)
+    # are layers beside the ring's, on its liveness check and wait backend.
+    ("ring_release.c",                     # freeing consumed space, waking sleepers
+     "topic_layout.c", "topic_wake.c"),    # topic: format, validate, attach; waking sleepers
+    ("ring_recover.c",                     # dead producers' and consumers' claims
+     "topic_slots.c", "topic_lock.c"),     # topic: slots and recovery; the publisher lock
     ("ring_segment.c",),                   # create, validate, attach; roles and slots
-    ("ring.c", "ring_batch.c"),            # the data path: claim, commit, read, release
-    ("ring_wait.c",),                      # sleeping until the ring changes
+    ("ring.c", "ring_batch.c",             # the data path: claim, commit, read, release
+     "topic_publish.c", "topic_subscribe.c", "topic_read.c"),  # topic: the data path
+    ("ring_wait.c", "topic_wait.c"),       # sleeping until the ring (a topic) changes
 ]
-C_HEADERS = ("ring.h", "ring_internal.h")
+C_HEADERS = ("ring.h", "ring_internal.h", "topic.h", "topic_internal.h")
 
 
 def module_name(path):
@@ -192,8 +196,9 @@ def _strip_c(text):
     return re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
 
 
-_C_DEFINITION = re.compile(r"^(?!static\b)[A-Za-z_][\w \*]*?\b(rip_\w+)\s*\([^;{}]*\)\s*\{", re.M)
-_C_DECLARATION = re.compile(r"^(?!static\b)[A-Za-z_][\w \*]*?\b(rip_\w+)\s*\([^;{}]*\)\s*;", re.M)
+# The ring's functions are rip_*, the topic's tp_*.
+_C_DEFINITION = re.compile(r"^(?!static\b)[A-Za-z_][\w \*]*?\b((?:rip|tp)_\w+)\s*\([^;{}]*\)\s*\{", re.M)
+_C_DECLARATION = re.compile(r"^(?!static\b)[A-Za-z_][\w \*]*?\b((?:rip|tp)_\w+)\s*\([^;{}]*\)\s*;", re.M)
 
 
 def c_graph():
@@ -206,7 +211,7 @@ def c_graph():
     calls = {}
     for f, text in sources.items():
         calls[f] = {}
-        for m in re.finditer(r"\b(rip_\w+)\s*\(", text):
+        for m in re.finditer(r"\b((?:rip|tp)_\w+)\s*\(", text):
             callee = defined.get(m.group(1))
             if callee and callee != f:
                 calls[f].setdefault(callee, set()).add(m.group(1))

@@ -8,7 +8,7 @@ import sys
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.fanout import FANOUT_BASELINE, is_fanout, title as fanout_title
-from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT
+from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT, is_latency
 
 _TITLES = {
     THROUGHPUT: "Throughput, 1 producer -> 1 consumer",
@@ -57,7 +57,7 @@ def _sort_key(s):
     # best first; failures last
     if not s.ok:
         return (1, 0)
-    return (0, s.median_ns) if s.scenario == LATENCY else (0, -s.rate)
+    return (0, s.median_ns) if is_latency(s.scenario) else (0, -s.rate)
 
 
 def tables(summaries, settings):
@@ -79,7 +79,7 @@ def tables(summaries, settings):
         spread = settings.repeat > 1
         table.add_column("size", justify="right", no_wrap=True)
         table.add_column("facility", no_wrap=True)
-        if scenario == LATENCY:
+        if is_latency(scenario):
             table.add_column("median us", justify="right")
             table.add_column("p99 us", justify="right")
         else:
@@ -94,10 +94,10 @@ def tables(summaries, settings):
                 table.add_section()
             for j, s in enumerate(sorted((s for s in rows if s.size == size), key=_sort_key)):
                 name = f"[bold]{s.facility}[/]" if s.facility == baseline else escape(s.facility)
-                width = 3 if scenario == LATENCY else 3 + spread
+                width = 3 if is_latency(scenario) else 3 + spread
                 if not s.ok:
                     cells = ["[red]FAILED[/]"] + [""] * (width - 1)
-                elif scenario == LATENCY:
+                elif is_latency(scenario):
                     cells = [f"{s.median_ns / 1e3:.1f}", f"{s.p99_ns / 1e3:.1f}", _ratio(s)]
                 else:
                     cells = [_rate(s.rate), f"{s.mbps:.1f}" if s.mbps < 1000 else f"{s.mbps:.0f}"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from ringipc.bench.adapters.base import resolved
-from ringipc.bench.fanout import check_round, is_fanout
+from ringipc.bench.fanout import check_round, is_fanout, is_fanout_latency, stamped_publisher, stamped_subscriber
 from ringipc.bench.payload import combine, expected_digest
 
 START_METHODS = ("spawn", "forkserver")
@@ -36,6 +36,22 @@ def context(method="spawn"):
         ctx.set_forkserver_preload([__name__] + MODULES)
     return ctx
 THROUGHPUT, LATENCY, MPMC = "throughput", "latency", "mpmc"
+
+
+def is_latency(scenario):
+    """Scenarios measured in ns per message (round trip, or fan-out to the last subscriber)."""
+    return scenario == LATENCY or is_fanout_latency(scenario)
+
+
+def latency_stats(times):
+    """median, p99, mean, min, max of sorted ns times."""
+    return {
+        "median": times[len(times) // 2],
+        "p99": times[min(len(times) - 1, (len(times) * 99) // 100)],
+        "mean": sum(times) / len(times),
+        "min": times[0],
+        "max": times[-1],
+    }
 
 
 class RunFailed(Exception):
@@ -85,16 +101,22 @@ def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
         elif role == "consumer":
             recv_many = facility.open_batch_receiver(ends[0], size) if facility.batched else None
             recv = None if recv_many else facility.open_receiver(ends[0], size)
+        elif role == "stamper":
+            send = facility.open_sender(ends[0], size)
+        elif role == "stamped":
+            recv = facility.open_receiver(ends[0], size)
         else:  # ping / echo: (send end, receive end); listen before connect, or two connectors wait on each other
             recv = facility.open_receiver(ends[1], size)
             send = facility.open_sender(ends[0], size)
         facility.connected()
         # Ends that only exist once connected were handed out as Deferred: swap
         # in their targets now, so the timed loops call them directly.
-        if role == "producer":
+        if role in ("producer", "stamper"):
             send = resolved(send)
         elif role == "consumer":
             recv_many, recv = resolved(recv_many), resolved(recv)
+        elif role == "stamped":
+            recv = resolved(recv)
         else:
             send, recv = resolved(send), resolved(recv)
         conn.send(("ready", None))
@@ -108,10 +130,14 @@ def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
                 out = facility.consumer(recv, recv_many, size, producers, consumers)
             elif role == "ping":
                 out = facility.ping(send, recv, n, size)
+            elif role == "stamper":
+                out = stamped_publisher(send, ends[1], n, size, consumers)
+            elif role == "stamped":
+                out = stamped_subscriber(recv, ends[1], n, size)
             else:
                 out = facility.echo(send, recv, size)
             conn.send(("done", out))
-        for end in ends:
+        for end in ends[:1] if role in ("stamper", "stamped") else ends:  # ends[1]: the acknowledgement ring
             facility.close_end(end)
         conn.send(("closed", None))
     except BaseException as exc:  # report everything, KeyboardInterrupt included
@@ -154,6 +180,14 @@ class Session:
                 self._closers += [there.close, back.close]
                 roles = [("ping", 0, (there.producer_ends[0], back.consumer_ends[0])),
                          ("echo", 0, (back.producer_ends[0], there.consumer_ends[0]))]
+            elif is_fanout_latency(self.scenario):
+                from ringipc import Ring
+
+                ch = f.setup(size, 1, C)
+                acks = Ring(capacity=1 << 16, kind="mpmc")
+                self._closers += [ch.close, acks.close]
+                roles = [("stamper", 0, (ch.producer_ends[0], acks))]
+                roles += [("stamped", i, (e, acks)) for i, e in enumerate(ch.consumer_ends)]
             else:
                 ch = f.setup(size, P, C)
                 self._closers.append(ch.close)
@@ -202,7 +236,7 @@ class Session:
     def round(self, n):
         """Run n messages per producer (n round trips for latency); return a Result."""
         # Receivers first so nothing is timed while a consumer is still being told to start.
-        for label, _, conn in sorted(self._procs, key=lambda p: p[0].startswith(("producer", "ping"))):
+        for label, _, conn in sorted(self._procs, key=lambda p: p[0].startswith(("producer", "ping", "stamper"))):
             conn.send(("run", n))
         out = self._collect("done", self.timeout)
         res = Result(self.facility.name, self.scenario, self.size, self.producers, self.consumers)
@@ -210,13 +244,14 @@ class Session:
             times = out["ping 0"]
             res.messages = len(times)
             res.seconds = sum(times) / 1e9
-            res.latency = {
-                "median": times[len(times) // 2],
-                "p99": times[min(len(times) - 1, (len(times) * 99) // 100)],
-                "mean": sum(times) / len(times),
-                "min": times[0],
-                "max": times[-1],
-            }
+            res.latency = latency_stats(times)
+            return res
+        if is_fanout_latency(self.scenario):  # each message's latency is its last subscriber's
+            per_subscriber = [v for k, v in out.items() if k.startswith("stamped")]
+            times = sorted(max(column) for column in zip(*per_subscriber))
+            res.messages = len(times)
+            res.seconds = sum(times) / 1e9
+            res.latency = latency_stats(times)
             return res
         starts = [v for k, v in out.items() if k.startswith("producer")]
         ends = [v[0] for k, v in out.items() if k.startswith("consumer")]
@@ -282,7 +317,7 @@ MIN_COUNT, MAX_COUNT = 20, 5_000_000
 
 def count_for(result, target, producers=1):
     """Messages per producer (or round trips) that last about ``target`` s at ``result``'s pace."""
-    if result.scenario == LATENCY:
+    if is_latency(result.scenario):
         rate = 1e9 / max(1.0, result.latency["mean"])
     else:
         rate = result.rate / producers

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ringipc.bench.adapters import BASELINE
-from ringipc.bench.fanout import FANOUT, FANOUT_BASELINE, FANOUT_SIZES, FANOUT_SUBSCRIBERS, is_fanout, scenario_name
-from ringipc.bench.runner import LATENCY, MAX_COUNT, MIN_COUNT, MPMC, THROUGHPUT, Result, count_for, run_once  # noqa: F401
+from ringipc.bench.fanout import (FANOUT, FANOUT_BASELINE, FANOUT_LATENCY_SUBSCRIBERS, FANOUT_SIZES, FANOUT_SUBSCRIBERS,
+                                  is_fanout, latency_scenario_name, scenario_name)
+from ringipc.bench.runner import (LATENCY, MAX_COUNT, MIN_COUNT, MPMC, THROUGHPUT, Result, count_for,  # noqa: F401
+                                  is_latency, run_once)
 
 DEFAULT_SIZES = [64, 1 << 10, 64 << 10, 1 << 20]
 QUICK_SIZES = [64, 64 << 10]
@@ -61,7 +63,7 @@ class Skip:
 
 
 def initial_count(scenario, size, target, producers=1):
-    if scenario == LATENCY:
+    if is_latency(scenario):
         return max(MIN_COUNT, int(target / 50e-6))  # guess: 50 us a round trip
     guess = min(200_000, 1e9 / size)  # msg/s of a modest facility
     return max(MIN_COUNT, int(guess * target / producers))
@@ -83,6 +85,7 @@ def plan(facilities, settings):
         shapes.append((MPMC, settings.mpmc_size, settings.producers, settings.consumers))
     if FANOUT in settings.scenarios:
         shapes += [(scenario_name(c), size, 1, c) for c in FANOUT_SUBSCRIBERS for size in FANOUT_SIZES]
+        shapes += [(latency_scenario_name(c), settings.latency_size, 1, c) for c in FANOUT_LATENCY_SUBSCRIBERS]
     for f in facilities:
         try:
             ok, why = f.available()
@@ -192,7 +195,7 @@ def summarize(results):
         s = Summary(name, scenario, size, len(good), ok=not bad)
         if bad:
             s.error = bad[0].error
-        elif scenario == LATENCY:
+        elif is_latency(scenario):
             s.median_ns = statistics.median(r.latency["median"] for r in good)
             s.p99_ns = statistics.median(r.latency["p99"] for r in good)
         else:
@@ -205,7 +208,7 @@ def summarize(results):
         b = base.get((s.scenario, s.size))
         if b is None or not s.ok:
             continue
-        if s.scenario == LATENCY:
+        if is_latency(s.scenario):
             s.ratio = b.median_ns / s.median_ns if s.median_ns else None
         else:
             s.ratio = s.rate / b.rate if b.rate else None

@@ -19,6 +19,7 @@ MODULES = [
     "ringipc.bench.adapters.iceoryx",
     "ringipc.bench.adapters.shm_peers",
     "ringipc.bench.adapters.fanout",
+    "ringipc.bench.adapters.fanout_peers",
 ]
 
 #: what every ratio is taken against (fan-out scenarios: FANOUT_BASELINE)

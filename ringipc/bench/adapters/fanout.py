@@ -38,19 +38,17 @@ class TopicFanout(FanoutFacility):
     def setup(self, size, producers=1, consumers=1):
         from ringipc import Topic
 
+        # Anonymous (memfd): the topic object itself goes to the children,
+        # which receive its descriptor.
         topic = Topic(capacity=_capacity(size), policy=self.policy)
-        return Channel([topic.name] * producers, [topic.name] * consumers, topic.close)
+        return Channel([topic] * producers, [topic] * consumers, topic.close)
 
-    def open_sender(self, name, size):
-        from ringipc import Topic
-
-        self._pub = Topic.attach(name).publisher()
+    def open_sender(self, topic, size):
+        self._pub = topic.publisher()
         return self._pub.send_bytes
 
-    def open_receiver(self, name, size):
-        from ringipc import Topic
-
-        self._sub = Topic.attach(name).subscribe()
+    def open_receiver(self, topic, size):
+        self._sub = topic.subscribe()
         if size >= LARGE:
             return into_receiver(self._sub.recv_bytes_into, size)
         return self._sub.recv_bytes

@@ -17,6 +17,7 @@ _PATIENCE = 20.0  # seconds to wait for the service and the peer port to appear
 class Iceoryx2(Facility):
     name = "iceoryx2"
     depth = 64  # samples a subscriber may hold unread
+    history = 0  # samples a late subscriber receives on connecting
 
     def available(self):
         try:
@@ -47,7 +48,7 @@ class Iceoryx2(Facility):
                     .publish_subscribe(iox2.Slice[ctypes.c_uint8])
                     .enable_safe_overflow(False)
                     .subscriber_max_buffer_size(self.depth)
-                    .history_size(0)
+                    .history_size(self.history)
                     .open_or_create()
                 )
             except Exception:
