@@ -41,6 +41,7 @@ LAYERS = [
 C_LAYERS = [
     ("ring_liveness.c", "ring_chaos.c"),   # is a process alive; chaos pauses
     ("ring_backend.c", "ring_waiters.c",   # futex/semaphore primitives; who is counted asleep;
+     "ring_bell.c",                        # doorbells: readiness as a file descriptor
      "sync.c",                             # process-shared locks (ringipc.sync: their own extension)
      "topic.c"),                           # broadcast topics (ringipc.topic: their own extension)
     ("ring_release.c",),                   # freeing consumed space, waking sleepers

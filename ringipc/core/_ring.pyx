@@ -42,6 +42,7 @@ DEFAULT_SPIN = 4000        # busy-poll iterations (~10-40 us) before sleeping
 MAX_SLOTS = c.RIP_MAX_SLOTS
 ABI_VERSION = c.RIP_ABI_VERSION
 WAIT_BACKEND = c.rip_wait_backend_name().decode()
+BELL_PREFIX = c.RIP_BELL_PREFIX.decode()  # doorbell sockets: "\0" + BELL_PREFIX + 16 hex digits
 CHAOS_BUILD = bool(c.rip_chaos_build())  # RINGIPC_CHAOS=1: random pauses inside the protocol
 
 RECOUNT_AFTER_IDLE_WAKES = c.RIP_RECOUNT_AFTER_IDLE_WAKES  # see csrc/ring_waiters.c
@@ -429,6 +430,16 @@ cdef class Ring:
         """Release claims left by dead processes now; returns how many (MPMC)."""
         return _recover(self)
 
+    # -- doorbells (_ring_bells.pxi; ringipc.core.doorbell is their user) ---
+    def _bell_install(self, bint writer, name):
+        _bell_install(self, writer, name)
+
+    def _bell_arm(self, bint writer, length=0):
+        return _bell_arm(self, writer, length)
+
+    def _bell_disarm(self, bint writer):
+        _bell_disarm(self, writer)
+
     # -- lifetime ---------------------------------------------------------
     cdef _finish_close(self):
         c.rip_release_roles(&self._r)
@@ -498,4 +509,5 @@ cdef class Ring:
 include "_ring_messages.pxi"
 include "_ring_batch.pxi"
 include "_ring_views.pxi"
+include "_ring_bells.pxi"
 include "_ring_testhooks.pxi"
