@@ -135,7 +135,8 @@ void rip_recount_sleepers(rip_ring *ring);
  * wait slot (rip_ensure_wait_slot).  arm sets the bell for one ring and
  * returns 1 if the ring is ready already (readable/writable for `length`
  * bytes, or the other side closed), 0 if the bell will ring, -1 without a
- * slot.  Ringing disarms; disarm takes back an arm nobody rang. */
+ * slot.  A writer's length UINT64_MAX arms for the next release whatever
+ * room there is (only closing counts as ready).  Ringing disarms; disarm takes back an arm nobody rang. */
 #define RIP_BELL_PREFIX "ringipc-bell-"
 rip_status rip_bell_install(rip_ring *ring, int writer, uint64_t name);
 int rip_bell_arm(rip_ring *ring, int writer, uint64_t length);

@@ -31,6 +31,7 @@ LAYERS = [
     # broadcast topics (their own segments; objects pickled as the drop-ins do)
     ("ringipc.mp", "ringipc.sync", "ringipc.signals", "ringipc.topic"),
     ("ringipc.channels",),      # Channel API and transports (shm:// rides on mp's Connection)
+    ("ringipc.asyncio",),       # awaitable queues, pipes, rings and channels (on core's doorbells)
     ("ringipc",),               # ringipc/__init__.py: the public names, re-exported
     # tools: the bench measures the public API and its peers; cleanup, ls and doctor look after the machine
     ("ringipc.bench", "ringipc.cleanup", "ringipc.ls", "ringipc.doctor"),

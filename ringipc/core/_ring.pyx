@@ -440,6 +440,12 @@ cdef class Ring:
     def _bell_disarm(self, bint writer):
         _bell_disarm(self, writer)
 
+    def _notify_writers(self):
+        """Wake writers' sleepers and bells as a release does (for space
+        freed outside the ring, such as a bounded queue's slot)."""
+        if self._has_view:
+            c.rip_notify_writers(&self._r)
+
     # -- lifetime ---------------------------------------------------------
     cdef _finish_close(self):
         c.rip_release_roles(&self._r)

@@ -30,6 +30,8 @@ from typing import Any
 
 from ._ring import BELL_PREFIX
 
+ANY_RELEASE = (1 << 64) - 1
+
 
 class Doorbell:
     """Readiness of one direction of `ring`: ``writer=False`` rings when a
@@ -77,7 +79,10 @@ class Doorbell:
 
     def arm(self, length: int = 0) -> bool:
         """Arm for the next change; True if the ring is ready already
-        (readable, writable for `length` bytes, or the other side closed)."""
+        (readable, writable for `length` bytes, or the other side closed).
+        A writer's ``length=ANY_RELEASE`` arms for the next release whatever
+        room there is (for waits on something else that readers free, such
+        as a bounded queue's slots)."""
         self._check()
         return bool(self._ring._bell_arm(self._writer, length))
 
