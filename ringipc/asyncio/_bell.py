@@ -10,25 +10,54 @@ No thread, no timer: a waiter costs the loop nothing until the ring changes.
 
 A waiter that is cancelled takes its future out; the last one to leave
 unregisters the descriptor and disarms, so writers are not made to ring a
-bell nobody listens to.  ``extra_fd`` (a Connection's liveness socket) is
-watched beside the bell, so the death of a peer wakes waiters too.
+bell nobody listens to.  ``extra`` (an :class:`FdWatch` of a Connection's
+liveness socket, shared by its two bells: a loop takes one reader per
+descriptor) is watched beside the bell, so the death of a peer wakes waiters
+too.
 """
 from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from ..core.doorbell import ANY_RELEASE, Doorbell
 
-__all__ = ["AsyncBell", "ANY_RELEASE"]
+__all__ = ["AsyncBell", "FdWatch", "ANY_RELEASE"]
+
+
+class FdWatch:
+    """One descriptor watched for several users on one loop: the first
+    user registers it, the last one to leave unregisters it, and readiness
+    calls every user's callback."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._users: Dict[int, Callable[[], None]] = {}
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def add(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+        if not self._users:
+            self._loop = loop
+            loop.add_reader(self.fd, self._ready)
+        self._users[id(callback.__self__)] = callback  # type: ignore[attr-defined]
+
+    def remove(self, callback: Callable[[], None]) -> None:
+        if self._users.pop(id(callback.__self__), None) is not None and not self._users:  # type: ignore[attr-defined]
+            loop, self._loop = self._loop, None
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(self.fd)
+
+    def _ready(self) -> None:
+        for callback in list(self._users.values()):
+            callback()
 
 
 class AsyncBell:
-    def __init__(self, ring: Any, writer: bool = False, extra_fd: Optional[int] = None) -> None:
+    def __init__(self, ring: Any, writer: bool = False, extra: Optional[FdWatch] = None) -> None:
         self._ring = ring
         self._writer = writer
-        self._extra_fd = extra_fd
+        self._extra = extra
         self._bell: Optional[Doorbell] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._fd = -1
@@ -61,8 +90,8 @@ class AsyncBell:
             self._loop = loop
             self._fd = bell.fileno()
             loop.add_reader(self._fd, self._rang)
-            if self._extra_fd is not None:
-                loop.add_reader(self._extra_fd, self._rang)
+            if self._extra is not None:
+                self._extra.add(loop, self._rang)
         elif self._loop is not loop:
             raise RuntimeError("this ringipc object is being awaited in another event loop")
         fut: asyncio.Future[None] = loop.create_future()
@@ -91,8 +120,8 @@ class AsyncBell:
         self._loop = None
         if not loop.is_closed():
             loop.remove_reader(self._fd)
-            if self._extra_fd is not None:
-                loop.remove_reader(self._extra_fd)
+        if self._extra is not None:
+            self._extra.remove(self._rang)
 
     def _rang(self) -> None:
         self._unregister()

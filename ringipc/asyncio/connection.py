@@ -11,7 +11,6 @@ worker process.
 """
 from __future__ import annotations
 
-import os
 import queue
 from types import TracebackType
 from typing import Any, AsyncIterator, Optional, Tuple, Type
@@ -20,7 +19,7 @@ from ..core import large
 from ..errors import BufferTooShort
 from ..mp import connection as _conn, oob
 from ..mp.pickling import loads
-from ._bell import AsyncBell
+from ._bell import AsyncBell, FdWatch
 
 __all__ = ["Connection", "Pipe"]
 
@@ -31,13 +30,13 @@ class Connection:
     def __init__(self, conn: _conn.Connection) -> None:
         self.sync = conn
         self._rx_bell = self._tx_bell = None
-        self._dup = -1
+        # The liveness socket, watched while either direction waits.  Not a
+        # dup: a second descriptor here would keep the peer's EOF away.
+        peer = FdWatch(conn.fileno())
         if conn.readable:
-            self._rx_bell = AsyncBell(conn._rx, writer=False, extra_fd=conn.fileno())
+            self._rx_bell = AsyncBell(conn._rx, writer=False, extra=peer)
         if conn.writable:
-            # Its own descriptor of the socket: a loop takes one reader per fd.
-            self._dup = os.dup(conn.fileno())
-            self._tx_bell = AsyncBell(conn._tx, writer=True, extra_fd=self._dup)
+            self._tx_bell = AsyncBell(conn._tx, writer=True, extra=peer)
 
     # -- receiving ----------------------------------------------------------------
     def _recv_nowait(self) -> bytes:
@@ -145,9 +144,6 @@ class Connection:
         for bell in (self._rx_bell, self._tx_bell):
             if bell is not None:
                 bell.close()
-        if self._dup >= 0:
-            os.close(self._dup)
-            self._dup = -1
         self.sync.close()
 
     async def __aenter__(self) -> "Connection":
