@@ -1,24 +1,30 @@
 """Awaiting one direction of a ring on the running event loop.
 
 One :class:`AsyncBell` per ring handle and direction serves every task of
-the process that awaits it: the first waiter drains and arms the ring's
-doorbell (ringipc.core.doorbell) and registers its descriptor with the
-loop's own readiness machinery (``add_reader``); later waiters only queue a
-future.  When the bell rings, every waiter is resumed and retries the ring
+the process that awaits it.  Its doorbell (ringipc.core.doorbell) is
+registered with the loop's own readiness machinery (``add_reader``) once,
+and stays registered: an unarmed bell is never rung, so this costs nothing
+while nobody waits, and saves two epoll_ctl calls per wait.  The first
+waiter arms the bell (which re-checks the ring, so nothing that happened
+before is missed); later waiters only queue a future.  When the bell rings,
+its one datagram is taken and every waiter is resumed to retry the ring
 without blocking; those that find nothing wait again (the first re-arms).
-No thread, no timer: a waiter costs the loop nothing until the ring changes.
+No thread, no timer.  A ring that comes with nobody waiting (an arm that
+raced with a commit) is taken when the loop sees it, and costs one spurious
+retry at most.
 
 A waiter that is cancelled takes its future out; the last one to leave
-unregisters the descriptor and disarms, so writers are not made to ring a
-bell nobody listens to.  ``extra`` (an :class:`FdWatch` of a Connection's
-liveness socket, shared by its two bells: a loop takes one reader per
-descriptor) is watched beside the bell, so the death of a peer wakes waiters
-too.
+disarms, so writers are not made to ring a bell nobody listens to.
+``extra`` (an :class:`FdWatch` of a Connection's liveness socket, shared by
+its two bells: a loop takes one reader per descriptor) is watched while
+tasks wait, so the death of a peer wakes them too; it stays readable once
+the peer is gone, so it is registered only while somebody waits.
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from typing import Any, Callable, Dict, List, Optional
 
 from ..core.doorbell import ANY_RELEASE, Doorbell
@@ -36,14 +42,14 @@ class FdWatch:
         self._users: Dict[int, Callable[[], None]] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 
-    def add(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    def add(self, loop: asyncio.AbstractEventLoop, key: object, callback: Callable[[], None]) -> None:
         if not self._users:
             self._loop = loop
             loop.add_reader(self.fd, self._ready)
-        self._users[id(callback.__self__)] = callback  # type: ignore[attr-defined]
+        self._users[id(key)] = callback
 
-    def remove(self, callback: Callable[[], None]) -> None:
-        if self._users.pop(id(callback.__self__), None) is not None and not self._users:  # type: ignore[attr-defined]
+    def remove(self, key: object) -> None:
+        if self._users.pop(id(key), None) is not None and not self._users:
             loop, self._loop = self._loop, None
             if loop is not None and not loop.is_closed():
                 loop.remove_reader(self.fd)
@@ -53,6 +59,17 @@ class FdWatch:
             callback()
 
 
+def _remove_reader(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    if not loop.is_closed():
+        loop.remove_reader(fd)
+
+
+def _rang_weakly(ref: "weakref.ref[AsyncBell]") -> None:
+    bell = ref()
+    if bell is not None:
+        bell._rang()
+
+
 class AsyncBell:
     def __init__(self, ring: Any, writer: bool = False, extra: Optional[FdWatch] = None) -> None:
         self._ring = ring
@@ -60,15 +77,25 @@ class AsyncBell:
         self._extra = extra
         self._bell: Optional[Doorbell] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._fd = -1
+        self._registration: Optional[weakref.finalize] = None
         self._waiters: List["asyncio.Future[None]"] = []
         self._closed = False
 
-    def _doorbell(self) -> Doorbell:
+    def _registered(self, loop: asyncio.AbstractEventLoop) -> Doorbell:
         bell = self._bell
         if bell is None or bell.closed or bell._pid != os.getpid():
-            # First use, or a forked child: the parent's bell is not ours.
+            # First use, or a forked child: the parent's bell (and loop) are not ours.
             bell = self._bell = Doorbell(self._ring, self._writer)
+            self._loop = None
+        if self._loop is not loop:
+            if self._waiters:
+                raise RuntimeError("this ringipc object is being awaited in another event loop")
+            self._unregister()
+            # Weakly: a loop that outlives a dropped queue must not keep its
+            # ring (and bell) alive; the finalizer unregisters it then.
+            loop.add_reader(bell.fileno(), _rang_weakly, weakref.ref(self))
+            self._registration = weakref.finalize(self, _remove_reader, loop, bell.fileno())
+            self._loop = loop
         return bell
 
     async def wait(self, length: int = 0, ready: Optional[Callable[[], bool]] = None) -> None:
@@ -79,21 +106,15 @@ class AsyncBell:
         if self._closed:
             raise OSError("handle is closed")
         loop = asyncio.get_running_loop()
+        bell = self._registered(loop)
         if not self._waiters:
-            bell = self._doorbell()
-            bell.drain()
             if bell.arm(length):
                 return
             if ready is not None and ready():
                 bell.disarm()
                 return
-            self._loop = loop
-            self._fd = bell.fileno()
-            loop.add_reader(self._fd, self._rang)
             if self._extra is not None:
-                self._extra.add(loop, self._rang)
-        elif self._loop is not loop:
-            raise RuntimeError("this ringipc object is being awaited in another event loop")
+                self._extra.add(loop, self, self._wake)
         fut: asyncio.Future[None] = loop.create_future()
         self._waiters.append(fut)
         try:
@@ -101,32 +122,35 @@ class AsyncBell:
         finally:
             if not fut.done() or fut.cancelled():
                 # Cancelled (or the task was): its place goes, and with the
-                # last waiter the registration and the arm.
+                # last waiter the arm.
                 try:
                     self._waiters.remove(fut)
                 except ValueError:
                     pass
                 if not self._waiters:
-                    self._unregister()
-                    if self._bell is not None and not self._closed:
+                    self._idle()
+                    if not self._closed and self._bell is not None:
                         self._bell.disarm()
         if self._closed:
             raise OSError("handle is closed")
 
-    def _unregister(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        self._loop = None
-        if not loop.is_closed():
-            loop.remove_reader(self._fd)
+    def _idle(self) -> None:
         if self._extra is not None:
-            self._extra.remove(self._rang)
+            self._extra.remove(self)
+
+    def _unregister(self) -> None:
+        self._loop = None
+        registration, self._registration = self._registration, None
+        if registration is not None:
+            registration()
 
     def _rang(self) -> None:
-        self._unregister()
         if self._bell is not None and not self._bell.closed:
-            self._bell.drain()
+            self._bell.take_one()
+        self._wake()
+
+    def _wake(self) -> None:
+        self._idle()
         waiters, self._waiters = self._waiters, []
         for fut in waiters:
             if not fut.done():
@@ -135,7 +159,8 @@ class AsyncBell:
     def close(self) -> None:
         """Wake every waiter (they raise OSError) and let the bell go."""
         self._closed = True
-        self._rang()
+        self._wake()
+        self._unregister()
         bell, self._bell = self._bell, None
         if bell is not None:
             bell.close()

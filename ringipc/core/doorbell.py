@@ -102,6 +102,13 @@ class Doorbell:
                 return n
             n += 1
 
+    def take_one(self) -> None:
+        """Consume one ring, if there is one (an armed bell rings once)."""
+        try:
+            self._sock.recv(16)
+        except (BlockingIOError, InterruptedError):
+            pass
+
     def light(self) -> None:
         """Make the descriptor readable now (for callers that keep it lit
         while the ring holds a message, as multiprocessing's wait() needs)."""
