@@ -131,8 +131,9 @@ void rip_recount_sleepers(rip_ring *ring);
 /* Doorbells (csrc/ring_bell.c): a datagram to the abstract AF_UNIX socket
  * "\0" RIP_BELL_PREFIX "<name as 16 hex digits>" when the ring becomes
  * readable (writer = 0) or writable (writer = 1) while armed.  install
- * records `name` in this handle's slot (0 removes it); the caller holds a
- * wait slot (rip_ensure_wait_slot).  arm sets the bell for one ring and
+ * records `name` in this handle's slot (0 removes it; RIP_BUSY if the handle
+ * has a bell in that direction already); the caller holds a wait slot
+ * (rip_ensure_wait_slot).  arm sets the bell for one ring and
  * returns 1 if the ring is ready already (readable/writable for `length`
  * bytes, or the other side closed), 0 if the bell will ring, -1 without a
  * slot.  A writer's length UINT64_MAX arms for the next release whatever

@@ -125,10 +125,13 @@ rip_status rip_bell_install(rip_ring *ring, int writer, uint64_t name)
     struct rip_slot *slot = ring->slot;
     if (slot == NULL || ring->fork_generation != rip_fork_generation)
         return RIP_NO_SLOT;
+    _Atomic uint64_t *word = writer ? &slot->space_bell : &slot->data_bell;
     if (name == 0)
         disarm_index(ring, writer, slot_index(ring, slot));
+    else if (a_load(word, RLX) != 0)
+        return RIP_BUSY; /* one bell per handle and direction: another is installed */
     /* Release: published to notifiers by the fetch_or of the next arm. */
-    a_store(writer ? &slot->space_bell : &slot->data_bell, name, REL);
+    a_store(word, name, REL);
     return RIP_OK;
 }
 

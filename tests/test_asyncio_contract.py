@@ -254,3 +254,22 @@ def test_a_channel_is_awaitable(run, tmp_path, scheme):
                 await server.send_bytes(b"back")
                 assert await client.recv_bytes() == b"back"
     run(main())
+
+
+def test_awaiting_a_queue_whose_reader_descriptor_is_in_use(run):
+    """The drop-in's _reader.fileno() and an awaiting task each have a bell
+    on the same queue (the second on a handle of its own): both ring."""
+    import select
+
+    async def main():
+        q = ra.SimpleQueue()
+        try:
+            fd = q.sync._reader.fileno()
+            task = asyncio.create_task(q.get())
+            await asyncio.sleep(0)
+            q.sync.put(7)
+            assert select.select([fd], [], [], TIMEOUT)[0] == [fd]
+            assert await asyncio.wait_for(task, TIMEOUT) == 7
+        finally:
+            q.close()
+    run(main())

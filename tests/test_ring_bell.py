@@ -75,6 +75,20 @@ def test_arm_reports_a_ready_ring_and_disarms():
         assert not rings(bell, 0)
 
 
+def test_two_bells_on_one_handle_both_ring():
+    """A handle has one bell per direction in its slot; a second one (a
+    queue's reader and an asyncio wrapper of it) gets a handle of its own."""
+    with Ring(4096) as ring, Doorbell(ring) as first, Doorbell(ring) as second:
+        assert not first.arm() and not second.arm()
+        ring.send_bytes(b"x")
+        assert rings(first, 0) and rings(second, 0)
+    with Ring(4096) as ring:
+        bell = Doorbell(ring)
+        del bell  # dropped without close(): the handle's bell is free again
+        with Doorbell(ring) as again:
+            assert again._own_handle is None
+
+
 def _send_later(ring, n):
     for i in range(n):
         ring.send_bytes(SEQ.pack(0, i))

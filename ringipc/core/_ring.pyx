@@ -432,7 +432,7 @@ cdef class Ring:
 
     # -- doorbells (_ring_bells.pxi; ringipc.core.doorbell is their user) ---
     def _bell_install(self, bint writer, name):
-        _bell_install(self, writer, name)
+        return _bell_install(self, writer, name)
 
     def _bell_arm(self, bint writer, length=0):
         return _bell_arm(self, writer, length)

@@ -4,16 +4,19 @@
 # every other claim of the handle's slot does.
 
 
-cdef int _bell_install(Ring ring, bint writer, object name) except -1:
+cdef object _bell_install(Ring ring, bint writer, object name):
+    """True if installed; False if this handle has a bell in that direction."""
     cdef uint64_t n = name
     cdef c.rip_status st
     ring._check_open()
     st = c.rip_ensure_wait_slot(&ring._r)
     if st == c.RIP_OK:
         st = c.rip_bell_install(&ring._r, writer, n)
+    if st == c.RIP_BUSY:
+        return False
     if st != c.RIP_OK:
         _raise_status(st, ring, 0, writer)
-    return 0
+    return True
 
 
 cdef object _bell_arm(Ring ring, bint writer, object length):

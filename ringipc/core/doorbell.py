@@ -53,9 +53,18 @@ class Doorbell:
                     break
                 except OSError:  # taken (a 1 in 2^64 chance): draw again
                     continue
-            ring._bell_install(self._writer, name)
+            self._own_handle = None
+            if not ring._bell_install(self._writer, name):
+                # This handle rings another bell already (a queue's reader
+                # and an asyncio wrapper of it, say): a handle has one per
+                # direction, so this bell gets a handle of its own.
+                rebuild, args = ring.__reduce__()
+                ring = self._own_handle = self._ring = rebuild(*args)
+                ring._bell_install(self._writer, name)
         except BaseException:
             self._sock.close()
+            if getattr(self, "_own_handle", None) is not None:
+                self._own_handle.close()
             raise
         self._name = name
 
@@ -127,6 +136,16 @@ class Doorbell:
             except Exception:
                 pass  # the ring went away first: closing its handle forgot the bell
         self._sock.close()
+        if self._own_handle is not None and self._pid == os.getpid():
+            self._own_handle.close()
+
+    def __del__(self) -> None:
+        # Dropped without close(): free the handle's bell for the next one.
+        if "_name" in self.__dict__:
+            try:
+                self.close()
+            except Exception:
+                pass  # interpreter teardown: the process's exit frees it anyway
 
     def __enter__(self) -> "Doorbell":
         return self
