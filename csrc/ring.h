@@ -142,6 +142,8 @@ void rip_recount_sleepers(rip_ring *ring);
 rip_status rip_bell_install(rip_ring *ring, int writer, uint64_t name);
 int rip_bell_arm(rip_ring *ring, int writer, uint64_t length);
 void rip_bell_disarm(rip_ring *ring, int writer);
+/* Test hook: the descriptor of this process's bell-sending socket, or -1. */
+int rip_bell_sender_fd(void);
 
 void rip_close_side(rip_ring *ring, uint32_t flag);
 uint32_t rip_flags(rip_ring *ring);

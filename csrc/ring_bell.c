@@ -34,14 +34,20 @@
  * namespace: processes sharing a ring across network namespaces cannot ring
  * each other (they still see messages; only their descriptors stay dark).
  *
- * The sending socket is made per ringing (socket, sendto per bell, close):
- * a process-wide cached descriptor could be closed under us and its number
- * reused for a user's connected socket, into which sendto would write.
+ * The sending socket is one per process, made on first use.  The program
+ * may close its descriptor (a closerange()), and the number may then be
+ * reused for one of its own connected sockets - into which sendto would
+ * write.  So the socket's inode is kept beside it and checked (fstat) before
+ * every use: one system call, against the two of a socket made per ringing.
+ * An inode that differs means the descriptor is no longer ours: it is
+ * forgotten (not closed: it belongs to whoever has it now) and a new socket
+ * is made.
  */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -57,12 +63,49 @@ static inline _Atomic uint32_t *bell_count(rip_ring *ring, int writers)
     return writers ? &ring->hdr->space_bells_armed : &ring->hdr->data_bells_armed;
 }
 
+/* The process's sending socket: descriptor and inode, published together
+ * as one 64-bit word (inode low 32 bits | fd << 32) so that no reader ever
+ * pairs one socket's descriptor with another's inode.  0: none yet. */
+static _Atomic uint64_t sender;
+
+static int sender_fd(void)
+{
+    struct stat st;
+    uint64_t word = a_load(&sender, ACQ);
+    if (word != 0) {
+        int fd = (int)(word >> 32);
+        if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) && (uint32_t)st.st_ino == (uint32_t)word)
+            return fd;
+        /* Closed under us (and perhaps reused): not ours any more. */
+        a_cas(&sender, &word, 0, ACQ_REL, RLX);
+    }
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1; /* out of descriptors: the watcher's own deadline still holds */
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return -1;
+    }
+    uint64_t mine = (uint64_t)(uint32_t)fd << 32 | (uint32_t)st.st_ino, none = 0;
+    if (!a_cas(&sender, &none, mine, ACQ_REL, ACQ)) {
+        close(fd); /* another thread's socket won: check and use that one */
+        return sender_fd();
+    }
+    return fd;
+}
+
+int rip_bell_sender_fd(void)
+{
+    uint64_t word = a_load(&sender, ACQ);
+    return word ? (int)(word >> 32) : -1;
+}
+
 static void send_bell(int *fd, uint64_t name)
 {
     struct sockaddr_un addr;
     char byte = 1;
-    if (*fd < 0 && (*fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-        return; /* out of descriptors: the watcher's own deadline still holds */
+    if (*fd < 0 && (*fd = sender_fd()) < 0)
+        return;
     addr.sun_family = AF_UNIX;
     addr.sun_path[0] = '\0';
     int n = snprintf(addr.sun_path + 1, sizeof(addr.sun_path) - 1, RIP_BELL_PREFIX "%016llx",
@@ -94,8 +137,6 @@ void rip_ring_bells(rip_ring *ring, int writers)
                 send_bell(&fd, name);
         }
     }
-    if (fd >= 0)
-        close(fd);
 }
 
 static void disarm_index(rip_ring *ring, int writers, uint32_t index)

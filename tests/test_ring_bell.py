@@ -20,7 +20,7 @@ import sys
 import pytest
 
 from ringipc import Ring
-from ringipc.core._ring import BELL_PREFIX
+from ringipc.core._ring import BELL_PREFIX, _bell_sender_fd
 from ringipc.core.doorbell import Doorbell
 
 ctx = multiprocessing.get_context("fork")
@@ -87,6 +87,34 @@ def test_two_bells_on_one_handle_both_ring():
         del bell  # dropped without close(): the handle's bell is free again
         with Doorbell(ring) as again:
             assert again._own_handle is None
+
+
+def test_a_sending_socket_closed_under_the_ring_is_not_written_to():
+    """The process's sending socket is cached; if the program closes its
+    descriptor and the number goes to one of its own connected sockets, a
+    ring must make a new socket, not write a byte into that connection."""
+    import socket
+
+    with Ring(4096) as ring, Doorbell(ring) as bell:
+        assert not bell.arm()
+        ring.send_bytes(b"1")  # a ring makes the sending socket if there is none
+        sender = _bell_sender_fd()
+        assert sender >= 0
+        assert rings(bell, 0) and bell.drain() == 1
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            os.dup2(ours.fileno(), sender)  # the number now names the program's connection
+            try:
+                assert ring.recv_bytes() == b"1"
+                assert not bell.arm()
+                ring.send_bytes(b"2")
+                assert rings(bell, 0)
+                assert _bell_sender_fd() not in (-1, sender)  # a new socket
+                theirs.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    theirs.recv(16)
+            finally:
+                os.close(sender)
 
 
 def _send_later(ring, n):

@@ -23,7 +23,6 @@ the peer is gone, so it is registered only while somebody waits.
 from __future__ import annotations
 
 import asyncio
-import os
 import weakref
 from typing import Any, Callable, Dict, List, Optional
 
@@ -83,7 +82,7 @@ class AsyncBell:
 
     def _registered(self, loop: asyncio.AbstractEventLoop) -> Doorbell:
         bell = self._bell
-        if bell is None or bell.closed or bell._pid != os.getpid():
+        if bell is None or bell.closed or bell.inherited:
             # First use, or a forked child: the parent's bell (and loop) are not ours.
             bell = self._bell = Doorbell(self._ring, self._writer)
             self._loop = None

@@ -40,3 +40,8 @@ cdef int _bell_disarm(Ring ring, bint writer) except -1:
     if ring._has_view:
         c.rip_bell_disarm(&ring._r, writer)
     return 0
+
+
+def _bell_sender_fd():
+    """Test hook: this process's bell-sending socket, or -1 before the first ring."""
+    return c.rip_bell_sender_fd()

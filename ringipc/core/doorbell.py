@@ -32,6 +32,19 @@ from ._ring import BELL_PREFIX
 
 ANY_RELEASE = (1 << 64) - 1
 
+# Forks so far in this process's line: a bell made before the last fork is
+# the parent's.  A counter, not os.getpid(): that is a system call, and the
+# bell is checked on every wait.
+_forks = 0
+
+
+def _after_fork_in_child() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class Doorbell:
     """Readiness of one direction of `ring`: ``writer=False`` rings when a
@@ -40,7 +53,7 @@ class Doorbell:
     def __init__(self, ring: Any, writer: bool = False) -> None:
         self._ring = ring
         self._writer = bool(writer)
-        self._pid = os.getpid()
+        self._forks = _forks
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             self._sock.setblocking(False)
@@ -73,11 +86,16 @@ class Doorbell:
         return self._name
 
     @property
+    def inherited(self) -> bool:
+        """True in a process forked after this bell was made (the parent's)."""
+        return self._forks != _forks
+
+    @property
     def closed(self) -> bool:
         return self._sock.fileno() < 0
 
     def _check(self) -> None:
-        if self._pid != os.getpid():
+        if self._forks != _forks:
             raise OSError("this doorbell belongs to the parent process; make a new one after fork")
         if self._sock.fileno() < 0:
             raise OSError("doorbell is closed")
@@ -97,7 +115,7 @@ class Doorbell:
 
     def disarm(self) -> None:
         """Take back an arm that has not rung (a cancelled wait)."""
-        if self._pid == os.getpid() and not self.closed and not self._ring.closed:
+        if self._forks == _forks and not self.closed and not self._ring.closed:
             self._ring._bell_disarm(self._writer)
 
     def drain(self) -> int:
@@ -130,13 +148,13 @@ class Doorbell:
     def close(self) -> None:
         if self.closed:
             return
-        if self._pid == os.getpid() and not self._ring.closed:
+        if self._forks == _forks and not self._ring.closed:
             try:
                 self._ring._bell_install(self._writer, 0)
             except Exception:
                 pass  # the ring went away first: closing its handle forgot the bell
         self._sock.close()
-        if self._own_handle is not None and self._pid == os.getpid():
+        if self._own_handle is not None and self._forks == _forks:
             self._own_handle.close()
 
     def __del__(self) -> None:

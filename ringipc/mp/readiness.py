@@ -51,7 +51,7 @@ class Watch:
 
     @property
     def active(self):
-        return not self._bell.closed and self._bell._pid == os.getpid()
+        return not self._bell.closed and not self._bell.inherited
 
     def fileno(self):
         self.refresh()

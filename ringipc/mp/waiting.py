@@ -11,7 +11,6 @@ before returning, so writers pay nothing once nobody waits.
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Iterable, List, Optional
 
@@ -27,7 +26,7 @@ _mp_wait = _mp_connection.wait
 
 def _bell(conn: Connection) -> Doorbell:
     bell = conn.__dict__.get("_wait_bell")
-    if bell is None or bell.closed or bell._pid != os.getpid():
+    if bell is None or bell.closed or bell.inherited:
         bell = conn._wait_bell = Doorbell(conn._rx)
     return bell
 
