@@ -16,9 +16,8 @@ retry at most.
 A waiter that is cancelled takes its future out; the last one to leave
 disarms, so writers are not made to ring a bell nobody listens to.
 ``extra`` (an :class:`FdWatch` of a Connection's liveness socket, shared by
-its two bells: a loop takes one reader per descriptor) is watched while
-tasks wait, so the death of a peer wakes them too; it stays readable once
-the peer is gone, so it is registered only while somebody waits.
+its two bells: a loop takes one reader per descriptor) is watched beside
+the bell, so the death of a peer wakes waiting tasks too.
 """
 from __future__ import annotations
 
@@ -32,28 +31,44 @@ __all__ = ["AsyncBell", "FdWatch", "ANY_RELEASE"]
 
 
 class FdWatch:
-    """One descriptor watched for several users on one loop: the first
-    user registers it, the last one to leave unregisters it, and readiness
-    calls every user's callback."""
+    """A Connection's liveness socket, watched for both its bells.
+
+    The socket carries no data: it becomes readable only when the peer is
+    gone, and then stays so.  It is registered with the loop by the first
+    wait and stays registered (no epoll_ctl per wait) until it fires; then
+    it is unregistered (it would fire on every loop turn), ``fired`` is set
+    and every user's callback runs.  The owner looks at the peer once while
+    ``fired`` is set (initially too) and calls ``alive()`` if it is there,
+    which lets the next wait register it again."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.fired = True  # nobody has looked yet
         self._users: Dict[int, Callable[[], None]] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     def add(self, loop: asyncio.AbstractEventLoop, key: object, callback: Callable[[], None]) -> None:
-        if not self._users:
+        self._users[id(key)] = callback
+        if self._loop is not loop and not self.fired:
+            self._unregister()
             self._loop = loop
             loop.add_reader(self.fd, self._ready)
-        self._users[id(key)] = callback
+
+    def alive(self) -> None:
+        self.fired = False
 
     def remove(self, key: object) -> None:
         if self._users.pop(id(key), None) is not None and not self._users:
-            loop, self._loop = self._loop, None
-            if loop is not None and not loop.is_closed():
-                loop.remove_reader(self.fd)
+            self._unregister()
+
+    def _unregister(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self.fd)
 
     def _ready(self) -> None:
+        self._unregister()
+        self.fired = True
         for callback in list(self._users.values()):
             callback()
 
@@ -134,8 +149,7 @@ class AsyncBell:
             raise OSError("handle is closed")
 
     def _idle(self) -> None:
-        if self._extra is not None:
-            self._extra.remove(self)
+        pass  # the liveness watch stays registered (see FdWatch)
 
     def _unregister(self) -> None:
         self._loop = None
@@ -159,6 +173,8 @@ class AsyncBell:
         """Wake every waiter (they raise OSError) and let the bell go."""
         self._closed = True
         self._wake()
+        if self._extra is not None:
+            self._extra.remove(self)
         self._unregister()
         bell, self._bell = self._bell, None
         if bell is not None:

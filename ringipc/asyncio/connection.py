@@ -32,11 +32,21 @@ class Connection:
         self._rx_bell = self._tx_bell = None
         # The liveness socket, watched while either direction waits.  Not a
         # dup: a second descriptor here would keep the peer's EOF away.
-        peer = FdWatch(conn.fileno())
+        peer = self._peer = FdWatch(conn.fileno())
         if conn.readable:
             self._rx_bell = AsyncBell(conn._rx, writer=False, extra=peer)
         if conn.writable:
             self._tx_bell = AsyncBell(conn._tx, writer=True, extra=peer)
+
+    def _peer_gone(self) -> bool:
+        """Whether the peer is gone; asks the socket (a system call) only
+        when its watch fired, or nobody has asked yet."""
+        if not self._peer.fired:
+            return False
+        if self.sync._peer_gone():
+            return True
+        self._peer.alive()
+        return False
 
     # -- receiving ----------------------------------------------------------------
     def _recv_nowait(self) -> bytes:
@@ -47,7 +57,7 @@ class Connection:
         try:
             data = c._rx.recv_bytes(False)
         except queue.Empty:
-            if not c._peer_gone():
+            if not self._peer_gone():
                 raise
             try:  # the peer wrote before it closed: drain what it left first
                 data = c._rx.recv_bytes(False)
@@ -109,7 +119,7 @@ class Connection:
                     c._tx.send_bytes(data, False)
                 return
             except queue.Full:
-                if c._peer_gone():
+                if self._peer_gone():
                     raise _conn._broken_pipe() from None
                 assert self._tx_bell is not None
                 await self._tx_bell.wait(size)
