@@ -55,13 +55,13 @@ class RingipcRing(_Peer):
             async for m in rx:
                 await tx.send_bytes(m)
         else:
-            payload = bytes(SIZE)
+            payload = b"x" * SIZE
             async for m in rx:
                 for _ in range(COUNT.unpack(m)[0]):
                     await tx.send_bytes(payload)
 
     async def rtt(self, n):
-        payload = bytes(SIZE)
+        payload = b"x" * SIZE
         for _ in range(n):
             await self.tx.send_bytes(payload)
             assert len(await self.rx.recv_bytes()) == SIZE
@@ -89,7 +89,7 @@ class RingipcPipe(_Peer):
 
     async def _serve(self, there):
         conn = ra.Connection(there.sync)
-        payload = bytes(SIZE)
+        payload = b"x" * SIZE
         while True:
             m = await conn.recv_bytes()
             if self.mode == "rtt":
@@ -99,7 +99,7 @@ class RingipcPipe(_Peer):
                     await conn.send_bytes(payload)
 
     async def rtt(self, n):
-        payload = bytes(SIZE)
+        payload = b"x" * SIZE
         for _ in range(n):
             await self.here.send_bytes(payload)
             assert len(await self.here.recv_bytes()) == SIZE
@@ -136,7 +136,7 @@ class Zmq(_Peer):
         zctx = zmq.asyncio.Context()
         sock = zctx.socket(zmq.PAIR if self.mode == "rtt" else zmq.PUSH)
         sock.bind(self.addr)
-        payload = bytes(SIZE)
+        payload = b"x" * SIZE
         if self.mode == "rtt":
             while True:
                 await sock.send(await sock.recv(copy=True), copy=True)
@@ -151,7 +151,7 @@ class Zmq(_Peer):
                 await sock.send(payload, copy=True)
 
     async def rtt(self, n):
-        payload = bytes(SIZE)
+        payload = b"x" * SIZE
         for _ in range(n):
             await self.sock.send(payload, copy=True)
             assert len(await self.sock.recv(copy=True)) == SIZE
@@ -193,7 +193,7 @@ class Streams(_Peer):
         if self.rw is None:
             self.rw = await asyncio.open_unix_connection(sock=self.here)
         reader, writer = self.rw
-        payload = bytes(SIZE)
+        payload = b"x" * SIZE
         for _ in range(n):
             writer.write(payload)
             await writer.drain()

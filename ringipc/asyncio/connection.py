@@ -125,6 +125,8 @@ class Connection:
                 await self._tx_bell.wait(size)
 
     async def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
+        if type(buf) is bytes and offset == 0 and size is None:
+            return await self._send_encoded(self._encode(buf))  # the everyday call: no copy
         with memoryview(buf) as m:
             m = m.cast("B") if m.format != "B" else m
             if offset < 0 or offset > m.nbytes or (size is not None and (size < 0 or offset + size > m.nbytes)):
