@@ -42,7 +42,6 @@ DEFAULT_SPIN = 4000        # busy-poll iterations (~10-40 us) before sleeping
 MAX_SLOTS = c.RIP_MAX_SLOTS
 ABI_VERSION = c.RIP_ABI_VERSION
 WAIT_BACKEND = c.rip_wait_backend_name().decode()
-BELL_PREFIX = c.RIP_BELL_PREFIX.decode()  # doorbell sockets: "\0" + BELL_PREFIX + 16 hex digits
 CHAOS_BUILD = bool(c.rip_chaos_build())  # RINGIPC_CHAOS=1: random pauses inside the protocol
 
 RECOUNT_AFTER_IDLE_WAKES = c.RIP_RECOUNT_AFTER_IDLE_WAKES  # see csrc/ring_waiters.c
@@ -430,21 +429,15 @@ cdef class Ring:
         """Release claims left by dead processes now; returns how many (MPMC)."""
         return _recover(self)
 
-    # -- doorbells (_ring_bells.pxi; ringipc.core.doorbell is their user) ---
+    # -- doorbells: bodies and docs in _ring_bells.pxi; ringipc.core.doorbell uses them
     def _bell_install(self, bint writer, name):
         return _bell_install(self, writer, name)
-
     def _bell_arm(self, bint writer, length=0):
         return _bell_arm(self, writer, length)
-
     def _bell_disarm(self, bint writer):
         _bell_disarm(self, writer)
-
     def _notify_writers(self):
-        """Wake writers' sleepers and bells as a release does (for space
-        freed outside the ring, such as a bounded queue's slot)."""
-        if self._has_view:
-            c.rip_notify_writers(&self._r)
+        _notify_writers(self)
 
     # -- lifetime ---------------------------------------------------------
     cdef _finish_close(self):

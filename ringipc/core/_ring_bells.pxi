@@ -3,6 +3,8 @@
 # put its name in this handle's slot and arm it.  All run under the GIL, as
 # every other claim of the handle's slot does.
 
+BELL_PREFIX = c.RIP_BELL_PREFIX.decode()  # doorbell sockets: "\0" + BELL_PREFIX + 16 hex digits
+
 
 cdef object _bell_install(Ring ring, bint writer, object name):
     """True if installed; False if this handle has a bell in that direction."""
@@ -34,6 +36,14 @@ cdef object _bell_arm(Ring ring, bint writer, object length):
         # by waiters on descriptors too (see _note_stall).
         ring._note_stall(_now())
     return bool(ready)
+
+
+cdef int _notify_writers(Ring ring) except -1:
+    """Wake writers' sleepers and bells as a release does (for room made
+    outside the ring, such as a bounded queue's slot)."""
+    if ring._has_view:
+        c.rip_notify_writers(&ring._r)
+    return 0
 
 
 cdef int _bell_disarm(Ring ring, bint writer) except -1:
