@@ -36,7 +36,7 @@ libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread
 headers = [os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")]
 ring_includes = [os.path.join("ringipc", "core", f) for f in os.listdir(os.path.join("ringipc", "core")) if f.endswith(".pxi")]
 # Lowest layer first (see csrc/ring_internal.h).
-ring_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_backend.c", "csrc/ring_waiters.c",
+ring_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_backend.c", "csrc/ring_waiters.c", "csrc/ring_bell.c",
                 "csrc/ring_release.c", "csrc/ring_recover.c", "csrc/ring_segment.c", "csrc/ring.c",
                 "csrc/ring_batch.c", "csrc/ring_wait.c"]
 

@@ -31,6 +31,7 @@ LAYERS = [
     # broadcast topics (their own segments; objects pickled as the drop-ins do)
     ("ringipc.mp", "ringipc.sync", "ringipc.signals", "ringipc.topic"),
     ("ringipc.channels",),      # Channel API and transports (shm:// rides on mp's Connection)
+    ("ringipc.asyncio",),       # awaitable queues, pipes, rings and channels (on core's doorbells)
     ("ringipc",),               # ringipc/__init__.py: the public names, re-exported
     # tools: the bench measures the public API and its peers; cleanup, ls and doctor look after the machine
     ("ringipc.bench", "ringipc.cleanup", "ringipc.ls", "ringipc.doctor"),
@@ -41,6 +42,7 @@ LAYERS = [
 C_LAYERS = [
     ("ring_liveness.c", "ring_chaos.c"),   # is a process alive; chaos pauses
     ("ring_backend.c", "ring_waiters.c",   # futex/semaphore primitives; who is counted asleep;
+     "ring_bell.c",                        # doorbells: readiness as a file descriptor
      "sync.c"),                            # process-shared locks (ringipc.sync: their own extension)
     # Broadcast topics (ringipc.topic: their own extension, csrc/topic_internal.h)
     # are layers beside the ring's, on its liveness check and wait backend.

@@ -121,6 +121,12 @@ class SegmentHandle:
             return f"/proc/self/fd/{self.fd}"
         return os.path.join(_segment.SHM_DIR, self.name)
 
+    def duplicate(self):
+        """Another handle of the same segment, in this process."""
+        if self.anonymous:
+            return SegmentHandle.from_fd(os.dup(self.fd), self.name)
+        return SegmentHandle.open(self.name)
+
     # -- handing it over --------------------------------------------------
     def reduce_args(self, what):
         """What pickles this segment: its name, or (anonymous) a descriptor
