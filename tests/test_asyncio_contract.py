@@ -196,7 +196,7 @@ def test_shutdown_wakes_an_awaiting_receive(run):
         async with ra.AsyncRing(4096) as ring:
             task = asyncio.create_task(ring.recv_bytes())
             await asyncio.sleep(0)
-            Ring.attach(ring.ring.name).shutdown("write")
+            ring.ring._another_handle().shutdown("write")
             with pytest.raises(EOFError):
                 await asyncio.wait_for(task, TIMEOUT)
     run(main())
