@@ -96,7 +96,7 @@ def _attached(name):
         os.close(fd)
 
 
-def remove_orphans(dry_run=False):
+def remove_orphans(dry_run: bool=False):
     """Unlink every segment whose creator is dead; returns the names."""
     removed = []
     for seg in list_segments():
@@ -107,7 +107,7 @@ def remove_orphans(dry_run=False):
     return removed
 
 
-def main(argv=None):
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ringipc cleanup", description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     parser.add_argument("--mqueue-dir", default="/dev/mqueue", metavar="DIR",
@@ -126,7 +126,7 @@ def main(argv=None):
     return 0
 
 
-def _cleanup_sysv_queues(dry_run, verb):
+def _cleanup_sysv_queues(dry_run, verb) -> None:
     """System V message queues of sysvmq:// whose creator is dead (channels/transports/sysvmq_queue.py)."""
     from .channels.transports import sysvmq_queue
     queues = sysvmq_queue.list_queues()
@@ -137,7 +137,7 @@ def _cleanup_sysv_queues(dry_run, verb):
     print(f"{verb} {len(removed)} orphaned System V message queue(s) of {len(queues)}")
 
 
-def _cleanup_posix_queues(dry_run, verb, directory):
+def _cleanup_posix_queues(dry_run, verb, directory) -> None:
     """POSIX message queue pairs of mq:// no live listener holds (channels/transports/mq_leftovers.py)."""
     from .channels.transports import mq_leftovers
     if not os.path.isdir(directory):

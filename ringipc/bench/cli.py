@@ -56,7 +56,7 @@ FULL_SCENARIOS = f"{THROUGHPUT},{LATENCY},{MPMC},{pools.POOLS}"
 FOCUS_SCENARIOS = f"{THROUGHPUT},{LATENCY},{MPMC},{locks.LOCKS}"
 
 
-def focused(args):
+def focused(args) -> bool:
     """No option chose what to run: the focused default (ringipc/bench/focus.py)."""
     return not (args.all or args.only or args.scenarios or args.sizes or args.facilities)
 
@@ -103,7 +103,7 @@ def settings_from(args):
     return s
 
 
-def _list(console, facilities):
+def _list(console, facilities) -> int:
     from ringipc.bench.term import Table
 
     table = Table("facility", "runs here", header_style="bold")
@@ -164,20 +164,20 @@ def main(argv=None):
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("planning", total=None)
 
-        def on_start(cell, rep, index, total):
+        def on_start(cell, rep, index, total) -> None:
             label = f"{cell.facility.name} {cell.scenario} {report.human_size(cell.size)}"
             progress.update(task, total=total, description=f"rep {rep + 1}/{settings.repeat} {label}")
 
-        def on_result(result, done, total):
+        def on_result(result, done, total) -> None:
             results.append(result)
             progress.update(task, completed=done)
 
-        def on_pool(result, done, total):
+        def on_pool(result, done, total) -> None:
             pool_results.append(result)
             progress.update(task, total=total, completed=done,
                             description=f"pools: {result.facility} {result.workload}")
 
-        def on_lock(result, done, total):
+        def on_lock(result, done, total) -> None:
             lock_results.append(result)
             progress.update(task, total=total, completed=done, description=f"locks: {result.facility} {result.case}")
 

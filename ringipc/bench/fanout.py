@@ -12,7 +12,7 @@ FANOUT_SUBSCRIBERS = [1, 4]
 FANOUT_BASELINE = "mp.Queue-per-sub"
 
 
-def scenario_name(subscribers):
+def scenario_name(subscribers) -> str:
     return f"{FANOUT}-{subscribers}"
 
 
@@ -24,7 +24,7 @@ def subscribers_of(scenario):
     return int(scenario[len(FANOUT) + 1:])
 
 
-def title(scenario):
+def title(scenario) -> str:
     n = subscribers_of(scenario)
     return f"Fan-out, 1 publisher -> {n} subscriber{'s' if n > 1 else ''} (deliveries/s)"
 

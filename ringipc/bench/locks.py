@@ -39,13 +39,13 @@ def primitives(kind):
     return multiprocessing.get_context("fork")
 
 
-def acquire_release(lock, n):
+def acquire_release(lock, n) -> None:
     for _ in range(n):
         lock.acquire()
         lock.release()
 
 
-def take_often(lock, counter, n, cpu=None):
+def take_often(lock, counter, n, cpu=None) -> None:
     """``n`` increments of ``counter.value`` under ``lock``."""
     if cpu is not None:
         import os
@@ -84,7 +84,7 @@ def measure(kind, case, n, cpus=(None, None)):
     return seconds
 
 
-def _driver(kind, case, n, cpus, conn):
+def _driver(kind, case, n, cpus, conn) -> None:
     try:
         conn.send(("ok", measure(kind, case, n, cpus)))
     except BaseException:
@@ -106,7 +106,7 @@ class LockResult:
         return 1e9 * self.seconds / self.ops if self.ok and self.ops else 0.0
 
 
-def run_one(kind, case, n, timeout=30.0, start_method="forkserver", pin=True):
+def run_one(kind, case, n, timeout=30.0, start_method: str="forkserver", pin: bool=True):
     from ringipc.bench.runner import context, cpu_plan
 
     ctx = context(start_method)
@@ -133,7 +133,7 @@ def run_one(kind, case, n, timeout=30.0, start_method="forkserver", pin=True):
     return LockResult(NAMES[kind], case, ops, seconds=value)
 
 
-def run(settings, quick=False, on_result=None):
+def run(settings, quick: bool=False, on_result=None):
     """Every case for both locks, repetitions outermost, the order alternating."""
     total = len(CASES) * len(KINDS) * settings.repeat
     results, done = [], 0

@@ -48,7 +48,7 @@ class Payload:
     aliasing another.
     """
 
-    def __init__(self, size, pid=0, slots=1):
+    def __init__(self, size, pid=0, slots=1) -> None:
         _check_size(size)
         template = bytes(HEADER.size) + _filler(size) + bytes(TAG.size)
         self.size = size
@@ -84,7 +84,7 @@ class Verifier:
     facility's timed loop, so its cost is kept to a few hundred nanoseconds.
     """
 
-    def __init__(self, size, producers=1, strict=True):
+    def __init__(self, size, producers=1, strict: bool=True) -> None:
         _check_size(size)
         self.size = size
         self.strict = strict
@@ -99,7 +99,7 @@ class Verifier:
         # Header and tag in one unpack, skipping the filler between them.
         unpack = struct.Struct(f"<IQ{size - MIN_SIZE}xI").unpack
 
-        def check(msg):
+        def check(msg) -> bool:
             """Verify one message; return False for a stop marker, True for data."""
             if len(msg) != size:
                 raise VerificationError(f"a message of {len(msg)} bytes, expected {size}")

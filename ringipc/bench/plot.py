@@ -60,7 +60,7 @@ def colours(rows, baseline, key):
     return out
 
 
-def _legend(fig, with_failed=False):
+def _legend(fig, with_failed: bool=False) -> None:
     from matplotlib.patches import Patch
 
     entries = LEGEND + ([(FAILED, "FAILED")] if with_failed else [])
@@ -68,7 +68,7 @@ def _legend(fig, with_failed=False):
                frameon=False, fontsize="medium")
 
 
-def _plain_log_axis(ax, low, high, prefix=""):
+def _plain_log_axis(ax, low, high, prefix: str="") -> None:
     """Log scale from low to high with ticks written 0.5, 1, 10, 100 (not 10^1): read at a glance."""
     import math
 

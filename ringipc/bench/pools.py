@@ -77,7 +77,7 @@ def _check(workload, results, n):
             raise AssertionError(f"result {i} is not what the task returned")
 
 
-def _driver(kind, context, workload, n, conn):
+def _driver(kind, context, workload, n, conn) -> None:
     try:
         import concurrent.futures
         import multiprocessing
@@ -153,7 +153,7 @@ def run_one(kind, context, workload, n, timeout, start_method):
     return PoolResult(name, workload, n, seconds=value)
 
 
-def run(settings, quick=False, only=None, skip=None, on_result=None):
+def run(settings, quick: bool=False, only=None, skip=None, on_result=None):
     cells = []
     for workload, n, n_quick in WORKLOADS:
         for kind in POOL_KINDS:

@@ -17,7 +17,7 @@ _TITLES = {
 }
 
 
-def human_size(n):
+def human_size(n) -> str:
     for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale and n % scale == 0:
             return f"{n // scale} {unit}"
@@ -31,14 +31,14 @@ def parse_size(text):
     return int(float(t[:-1] if scale > 1 else t) * scale)
 
 
-def _rate(x):
+def _rate(x) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if x >= scale:
             return f"{x / scale:.2f} {unit}"
     return f"{x:.0f}"
 
 
-def _spread(s):
+def _spread(s) -> str:
     """Half the min-max range over the median: how far to trust the digits."""
     if s.runs < 2 or not s.rate:
         return ""
@@ -137,7 +137,7 @@ def skipped_text(skips):
     return "\n".join(lines)
 
 
-def header_text(settings):
+def header_text(settings) -> str:
     """One line on what the numbers were measured on, so a pasted table carries its context."""
     from ringipc.bench.runner import cpu_plan
 
@@ -149,7 +149,7 @@ def header_text(settings):
             f"Python {platform.python_version()}; {settings.start_method}; {settings.repeat} x ~{settings.target:g} s per cell[/]")
 
 
-def print_report(console, summaries, skips, settings):
+def print_report(console, summaries, skips, settings) -> None:
     console.print(header_text(settings))
     console.print()
     for table in tables(summaries, settings):
@@ -226,7 +226,7 @@ def to_json(results, summaries, skips, settings):
     }
 
 
-def write_json(path, results, summaries, skips, settings):
+def write_json(path, results, summaries, skips, settings) -> None:
     with open(path, "w") as f:
         json.dump(to_json(results, summaries, skips, settings), f, indent=1)
         f.write("\n")

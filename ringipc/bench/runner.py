@@ -20,7 +20,7 @@ from ringipc.bench.payload import combine, expected_digest
 START_METHODS = ("spawn", "forkserver")
 
 
-def context(method="spawn"):
+def context(method: str="spawn"):
     """A multiprocessing context whose children are fresh processes.
 
     spawn starts a new interpreter per child; forkserver forks each child from a
@@ -75,7 +75,7 @@ def cpu_plan(producers, consumers):
     return [left[i % len(left)] for i in range(producers)] + [right[i % len(right)] for i in range(consumers)]
 
 
-def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
+def _child(facility, role, index, ends, size, producers, consumers, cpu, conn) -> None:
     """Entry point of every benchmark process."""
     try:
         if cpu is not None:
@@ -126,8 +126,8 @@ def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
 class Session:
     """One channel and its processes; ``round(n)`` may be called many times."""
 
-    def __init__(self, facility, scenario, size, producers=1, consumers=1, timeout=30.0, pin=True,
-                 start_method="spawn"):
+    def __init__(self, facility, scenario, size, producers=1, consumers=1, timeout=30.0, pin: bool=True,
+                 start_method: str="spawn") -> None:
         self.ctx = context(start_method)
         self.facility, self.scenario, self.size = facility, scenario, size
         self.producers, self.consumers = producers, consumers
@@ -142,7 +142,7 @@ class Session:
         self.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.close()
 
     def start(self):
@@ -172,7 +172,7 @@ class Session:
             raise RunFailed(f"setup: {type(exc).__name__}: {exc}") from exc
         self._collect("ready", self.timeout)
 
-    def close(self):
+    def close(self) -> None:
         if not self._broken:
             # A clean exit lets producers flush (feeder threads, zmq linger) before the channel goes.
             for _, proc, conn in self._procs:
@@ -289,8 +289,8 @@ def count_for(result, target, producers=1):
     return int(min(MAX_COUNT, max(MIN_COUNT, rate * target)))
 
 
-def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin=True,
-             warmup=0.1, target=None, start_method="spawn"):
+def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin: bool=True,
+             warmup=0.1, target=None, start_method: str="spawn"):
     """Fresh processes, one measured round, torn down: the unit of ``python -m ringipc bench``.
 
     An untimed round of ``warmup * n`` messages goes first: it faults in fresh

@@ -32,18 +32,18 @@ def plain(text):
 
 
 class PlainTable:
-    def __init__(self, *headers, title=None, **_style):
+    def __init__(self, *headers, title=None, **_style) -> None:
         self.title, self.columns, self.rows = title, [], []
         for h in headers:
             self.add_column(h)
 
-    def add_column(self, header, justify="left", **_style):
+    def add_column(self, header, justify: str="left", **_style) -> None:
         self.columns.append((header, justify))
 
-    def add_row(self, *cells):
+    def add_row(self, *cells) -> None:
         self.rows.append([plain(c) for c in cells])
 
-    def add_section(self):
+    def add_section(self) -> None:
         self.rows.append(None)
 
     def render(self):
@@ -63,32 +63,32 @@ class PlainTable:
 class PlainConsole:
     width = 100
 
-    def __init__(self, **_options):
+    def __init__(self, **_options) -> None:
         pass
 
-    def print(self, obj="", width=None):
+    def print(self, obj: str="", width=None) -> None:
         print(obj.render() if isinstance(obj, PlainTable) else plain(obj), flush=True)
 
 
 class PlainProgress:
     """One line on stderr per step (rewritten in place on a terminal)."""
 
-    def __init__(self, *columns, console=None, transient=True):
+    def __init__(self, *columns, console=None, transient: bool=True) -> None:
         self.tty = sys.stderr.isatty()
         self.total, self.done, self.text, self._last = None, 0, "", 0.0
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         if self.tty:
             print(file=sys.stderr)
 
-    def add_task(self, description, total=None):
+    def add_task(self, description, total=None) -> int:
         self.text, self.total = description, total
         return 0
 
-    def update(self, task, total=None, completed=None, description=None):
+    def update(self, task, total=None, completed=None, description=None) -> None:
         if total is not None:
             self.total = total
         if completed is not None:

@@ -51,7 +51,7 @@ class FileLock:
     description, and so the lock; pickling gives an unlocked lock on the same
     range (a new open in the receiving process)."""
 
-    def __init__(self, path: "os.PathLike[str] | str", start: int = 0, length: int = 0):
+    def __init__(self, path: "os.PathLike[str] | str", start: int = 0, length: int = 0) -> None:
         if start < 0 or length < 0:
             raise ValueError("start and length must be >= 0")
         self.path, self.start, self.length = os.fspath(path), start, length
@@ -144,7 +144,7 @@ class FileLock:
 
 
 class _Held:
-    def __init__(self, lock: FileLock, shared: bool, timeout: Optional[float]):
+    def __init__(self, lock: FileLock, shared: bool, timeout: Optional[float]) -> None:
         self.lock, self.is_shared, self.timeout = lock, shared, timeout
 
     def __enter__(self) -> FileLock:

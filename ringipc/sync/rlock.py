@@ -79,7 +79,7 @@ class RLock:
         self._lock.release()
         return state
 
-    def _acquire_restore(self, state):
+    def _acquire_restore(self, state) -> None:
         self._lock.acquire()
         self._owner, self._count = self._me(), state
 

@@ -28,12 +28,12 @@ from ringipc.bench.fanout import FANOUT_BASELINE  # noqa: E402
 _extra = []
 
 
-def register(facility):
+def register(facility) -> None:
     """Add a facility to every later ``all_facilities()`` in this process."""
     _extra.append(facility)
 
 
-def unregister(facility):
+def unregister(facility) -> None:
     _extra.remove(facility)
 
 

@@ -36,7 +36,7 @@ class Deferred:
     ``resolve()`` after ``connected()``, so the timed loop pays no
     indirection; called before that, it forwards."""
 
-    def __init__(self, resolve):
+    def __init__(self, resolve) -> None:
         self.resolve = resolve
 
     def __call__(self, *args):
@@ -92,10 +92,10 @@ class Facility:
         """Return ``recv_many() -> list`` or None to receive one at a time."""
         return None
 
-    def connected(self):
+    def connected(self) -> None:
         """Called in the child once all its ends are open: finish connecting (accepts)."""
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         """Called in the child after its loop (flush feeder threads, close handles)."""
 
     # -- the shared loops ----------------------------------------------------------------
@@ -202,7 +202,7 @@ class Facility:
         times.sort()
         return times
 
-    def echo(self, send, recv, size):
+    def echo(self, send, recv, size) -> None:
         """Send back every message until the stop marker."""
         verifier = Verifier(size)
         while True:
@@ -230,7 +230,7 @@ class SharedQueue(Facility):
     def open_receiver(self, q, size):
         return q.get
 
-    def close_end(self, q):
+    def close_end(self, q) -> None:
         # Queues whose put() hands objects to a feeder thread: wait until it has written them all.
         if hasattr(q, "join_thread"):
             q.close()
@@ -249,7 +249,7 @@ class ConnectionPair(Facility):
     def setup(self, size, producers=1, consumers=1):
         r, w = self.make_pair(size)
 
-        def close():
+        def close() -> None:
             r.close()
             w.close()
 

@@ -25,7 +25,7 @@ class UnixgramChannel(Transport):
 
     name = "unixgram.ringipc"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("unixgram")
 
 
@@ -56,7 +56,7 @@ class UnixgramSocket(Facility):
     def setup(self, size, producers=1, consumers=1):
         a, b = self._pair(size)
 
-        def close():
+        def close() -> None:
             a.close()
             b.close()
 
@@ -82,10 +82,10 @@ class SysvMqChannel(Transport):
 
     name = "sysvmq.ringipc"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("sysvmq")
 
-    def _address(self):
+    def _address(self) -> str:
         return f"sysvmq://{random.randrange(1 << 24, 1 << 30)}"
 
     def _options(self, size):
@@ -129,7 +129,7 @@ class SysvMqDirect(Facility):
             except sysv_ipc.ExistentialError:
                 continue
 
-        def close():
+        def close() -> None:
             q.remove()
 
         return Channel([q.key] * producers, [q.key] * consumers, close)
@@ -159,10 +159,10 @@ class UdpChannel(Transport):
     name = "udp.ringipc"
     scenarios = ("latency",)
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("udp")
 
-    def _address(self):
+    def _address(self) -> str:
         return f"udp://127.0.0.1:{_free_udp_port()}"
 
 

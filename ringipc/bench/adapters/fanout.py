@@ -55,7 +55,7 @@ class TopicFanout(FanoutFacility):
             return into_receiver(self._sub.recv_bytes_into, size)
         return self._sub.recv_bytes
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         for attr in ("_pub", "_sub"):
             handle = self.__dict__.pop(attr, None)
             if handle is not None:
@@ -73,7 +73,7 @@ class MpQueuePerSubscriber(FanoutFacility):
         ctx = multiprocessing.get_context("spawn")
         queues = [ctx.Queue() for _ in range(consumers)]
 
-        def close():
+        def close() -> None:
             for q in queues:
                 q.close()
 
@@ -82,7 +82,7 @@ class MpQueuePerSubscriber(FanoutFacility):
     def open_sender(self, queues, size):
         puts = [q.put for q in queues]
 
-        def send(msg):
+        def send(msg) -> None:
             for put in puts:
                 put(msg)
 
@@ -91,7 +91,7 @@ class MpQueuePerSubscriber(FanoutFacility):
     def open_receiver(self, q, size):
         return q.get
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         for q in end if isinstance(end, tuple) else (end,):
             q.close()
             q.join_thread()
@@ -111,7 +111,7 @@ class ZmqPubSub(FanoutFacility):
     def setup(self, size, producers=1, consumers=1):
         path = os.path.join(tempfile.gettempdir(), f"ringipc-bench-{uuid.uuid4().hex[:12]}.ipc")
 
-        def close():
+        def close() -> None:
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -155,7 +155,7 @@ class ZmqPubSub(FanoutFacility):
                 raise TimeoutError("zmq subscribers did not connect")
             sock.recv()
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         import zmq
 
         for attr in ("_pub", "_sub"):

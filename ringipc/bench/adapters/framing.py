@@ -17,7 +17,7 @@ class FrameReader:
     bytearray that stays valid until the next call.
     """
 
-    def __init__(self, readinto, chunk=64 << 10):
+    def __init__(self, readinto, chunk=64 << 10) -> None:
         self._readinto = readinto
         self._buf = bytearray(chunk)
         self._view = memoryview(self._buf)
@@ -69,7 +69,7 @@ def frame_sender(write, writev):
     """``send(msg)`` writing one frame: ``write(bytes) -> int`` for small
     messages, ``writev(list) -> int`` (no copy) for large ones."""
 
-    def send(msg):
+    def send(msg) -> None:
         if len(msg) < SMALL:
             data = LENGTH.pack(len(msg)) + msg
             sent = write(data)
@@ -90,7 +90,7 @@ def frames(msgs):
     return out
 
 
-def write_all(writev, parts):
+def write_all(writev, parts) -> None:
     """Vectored write of ``parts``, resuming after a short write."""
     total = sum(len(p) for p in parts)
     sent = writev(parts)
@@ -127,7 +127,7 @@ class FdEnd:
     hand a connection's descriptor to a child it is starting.
     """
 
-    def __init__(self, fd):
+    def __init__(self, fd) -> None:
         self.fd = fd
 
     def __reduce__(self):

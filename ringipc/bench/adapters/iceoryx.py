@@ -70,7 +70,7 @@ class Iceoryx2(Facility):
         self.__dict__.setdefault("_waiting", []).append((service, pub))
         memmove = ctypes.memmove
 
-        def send(msg):
+        def send(msg) -> None:
             n = len(msg)
             sample = pub.loan_slice_uninit(n)
             memmove(sample.payload_ptr, msg, n)

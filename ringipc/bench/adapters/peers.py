@@ -11,7 +11,7 @@ import uuid
 from ringipc.bench.adapters.base import BATCH_SCENARIOS, Channel, Facility, SharedQueue
 
 
-def _have(module, extra="ringipc[bench]"):
+def _have(module, extra: str="ringipc[bench]"):
     try:
         importlib.import_module(module)
     except ImportError as exc:
@@ -48,7 +48,7 @@ class PosixMq(Facility):
     def setup(self, size, producers=1, consumers=1):
         q = self._create(size)
 
-        def close():
+        def close() -> None:
             q.close()
             q.unlink()
 
@@ -114,7 +114,7 @@ class ZmqPushPull(Facility):
         paths = tuple(os.path.join(tempfile.gettempdir(), f"ringipc-bench-{uuid.uuid4().hex[:12]}.ipc")
                       for _ in range(consumers))
 
-        def close():
+        def close() -> None:
             for path in paths:
                 try:
                     os.unlink(path)
@@ -165,7 +165,7 @@ class ZmqPushPull(Facility):
             sock.disable_monitor()
             monitor.close()
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         import zmq
 
         socks = self.__dict__.get("_socks", {})

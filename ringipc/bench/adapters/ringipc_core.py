@@ -49,7 +49,7 @@ class Ring(Facility):
     copies_on_send = True
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"ringipc.Ring-{self.kind}"
 
     @property
@@ -73,7 +73,7 @@ class Ring(Facility):
             return into_receiver(ring.recv_bytes_into, size)
         return ring.recv_bytes
 
-    def close_end(self, ring):
+    def close_end(self, ring) -> None:
         ring.close()
 
 
@@ -88,7 +88,7 @@ class RingSleeping(Ring):
     scenarios = ("latency",)
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"ringipc.Ring-{self.kind}.nospin"
 
     def open_sender(self, ring, size):
@@ -107,7 +107,7 @@ class RingMany(Ring):
     scenarios = BATCH_SCENARIOS
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"ringipc.Ring-{self.kind}.many"
 
     def open_batch_sender(self, ring, size):

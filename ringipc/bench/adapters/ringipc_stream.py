@@ -31,7 +31,7 @@ class RingStreamPair(Facility):
 
         w, r = stream_pair(CAPACITY)
 
-        def close():
+        def close() -> None:
             w.close()
             r.close()
 
@@ -43,7 +43,7 @@ class RingStreamPair(Facility):
     def open_receiver(self, end, size):
         return FrameReader(end.readinto).recv
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         end.close()
 
 

@@ -39,17 +39,17 @@ class Transport(Facility):
     copies_on_send = True
     mode = "message"
 
-    def __init__(self, scheme):
+    def __init__(self, scheme) -> None:
         self.scheme = scheme
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"ringipc.connect-{self.scheme}"
 
     def available(self):
         return _api(self.scheme)
 
-    def _address(self):
+    def _address(self) -> str:
         tag = f"ringipc-bench-{uuid.uuid4().hex[:12]}"
         if self.scheme == "tcp":
             return f"tcp://127.0.0.1:{_free_port()}"
@@ -77,7 +77,7 @@ class Transport(Facility):
     def setup(self, size, producers=1, consumers=1):
         address = self._address()
 
-        def close():
+        def close() -> None:
             path = address.partition("://")[2]
             if self.scheme in ("unix", "unixpacket", "fifo") and os.path.exists(path):
                 os.unlink(path)
@@ -107,7 +107,7 @@ class Transport(Facility):
         listener = listen(end[1], mode=self.mode, **self._options(size))
         holder, errors = [None], []
 
-        def accept():
+        def accept() -> None:
             try:
                 holder[0] = listener.accept(timeout=_CONNECT_PATIENCE)
             except BaseException as exc:
@@ -136,7 +136,7 @@ class Transport(Facility):
             return Deferred(lambda: into_receiver(holder[0].recv_bytes_into, size))
         return Deferred(lambda: holder[0].recv_bytes)
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         listener, holder, _, _ = self._state().pop(end, (None, [None], None, []))
         if holder[0] is not None:
             holder[0].close()
@@ -150,7 +150,7 @@ class StreamTransport(Transport):
     mode = "stream"
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"ringipc.bytestream-{self.scheme}"
 
     def open_sender(self, end, size):

@@ -25,7 +25,7 @@ from ringipc.bench.adapters.peers import _have
 _EXTRA = "ringipc[bench-peers]"
 
 
-def _unique(prefix):
+def _unique(prefix) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
@@ -60,7 +60,7 @@ class CloudtoidQueue(Facility):
         try_send = self._keep(Publisher(name, self.capacity(size))).try_send
         yield_cpu = os.sched_yield
 
-        def send(msg):
+        def send(msg) -> None:
             while not try_send(msg):  # full: the library offers no blocking send
                 yield_cpu()
 
@@ -72,7 +72,7 @@ class CloudtoidQueue(Facility):
         receive = self._keep(Subscriber(name, self.capacity(size))).receive
         return lambda: receive(timeout=None)
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         for e in self.__dict__.pop("_ends", []):
             e.close()
 
@@ -92,7 +92,7 @@ class SlickQueue(Facility):
 
         q = Queue(name=_unique("rb-slick-"), size=self.depth, element_size=size)
 
-        def close():
+        def close() -> None:
             q.close()
             q.unlink()
 
@@ -109,7 +109,7 @@ class SlickQueue(Facility):
         q = self._open(name, size)
         reserve, publish = q.reserve, q.publish
 
-        def send(msg):
+        def send(msg) -> None:
             i = reserve()
             q[i][:len(msg)] = msg
             publish(i)
@@ -128,7 +128,7 @@ class SlickQueue(Facility):
 
         return recv
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         for q in self.__dict__.pop("_queues", []):
             q.close()
 
@@ -153,7 +153,7 @@ class Kickmsg(Facility):
         region = kickmsg.SharedRegion.create(name, kickmsg.ChannelType.PubSub, cfg)
         held = [region]
 
-        def close():
+        def close() -> None:
             held.clear()
             kickmsg.unlink_shm(name)
 
@@ -188,7 +188,7 @@ class Kickmsg(Facility):
 
         return recv
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         self.__dict__.pop("_held", None)
 
 
@@ -215,7 +215,7 @@ class SubethaSpsc(Facility):
         path = os.path.join(tempfile.gettempdir(), _unique("ringipc-bench-subetha-"))
         held = [subetha.SpscRing(path, self.depth)]
 
-        def close():
+        def close() -> None:
             held.clear()
             try:
                 os.unlink(path)
@@ -234,7 +234,7 @@ class SubethaSpsc(Facility):
     def open_sender(self, path, size):
         push = self._ring(path).push
 
-        def send(msg):
+        def send(msg) -> None:
             while not push(msg):  # full: both ends poll, the ring has no way to sleep
                 pass
 
@@ -251,7 +251,7 @@ class SubethaSpsc(Facility):
 
         return recv
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         self.__dict__.pop("_rings", None)
 
 
@@ -311,7 +311,7 @@ class Ecal(Facility):
                     raise TimeoutError("eCAL publisher and subscriber did not find each other")
                 time.sleep(0.01)
 
-    def close_end(self, end):
+    def close_end(self, end) -> None:
         # Both ends of a round trip live in one process, with one eCAL initialisation: finalised once.
         held = [self.__dict__.pop(key, None) for key in ("_pubs", "_subs")]
         if any(h is not None for h in held):

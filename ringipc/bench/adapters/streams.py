@@ -33,7 +33,7 @@ class OsPipe(_Framed):
     def _pair(self, size):
         r, w = os.pipe()
 
-        def close():
+        def close() -> None:
             os.close(r)
             os.close(w)
 
@@ -65,7 +65,7 @@ class NamedPipe(OsPipe):
             os.rmdir(os.path.dirname(path))
         os.set_blocking(r, True)
 
-        def close():
+        def close() -> None:
             os.close(r)
             os.close(w)
 
@@ -83,7 +83,7 @@ class _SocketStream(_Framed):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 
-        def close():
+        def close() -> None:
             a.close()
             b.close()
 
@@ -188,7 +188,7 @@ class UnixSeqpacket(Facility):
         a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF_SLACK + 2 * size)
         b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SNDBUF_SLACK + 2 * size)
 
-        def close():
+        def close() -> None:
             a.close()
             b.close()
 

@@ -82,7 +82,7 @@ class MqChannel(MqFastPath, BaseChannel):
     """The everyday ``send_bytes``/``recv_bytes`` run in C (``ringipc/channels/transports/_mq_fast.pyx``),
     which hands anything else to the methods here."""
 
-    def __init__(self, recv_name: str, send_name: str, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, recv_name: str, send_name: str, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         pi = _posix_ipc()
         self._busy, self._gone = pi.BusyError, pi.ExistentialError
         self._rq = pi.MessageQueue(recv_name, read=True, write=False)
@@ -247,7 +247,7 @@ class MqChannel(MqFastPath, BaseChannel):
 
 class MqListener(BaseListener):
     def __init__(self, target: str, *, mode: str = "message", max_messages: int = 10,
-                 max_message_size: int = 8192):
+                 max_message_size: int = 8192) -> None:
         super().__init__()
         if check_mode(mode) != "message":
             raise ValueError("message queues carry messages only; there is no byte-stream mode for mq://")

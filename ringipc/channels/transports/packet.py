@@ -63,7 +63,7 @@ def tune_packet_socket(sock: socket.socket) -> None:
 class PacketChannel(PacketFastPath, BaseChannel):
     _unit = "packet"  # what the kernel carries one message in, for error messages
 
-    def __init__(self, sock: socket.socket, *, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, sock: socket.socket, *, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._sock = sock
         tune_packet_socket(sock)
         # Linux reports the doubled value it reserved; half of it is payload room.

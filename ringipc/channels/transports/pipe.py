@@ -27,7 +27,7 @@ class PipeChannel(StreamChannel):
         return _rebuild, (dup(self._rfd), dup(self._wfd), self.max_message_size, pending)
 
 
-def _rebuild(rdup, wdup, max_message_size, pending=b""):
+def _rebuild(rdup, wdup, max_message_size, pending: bytes=b""):
     detach = lambda d: None if d is None else d.detach()  # noqa: E731
     return PipeChannel(detach(rdup), detach(wdup), max_message_size=max_message_size, pending=pending)
 

@@ -65,7 +65,7 @@ class _LifelineConnection(Connection):
 class ShmChannel(BaseChannel):
     """A :class:`~ringipc.channels.channel.Channel` over two rings and a lifeline socket."""
 
-    def __init__(self, sock: socket.socket, rx: Ring, tx: Ring, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, sock: socket.socket, rx: Ring, tx: Ring, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__(max_message_size)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DOORBELL_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DOORBELL_BUFFER)
@@ -235,7 +235,7 @@ def _take_socket(ch) -> socket.socket:
 class ShmListener(BaseListener):
     """Accepts peers on the rendezvous socket and gives each a pair of rings."""
 
-    def __init__(self, target, inner, mode, capacity, max_message_size):
+    def __init__(self, target, inner, mode, capacity, max_message_size) -> None:
         super().__init__()
         self.address = f"shm://{target}"
         self._inner = inner

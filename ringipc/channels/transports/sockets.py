@@ -77,7 +77,7 @@ class SocketListener(BaseListener):
         tune: Optional[Callable[[socket.socket], None]] = None,
         on_close: Optional[Callable[[], None]] = None,
         handshake_timeout: Optional[float] = None,
-    ):
+    ) -> None:
         super().__init__()
         self._handshake_timeout = handshake_timeout
         self._sock = sock

@@ -38,7 +38,7 @@ class StreamChannel(BaseChannel):
         owner: Optional[socket.socket] = None,
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
         pending: bytes = b"",
-    ):
+    ) -> None:
         super().__init__(max_message_size)
         self._rfd = read_fd
         self._wfd = write_fd

@@ -73,7 +73,7 @@ def _message_only(mode: str) -> None:
 
 class SysvMqListener(BaseListener):
     def __init__(self, target: str, *, mode: str = "message", max_message_size: Optional[int] = None,
-                 queue_bytes: Optional[int] = None, channel_max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+                 queue_bytes: Optional[int] = None, channel_max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__()
         _message_only(mode)
         self.key = parse_key(target)

@@ -36,7 +36,7 @@ def control(tag: bytes, size: int) -> bytes:
 
 class SysvMqChannel(SysvMqFastPath, BaseChannel):
     def __init__(self, queue, *, send_type: int, recv_type: int, message_size: int, peer_pid: int = 0,
-                 owner: Optional[Owner] = None, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+                 owner: Optional[Owner] = None, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         pi = sysv_ipc()
         self._pi = pi
         self._queue = queue

@@ -162,7 +162,7 @@ class Owner:
     """The creator's hold on the queue: removed when the listener and every
     channel it accepted are closed, or at exit (only in the creating process)."""
 
-    def __init__(self, queue):
+    def __init__(self, queue) -> None:
         self.queue = queue
         self.pid = os.getpid()
         self.refs = 1

@@ -91,7 +91,7 @@ def _tune(sock: socket.socket) -> None:
 
 class UdpChannel(BaseChannel):
     def __init__(self, sock: socket.socket, *, send_key: Optional[bytes] = None, recv_key: Optional[bytes] = None,
-                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._sock = sock
         sock.setblocking(True)
         self._send_key, self._recv_key = send_key, recv_key
@@ -256,7 +256,7 @@ def _resolve(host: str, port: int, passive: bool):
 
 class UdpListener(BaseListener):
     def __init__(self, sock: socket.socket, address: str, *, authkey=None,
-                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__()
         self._sock = sock
         sock.setblocking(False)

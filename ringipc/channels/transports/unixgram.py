@@ -107,7 +107,7 @@ def _handshake_error(data: bytes) -> Optional[Exception]:
 class UnixgramListener(BaseListener):
     def __init__(self, sock: socket.socket, address: str, *, authkey=None,
                  max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE, allow_other_users: bool = False,
-                 handshake_timeout: Optional[float] = None, on_close=None):
+                 handshake_timeout: Optional[float] = None, on_close=None) -> None:
         super().__init__()
         self._sock = sock
         self.address = address

@@ -51,7 +51,7 @@ class UnixgramChannel(PacketChannel):
     _unit = "datagram"
 
     def __init__(self, sock: socket.socket, lifeline: socket.socket, *,
-                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE, peer_pid: int = 0):
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE, peer_pid: int = 0) -> None:
         self._lifeline = lifeline
         self.peer_pid = peer_pid
         sock.setblocking(True)
