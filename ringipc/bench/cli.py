@@ -1,6 +1,7 @@
 """``python -m ringipc bench``: argument parsing and the progress display."""
 import argparse
 import sys
+from typing import Optional, Sequence
 
 from ringipc.bench import locks, pools, suite
 from ringipc.bench.fanout import FANOUT
@@ -117,7 +118,7 @@ def _list(console, facilities) -> int:
     return 0
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     # Without rich, plain-text tables and a one-line progress report (ringipc/bench/term.py).
     from ringipc.bench import adapters, report

@@ -26,7 +26,7 @@ import select
 import socket
 import struct
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE
 from ..framing import poll_ms
@@ -106,7 +106,7 @@ class UnixgramChannel(PacketChannel):
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
-    def _receiving(self, deadline: Optional[float], receive) -> int:
+    def _receiving(self, deadline: Optional[float], receive: Callable[..., int]) -> int:
         """Run ``receive(MSG_DONTWAIT)`` until it gets a datagram; EOFError once
         the peer has gone and nothing is left."""
         while True:
@@ -125,7 +125,7 @@ class UnixgramChannel(PacketChannel):
             if not self._wait(deadline):
                 raise TimeoutError("timed out waiting for the peer")
 
-    def _poll(self, deadline) -> bool:
+    def _poll(self, deadline: Optional[float]) -> bool:
         # Readable socket or hung-up lifeline: a datagram or EOF is ready.
         return self._wait(deadline)
 
