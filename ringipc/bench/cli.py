@@ -1,7 +1,7 @@
 """``python -m ringipc bench``: argument parsing and the progress display."""
 import argparse
 import sys
-from typing import Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from ringipc.bench import locks, pools, suite
 from ringipc.bench.fanout import FANOUT
@@ -158,7 +158,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"--plot needs matplotlib ({exc}); install it with: pip install 'ringipc[bench]'", file=sys.stderr)
             return 2
 
-    results, skips = [], []
+    results: List[Any] = []
+    skips: List[Any] = []
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     interrupted = False
@@ -182,7 +183,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             lock_results.append(result)
             progress.update(task, total=total, completed=done, description=f"locks: {result.facility} {result.case}")
 
-        pool_results, lock_results = [], []
+        pool_results: List[Any] = []
+        lock_results: List[Any] = []
         try:
             if run_channels:
                 suite.run(facilities, settings, on_result=on_result, on_start=on_start, skips=skips)

@@ -6,7 +6,7 @@ job (the first of its list that can run here) and ``mp.Queue`` (the baseline
 every ratio is taken against), per scenario.  ``--all`` runs every facility in
 every scenario instead.
 """
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT
@@ -35,7 +35,7 @@ def _runs_here(facility) -> bool:
         return False
 
 
-def select(facilities) -> Tuple[list, Dict[str, List[str]]]:
+def select(facilities) -> Tuple[List[Any], Dict[str, List[str]]]:
     """(the facilities to run, {scenario: names to run in it}) from ``facilities``."""
     by_name = {f.name: f for f in facilities}
     here: Dict[str, bool] = {}

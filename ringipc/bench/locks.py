@@ -17,7 +17,7 @@ import statistics
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 LOCKS = "locks"
 KINDS = ("ringipc", "mp")
@@ -164,7 +164,7 @@ class LockSummary:
 
 
 def summarize(results):
-    cells = {}
+    cells: Dict[Any, List[Any]] = {}
     for r in results:
         cells.setdefault((r.case, r.facility), []).append(r)
     out = []
@@ -192,7 +192,7 @@ def table(summaries):
               box=SIMPLE, pad_edge=False)
     for col, justify in (("case", "left"), ("lock", "left"), ("ns", "right"), ("range", "right"),
                          (f"vs {BASE}", "right")):
-        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)
+        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)  # type: ignore[arg-type]
     cases = [c for c, *_ in CASES if any(s.case == c for s in summaries)]
     for i, case in enumerate(cases):
         if i:

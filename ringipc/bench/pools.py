@@ -17,7 +17,7 @@ import statistics
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 POOLS = "pools"
 WORKERS = 2
@@ -85,10 +85,12 @@ def _driver(kind, context, workload, n, conn) -> None:
         import ringipc
 
         if context in CAPACITY:
-            ctx = ringipc.get_context("fork", capacity=CAPACITY[context])
+            ctx: Any = ringipc.get_context("fork", capacity=CAPACITY[context])  # a drop-in for multiprocessing's
         else:
             ctx = multiprocessing.get_context("fork")
         fn = trivial if workload == "trivial" else one_mib
+        run: Callable[[int], Any]
+        stop: Callable[[], Any]
         if kind == "Pool.map":
             pool = ctx.Pool(WORKERS)
             run, stop = (lambda k: pool.map(fn, range(k), chunksize=1)), (lambda: (pool.close(), pool.join()))
@@ -192,7 +194,7 @@ class PoolSummary:
 
 
 def summarize(results):
-    cells = {}
+    cells: Dict[Any, List[Any]] = {}
     for r in results:
         cells.setdefault((r.workload, r.facility), []).append(r)
     out = []

@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import sys
+from typing import Dict, List, Tuple
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.fanout import FANOUT_BASELINE, is_fanout, title as fanout_title
@@ -127,7 +128,7 @@ def skipped_text(skips):
     if not skips:
         return ""
     # One line per reason: "no shared many-to-many channel" would otherwise repeat a dozen times.
-    by_reason = {}
+    by_reason: Dict[Tuple[str, str], List[str]] = {}
     for s in skips:
         where = f"{s.scenario} {human_size(s.size)}" if s.scenario else "everything"
         by_reason.setdefault((where, s.reason), []).append(s.facility)

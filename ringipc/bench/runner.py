@@ -12,6 +12,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
+from typing import Any, Callable, Dict, List, Tuple
 
 from ringipc.bench.adapters.base import resolved
 from ringipc.bench.fanout import check_round, is_fanout
@@ -54,7 +55,7 @@ class Result:
     error: str = ""
     seconds: float = 0.0
     rate: float = 0.0  # messages per second (throughput scenarios)
-    latency: dict = field(default_factory=dict)  # ns: median, p99, mean, min, max (latency)
+    latency: Dict[str, float] = field(default_factory=dict)  # ns: median, p99, mean, min, max (latency)
     repetition: int = 0
     skipped: bool = False  # not run because this cell or facility failed earlier
 
@@ -133,8 +134,8 @@ class Session:
         self.producers, self.consumers = producers, consumers
         self.timeout = timeout
         self.pin = pin
-        self._procs = []  # (label, process, connection)
-        self._closers = []
+        self._procs: List[Tuple[str, Any, Any]] = []  # (label, process, connection)
+        self._closers: List[Callable[[], None]] = []
         self._broken = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -152,7 +153,7 @@ class Session:
             if self.scenario == LATENCY:
                 there, back = f.setup(size), f.setup(size)
                 self._closers += [there.close, back.close]
-                roles = [("ping", 0, (there.producer_ends[0], back.consumer_ends[0])),
+                roles: List[Tuple[str, int, Tuple[Any, ...]]] = [("ping", 0, (there.producer_ends[0], back.consumer_ends[0])),
                          ("echo", 0, (back.producer_ends[0], there.consumer_ends[0]))]
             else:
                 ch = f.setup(size, P, C)

@@ -8,7 +8,7 @@ warm-up from the rate its previous run achieved.
 """
 import statistics
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.fanout import FANOUT, FANOUT_BASELINE, FANOUT_SIZES, FANOUT_SUBSCRIBERS, is_fanout, scenario_name
@@ -39,7 +39,7 @@ class Settings:
 
 @dataclass
 class Cell:
-    facility: object
+    facility: Any
     scenario: str
     size: int
     producers: int = 1
@@ -113,7 +113,7 @@ def plan(facilities, settings):
 
 def schedule(cells, repeat):
     """Yield (repetition, cell) with repetitions outermost and a rotating facility order."""
-    groups = {}
+    groups: Dict[Any, List[Any]] = {}
     for cell in cells:
         groups.setdefault((cell.scenario, cell.size), []).append(cell)
     for rep in range(repeat):
@@ -182,7 +182,7 @@ class Summary:
 
 def summarize(results):
     """One Summary per (scenario, size, facility), in first-seen order, with ratios to the baseline."""
-    cells = {}
+    cells: Dict[Any, List[Any]] = {}
     for r in results:
         cells.setdefault((r.scenario, r.size, r.facility), []).append(r)
     out = []

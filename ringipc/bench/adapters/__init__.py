@@ -7,6 +7,7 @@ users' own transports).
 """
 import fnmatch
 import importlib
+from typing import Any, List
 
 MODULES = [
     "ringipc.bench.adapters.ringipc_core",
@@ -25,7 +26,7 @@ MODULES = [
 BASELINE = "mp.Queue"
 from ringipc.bench.fanout import FANOUT_BASELINE  # noqa: E402
 
-_extra = []
+_extra: List[Any] = []
 
 
 def register(facility) -> None:

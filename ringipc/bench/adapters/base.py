@@ -7,7 +7,7 @@ facility the same way, so a difference in the numbers is the facility's.
 """
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List
+from typing import Any, Callable, List, Optional, Tuple
 
 from ringipc.bench.adapters.framing import LARGE
 from ringipc.bench.payload import Payload, Verifier
@@ -25,8 +25,8 @@ BATCH_SCENARIOS = ("throughput", "mpmc")
 class Channel:
     """Picklable ends handed to children; ``close`` runs in the parent after they exit."""
 
-    producer_ends: List
-    consumer_ends: List
+    producer_ends: List[Any]
+    consumer_ends: List[Any]
     close: Callable[[], None] = field(default=lambda: None)
 
 
@@ -57,7 +57,7 @@ class Facility:
     #: the sender copies the message before returning, so a reused buffer may be passed
     copies_on_send = False
     #: scenario names this facility can run (None: all)
-    scenarios = None
+    scenarios: Optional[Tuple[str, ...]] = None
     #: the producer hands lists of ``batch_messages(size)`` messages to ``open_batch_sender``
     batched = False
 

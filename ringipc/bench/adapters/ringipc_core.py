@@ -1,4 +1,6 @@
 """ringipc's own facilities: the raw ring and the multiprocessing drop-ins (the stream mode is in ringipc_stream)."""
+from typing import Literal
+
 from ringipc.bench.adapters.base import (
     BATCH_SCENARIOS, Channel, ConnectionPair, Facility, SharedQueue, into_receiver,
 )
@@ -45,15 +47,15 @@ def _capacity(size):
 
 
 class Ring(Facility):
-    kind = "spsc"
+    kind: Literal["spsc", "mpmc"] = "spsc"
     copies_on_send = True
 
     @property
-    def name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]  # a class attribute in Facility
         return f"ringipc.Ring-{self.kind}"
 
     @property
-    def mpmc(self):
+    def mpmc(self):  # type: ignore[override]  # a class attribute in Facility
         return self.kind == "mpmc"
 
     def available(self):
@@ -78,7 +80,7 @@ class Ring(Facility):
 
 
 class RingMpmc(Ring):
-    kind = "mpmc"
+    kind: Literal["spsc", "mpmc"] = "mpmc"
 
 
 class RingSleeping(Ring):
@@ -88,7 +90,7 @@ class RingSleeping(Ring):
     scenarios = ("latency",)
 
     @property
-    def name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]  # a class attribute in Facility
         return f"ringipc.Ring-{self.kind}.nospin"
 
     def open_sender(self, ring, size):
@@ -107,7 +109,7 @@ class RingMany(Ring):
     scenarios = BATCH_SCENARIOS
 
     @property
-    def name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]  # a class attribute in Facility
         return f"ringipc.Ring-{self.kind}.many"
 
     def open_batch_sender(self, ring, size):

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 import uuid
+from typing import List
 
 from ringipc.bench.adapters.base import Channel, ConnectionPair, Deferred, Facility, into_receiver
 from ringipc.bench.adapters.framing import LARGE, FrameReader, file_writev, frame_sender
@@ -43,7 +44,7 @@ class Transport(Facility):
         self.scheme = scheme
 
     @property
-    def name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]  # a class attribute in Facility
         return f"ringipc.connect-{self.scheme}"
 
     def available(self):
@@ -66,7 +67,7 @@ class Transport(Facility):
 
     def supports(self, size, producers=1, consumers=1):
         if self.scheme == "mq":
-            from ringipc.channels.transports.mq import check_limits
+            from ringipc.channels.transports.mq_limits import check_limits
 
             try:
                 check_limits(10, size + 1)
@@ -150,7 +151,7 @@ class StreamTransport(Transport):
     mode = "stream"
 
     @property
-    def name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]  # a class attribute in Facility
         return f"ringipc.bytestream-{self.scheme}"
 
     def open_sender(self, end, size):
@@ -181,5 +182,5 @@ class PipePair(ConnectionPair):
         return pipe_pair(duplex=False)
 
 
-FACILITIES = [Transport(s) for s in ("shm", "unix", "unixpacket", "tcp", "fifo", "mq")]
+FACILITIES: List[Facility] = [Transport(s) for s in ("shm", "unix", "unixpacket", "tcp", "fifo", "mq")]
 FACILITIES += [StreamTransport("unix"), PipePair()]

@@ -170,14 +170,14 @@ class Kickmsg(Facility):
         import kickmsg
 
         pub = kickmsg.Publisher(self._region(name))
-        self._held.append(pub)
+        self._held.append(pub)  # type: ignore[attr-defined]  # made by _region
         return pub.send
 
     def open_receiver(self, name, size):
         import kickmsg
 
         sub = kickmsg.Subscriber(self._region(name))
-        self._held.append(sub)
+        self._held.append(sub)  # type: ignore[attr-defined]  # made by _region
         receive = sub.receive
 
         def recv():
@@ -293,7 +293,7 @@ class Ecal(Facility):
     def open_receiver(self, topic, size):
         import queue
 
-        got = queue.SimpleQueue()
+        got: "queue.SimpleQueue[bytes]" = queue.SimpleQueue()
         sub = self._core().Subscriber(topic)
         sub.set_receive_callback(lambda _id, _type, data: got.put(bytes(data.buffer)))
         self.__dict__.setdefault("_subs", []).append(sub)
