@@ -6,30 +6,32 @@ with ``fanout = True`` (ringipc/bench/adapters/fanout.py) take part, and
 ratios are taken against ``FANOUT_BASELINE``: multiprocessing with one Queue
 per subscriber.  The rate is deliveries per second: messages x subscribers.
 """
+from typing import Any, Optional
+
 FANOUT = "fanout"
 FANOUT_SIZES = [64, 1 << 20]
 FANOUT_SUBSCRIBERS = [1, 4]
 FANOUT_BASELINE = "mp.Queue-per-sub"
 
 
-def scenario_name(subscribers) -> str:
+def scenario_name(subscribers: int) -> str:
     return f"{FANOUT}-{subscribers}"
 
 
-def is_fanout(scenario):
+def is_fanout(scenario: str) -> bool:
     return scenario.startswith(FANOUT + "-")
 
 
-def subscribers_of(scenario):
+def subscribers_of(scenario: str) -> int:
     return int(scenario[len(FANOUT) + 1:])
 
 
-def title(scenario) -> str:
+def title(scenario: str) -> str:
     n = subscribers_of(scenario)
     return f"Fan-out, 1 publisher -> {n} subscriber{'s' if n > 1 else ''} (deliveries/s)"
 
 
-def check_round(digests, want):
+def check_round(digests: Any, want: Any) -> Optional[str]:
     """Every subscriber must have received the whole stream: returns how many
     subscribers fell short, with the first difference, or None."""
     for i, got in enumerate(digests):

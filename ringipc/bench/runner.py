@@ -12,7 +12,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ringipc.bench.adapters.base import resolved
 from ringipc.bench.fanout import check_round, is_fanout
@@ -21,7 +21,7 @@ from ringipc.bench.payload import combine, expected_digest
 START_METHODS = ("spawn", "forkserver")
 
 
-def context(method: str="spawn"):
+def context(method: str="spawn") -> Any:
     """A multiprocessing context whose children are fresh processes.
 
     spawn starts a new interpreter per child; forkserver forks each child from a
@@ -60,11 +60,11 @@ class Result:
     skipped: bool = False  # not run because this cell or facility failed earlier
 
     @property
-    def mbps(self):
+    def mbps(self) -> float:
         return self.rate * self.size / 1e6
 
 
-def cpu_plan(producers, consumers):
+def cpu_plan(producers: int, consumers: int) -> List[Any]:
     """CPU per role (producers first), or Nones when pinning is impossible."""
     try:
         cpus = sorted(os.sched_getaffinity(0))
@@ -76,7 +76,7 @@ def cpu_plan(producers, consumers):
     return [left[i % len(left)] for i in range(producers)] + [right[i % len(right)] for i in range(consumers)]
 
 
-def _child(facility, role, index, ends, size, producers, consumers, cpu, conn) -> None:
+def _child(facility: Any, role: str, index: int, ends: Any, size: int, producers: int, consumers: int, cpu: Optional[int], conn: Any) -> None:
     """Entry point of every benchmark process."""
     try:
         if cpu is not None:
@@ -127,7 +127,7 @@ def _child(facility, role, index, ends, size, producers, consumers, cpu, conn) -
 class Session:
     """One channel and its processes; ``round(n)`` may be called many times."""
 
-    def __init__(self, facility, scenario, size, producers=1, consumers=1, timeout=30.0, pin: bool=True,
+    def __init__(self, facility: Any, scenario: str, size: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool=True,
                  start_method: str="spawn") -> None:
         self.ctx = context(start_method)
         self.facility, self.scenario, self.size = facility, scenario, size
@@ -139,14 +139,14 @@ class Session:
         self._broken = False
 
     # -- lifecycle ----------------------------------------------------------------------
-    def __enter__(self):
+    def __enter__(self) -> "Session":
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def start(self):
+    def start(self) -> None:
         f, size, P, C = self.facility, self.size, self.producers, self.consumers
         cpus = cpu_plan(P, C) if self.pin else [None] * (P + C)
         try:
@@ -200,7 +200,7 @@ class Session:
         self._closers = []
 
     # -- measuring ----------------------------------------------------------------------
-    def round(self, n):
+    def round(self, n: int) -> Any:
         """Run n messages per producer (n round trips for latency); return a Result."""
         # Receivers first so nothing is timed while a consumer is still being told to start.
         for label, _, conn in sorted(self._procs, key=lambda p: p[0].startswith(("producer", "ping"))):
@@ -241,7 +241,7 @@ class Session:
         res.rate = res.messages / res.seconds if res.seconds > 0 else float("inf")
         return res
 
-    def _collect(self, kind, timeout):
+    def _collect(self, kind: str, timeout: float) -> Dict[Any, Any]:
         """Wait for message ``kind`` from every child; {label: payload}."""
         try:
             return self._wait_all(kind, timeout)
@@ -249,7 +249,7 @@ class Session:
             self._broken = True
             raise
 
-    def _wait_all(self, kind, timeout):
+    def _wait_all(self, kind: str, timeout: float) -> Dict[Any, Any]:
         deadline = time.monotonic() + timeout
         pending = {conn: (label, proc) for label, proc, conn in self._procs}
         out = {}
@@ -281,7 +281,7 @@ class Session:
 MIN_COUNT, MAX_COUNT = 20, 5_000_000
 
 
-def count_for(result, target, producers=1):
+def count_for(result: Any, target: float, producers: int = 1) -> int:
     """Messages per producer (or round trips) that last about ``target`` s at ``result``'s pace."""
     if result.scenario == LATENCY:
         rate = 1e9 / max(1.0, result.latency["mean"])
@@ -290,8 +290,8 @@ def count_for(result, target, producers=1):
     return int(min(MAX_COUNT, max(MIN_COUNT, rate * target)))
 
 
-def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin: bool=True,
-             warmup=0.1, target=None, start_method: str="spawn"):
+def run_once(facility: Any, scenario: str, size: int, n: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool=True,
+             warmup: float = 0.1, target: Optional[float] = None, start_method: str="spawn") -> Any:
     """Fresh processes, one measured round, torn down: the unit of ``python -m ringipc bench``.
 
     An untimed round of ``warmup * n`` messages goes first: it faults in fresh

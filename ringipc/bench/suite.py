@@ -8,7 +8,7 @@ warm-up from the rate its previous run achieved.
 """
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.fanout import FANOUT, FANOUT_BASELINE, FANOUT_SIZES, FANOUT_SUBSCRIBERS, is_fanout, scenario_name
@@ -48,7 +48,7 @@ class Cell:
     failed: Optional[str] = None
 
     @property
-    def key(self):
+    def key(self) -> Tuple[str, int, str]:
         return (self.scenario, self.size, self.facility.name)
 
 
@@ -60,18 +60,18 @@ class Skip:
     size: int = 0
 
 
-def initial_count(scenario, size, target, producers=1):
+def initial_count(scenario: str, size: int, target: float, producers: int = 1) -> int:
     if scenario == LATENCY:
         return max(MIN_COUNT, int(target / 50e-6))  # guess: 50 us a round trip
     guess = min(200_000, 1e9 / size)  # msg/s of a modest facility
     return max(MIN_COUNT, int(guess * target / producers))
 
 
-def next_count(result, cell, target):
+def next_count(result: Any, cell: Any, target: float) -> int:
     return count_for(result, target, cell.producers)
 
 
-def plan(facilities, settings):
+def plan(facilities: Any, settings: Any) -> Tuple[List[Any], List[Any]]:
     """(cells to run, skips with reasons); nothing is spawned here."""
     cells, skips = [], []
     shapes = []
@@ -111,7 +111,7 @@ def plan(facilities, settings):
     return cells, skips
 
 
-def schedule(cells, repeat):
+def schedule(cells: Any, repeat: int) -> Iterator[Tuple[int, Any]]:
     """Yield (repetition, cell) with repetitions outermost and a rotating facility order."""
     groups: Dict[Any, List[Any]] = {}
     for cell in cells:
@@ -123,7 +123,7 @@ def schedule(cells, repeat):
                 yield rep, cell
 
 
-def run(facilities, settings, on_result=None, on_start=None, skips=None):
+def run(facilities: Any, settings: Any, on_result: Optional[Callable[..., Any]] = None, on_start: Optional[Callable[..., Any]] = None, skips: Any = None) -> Tuple[List[Any], List[Any]]:
     """Run everything; return (results, skips).
 
     ``on_start(cell, repetition, index, total)`` and ``on_result(result, done, total)``
@@ -176,11 +176,11 @@ class Summary:
     ratio: Optional[float] = None  # vs the baseline in this run; >1 is better
 
     @property
-    def mbps(self):
+    def mbps(self) -> float:
         return self.rate * self.size / 1e6
 
 
-def summarize(results):
+def summarize(results: Any) -> List[Any]:
     """One Summary per (scenario, size, facility), in first-seen order, with ratios to the baseline."""
     cells: Dict[Any, List[Any]] = {}
     for r in results:
