@@ -136,7 +136,7 @@ class PacketChannel(PacketFastPath, BaseChannel):
         if self._scratch_size < size:
             self._scratch_map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
             self._scratch_size = size
-        return cast(mmap.mmap, self._scratch_map)
+        return self._scratch_map  # type: ignore[return-value]  # set above (size > 0), no cast() per message
 
     def _check(self, n: int, header_ok: bool, limit: int) -> None:
         """Raise for anything but a whole data packet of at most ``limit`` bytes

@@ -184,7 +184,7 @@ class ShmChannel(BaseChannel):
 
     def _ring_into(self, view: memoryview, deadline: Optional[float]) -> int:
         rx = self._rx
-        return int(self._wait(lambda block, timeout: rx.recv_bytes_into(view, block, timeout), deadline))
+        return self._wait(lambda block, timeout: rx.recv_bytes_into(view, block, timeout), deadline)
 
     def _poll(self, deadline: Optional[float]) -> bool:
         if self._owed:
