@@ -63,7 +63,7 @@ def list_segments() -> List[Dict[str, Any]]:
             continue  # removed meanwhile
         side_orphaned = _side_segment_orphaned(name, live_rings)
         if side_orphaned is not None:
-            found.append({"name": name, "size": size, "creator_pid": int(_SIDE_SEGMENT.match(name).group(2)),  # type: ignore[union-attr]
+            found.append({"name": name, "size": size, "creator_pid": int(_SIDE_SEGMENT.match(name).group(2)),  # type: ignore[union-attr]  # a side segment: it matched
                           "creator_from": "side segment", "attached": False, "orphaned": side_orphaned})
             continue
         pid, source = _creator_of(name)

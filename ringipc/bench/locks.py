@@ -192,7 +192,7 @@ def table(summaries: Any) -> Any:
               box=SIMPLE, pad_edge=False)
     for col, justify in (("case", "left"), ("lock", "left"), ("ns", "right"), ("range", "right"),
                          (f"vs {BASE}", "right")):
-        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)  # type: ignore[arg-type]
+        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)  # type: ignore[arg-type]  # one of rich's justify names
     cases = [c for c, *_ in CASES if any(s.case == c for s in summaries)]
     for i, case in enumerate(cases):
         if i:

@@ -22,7 +22,7 @@ try:
     SIMPLE = _box.SIMPLE_HEAD
 except ImportError:
     HAVE_RICH = False
-    SIMPLE = None  # type: ignore[assignment]
+    SIMPLE = None  # type: ignore[assignment]  # no rich: plain tables have no box
 
 _MARKUP = re.compile(r"\[/?[a-z ]*\]")
 

@@ -154,7 +154,7 @@ class PacketChannel(PacketFastPath, BaseChannel):
             raise FrameError(f"a {what} is over the {limit}-byte limit; it was discarded")
 
     # ``limit`` is never None here: a packet channel's limit is at most its transport's.
-    def _recv_message(self, limit: int, deadline: Optional[float]) -> bytes:  # type: ignore[override]
+    def _recv_message(self, limit: int, deadline: Optional[float]) -> bytes:  # type: ignore[override]  # see above
         room = HEADER_SIZE + limit  # the longest packet accepted; one more byte shows a longer one
         scratch = self._scratch(room + 1)
         recv_into = self._sock.recv_into
@@ -164,7 +164,7 @@ class PacketChannel(PacketFastPath, BaseChannel):
             self._check(n, header_ok, limit)
         return scratch[HEADER_SIZE:n]
 
-    def _recv_message_into(self, view: memoryview, limit: int,  # type: ignore[override]
+    def _recv_message_into(self, view: memoryview, limit: int,  # type: ignore[override]  # see above
                            deadline: Optional[float]) -> "int | bytes":
         # A message that fits lands in the caller's buffer directly; a longer
         # one continues into the scratch buffer and is put back together.

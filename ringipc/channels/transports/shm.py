@@ -262,8 +262,8 @@ class ShmListener(BaseListener):
                 ch.send_bytes(f"{to_peer.name}\n{from_peer.name}".encode())
                 with _take_socket(ch) as raw:
                     try:
-                        socket.send_fds(raw, [_FDS], [to_peer._descriptor(),  # type: ignore[attr-defined]
-                                                      from_peer._descriptor()])  # type: ignore[attr-defined]
+                        socket.send_fds(raw, [_FDS], [to_peer._descriptor(),  # type: ignore[attr-defined]  # private: not in the stub
+                                                      from_peer._descriptor()])  # type: ignore[attr-defined]  # private: not in the stub
                     except (BrokenPipeError, ConnectionResetError):
                         raise ConnectionResetError("shm:// peer went away before attaching its rings") from None
                 try:

@@ -44,7 +44,7 @@ class StreamChannel(BaseChannel):
         self._wfd = write_fd
         self._owner = owner
         # None only on a send-only end, whose receiving calls raise (_need) before touching it.
-        self._reader: FrameReader = FrameReader(read_fd, pending) if read_fd is not None else None  # type: ignore[assignment]
+        self._reader: FrameReader = FrameReader(read_fd, pending) if read_fd is not None else None  # type: ignore[assignment]  # see above
 
     @property
     def readable(self) -> bool:
