@@ -106,7 +106,7 @@ class LockResult:
         return 1e9 * self.seconds / self.ops if self.ok and self.ops else 0.0
 
 
-def run_one(kind: str, case: str, n: int, timeout: float = 30.0, start_method: str="forkserver", pin: bool=True) -> "LockResult":
+def run_one(kind: str, case: str, n: int, timeout: float = 30.0, start_method: str = "forkserver", pin: bool = True) -> "LockResult":
     from ringipc.bench.runner import context, cpu_plan
 
     ctx = context(start_method)
@@ -133,7 +133,7 @@ def run_one(kind: str, case: str, n: int, timeout: float = 30.0, start_method: s
     return LockResult(NAMES[kind], case, ops, seconds=value)
 
 
-def run(settings: Any, quick: bool=False, on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
+def run(settings: Any, quick: bool = False, on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
     """Every case for both locks, repetitions outermost, the order alternating."""
     total = len(CASES) * len(KINDS) * settings.repeat
     results, done = [], 0

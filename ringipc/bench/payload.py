@@ -85,7 +85,7 @@ class Verifier:
     facility's timed loop, so its cost is kept to a few hundred nanoseconds.
     """
 
-    def __init__(self, size: int, producers: int = 1, strict: bool=True) -> None:
+    def __init__(self, size: int, producers: int = 1, strict: bool = True) -> None:
         _check_size(size)
         self.size = size
         self.strict = strict

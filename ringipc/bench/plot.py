@@ -61,7 +61,7 @@ def colours(rows: Any, baseline: Any, key: Any) -> List[str]:
     return out
 
 
-def _legend(fig: Any, with_failed: bool=False) -> None:
+def _legend(fig: Any, with_failed: bool = False) -> None:
     from matplotlib.patches import Patch
 
     entries = LEGEND + ([(FAILED, "FAILED")] if with_failed else [])
@@ -69,7 +69,7 @@ def _legend(fig: Any, with_failed: bool=False) -> None:
                frameon=False, fontsize="medium")
 
 
-def _plain_log_axis(ax: Any, low: float, high: float, prefix: str="") -> None:
+def _plain_log_axis(ax: Any, low: float, high: float, prefix: str = "") -> None:
     """Log scale from low to high with ticks written 0.5, 1, 10, 100 (not 10^1): read at a glance."""
     import math
 

@@ -155,7 +155,8 @@ def run_one(kind: str, context: str, workload: str, n: int, timeout: float, star
     return PoolResult(name, workload, n, seconds=value)
 
 
-def run(settings: Any, quick: bool=False, only: Optional[str] = None, skip: Optional[str] = None, on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
+def run(settings: Any, quick: bool = False, only: Optional[str] = None, skip: Optional[str] = None,
+        on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
     cells = []
     for workload, n, n_quick in WORKLOADS:
         for kind in POOL_KINDS:

@@ -21,7 +21,7 @@ from ringipc.bench.payload import combine, expected_digest
 START_METHODS = ("spawn", "forkserver")
 
 
-def context(method: str="spawn") -> Any:
+def context(method: str = "spawn") -> Any:
     """A multiprocessing context whose children are fresh processes.
 
     spawn starts a new interpreter per child; forkserver forks each child from a
@@ -76,7 +76,8 @@ def cpu_plan(producers: int, consumers: int) -> List[Any]:
     return [left[i % len(left)] for i in range(producers)] + [right[i % len(right)] for i in range(consumers)]
 
 
-def _child(facility: Any, role: str, index: int, ends: Any, size: int, producers: int, consumers: int, cpu: Optional[int], conn: Any) -> None:
+def _child(facility: Any, role: str, index: int, ends: Any, size: int, producers: int, consumers: int,
+           cpu: Optional[int], conn: Any) -> None:
     """Entry point of every benchmark process."""
     try:
         if cpu is not None:
@@ -127,8 +128,8 @@ def _child(facility: Any, role: str, index: int, ends: Any, size: int, producers
 class Session:
     """One channel and its processes; ``round(n)`` may be called many times."""
 
-    def __init__(self, facility: Any, scenario: str, size: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool=True,
-                 start_method: str="spawn") -> None:
+    def __init__(self, facility: Any, scenario: str, size: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool = True,
+                 start_method: str = "spawn") -> None:
         self.ctx = context(start_method)
         self.facility, self.scenario, self.size = facility, scenario, size
         self.producers, self.consumers = producers, consumers
@@ -290,8 +291,8 @@ def count_for(result: Any, target: float, producers: int = 1) -> int:
     return int(min(MAX_COUNT, max(MIN_COUNT, rate * target)))
 
 
-def run_once(facility: Any, scenario: str, size: int, n: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool=True,
-             warmup: float = 0.1, target: Optional[float] = None, start_method: str="spawn") -> Any:
+def run_once(facility: Any, scenario: str, size: int, n: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool = True,
+             warmup: float = 0.1, target: Optional[float] = None, start_method: str = "spawn") -> Any:
     """Fresh processes, one measured round, torn down: the unit of ``python -m ringipc bench``.
 
     An untimed round of ``warmup * n`` messages goes first: it faults in fresh

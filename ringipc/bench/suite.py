@@ -123,7 +123,8 @@ def schedule(cells: Any, repeat: int) -> Iterator[Tuple[int, Any]]:
                 yield rep, cell
 
 
-def run(facilities: Any, settings: Any, on_result: Optional[Callable[..., Any]] = None, on_start: Optional[Callable[..., Any]] = None, skips: Any = None) -> Tuple[List[Any], List[Any]]:
+def run(facilities: Any, settings: Any, on_result: Optional[Callable[..., Any]] = None,
+        on_start: Optional[Callable[..., Any]] = None, skips: Any = None) -> Tuple[List[Any], List[Any]]:
     """Run everything; return (results, skips).
 
     ``on_start(cell, repetition, index, total)`` and ``on_result(result, done, total)``

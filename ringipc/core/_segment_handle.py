@@ -150,7 +150,7 @@ class SegmentHandle:
             self.mapping.close()
             self.mapping = None
 
-    def release(self, reap: bool=True) -> None:
+    def release(self, reap: bool = True) -> None:
         """Let go of the segment: the mapping must be closed by now (views
         released).  A named segment's name is removed by its creator, or by
         the last holder once the creator is gone -- unless `reap` is false:

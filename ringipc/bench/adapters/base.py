@@ -131,7 +131,8 @@ class Facility:
                 send(payload.stop())
         return t0
 
-    def consumer(self, recv: Callable[..., Any], recv_many: Optional[Callable[[], Any]], size: int, producers: int = 1, consumers: int = 1) -> Tuple[int, Any]:
+    def consumer(self, recv: Callable[..., Any], recv_many: Optional[Callable[[], Any]], size: int,
+                 producers: int = 1, consumers: int = 1) -> Tuple[int, Any]:
         """Receive until every producer's stop marker; return (end time ns, digest)."""
         verifier = Verifier(size, producers, strict=consumers == 1)
         check = verifier.check

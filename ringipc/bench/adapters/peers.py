@@ -12,7 +12,7 @@ from typing import Any, Callable, List, Optional, Tuple
 from ringipc.bench.adapters.base import BATCH_SCENARIOS, Channel, Facility, SharedQueue
 
 
-def _have(module: str, extra: str="ringipc[bench]") -> Tuple[bool, str]:
+def _have(module: str, extra: str = "ringipc[bench]") -> Tuple[bool, str]:
     try:
         importlib.import_module(module)
     except ImportError as exc:

@@ -183,7 +183,8 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
 
 
 class FifoListener(BaseListener):
-    def __init__(self, path: str, *, mode: str = "message", max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(self, path: str, *, mode: str = "message",
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__()
         self._mode = check_mode(mode)
         self._max = max_message_size

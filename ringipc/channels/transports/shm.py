@@ -65,7 +65,8 @@ class _LifelineConnection(Connection):
 class ShmChannel(BaseChannel):
     """A :class:`~ringipc.channels.channel.Channel` over two rings and a lifeline socket."""
 
-    def __init__(self, sock: socket.socket, rx: Ring, tx: Ring, *, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(self, sock: socket.socket, rx: Ring, tx: Ring, *,
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__(max_message_size)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DOORBELL_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DOORBELL_BUFFER)
