@@ -256,6 +256,50 @@ def test_c_calls_go_through_the_internal_headers():
     assert not local_externs, f"declarations of other files' functions outside the headers: {local_externs}"
 
 
+# Files of one job each: none over MAX_LINES.  Files allowed over it, each
+# with the reason; the list must stay short (every entry is a debt).
+MAX_LINES = 500
+TOO_LONG_ALLOWED = {
+    # broadcast topics: being split by concept (segment layout, publish, subscribe) in a parallel change
+    "csrc/topic.c": "split in progress",
+    "ringipc/topic/_topic.pyx": "split in progress",
+    # the ring's handle: under change in a parallel branch; split it (handle/lifetime, messages) after that lands
+    "ringipc/core/_ring.pyx": "under change elsewhere",
+}
+SOURCE_SUFFIXES = (".py", ".pyx", ".pxi", ".pxd", ".c", ".h")
+
+
+def source_files():
+    """Relative paths of the hand-written sources under ringipc/ and csrc/
+    (the .c files Cython generates beside a .pyx are not ours to split)."""
+    found = []
+    for base in (PACKAGE, CSRC):
+        for root, dirs, files in os.walk(base):
+            dirs[:] = [d for d in dirs if d not in ("__pycache__", "build")]
+            for f in files:
+                path = os.path.join(root, f)
+                if not f.endswith(SOURCE_SUFFIXES):
+                    continue
+                if f.endswith(".c") and os.path.exists(path[:-2] + ".pyx"):
+                    continue
+                found.append(os.path.relpath(path, TOP))
+    return sorted(found)
+
+
+def test_no_source_file_is_too_long():
+    files = source_files()
+    assert "ringipc/core/_ring.pyx" in files and "csrc/ring.c" in files and "ringipc/core/_ring.c" not in files
+    too_long = []
+    for rel in files:
+        with open(os.path.join(TOP, rel), "rb") as f:
+            lines = f.read().count(b"\n")
+        if lines > MAX_LINES and rel not in TOO_LONG_ALLOWED:
+            too_long.append(f"{rel}: {lines} lines")
+    assert not too_long, f"files over {MAX_LINES} lines (split them by concept):\n" + "\n".join(too_long)
+    stale = [rel for rel in TOO_LONG_ALLOWED if rel not in files]
+    assert not stale, f"TOO_LONG_ALLOWED names files that no longer exist: {stale}"
+
+
 def test_the_checks_see_a_circle(tmp_path):
     """The checks themselves: a circle or an upward edge put into a copy is found."""
     graph = python_graph()

@@ -1,6 +1,7 @@
 """``python -m ringipc bench``: argument parsing and the progress display."""
 import argparse
 import sys
+from typing import Any, List, Optional, Sequence
 
 from ringipc.bench import locks, pools, suite
 from ringipc.bench.fanout import FANOUT
@@ -20,7 +21,7 @@ Exit status: 0 all runs passed, 1 some run FAILED, 2 bad arguments.
 """
 
 
-def build_parser(parser=None):
+def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(prog="python -m ringipc bench")
     p.description = "Measure ringipc against multiprocessing, OS pipes, sockets, POSIX mq and third-party queues."
     p.epilog = EPILOG
@@ -56,12 +57,12 @@ FULL_SCENARIOS = f"{THROUGHPUT},{LATENCY},{MPMC},{pools.POOLS}"
 FOCUS_SCENARIOS = f"{THROUGHPUT},{LATENCY},{MPMC},{locks.LOCKS}"
 
 
-def focused(args):
+def focused(args: Any) -> bool:
     """No option chose what to run: the focused default (ringipc/bench/focus.py)."""
     return not (args.all or args.only or args.scenarios or args.sizes or args.facilities)
 
 
-def settings_from(args):
+def settings_from(args: Any) -> Any:
     s = suite.Settings()
     args.focused = focused(args)  # decided before the defaults below fill args in
     if args.focused:
@@ -103,7 +104,7 @@ def settings_from(args):
     return s
 
 
-def _list(console, facilities):
+def _list(console: Any, facilities: Any) -> int:
     from ringipc.bench.term import Table
 
     table = Table("facility", "runs here", header_style="bold")
@@ -117,7 +118,7 @@ def _list(console, facilities):
     return 0
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     # Without rich, plain-text tables and a one-line progress report (ringipc/bench/term.py).
     from ringipc.bench import adapters, report
@@ -157,31 +158,33 @@ def main(argv=None):
             print(f"--plot needs matplotlib ({exc}); install it with: pip install 'ringipc[bench]'", file=sys.stderr)
             return 2
 
-    results, skips = [], []
+    results: List[Any] = []
+    skips: List[Any] = []
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     interrupted = False
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("planning", total=None)
 
-        def on_start(cell, rep, index, total):
+        def on_start(cell: Any, rep: int, index: int, total: int) -> None:
             label = f"{cell.facility.name} {cell.scenario} {report.human_size(cell.size)}"
             progress.update(task, total=total, description=f"rep {rep + 1}/{settings.repeat} {label}")
 
-        def on_result(result, done, total):
+        def on_result(result: Any, done: Any, total: int) -> None:
             results.append(result)
             progress.update(task, completed=done)
 
-        def on_pool(result, done, total):
+        def on_pool(result: Any, done: Any, total: int) -> None:
             pool_results.append(result)
             progress.update(task, total=total, completed=done,
                             description=f"pools: {result.facility} {result.workload}")
 
-        def on_lock(result, done, total):
+        def on_lock(result: Any, done: Any, total: int) -> None:
             lock_results.append(result)
             progress.update(task, total=total, completed=done, description=f"locks: {result.facility} {result.case}")
 
-        pool_results, lock_results = [], []
+        pool_results: List[Any] = []
+        lock_results: List[Any] = []
         try:
             if run_channels:
                 suite.run(facilities, settings, on_result=on_result, on_start=on_start, skips=skips)

@@ -10,7 +10,7 @@ facility and prints this table; docs/facilities.md shows one such run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def bench_names(available: Sequence[str]) -> List[str]:
     return [f.bench for f in TAXONOMY if f.bench in set(available)]
 
 
-def measured(summaries) -> Dict[str, Dict[str, float]]:
+def measured(summaries: Any) -> Dict[str, Dict[str, float]]:
     """{bench facility: {"rate": msg/s, "rtt_ns": round trip}} from a run's summaries (64-byte cells)."""
     out: Dict[str, Dict[str, float]] = {}
     for s in summaries:
@@ -79,7 +79,7 @@ def measured(summaries) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def lock_cells(lock_summaries) -> List[str]:
+def lock_cells(lock_summaries: Any) -> List[str]:
     """The synchronisation row's two measured cells: ringipc.sync.Lock's uncontended
     acquire+release rate and its cost per acquisition when two processes contend."""
     from ringipc.bench.locks import CONTENDED, NAMES, UNCONTENDED
@@ -90,7 +90,7 @@ def lock_cells(lock_summaries) -> List[str]:
     return [rate, handoff]
 
 
-def rows(summaries=None, lock_summaries=None) -> List[List[str]]:
+def rows(summaries: Any = None, lock_summaries: Any = None) -> List[List[str]]:
     """The table's rows as text, with measurements where the run has them."""
     numbers = measured(summaries or [])
     table = []
@@ -109,13 +109,13 @@ HEADERS = ["family", "facility", "ringipc API", "unit", "reads", "other hosts", 
            "64 B rate", "64 B round trip"]
 
 
-def markdown(summaries=None) -> str:
+def markdown(summaries: Any = None) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(summaries)]
     return "\n".join(lines)
 
 
-def print_table(console, summaries, lock_summaries=None) -> None:
+def print_table(console: Any, summaries: Any, lock_summaries: Any = None) -> None:
     from ringipc.bench.term import Table
 
     table = Table(*HEADERS, header_style="bold", title="IPC facilities on this machine (TLPI ch. 43)")

@@ -24,7 +24,7 @@ _LATENCY = "lat"
 STAMP = struct.Struct("<QQ")  # sequence number, send time (CLOCK_MONOTONIC ns)
 
 
-def scenario_name(subscribers):
+def scenario_name(subscribers: int) -> str:
     return f"{FANOUT}-{subscribers}"
 
 
@@ -44,7 +44,7 @@ def subscribers_of(scenario):
     return int(scenario.rsplit("-", 1)[1])
 
 
-def title(scenario):
+def title(scenario: str) -> str:
     n = subscribers_of(scenario)
     if is_fanout_latency(scenario):
         return f"Fan-out latency: one message to all {n} subscribers, until the last has it"

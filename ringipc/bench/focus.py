@@ -6,7 +6,8 @@ job (the first of its list that can run here) and ``mp.Queue`` (the baseline
 every ratio is taken against), per scenario.  ``--all`` runs every facility in
 every scenario instead.
 """
-from typing import Dict, List, Sequence, Tuple
+
+from typing import Any, Dict, List, Sequence, Tuple
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT
@@ -28,19 +29,19 @@ PAIRS: Dict[str, List[Tuple[str, Sequence[str]]]] = {
 }
 
 
-def _runs_here(facility) -> bool:
+def _runs_here(facility: Any) -> bool:
     try:
         return bool(facility.available()[0])
     except Exception:  # a broken optional package is a peer that cannot run, not a crash
         return False
 
 
-def select(facilities) -> Tuple[list, Dict[str, List[str]]]:
+def select(facilities: Any) -> Tuple[List[Any], Dict[str, List[str]]]:
     """(the facilities to run, {scenario: names to run in it}) from ``facilities``."""
     by_name = {f.name: f for f in facilities}
     here: Dict[str, bool] = {}
 
-    def available(name):
+    def available(name: str) -> bool:
         if name not in here:
             here[name] = name in by_name and _runs_here(by_name[name])
         return here[name]

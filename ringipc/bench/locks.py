@@ -17,7 +17,7 @@ import statistics
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 LOCKS = "locks"
 KINDS = ("ringipc", "mp")
@@ -28,7 +28,7 @@ UNCONTENDED, CONTENDED = "uncontended", "contended, 2 processes"
 CASES = [(UNCONTENDED, 200_000, 20_000), (CONTENDED, 20_000, 2_000)]
 
 
-def primitives(kind):
+def primitives(kind: str) -> Any:
     """Where ``kind``'s Lock, Semaphore ... come from: ringipc.sync, or multiprocessing's fork context."""
     if kind == "ringipc":
         from ringipc import sync
@@ -39,13 +39,13 @@ def primitives(kind):
     return multiprocessing.get_context("fork")
 
 
-def acquire_release(lock, n):
+def acquire_release(lock: Any, n: int) -> None:
     for _ in range(n):
         lock.acquire()
         lock.release()
 
 
-def take_often(lock, counter, n, cpu=None):
+def take_often(lock: Any, counter: Any, n: int, cpu: Optional[int] = None) -> None:
     """``n`` increments of ``counter.value`` under ``lock``."""
     if cpu is not None:
         import os
@@ -56,7 +56,7 @@ def take_often(lock, counter, n, cpu=None):
             counter.value += 1
 
 
-def measure(kind, case, n, cpus=(None, None)):
+def measure(kind: str, case: str, n: int, cpus: Any = (None, None)) -> float:
     """Seconds for ``n`` acquire+release pairs per process; raises if the counter is wrong."""
     import multiprocessing
     import os
@@ -84,7 +84,7 @@ def measure(kind, case, n, cpus=(None, None)):
     return seconds
 
 
-def _driver(kind, case, n, cpus, conn):
+def _driver(kind: str, case: str, n: int, cpus: Any, conn: Any) -> None:
     try:
         conn.send(("ok", measure(kind, case, n, cpus)))
     except BaseException:
@@ -102,11 +102,11 @@ class LockResult:
     repetition: int = 0
 
     @property
-    def ns(self):
+    def ns(self) -> float:
         return 1e9 * self.seconds / self.ops if self.ok and self.ops else 0.0
 
 
-def run_one(kind, case, n, timeout=30.0, start_method="forkserver", pin=True):
+def run_one(kind: str, case: str, n: int, timeout: float = 30.0, start_method: str = "forkserver", pin: bool = True) -> "LockResult":
     from ringipc.bench.runner import context, cpu_plan
 
     ctx = context(start_method)
@@ -133,7 +133,7 @@ def run_one(kind, case, n, timeout=30.0, start_method="forkserver", pin=True):
     return LockResult(NAMES[kind], case, ops, seconds=value)
 
 
-def run(settings, quick=False, on_result=None):
+def run(settings: Any, quick: bool = False, on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
     """Every case for both locks, repetitions outermost, the order alternating."""
     total = len(CASES) * len(KINDS) * settings.repeat
     results, done = [], 0
@@ -163,8 +163,8 @@ class LockSummary:
     ratio: Optional[float] = None  # mp.Lock's ns / this one's; > 1 is faster
 
 
-def summarize(results):
-    cells = {}
+def summarize(results: Any) -> List[Any]:
+    cells: Dict[Any, List[Any]] = {}
     for r in results:
         cells.setdefault((r.case, r.facility), []).append(r)
     out = []
@@ -185,14 +185,14 @@ def summarize(results):
     return out
 
 
-def table(summaries):
+def table(summaries: Any) -> Any:
     from ringipc.bench.term import SIMPLE, Table
 
     t = Table(title="Locks: ns per acquire+release", title_justify="left", header_style="bold",
               box=SIMPLE, pad_edge=False)
     for col, justify in (("case", "left"), ("lock", "left"), ("ns", "right"), ("range", "right"),
                          (f"vs {BASE}", "right")):
-        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)
+        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)  # type: ignore[arg-type]  # one of rich's justify names
     cases = [c for c, *_ in CASES if any(s.case == c for s in summaries)]
     for i, case in enumerate(cases):
         if i:

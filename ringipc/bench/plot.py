@@ -13,6 +13,7 @@ Figures are built on ``matplotlib.figure.Figure`` (no pyplot, no global state,
 never a window), so tests can look at their panels, bars and labels.
 """
 import os
+from typing import Any, Callable, Dict, List
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.fanout import FANOUT_BASELINE, is_fanout, title as fanout_title
@@ -30,7 +31,7 @@ class PlotUnavailable(RuntimeError):
     pass
 
 
-def _matplotlib():
+def _matplotlib() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
@@ -39,11 +40,11 @@ def _matplotlib():
     return Figure
 
 
-def is_ours(name):
+def is_ours(name: str) -> bool:
     return name.startswith("ringipc")
 
 
-def colours(rows, baseline, key):
+def colours(rows: Any, baseline: Any, key: Any) -> List[str]:
     """A colour per row: ringipc, the fastest peer (by ``key``, larger is better), other peers, baseline."""
     peers = [s for s in rows if s.ok and not is_ours(s.facility) and s.facility != baseline]
     best = max(peers, key=key).facility if peers else None
@@ -60,7 +61,7 @@ def colours(rows, baseline, key):
     return out
 
 
-def _legend(fig, with_failed=False):
+def _legend(fig: Any, with_failed: bool = False) -> None:
     from matplotlib.patches import Patch
 
     entries = LEGEND + ([(FAILED, "FAILED")] if with_failed else [])
@@ -68,7 +69,7 @@ def _legend(fig, with_failed=False):
                frameon=False, fontsize="medium")
 
 
-def _plain_log_axis(ax, low, high, prefix=""):
+def _plain_log_axis(ax: Any, low: float, high: float, prefix: str = "") -> None:
     """Log scale from low to high with ticks written 0.5, 1, 10, 100 (not 10^1): read at a glance."""
     import math
 
@@ -83,11 +84,11 @@ def _plain_log_axis(ax, low, high, prefix=""):
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _height(rows_per_panel):
+def _height(rows_per_panel: Any) -> float:
     return 1.6 + 0.32 * max(rows_per_panel)
 
 
-def ratio_figure(summaries, scenario, human_size):
+def ratio_figure(summaries: Any, scenario: str, human_size: Callable[[int], str]) -> Any:
     """Bars of the ratio to the baseline, one panel per message size."""
     Figure = _matplotlib()
     rows = [s for s in summaries if s.scenario == scenario]
@@ -131,7 +132,7 @@ def ratio_figure(summaries, scenario, human_size):
     return fig
 
 
-def latency_figure(summaries, human_size):
+def latency_figure(summaries: Any, human_size: Callable[[int], str]) -> Any:
     """Median and p99 round trip per facility, fastest at the top."""
     Figure = _matplotlib()
     rows = sorted((s for s in summaries if s.scenario == LATENCY),
@@ -169,7 +170,7 @@ def latency_figure(summaries, human_size):
     return fig
 
 
-def locks_figure(lock_summaries):
+def locks_figure(lock_summaries: Any) -> Any:
     """ns per acquire+release, one panel per case."""
     from ringipc.bench.locks import BASE
 
@@ -194,7 +195,7 @@ def locks_figure(lock_summaries):
     return fig
 
 
-def figures(summaries, lock_summaries=()):
+def figures(summaries: Any, lock_summaries: Any = ()) -> Dict[Any, Any]:
     """{name: Figure} for every scenario with rows."""
     from ringipc.bench.report import human_size
 
@@ -210,7 +211,7 @@ def figures(summaries, lock_summaries=()):
     return out
 
 
-def write_plots(path, summaries, lock_summaries=()):
+def write_plots(path: str, summaries: Any, lock_summaries: Any = ()) -> List[str]:
     """Write PATH-SCENARIO.png and .svg for each figure (PATH's .png/.svg suffix dropped); return the paths."""
     stem, ext = os.path.splitext(path)
     if ext.lower() not in (".png", ".svg"):

@@ -12,6 +12,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ringipc.bench.adapters.base import resolved
 from ringipc.bench.fanout import check_round, is_fanout, is_fanout_latency, stamped_publisher, stamped_subscriber
@@ -20,7 +21,7 @@ from ringipc.bench.payload import combine, expected_digest
 START_METHODS = ("spawn", "forkserver")
 
 
-def context(method="spawn"):
+def context(method: str = "spawn") -> Any:
     """A multiprocessing context whose children are fresh processes.
 
     spawn starts a new interpreter per child; forkserver forks each child from a
@@ -70,16 +71,16 @@ class Result:
     error: str = ""
     seconds: float = 0.0
     rate: float = 0.0  # messages per second (throughput scenarios)
-    latency: dict = field(default_factory=dict)  # ns: median, p99, mean, min, max (latency)
+    latency: Dict[str, float] = field(default_factory=dict)  # ns: median, p99, mean, min, max (latency)
     repetition: int = 0
     skipped: bool = False  # not run because this cell or facility failed earlier
 
     @property
-    def mbps(self):
+    def mbps(self) -> float:
         return self.rate * self.size / 1e6
 
 
-def cpu_plan(producers, consumers):
+def cpu_plan(producers: int, consumers: int) -> List[Any]:
     """CPU per role (producers first), or Nones when pinning is impossible."""
     try:
         cpus = sorted(os.sched_getaffinity(0))
@@ -91,7 +92,8 @@ def cpu_plan(producers, consumers):
     return [left[i % len(left)] for i in range(producers)] + [right[i % len(right)] for i in range(consumers)]
 
 
-def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
+def _child(facility: Any, role: str, index: int, ends: Any, size: int, producers: int, consumers: int,
+           cpu: Optional[int], conn: Any) -> None:
     """Entry point of every benchmark process."""
     try:
         if cpu is not None:
@@ -152,33 +154,33 @@ def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
 class Session:
     """One channel and its processes; ``round(n)`` may be called many times."""
 
-    def __init__(self, facility, scenario, size, producers=1, consumers=1, timeout=30.0, pin=True,
-                 start_method="spawn"):
+    def __init__(self, facility: Any, scenario: str, size: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool = True,
+                 start_method: str = "spawn") -> None:
         self.ctx = context(start_method)
         self.facility, self.scenario, self.size = facility, scenario, size
         self.producers, self.consumers = producers, consumers
         self.timeout = timeout
         self.pin = pin
-        self._procs = []  # (label, process, connection)
-        self._closers = []
+        self._procs: List[Tuple[str, Any, Any]] = []  # (label, process, connection)
+        self._closers: List[Callable[[], None]] = []
         self._broken = False
 
     # -- lifecycle ----------------------------------------------------------------------
-    def __enter__(self):
+    def __enter__(self) -> "Session":
         self.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def start(self):
+    def start(self) -> None:
         f, size, P, C = self.facility, self.size, self.producers, self.consumers
         cpus = cpu_plan(P, C) if self.pin else [None] * (P + C)
         try:
             if self.scenario == LATENCY:
                 there, back = f.setup(size), f.setup(size)
                 self._closers += [there.close, back.close]
-                roles = [("ping", 0, (there.producer_ends[0], back.consumer_ends[0])),
+                roles: List[Tuple[str, int, Tuple[Any, ...]]] = [("ping", 0, (there.producer_ends[0], back.consumer_ends[0])),
                          ("echo", 0, (back.producer_ends[0], there.consumer_ends[0]))]
             elif is_fanout_latency(self.scenario):
                 from ringipc import Ring
@@ -206,7 +208,7 @@ class Session:
             raise RunFailed(f"setup: {type(exc).__name__}: {exc}") from exc
         self._collect("ready", self.timeout)
 
-    def close(self):
+    def close(self) -> None:
         if not self._broken:
             # A clean exit lets producers flush (feeder threads, zmq linger) before the channel goes.
             for _, proc, conn in self._procs:
@@ -233,7 +235,7 @@ class Session:
         self._closers = []
 
     # -- measuring ----------------------------------------------------------------------
-    def round(self, n):
+    def round(self, n: int) -> Any:
         """Run n messages per producer (n round trips for latency); return a Result."""
         # Receivers first so nothing is timed while a consumer is still being told to start.
         for label, _, conn in sorted(self._procs, key=lambda p: p[0].startswith(("producer", "ping", "stamper"))):
@@ -275,7 +277,7 @@ class Session:
         res.rate = res.messages / res.seconds if res.seconds > 0 else float("inf")
         return res
 
-    def _collect(self, kind, timeout):
+    def _collect(self, kind: str, timeout: float) -> Dict[Any, Any]:
         """Wait for message ``kind`` from every child; {label: payload}."""
         try:
             return self._wait_all(kind, timeout)
@@ -283,7 +285,7 @@ class Session:
             self._broken = True
             raise
 
-    def _wait_all(self, kind, timeout):
+    def _wait_all(self, kind: str, timeout: float) -> Dict[Any, Any]:
         deadline = time.monotonic() + timeout
         pending = {conn: (label, proc) for label, proc, conn in self._procs}
         out = {}
@@ -315,7 +317,7 @@ class Session:
 MIN_COUNT, MAX_COUNT = 20, 5_000_000
 
 
-def count_for(result, target, producers=1):
+def count_for(result: Any, target: float, producers: int = 1) -> int:
     """Messages per producer (or round trips) that last about ``target`` s at ``result``'s pace."""
     if is_latency(result.scenario):
         rate = 1e9 / max(1.0, result.latency["mean"])
@@ -324,8 +326,8 @@ def count_for(result, target, producers=1):
     return int(min(MAX_COUNT, max(MIN_COUNT, rate * target)))
 
 
-def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin=True,
-             warmup=0.1, target=None, start_method="spawn"):
+def run_once(facility: Any, scenario: str, size: int, n: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool = True,
+             warmup: float = 0.1, target: Optional[float] = None, start_method: str = "spawn") -> Any:
     """Fresh processes, one measured round, torn down: the unit of ``python -m ringipc bench``.
 
     An untimed round of ``warmup * n`` messages goes first: it faults in fresh

@@ -8,7 +8,7 @@ warm-up from the rate its previous run achieved.
 """
 import statistics
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.fanout import (FANOUT, FANOUT_BASELINE, FANOUT_LATENCY_SUBSCRIBERS, FANOUT_SIZES, FANOUT_SUBSCRIBERS,
@@ -41,7 +41,7 @@ class Settings:
 
 @dataclass
 class Cell:
-    facility: object
+    facility: Any
     scenario: str
     size: int
     producers: int = 1
@@ -50,7 +50,7 @@ class Cell:
     failed: Optional[str] = None
 
     @property
-    def key(self):
+    def key(self) -> Tuple[str, int, str]:
         return (self.scenario, self.size, self.facility.name)
 
 
@@ -69,11 +69,11 @@ def initial_count(scenario, size, target, producers=1):
     return max(MIN_COUNT, int(guess * target / producers))
 
 
-def next_count(result, cell, target):
+def next_count(result: Any, cell: Any, target: float) -> int:
     return count_for(result, target, cell.producers)
 
 
-def plan(facilities, settings):
+def plan(facilities: Any, settings: Any) -> Tuple[List[Any], List[Any]]:
     """(cells to run, skips with reasons); nothing is spawned here."""
     cells, skips = [], []
     shapes = []
@@ -114,9 +114,9 @@ def plan(facilities, settings):
     return cells, skips
 
 
-def schedule(cells, repeat):
+def schedule(cells: Any, repeat: int) -> Iterator[Tuple[int, Any]]:
     """Yield (repetition, cell) with repetitions outermost and a rotating facility order."""
-    groups = {}
+    groups: Dict[Any, List[Any]] = {}
     for cell in cells:
         groups.setdefault((cell.scenario, cell.size), []).append(cell)
     for rep in range(repeat):
@@ -126,7 +126,8 @@ def schedule(cells, repeat):
                 yield rep, cell
 
 
-def run(facilities, settings, on_result=None, on_start=None, skips=None):
+def run(facilities: Any, settings: Any, on_result: Optional[Callable[..., Any]] = None,
+        on_start: Optional[Callable[..., Any]] = None, skips: Any = None) -> Tuple[List[Any], List[Any]]:
     """Run everything; return (results, skips).
 
     ``on_start(cell, repetition, index, total)`` and ``on_result(result, done, total)``
@@ -179,13 +180,13 @@ class Summary:
     ratio: Optional[float] = None  # vs the baseline in this run; >1 is better
 
     @property
-    def mbps(self):
+    def mbps(self) -> float:
         return self.rate * self.size / 1e6
 
 
-def summarize(results):
+def summarize(results: Any) -> List[Any]:
     """One Summary per (scenario, size, facility), in first-seen order, with ratios to the baseline."""
-    cells = {}
+    cells: Dict[Any, List[Any]] = {}
     for r in results:
         cells.setdefault((r.scenario, r.size, r.facility), []).append(r)
     out = []

@@ -9,6 +9,7 @@ in plain text and report progress as one line on stderr, so
 import re
 import sys
 import time
+from typing import Any, List, Optional, Tuple
 
 try:
     from rich import box as _box
@@ -21,36 +22,38 @@ try:
     SIMPLE = _box.SIMPLE_HEAD
 except ImportError:
     HAVE_RICH = False
-    SIMPLE = None
+    SIMPLE = None  # type: ignore[assignment]  # no rich: plain tables have no box
 
 _MARKUP = re.compile(r"\[/?[a-z ]*\]")
 
 
-def plain(text):
+def plain(text: Any) -> str:
     """``text`` without rich markup."""
     return _MARKUP.sub("", str(text))
 
 
 class PlainTable:
-    def __init__(self, *headers, title=None, **_style):
-        self.title, self.columns, self.rows = title, [], []
+    def __init__(self, *headers: str, title: Optional[str] = None, **_style: Any) -> None:
+        self.title = title
+        self.columns: List[Tuple[str, str]] = []
+        self.rows: List[Optional[List[str]]] = []
         for h in headers:
             self.add_column(h)
 
-    def add_column(self, header, justify="left", **_style):
+    def add_column(self, header: str, justify: str = "left", **_style: Any) -> None:
         self.columns.append((header, justify))
 
-    def add_row(self, *cells):
+    def add_row(self, *cells: Any) -> None:
         self.rows.append([plain(c) for c in cells])
 
-    def add_section(self):
+    def add_section(self) -> None:
         self.rows.append(None)
 
-    def render(self):
+    def render(self) -> str:
         heads = [h for h, _ in self.columns]
         widths = [max([len(h)] + [len(r[i]) for r in self.rows if r]) for i, h in enumerate(heads)]
 
-        def line(cells):
+        def line(cells: List[str]) -> str:
             out = [c.rjust(w) if j == "right" else c.ljust(w)
                    for c, w, (_, j) in zip(cells, widths, self.columns)]
             return "  ".join(out).rstrip()
@@ -63,32 +66,34 @@ class PlainTable:
 class PlainConsole:
     width = 100
 
-    def __init__(self, **_options):
+    def __init__(self, **_options: Any) -> None:
         pass
 
-    def print(self, obj="", width=None):
+    def print(self, obj: Any = "", width: Optional[int] = None) -> None:
         print(obj.render() if isinstance(obj, PlainTable) else plain(obj), flush=True)
 
 
 class PlainProgress:
     """One line on stderr per step (rewritten in place on a terminal)."""
 
-    def __init__(self, *columns, console=None, transient=True):
+    def __init__(self, *columns: Any, console: Any = None, transient: bool = True) -> None:
         self.tty = sys.stderr.isatty()
-        self.total, self.done, self.text, self._last = None, 0, "", 0.0
+        self.total: Optional[int] = None
+        self.done, self.text, self._last = 0, "", 0.0
 
-    def __enter__(self):
+    def __enter__(self) -> "PlainProgress":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         if self.tty:
             print(file=sys.stderr)
 
-    def add_task(self, description, total=None):
+    def add_task(self, description: str, total: Optional[int] = None) -> int:
         self.text, self.total = description, total
         return 0
 
-    def update(self, task, total=None, completed=None, description=None):
+    def update(self, task: int, total: Optional[int] = None, completed: Optional[int] = None,
+               description: Optional[str] = None) -> None:
         if total is not None:
             self.total = total
         if completed is not None:
@@ -105,12 +110,17 @@ class PlainProgress:
 
 
 if not HAVE_RICH:
-    Table, Console, Progress = PlainTable, PlainConsole, PlainProgress  # noqa: F811
+    # The checker sees rich's classes (installed with the test extra); these stand in at run time.
+    Table, Console, Progress = PlainTable, PlainConsole, PlainProgress  # type: ignore[misc, assignment]  # noqa: F811
 
-    def escape(text):  # noqa: F811
+    def escape(text: str) -> str:  # type: ignore[misc]  # noqa: F811
         return text
 
-    def BarColumn(*a, **k):  # noqa: N802,F811
+    def BarColumn(*a: Any, **k: Any) -> None:  # type: ignore[no-redef]  # noqa: N802,F811
         return None
 
-    MofNCompleteColumn = TimeElapsedColumn = TextColumn = BarColumn  # noqa: F811
+    MofNCompleteColumn = TimeElapsedColumn = TextColumn = BarColumn  # type: ignore[misc, assignment]  # noqa: F811
+
+
+__all__ = ["HAVE_RICH", "SIMPLE", "BarColumn", "Console", "MofNCompleteColumn", "Progress", "Table", "TextColumn",
+           "TimeElapsedColumn", "escape", "plain"]

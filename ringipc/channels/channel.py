@@ -123,7 +123,7 @@ class BaseChannel(_Closable):
     #: Largest message this transport can carry at all (``None``: no transport limit).
     transport_limit: Optional[int] = None
 
-    def __init__(self, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._closed = False
         self.max_message_size = max_message_size
 
@@ -148,7 +148,8 @@ class BaseChannel(_Closable):
     def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | bytearray":
         raise NotImplementedError
 
-    def _recv_message_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]):
+    def _recv_message_into(self, view: memoryview, limit: Optional[int],
+                           deadline: Optional[float]) -> "int | bytes":
         """Receive one message into ``view`` if it fits and return its length;
         if it does not fit, return the whole message as ``bytes`` instead."""
         data = self._recv_message(limit, deadline)
@@ -236,7 +237,7 @@ class BaseListener(_Closable):
 
     address: str = ""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._closed = False
 
     def _check_open(self) -> None:

@@ -18,6 +18,7 @@ marks its rows skipped.
 """
 import os
 import uuid
+from typing import Any, Callable, Tuple
 
 from ringipc.bench.adapters.base import Channel, Facility
 from ringipc.bench.adapters.peers import _have
@@ -25,7 +26,7 @@ from ringipc.bench.adapters.peers import _have
 _EXTRA = "ringipc[bench-peers]"
 
 
-def _unique(prefix):
+def _unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
@@ -34,15 +35,15 @@ class CloudtoidQueue(Facility):
     mpmc = True
     copies_on_send = True
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("cloudtoid_interprocess", _EXTRA)
 
     @staticmethod
-    def capacity(size):
+    def capacity(size: int) -> int:
         # Room for a few hundred small messages or four large ones; a multiple of 8 as required.
         return max(1 << 20, 4 * (size + 64)) // 8 * 8
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         from cloudtoid_interprocess import Publisher
 
         name = _unique("ringipc-bench-")
@@ -50,29 +51,29 @@ class CloudtoidQueue(Facility):
         keeper = Publisher(name, self.capacity(size))
         return Channel([name] * producers, [name] * consumers, keeper.close)
 
-    def _keep(self, end):
+    def _keep(self, end: Any) -> Any:
         self.__dict__.setdefault("_ends", []).append(end)
         return end
 
-    def open_sender(self, name, size):
+    def open_sender(self, name: str, size: int) -> Callable[[Any], Any]:
         from cloudtoid_interprocess import Publisher
 
         try_send = self._keep(Publisher(name, self.capacity(size))).try_send
         yield_cpu = os.sched_yield
 
-        def send(msg):
+        def send(msg: Any) -> None:
             while not try_send(msg):  # full: the library offers no blocking send
                 yield_cpu()
 
         return send
 
-    def open_receiver(self, name, size):
+    def open_receiver(self, name: str, size: int) -> Callable[[], Any]:
         from cloudtoid_interprocess import Subscriber
 
         receive = self._keep(Subscriber(name, self.capacity(size))).receive
         return lambda: receive(timeout=None)
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         for e in self.__dict__.pop("_ends", []):
             e.close()
 
@@ -84,43 +85,43 @@ class SlickQueue(Facility):
     scenarios = ("latency",)  # lossy when a reader falls a lap behind
     depth = 1024  # slots (a power of two)
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("slick_queue_py", _EXTRA)
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         from slick_queue_py import SlickQueue as Queue
 
         q = Queue(name=_unique("rb-slick-"), size=self.depth, element_size=size)
 
-        def close():
+        def close() -> None:
             q.close()
             q.unlink()
 
         return Channel([q.name], [q.name], close)
 
-    def _open(self, name, size):
+    def _open(self, name: str, size: int) -> Any:
         from slick_queue_py import SlickQueue as Queue
 
         q = Queue(name=name, element_size=size)
         self.__dict__.setdefault("_queues", []).append(q)
         return q
 
-    def open_sender(self, name, size):
+    def open_sender(self, name: str, size: int) -> Callable[[Any], Any]:
         q = self._open(name, size)
         reserve, publish = q.reserve, q.publish
 
-        def send(msg):
+        def send(msg: Any) -> None:
             i = reserve()
             q[i][:len(msg)] = msg
             publish(i)
 
         return send
 
-    def open_receiver(self, name, size):
+    def open_receiver(self, name: str, size: int) -> Callable[[], Any]:
         read = self._open(name, size).read
         cursor = [0]
 
-        def recv():
+        def recv() -> Any:
             while True:  # the library's reader polls: it has no way to sleep until data arrives
                 data, _, cursor[0] = read(cursor[0])
                 if data is not None:
@@ -128,7 +129,7 @@ class SlickQueue(Facility):
 
         return recv
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         for q in self.__dict__.pop("_queues", []):
             q.close()
 
@@ -140,10 +141,10 @@ class Kickmsg(Facility):
     scenarios = ("latency",)  # a subscriber whose ring overflows loses messages
     copies_on_send = False  # send() takes bytes only
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("kickmsg", _EXTRA)
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         import kickmsg
 
         cfg = kickmsg.Config()
@@ -153,34 +154,34 @@ class Kickmsg(Facility):
         region = kickmsg.SharedRegion.create(name, kickmsg.ChannelType.PubSub, cfg)
         held = [region]
 
-        def close():
+        def close() -> None:
             held.clear()
             kickmsg.unlink_shm(name)
 
         return Channel([name], [name], close)
 
-    def _region(self, name):
+    def _region(self, name: str) -> Any:
         import kickmsg
 
         region = kickmsg.SharedRegion.open(name)
         self.__dict__.setdefault("_held", []).append(region)
         return region
 
-    def open_sender(self, name, size):
+    def open_sender(self, name: str, size: int) -> Callable[[Any], Any]:
         import kickmsg
 
         pub = kickmsg.Publisher(self._region(name))
-        self._held.append(pub)
+        self._held.append(pub)  # type: ignore[attr-defined]  # made by _region
         return pub.send
 
-    def open_receiver(self, name, size):
+    def open_receiver(self, name: str, size: int) -> Callable[[], Any]:
         import kickmsg
 
         sub = kickmsg.Subscriber(self._region(name))
-        self._held.append(sub)
+        self._held.append(sub)  # type: ignore[attr-defined]  # made by _region
         receive = sub.receive
 
-        def recv():
+        def recv() -> Any:
             while True:  # blocks on a futex; a timeout only so Ctrl-C gets through
                 msg = receive(1.0)
                 if msg is not None:
@@ -188,7 +189,7 @@ class Kickmsg(Facility):
 
         return recv
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         self.__dict__.pop("_held", None)
 
 
@@ -199,15 +200,15 @@ class SubethaSpsc(Facility):
     copies_on_send = False  # push() takes bytes only
     depth = 4096  # slots
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("subetha", _EXTRA)
 
-    def supports(self, size, producers=1, consumers=1):
+    def supports(self, size: int, producers: int = 1, consumers: int = 1) -> Tuple[bool, str]:
         if size > 64:
             return False, "fixed 64-byte slots (larger payloads need its framed Ring)"
         return super().supports(size, producers, consumers)
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         import tempfile
 
         import subetha
@@ -215,7 +216,7 @@ class SubethaSpsc(Facility):
         path = os.path.join(tempfile.gettempdir(), _unique("ringipc-bench-subetha-"))
         held = [subetha.SpscRing(path, self.depth)]
 
-        def close():
+        def close() -> None:
             held.clear()
             try:
                 os.unlink(path)
@@ -224,26 +225,26 @@ class SubethaSpsc(Facility):
 
         return Channel([path], [path], close)
 
-    def _ring(self, path):
+    def _ring(self, path: str) -> Any:
         import subetha
 
         ring = subetha.SpscRing.open(path, self.depth)
         self.__dict__.setdefault("_rings", []).append(ring)
         return ring
 
-    def open_sender(self, path, size):
+    def open_sender(self, path: str, size: int) -> Callable[[Any], Any]:
         push = self._ring(path).push
 
-        def send(msg):
+        def send(msg: Any) -> None:
             while not push(msg):  # full: both ends poll, the ring has no way to sleep
                 pass
 
         return send
 
-    def open_receiver(self, path, size):
+    def open_receiver(self, path: str, size: int) -> Callable[[], Any]:
         pop = self._ring(path).pop
 
-        def recv():
+        def recv() -> Any:
             while True:
                 msg = pop()
                 if msg is not None:
@@ -251,7 +252,7 @@ class SubethaSpsc(Facility):
 
         return recv
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         self.__dict__.pop("_rings", None)
 
 
@@ -268,14 +269,14 @@ class Ecal(Facility):
     scenarios = ("latency",)
     copies_on_send = False
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("ecal.nanobind_core", _EXTRA)
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         topic = _unique("ringipc_bench_")
         return Channel([topic], [topic])
 
-    def _core(self):
+    def _core(self) -> Any:
         import ecal.nanobind_core as core
 
         if not core.is_initialized():
@@ -285,21 +286,21 @@ class Ecal(Facility):
             core.initialize(config, f"ringipc-bench-{os.getpid()}")
         return core
 
-    def open_sender(self, topic, size):
+    def open_sender(self, topic: Any, size: int) -> Callable[[Any], Any]:
         pub = self._core().Publisher(topic)
         self.__dict__.setdefault("_pubs", []).append(pub)
         return pub.send
 
-    def open_receiver(self, topic, size):
+    def open_receiver(self, topic: Any, size: int) -> Callable[[], Any]:
         import queue
 
-        got = queue.SimpleQueue()
+        got: "queue.SimpleQueue[bytes]" = queue.SimpleQueue()
         sub = self._core().Subscriber(topic)
         sub.set_receive_callback(lambda _id, _type, data: got.put(bytes(data.buffer)))
         self.__dict__.setdefault("_subs", []).append(sub)
         return got.get
 
-    def connected(self):
+    def connected(self) -> None:
         import time
 
         deadline = time.monotonic() + 30.0
@@ -311,7 +312,7 @@ class Ecal(Facility):
                     raise TimeoutError("eCAL publisher and subscriber did not find each other")
                 time.sleep(0.01)
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         # Both ends of a round trip live in one process, with one eCAL initialisation: finalised once.
         held = [self.__dict__.pop(key, None) for key in ("_pubs", "_subs")]
         if any(h is not None for h in held):

@@ -31,7 +31,7 @@ import secrets
 import select
 import stat
 import time
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 from ..address import check_mode, register_scheme
 from ..bytestream import ByteStream
@@ -49,7 +49,7 @@ _PAIR = re.compile(r"([0-9a-f]{32})\.(?:up|down)")
 _GONE = select.POLLERR | select.POLLHUP
 
 
-def _pair_paths(path: str, token: str):
+def _pair_paths(path: str, token: str) -> Tuple[str, str]:
     return f"{path}.{token}.up", f"{path}.{token}.down"
 
 
@@ -124,14 +124,14 @@ def _reap_pairs(path: str) -> None:
         _reap_pair(path, token)
 
 
-def _wrap(rfd, wfd, mode, max_message_size):
+def _wrap(rfd: int, wfd: int, mode: str, max_message_size: Optional[int]) -> Any:
     if mode == "stream":
         return ByteStream(_blocking(rfd), _blocking(wfd))
     return StreamChannel(_blocking(rfd), _blocking(wfd), max_message_size=max_message_size)
 
 
 def connect(target: str, *, mode: str = "message", timeout: Optional[float] = None,
-            max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+            max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> Any:
     check_mode(mode)
     deadline = deadline_after(timeout)
     token = secrets.token_hex(16)
@@ -183,7 +183,8 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
 
 
 class FifoListener(BaseListener):
-    def __init__(self, path: str, *, mode: str = "message", max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, path: str, *, mode: str = "message",
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__()
         self._mode = check_mode(mode)
         self._max = max_message_size
@@ -212,7 +213,7 @@ class FifoListener(BaseListener):
         self._check_open()
         return self._req
 
-    def accept(self, timeout: Optional[float] = None):
+    def accept(self, timeout: Optional[float] = None) -> Any:
         """Wait for a client's request and complete its rendezvous; requests from
         clients that have given up in the meantime are skipped."""
         self._check_open()
@@ -228,7 +229,7 @@ class FifoListener(BaseListener):
             if channel is not None:
                 return channel
 
-    def _answer(self, request: bytes, deadline):
+    def _answer(self, request: bytes, deadline: Optional[float]) -> Any:
         token = request[len(_MAGIC):].rstrip(b" ")
         if not request.startswith(_MAGIC) or not _TOKEN.fullmatch(token):
             return None  # not a well-formed request: ignore it, never act on its contents
@@ -265,7 +266,7 @@ class FifoListener(BaseListener):
         unlink_if_same(self._path, self._stat)
 
 
-def listen(target: str, **opts):
+def listen(target: str, **opts: Any) -> "FifoListener":
     return FifoListener(target, **opts)
 
 

@@ -25,7 +25,7 @@ from typing import Any, Dict, List
 MQUEUE_DIR = "/dev/mqueue"
 
 
-def hold(queue) -> None:
+def hold(queue: Any) -> None:
     """The listener's claim on its ``.up`` queue, for as long as its process has it open."""
     fcntl.flock(queue.mqd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 

@@ -26,7 +26,7 @@ import mmap
 import os
 import socket
 import sys
-from typing import Optional
+from typing import Any, Callable, List, Optional, cast
 
 from ._packet_fast import PacketFastPath
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
@@ -63,7 +63,7 @@ def tune_packet_socket(sock: socket.socket) -> None:
 class PacketChannel(PacketFastPath, BaseChannel):
     _unit = "packet"  # what the kernel carries one message in, for error messages
 
-    def __init__(self, sock: socket.socket, *, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, sock: socket.socket, *, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._sock = sock
         tune_packet_socket(sock)
         # Linux reports the doubled value it reserved; half of it is payload room.
@@ -90,7 +90,7 @@ class PacketChannel(PacketFastPath, BaseChannel):
         self._fast_setup(sock.fileno(), self.transport_limit)
 
     def _limit_changed(self) -> None:
-        limit = self._limit()
+        limit = cast(int, self._limit())  # never None: capped by transport_limit
         self._fast_receive_into(self._scratch(HEADER_SIZE + limit + 1), limit)
 
     def _send_failed(self, payload: bytes, err: int) -> None:
@@ -136,7 +136,7 @@ class PacketChannel(PacketFastPath, BaseChannel):
         if self._scratch_size < size:
             self._scratch_map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
             self._scratch_size = size
-        return self._scratch_map
+        return self._scratch_map  # type: ignore[return-value]  # set above (size > 0), no cast() per message
 
     def _check(self, n: int, header_ok: bool, limit: int) -> None:
         """Raise for anything but a whole data packet of at most ``limit`` bytes
@@ -153,7 +153,8 @@ class PacketChannel(PacketFastPath, BaseChannel):
             what = f"{n - HEADER_SIZE}-byte message" if _REAL_LENGTH else "message"
             raise FrameError(f"a {what} is over the {limit}-byte limit; it was discarded")
 
-    def _recv_message(self, limit, deadline) -> bytes:
+    # ``limit`` is never None here: a packet channel's limit is at most its transport's.
+    def _recv_message(self, limit: int, deadline: Optional[float]) -> bytes:  # type: ignore[override]  # see above
         room = HEADER_SIZE + limit  # the longest packet accepted; one more byte shows a longer one
         scratch = self._scratch(room + 1)
         recv_into = self._sock.recv_into
@@ -163,10 +164,13 @@ class PacketChannel(PacketFastPath, BaseChannel):
             self._check(n, header_ok, limit)
         return scratch[HEADER_SIZE:n]
 
-    def _recv_message_into(self, view, limit, deadline):
+    def _recv_message_into(self, view: memoryview, limit: int,  # type: ignore[override]  # see above
+                           deadline: Optional[float]) -> "int | bytes":
         # A message that fits lands in the caller's buffer directly; a longer
         # one continues into the scratch buffer and is put back together.
         cap = limit + 1  # payload bytes to offer: one more than the limit shows a longer one
+        parts: List[Any]
+        spill: Any
         if len(view) >= cap:
             parts = [self._header, view[:cap]]
             spill = None
@@ -183,14 +187,14 @@ class PacketChannel(PacketFastPath, BaseChannel):
             return length
         return b"".join((view, spill[: length - len(view)]))
 
-    def _receiving(self, deadline: Optional[float], receive) -> int:
+    def _receiving(self, deadline: Optional[float], receive: Callable[..., int]) -> int:
         """``receive(flags)`` once a packet is ready (flags 0: a blocking
         receive); TimeoutError at ``deadline``."""
         if deadline is not None and not wait_readable(self._sock.fileno(), deadline):
             raise TimeoutError("timed out waiting for the peer")
         return receive(0)
 
-    def _poll(self, deadline) -> bool:
+    def _poll(self, deadline: Optional[float]) -> bool:
         return wait_readable(self._sock.fileno(), deadline)
 
     def _close(self) -> None:

@@ -49,7 +49,7 @@ import itertools
 import os
 import struct
 import threading
-from typing import Optional
+from typing import Any, Optional
 
 from ..address import check_mode, register_scheme
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseListener, deadline_after
@@ -73,7 +73,7 @@ def _message_only(mode: str) -> None:
 
 class SysvMqListener(BaseListener):
     def __init__(self, target: str, *, mode: str = "message", max_message_size: Optional[int] = None,
-                 queue_bytes: Optional[int] = None, channel_max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+                 queue_bytes: Optional[int] = None, channel_max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__()
         _message_only(mode)
         self.key = parse_key(target)
@@ -173,7 +173,7 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
                          max_message_size=max_message_size)
 
 
-def listen(target: str, *, max_message_size: Optional[int] = None, **opts) -> SysvMqListener:
+def listen(target: str, *, max_message_size: Optional[int] = None, **opts: Any) -> SysvMqListener:
     return SysvMqListener(target, max_message_size=max_message_size, **opts)
 
 

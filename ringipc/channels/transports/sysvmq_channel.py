@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import io
 import time
-from typing import Optional
+from typing import Any, Callable, Optional, Tuple, cast
 
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, within_limit
 from ...errors import FrameError
@@ -35,8 +35,8 @@ def control(tag: bytes, size: int) -> bytes:
 
 
 class SysvMqChannel(SysvMqFastPath, BaseChannel):
-    def __init__(self, queue, *, send_type: int, recv_type: int, message_size: int, peer_pid: int = 0,
-                 owner: Optional[Owner] = None, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, queue: Any, *, send_type: int, recv_type: int, message_size: int, peer_pid: int = 0,
+                 owner: Optional[Owner] = None, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         pi = sysv_ipc()
         self._pi = pi
         self._queue = queue
@@ -46,7 +46,8 @@ class SysvMqChannel(SysvMqFastPath, BaseChannel):
         self.peer_pid = peer_pid
         self._size = message_size
         self.transport_limit = message_size - 1
-        self._send, self._receive = queue.send, queue.receive
+        self._send = queue.send
+        self._receive: Callable[[bool, int], Tuple[bytes, int]] = queue.receive
         self._Error, self._Busy, self._Gone = pi.Error, pi.BusyError, pi.ExistentialError
         self._stash: Optional[bytes] = None  # a message poll() or the C path took off the queue
         self._eof = False
@@ -56,7 +57,7 @@ class SysvMqChannel(SysvMqFastPath, BaseChannel):
         self._refresh()
 
     def _limit_changed(self) -> None:
-        self._recv_limit = self._limit()
+        self._recv_limit = cast(int, self._limit())  # never None: capped by transport_limit
         self._refresh()
 
     def _refresh(self) -> None:
@@ -94,13 +95,13 @@ class SysvMqChannel(SysvMqFastPath, BaseChannel):
                 continue  # a signal interrupted msgsnd; its handler has run (and did not raise)
             if not peer_alive(self.peer_pid):
                 raise BrokenPipeError(errno.EPIPE, f"the peer (pid {self.peer_pid}) has exited")
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:  # type: ignore[operator]  # only with a deadline: a blocking call never raises Busy
                 raise TimeoutError("the message queue stayed full")
             time.sleep(delay)
             delay = min(delay * 2, _SLEEP_MAX)
 
     # --- receiving -------------------------------------------------------------------------
-    def _received_other(self, message: bytes, maxlength, timeout) -> bytes:
+    def _received_other(self, message: bytes, maxlength: Optional[int], timeout: Optional[float]) -> bytes:
         """A message the C path took that is not plain data within the limit."""
         self._stash = message
         self._refresh()
@@ -131,7 +132,7 @@ class SysvMqChannel(SysvMqFastPath, BaseChannel):
                 except self._Busy:
                     self._set_eof()
                     raise EOFError(f"the peer (pid {self.peer_pid}) has exited") from None
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:  # type: ignore[operator]  # only with a deadline: a blocking call never raises Busy
                 raise TimeoutError("timed out waiting for the peer")
             time.sleep(delay)
             delay = min(delay * 2, _SLEEP_MAX)
@@ -164,10 +165,10 @@ class SysvMqChannel(SysvMqFastPath, BaseChannel):
             return b""
         return message
 
-    def _recv_message(self, limit, deadline) -> bytes:
+    def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> bytes:
         return within_limit(self._take(deadline), limit)
 
-    def _poll(self, deadline) -> bool:
+    def _poll(self, deadline: Optional[float]) -> bool:
         if self._stash is not None or self._eof:
             return True
         try:

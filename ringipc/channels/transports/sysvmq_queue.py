@@ -29,7 +29,7 @@ _FTOK_ID = ord("R")
 _PROC = "/proc/sys/kernel"
 
 
-def sysv_ipc():
+def sysv_ipc() -> Any:
     try:
         import sysv_ipc
     except ImportError as exc:
@@ -47,7 +47,7 @@ def parse_key(target: str) -> int:
     if target.startswith("/"):
         if not os.path.exists(target):
             raise AddressError(f"sysvmq://{target}: the file must exist (its inode makes the key, via ftok)")
-        return sysv_ipc().ftok(target, _FTOK_ID, silence_warning=True)
+        return int(sysv_ipc().ftok(target, _FTOK_ID, silence_warning=True))
     try:
         key = int(target, 0)
     except ValueError:
@@ -89,7 +89,7 @@ def check_limits(message_size: int, queue_bytes: Optional[int] = None) -> None:
             f"({_PROC}/msgmnb); raise it (sysctl -w kernel.msgmnb=...) or ask for less")
 
 
-def creator_of(queue) -> Optional[int]:
+def creator_of(queue: Any) -> Optional[int]:
     """The pid in ``queue``'s owner marker, or None if it has no ringipc marker.
 
     The marker is taken off the queue and put back: a reader racing another
@@ -128,7 +128,7 @@ def _reap_stale(key: int) -> bool:
     return True
 
 
-def create_queue(key: int, size: int, queue_bytes: Optional[int]):
+def create_queue(key: int, size: int, queue_bytes: Optional[int]) -> Any:
     """A new queue at ``key`` (mode 0600) carrying the owner marker; one a dead
     ringipc creator left at that key is reaped first."""
     pi = sysv_ipc()
@@ -162,7 +162,7 @@ class Owner:
     """The creator's hold on the queue: removed when the listener and every
     channel it accepted are closed, or at exit (only in the creating process)."""
 
-    def __init__(self, queue):
+    def __init__(self, queue: Any) -> None:
         self.queue = queue
         self.pid = os.getpid()
         self.refs = 1

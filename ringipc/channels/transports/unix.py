@@ -25,7 +25,7 @@ import socket
 import stat
 import struct
 import tempfile
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 from ..address import check_mode, register_scheme
 from ...errors import AddressError, AuthenticationError
@@ -42,7 +42,7 @@ _KINDS = {"unix": socket.SOCK_STREAM, "unixpacket": socket.SOCK_SEQPACKET}
 STREAM_BUFFER = 4 << 20
 
 
-def sockaddr(scheme: str, target: str):
+def sockaddr(scheme: str, target: str) -> Union[str, bytes]:
     """The ``AF_UNIX`` address for a ``unix://`` target, with the length checked."""
     if target.startswith("@"):
         name = target[1:].encode()
@@ -60,7 +60,7 @@ def sockaddr(scheme: str, target: str):
 
 def _peer_uid(sock: socket.socket) -> int:
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
+    return int(struct.unpack("3i", creds)[1])
 
 
 def _same_user(sock: socket.socket) -> None:
@@ -135,7 +135,7 @@ def bind(sock: socket.socket, addr: Union[str, bytes]) -> Optional[Callable[[], 
     return _remover(addr, _bind_private(sock, addr))
 
 
-def _remover(path: str, st: os.stat_result):
+def _remover(path: str, st: os.stat_result) -> Callable[[], None]:
     pid = os.getpid()
 
     def remove() -> None:
@@ -158,14 +158,14 @@ def tune_stream_socket(sock: socket.socket) -> None:
             pass
 
 
-def _make(scheme: str):
+def _make(scheme: str) -> Tuple[Callable[..., Any], Callable[..., Any]]:
     kind = _KINDS[scheme]
     tune = tune_packet_socket if kind == socket.SOCK_SEQPACKET else tune_stream_socket
 
-    def connect(target: str, **opts):
+    def connect(target: str, **opts: Any) -> Any:
         return open_connection(socket.AF_UNIX, kind, sockaddr(scheme, target), tune=tune, **opts)
 
-    def listen(target: str, *, backlog: int = 64, allow_other_users: bool = False, **opts):
+    def listen(target: str, *, backlog: int = 64, allow_other_users: bool = False, **opts: Any) -> Any:
         check_kind(kind, check_mode(opts.get("mode", "message")))
         addr = sockaddr(scheme, target)
         sock = socket.socket(socket.AF_UNIX, kind)

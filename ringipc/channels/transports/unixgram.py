@@ -44,7 +44,7 @@ import select
 import socket
 import struct
 import time
-from typing import Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..address import check_mode, register_scheme
 from ..auth import _mac, check_authkey
@@ -68,9 +68,10 @@ _UCRED = struct.Struct("3i")  # pid, uid, gid
 _ANCILLARY = socket.CMSG_SPACE(4 * 4) + socket.CMSG_SPACE(_UCRED.size)
 
 
-def _credentials(ancillary):
+def _credentials(ancillary: Any) -> Tuple[List[int], Any]:  # creds: (pid, uid, gid) or None
     """(fds, (pid, uid, gid) or None) from recvmsg's ancillary data."""
-    fds, creds = [], None
+    fds: List[int] = []
+    creds = None
     for level, kind, data in ancillary:
         if level != socket.SOL_SOCKET:
             continue
@@ -83,7 +84,7 @@ def _credentials(ancillary):
     return fds, creds
 
 
-def _admitted(creds, allow_other_users: bool) -> bool:
+def _admitted(creds: Any, allow_other_users: bool) -> bool:
     return allow_other_users or (creds is not None and creds[1] in (os.getuid(), 0))
 
 
@@ -105,9 +106,9 @@ def _handshake_error(data: bytes) -> Optional[Exception]:
 
 
 class UnixgramListener(BaseListener):
-    def __init__(self, sock: socket.socket, address: str, *, authkey=None,
+    def __init__(self, sock: socket.socket, address: str, *, authkey: Optional[bytes] = None,
                  max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE, allow_other_users: bool = False,
-                 handshake_timeout: Optional[float] = None, on_close=None):
+                 handshake_timeout: Optional[float] = None, on_close: Optional[Callable[[], None]] = None) -> None:
         super().__init__()
         self._sock = sock
         self.address = address
@@ -122,13 +123,13 @@ class UnixgramListener(BaseListener):
         self._check_open()
         return self._sock.fileno()
 
-    def _refuse(self, addr, nonce: bytes, reason: str) -> None:
+    def _refuse(self, addr: Any, nonce: bytes, reason: str) -> None:
         try:
             self._sock.sendto(_MAGIC + _REFUSE + nonce + reason.encode(), _DONTWAIT, addr)
         except OSError:
             pass
 
-    def _next_hello(self, deadline):
+    def _next_hello(self, deadline: Optional[float]) -> Tuple[Any, Any, bytes, bool, Any]:
         """(lifeline, creds, nonce, wants_auth, addr) of the next well-formed hello."""
         while True:
             if not wait_readable(self._sock.fileno(), deadline):
@@ -234,7 +235,7 @@ def _set_send_timeout(sock: socket.socket, deadline: Optional[float]) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", sec, int((left - sec) * 1e6)))
 
 
-def connect(target: str, *, mode: str = "message", timeout: Optional[float] = None, authkey=None,
+def connect(target: str, *, mode: str = "message", timeout: Optional[float] = None, authkey: Optional[bytes] = None,
             max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> UnixgramChannel:
     if check_mode(mode) != "message":
         raise ValueError("datagram sockets carry messages only; use unix:// for a byte stream")
@@ -305,7 +306,7 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
         raise
 
 
-def listen(target: str, *, mode: str = "message", allow_other_users: bool = False, **opts) -> UnixgramListener:
+def listen(target: str, *, mode: str = "message", allow_other_users: bool = False, **opts: Any) -> UnixgramListener:
     if check_mode(mode) != "message":
         raise ValueError("datagram sockets carry messages only; use unix:// for a byte stream")
     opts.pop("backlog", None)  # accepted for symmetry with the other socket listeners

@@ -26,7 +26,7 @@ import select
 import socket
 import struct
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE
 from ..framing import poll_ms
@@ -51,7 +51,7 @@ class UnixgramChannel(PacketChannel):
     _unit = "datagram"
 
     def __init__(self, sock: socket.socket, lifeline: socket.socket, *,
-                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE, peer_pid: int = 0):
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE, peer_pid: int = 0) -> None:
         self._lifeline = lifeline
         self.peer_pid = peer_pid
         sock.setblocking(True)
@@ -106,7 +106,7 @@ class UnixgramChannel(PacketChannel):
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
-    def _receiving(self, deadline: Optional[float], receive) -> int:
+    def _receiving(self, deadline: Optional[float], receive: Callable[..., int]) -> int:
         """Run ``receive(MSG_DONTWAIT)`` until it gets a datagram; EOFError once
         the peer has gone and nothing is left."""
         while True:
@@ -125,7 +125,7 @@ class UnixgramChannel(PacketChannel):
             if not self._wait(deadline):
                 raise TimeoutError("timed out waiting for the peer")
 
-    def _poll(self, deadline) -> bool:
+    def _poll(self, deadline: Optional[float]) -> bool:
         # Readable socket or hung-up lifeline: a datagram or EOF is ready.
         return self._wait(deadline)
 
