@@ -36,21 +36,27 @@ libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread
 headers = [os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")]
 ring_includes = [os.path.join("ringipc", "core", f) for f in os.listdir(os.path.join("ringipc", "core")) if f.endswith(".pxi")]
 # Lowest layer first (see csrc/ring_internal.h).
-ring_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_backend.c", "csrc/ring_waiters.c",
+ring_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_backend.c", "csrc/ring_waiters.c", "csrc/ring_bell.c",
                 "csrc/ring_release.c", "csrc/ring_recover.c", "csrc/ring_segment.c", "csrc/ring.c",
                 "csrc/ring_batch.c", "csrc/ring_wait.c"]
 
+# Lowest layer first (see csrc/topic_internal.h).
+topic_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_backend.c", "csrc/topic_layout.c",
+                 "csrc/topic_wake.c", "csrc/topic_slots.c", "csrc/topic_lock.c", "csrc/topic_publish.c",
+                 "csrc/topic_subscribe.c", "csrc/topic_read.c", "csrc/topic_wait.c"]
+topic_includes = [os.path.join("ringipc", "topic", f) for f in os.listdir(os.path.join("ringipc", "topic")) if f.endswith(".pxi")]
 
-def extension(name, sources, libs=()):
+
+def extension(name, sources, libs=(), extra_args=()):
     return Extension(
         name,
         sources=sources,
         include_dirs=["csrc"],
         define_macros=macros,
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + list(extra_args),
         extra_link_args=link_args,
         libraries=list(libs),
-        depends=headers + ["ringipc/core/_cring.pxd", "ringipc/core/_ring.pxd"] + ["ringipc/topic/_ctopic.pxd"] + ring_includes,
+        depends=headers + ["ringipc/core/_cring.pxd", "ringipc/core/_ring.pxd"] + ["ringipc/topic/_ctopic.pxd"] + ring_includes + topic_includes,
     )
 
 
@@ -72,10 +78,14 @@ extensions = [
     extension("ringipc.core._mapping", ["ringipc/core/_mapping.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
-    # Broadcast topics (csrc/topic.c): their own segment layout; shares only
-    # the liveness check with the ring.
-    extension("ringipc.topic._topic", ["ringipc/topic/_topic.pyx", "csrc/topic.c", "csrc/ring_liveness.c"],
-              libraries),
+    # No ring: the C fast path of sysvmq:// channels (msgsnd/msgrcv).
+    extension("ringipc.channels.transports._sysvmq_fast", ["ringipc/channels/transports/_sysvmq_fast.pyx"]),
+    # Broadcast topics (csrc/topic_*.c): their own segment layout; share the
+    # ring's liveness check, wait backend and chaos points (not the ring).
+    # Hidden visibility: the module's calls into its C files bind directly
+    # instead of through the PLT (only the module's init function is exported).
+    extension("ringipc.topic._topic", ["ringipc/topic/_topic.pyx"] + topic_sources, libraries,
+              ["-fvisibility=hidden"]),
 ]
 
 setup(

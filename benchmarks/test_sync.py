@@ -7,16 +7,17 @@
 * contended: two processes each take a Lock N times around a shared counter.
 
 Compare the groups' rows (ringipc vs mp) in the same run: the machine is shared
-and noisy, so only ratios within one run mean anything.
+and noisy, so only ratios within one run mean anything.  The lock loops are
+those of ``python -m ringipc bench``'s locks scenario (ringipc/bench/locks.py).
 """
 import multiprocessing
 
 import pytest
 
-from ringipc import sync
+from ringipc.bench.locks import acquire_release, primitives, take_often
 
 ctx = multiprocessing.get_context("fork")
-KINDS = {"ringipc": sync, "mp": ctx}
+KINDS = {kind: primitives(kind) for kind in ("ringipc", "mp")}
 ROUNDS = 2000
 
 
@@ -25,12 +26,7 @@ def test_uncontended_lock(benchmark, kind):
     lock = KINDS[kind].Lock()
     benchmark.group = "Lock acquire+release, uncontended (x1000)"
 
-    def thousand():
-        for _ in range(1000):
-            lock.acquire()
-            lock.release()
-
-    benchmark(thousand)
+    benchmark(acquire_release, lock, 1000)
 
 
 def _baton(ping, pong, rounds):
@@ -55,12 +51,6 @@ def test_semaphore_hand_off(benchmark, kind):
     benchmark.pedantic(rounds, rounds=5, iterations=1)
 
 
-def _take_often(lock, counter, n):
-    for _ in range(n):
-        with lock:
-            counter.value += 1
-
-
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_contended_lock(benchmark, kind):
     lock = KINDS[kind].Lock()
@@ -69,9 +59,9 @@ def test_contended_lock(benchmark, kind):
 
     def contend():
         counter.value = 0
-        child = ctx.Process(target=_take_often, args=(lock, counter, ROUNDS * 10))
+        child = ctx.Process(target=take_often, args=(lock, counter, ROUNDS * 10))
         child.start()
-        _take_often(lock, counter, ROUNDS * 10)
+        take_often(lock, counter, ROUNDS * 10)
         child.join()
         assert counter.value == 2 * ROUNDS * 10
 

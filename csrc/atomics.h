@@ -19,6 +19,8 @@
 #define a_store(ptr, val, order) atomic_store_explicit((ptr), (val), (order))
 #define a_fetch_add(ptr, val, order) atomic_fetch_add_explicit((ptr), (val), (order))
 #define a_fetch_sub(ptr, val, order) atomic_fetch_sub_explicit((ptr), (val), (order))
+#define a_fetch_or(ptr, val, order) atomic_fetch_or_explicit((ptr), (val), (order))
+#define a_fetch_and(ptr, val, order) atomic_fetch_and_explicit((ptr), (val), (order))
 /* Strong CAS: a spurious failure would make a waiter re-scan for nothing. */
 #define a_cas(ptr, expected_ptr, desired, success, failure) \
     atomic_compare_exchange_strong_explicit((ptr), (expected_ptr), (desired), (success), (failure))

@@ -128,6 +128,23 @@ rip_status rip_ensure_wait_slot(rip_ring *ring);
  * for, taking back the registrations of processes that died asleep. */
 void rip_recount_sleepers(rip_ring *ring);
 
+/* Doorbells (csrc/ring_bell.c): a datagram to the abstract AF_UNIX socket
+ * "\0" RIP_BELL_PREFIX "<name as 16 hex digits>" when the ring becomes
+ * readable (writer = 0) or writable (writer = 1) while armed.  install
+ * records `name` in this handle's slot (0 removes it; RIP_BUSY if the handle
+ * has a bell in that direction already); the caller holds a wait slot
+ * (rip_ensure_wait_slot).  arm sets the bell for one ring and
+ * returns 1 if the ring is ready already (readable/writable for `length`
+ * bytes, or the other side closed), 0 if the bell will ring, -1 without a
+ * slot.  A writer's length UINT64_MAX arms for the next release whatever
+ * room there is (only closing counts as ready).  Ringing disarms; disarm takes back an arm nobody rang. */
+#define RIP_BELL_PREFIX "ringipc-bell-"
+rip_status rip_bell_install(rip_ring *ring, int writer, uint64_t name);
+int rip_bell_arm(rip_ring *ring, int writer, uint64_t length);
+void rip_bell_disarm(rip_ring *ring, int writer);
+/* Test hook: the descriptor of this process's bell-sending socket, or -1. */
+int rip_bell_sender_fd(void);
+
 void rip_close_side(rip_ring *ring, uint32_t flag);
 uint32_t rip_flags(rip_ring *ring);
 void rip_release_roles(rip_ring *ring);

@@ -11,14 +11,17 @@
 #include <unistd.h>
 
 static _Thread_local uint64_t chaos_state;
-static _Thread_local uint64_t chaos_generation = UINT64_MAX;
+static _Thread_local pid_t chaos_pid = 0;
 
 void rip_chaos_point(void)
 {
     /* Seeded per thread and again in a forked child (which inherits its
-     * parent's state): processes must not pause in step. */
-    if (chaos_generation != rip_fork_generation) {
-        chaos_generation = rip_fork_generation;
+     * parent's state): processes must not pause in step.  The pid, not the
+     * ring's fork generation: the topic extension links this file without
+     * ring_segment.c, and chaos builds can afford a getpid() per point. */
+    pid_t pid = getpid();
+    if (chaos_pid != pid) {
+        chaos_pid = pid;
         chaos_state = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&chaos_state ^ 0x9e3779b97f4a7c15ull;
     }
     /* xorshift64: cheap, and any stream will do */

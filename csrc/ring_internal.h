@@ -5,7 +5,8 @@
  * only (and of ring.h, the API for Cython, by the same rule), so the call graph
  * has no circle.  tests/test_layering.py checks it.
  *   1  ring_liveness.c, ring_chaos.c    is a process alive; chaos pauses
- *   2  ring_backend.c, ring_waiters.c   futex/semaphore primitives; who is counted asleep
+ *   2  ring_backend.c, ring_waiters.c   futex/semaphore primitives; who is counted asleep;
+ *      ring_bell.c                      doorbells: readiness as a file descriptor
  *   3  ring_release.c                   handing space back, waking sleepers
  *   4  ring_recover.c                   dead processes' claims
  *   5  ring_segment.c                   create, validate, attach; roles and slots
@@ -78,6 +79,13 @@ void rip_sleeper_register(rip_ring *ring, struct rip_slot *slot, int writer);
 void rip_sleeper_unregister(rip_ring *ring, struct rip_slot *slot, int writer);
 /* notify()'s slow path: recounts after enough wake-ups that found nobody. */
 void rip_after_wake(rip_ring *ring, int writers, int someone_woke);
+/* notify()'s other slow path: rings every armed doorbell of one direction. */
+void rip_ring_bells(rip_ring *ring, int writers);
+/* A slot changes hands: its bells and armed bits go. */
+void rip_bell_forget(rip_ring *ring, struct rip_slot *slot);
+/* The watcher's first step of an arm (its check follows in rip_bell_arm);
+ * -1 without a slot of this process. */
+int rip_bell_set_armed(rip_ring *ring, int writer);
 
 /* -- layer 3: ring_release.c (and rip_notify_* in ring.h) ------------------ */
 /* 1 if release moved, 0 if not, -1 if the record at release is corrupt. */

@@ -25,8 +25,9 @@
 #include <semaphore.h>
 
 #define RIP_MAGIC 0x31435049474e4952ULL /* "RINGIPC1" read as little-endian bytes */
-#define RIP_ABI_VERSION 3u /* 2: sleeper counts in slots, waiter words carry a sequence;
-                              3: owners are (pid, start time) words */
+#define RIP_ABI_VERSION 4u /* 2: sleeper counts in slots, waiter words carry a sequence;
+                              3: owners are (pid, start time) words;
+                              4: doorbells (bell names in slots, armed bitmaps in the header) */
 #define RIP_CACHE_LINE 64u
 #define RIP_PAGE 4096u
 #define RIP_CELL 64u            /* bytes per data cell: the allocation granule */
@@ -89,7 +90,11 @@ struct rip_slot {
     _Atomic uint64_t consume_intent;
     _Atomic uint32_t data_sleepers;  /* owner's threads counted in data_waiters */
     _Atomic uint32_t space_sleepers; /* owner's threads counted in space_waiters */
-    uint8_t reserved1[RIP_CACHE_LINE - 32];
+    /* Doorbells (csrc/ring_bell.c): the name of the owner's socket to ring
+     * when data (or space) arrives and its bit in the header is armed; 0: none. */
+    _Atomic uint64_t data_bell;
+    _Atomic uint64_t space_bell;
+    uint8_t reserved1[RIP_CACHE_LINE - 48];
 };
 
 /*
@@ -124,12 +129,14 @@ struct rip_header {
     _Alignas(RIP_CACHE_LINE) _Atomic uint64_t release;
     /* line 4: consumers sleep here when empty */
     _Alignas(RIP_CACHE_LINE) _Atomic uint32_t data_futex;
-    uint32_t reserved4;
+    _Atomic uint32_t data_bells_armed; /* ~ bits set in data_bells: notify() rings bells only if non-zero */
     _Atomic uint64_t data_waiters;  /* sequence:count, see RIP_WAITERS_COUNT */
+    _Atomic uint64_t data_bells[RIP_MAX_SLOTS / 64]; /* bit i: slot i's data bell is armed */
     /* line 5: producers sleep here when full */
     _Alignas(RIP_CACHE_LINE) _Atomic uint32_t space_futex;
-    uint32_t reserved5;
+    _Atomic uint32_t space_bells_armed;
     _Atomic uint64_t space_waiters;
+    _Atomic uint64_t space_bells[RIP_MAX_SLOTS / 64];
     /* line 6: rarely written state */
     _Alignas(RIP_CACHE_LINE) _Atomic uint32_t flags;
     uint32_t reserved6;
@@ -157,6 +164,11 @@ _Static_assert(offsetof(struct rip_header, data_waiters) == 4 * RIP_CACHE_LINE +
                "each waiter word beside its futex, 8-byte aligned for one atomic load in notify()");
 _Static_assert(offsetof(struct rip_slot, data_sleepers) == 24 && offsetof(struct rip_slot, space_sleepers) == 28,
                "sleeper counts in the slot's own line, after the intents");
+_Static_assert(offsetof(struct rip_header, data_bells_armed) == 4 * RIP_CACHE_LINE + 4 &&
+               offsetof(struct rip_header, data_bells) + sizeof(((struct rip_header *)0)->data_bells) <= 5 * RIP_CACHE_LINE &&
+               offsetof(struct rip_header, space_bells) + sizeof(((struct rip_header *)0)->space_bells) <= 6 * RIP_CACHE_LINE,
+               "the armed-bell count on the line notify() already loads: watching costs nobody a cache miss");
+_Static_assert(RIP_MAX_SLOTS % 64 == 0, "one armed bit per slot, 64 to a word");
 _Static_assert(offsetof(struct rip_slot, owner) == 0 && offsetof(struct rip_slot, produce_intent) == 8,
                "the owner word first, 8-byte aligned: taken and given up with one 64-bit CAS");
 _Static_assert(offsetof(struct rip_header, flags) == 6 * RIP_CACHE_LINE, "rare state on its own line");

@@ -51,23 +51,31 @@ __attribute__((noinline, cold)) static void wake(rip_ring *ring, _Atomic uint32_
 }
 
 static inline void notify(rip_ring *ring, _Atomic uint32_t *futex, _Atomic uint64_t *waiters, sem_t *sem,
-                          int writers)
+                          _Atomic uint32_t *bells, int writers)
 {
     /* F1: orders our commit/release before the waiter-count load; pairs with
-     * F2 in rip_wait_*: either we see the waiter, or it sees our change. */
+     * F2 in rip_wait_* and rip_bell_arm: either we see the waiter (or armed
+     * bell), or it sees our change. */
     a_fence(SEQ_CST);
     uint32_t n = RIP_WAITERS_COUNT(a_load(waiters, RLX)); /* the sequence half is not looked at */
-    if (likely(n == 0))
+    /* Armed doorbells: one relaxed load of the line just loaded. */
+    uint32_t armed = a_load(bells, RLX);
+    if (likely((n | armed) == 0))
         return;
-    wake(ring, futex, sem, n, writers);
+    if (n)
+        wake(ring, futex, sem, n, writers);
+    if (armed)
+        rip_ring_bells(ring, writers);
 }
 
 void rip_notify_readers(rip_ring *ring)
 {
-    notify(ring, &ring->hdr->data_futex, &ring->hdr->data_waiters, &ring->hdr->data_sem, 0);
+    struct rip_header *hdr = ring->hdr;
+    notify(ring, &hdr->data_futex, &hdr->data_waiters, &hdr->data_sem, &hdr->data_bells_armed, 0);
 }
 
 void rip_notify_writers(rip_ring *ring)
 {
-    notify(ring, &ring->hdr->space_futex, &ring->hdr->space_waiters, &ring->hdr->space_sem, 1);
+    struct rip_header *hdr = ring->hdr;
+    notify(ring, &hdr->space_futex, &hdr->space_waiters, &hdr->space_sem, &hdr->space_bells_armed, 1);
 }

@@ -195,6 +195,7 @@ static rip_status take_slot(rip_ring *ring)
                  * our identity over-counts, which only costs wake calls. */
                 a_store(&slot->data_sleepers, 0, RLX);
                 a_store(&slot->space_sleepers, 0, RLX);
+                rip_bell_forget(ring, slot); /* a dead owner's bells ring nobody */
                 ring->slot = slot;
                 if (owner != 0) /* it may have died asleep: take its count back now */
                     rip_recount_sleepers(ring);
@@ -240,6 +241,7 @@ void rip_release_roles(rip_ring *ring)
     if (ring->hdr == NULL || ring->fork_generation != rip_fork_generation)
         return; /* inherited roles belong to the parent */
     if (ring->slot) {
+        rip_bell_forget(ring, ring->slot);
         a_store(&ring->slot->produce_intent, 0, RLX);
         a_store(&ring->slot->consume_intent, 0, RLX);
         a_store(&ring->slot->owner, 0, REL);

@@ -96,3 +96,18 @@ rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const struct times
     struct rip_header *hdr = ring->hdr;
     return wait_until(ring, &hdr->space_futex, &hdr->space_sem, 1, length, deadline, spin);
 }
+
+int rip_bell_arm(rip_ring *ring, int writer, uint64_t length)
+{
+    uint32_t closing_flag = writer ? RIP_FLAG_READER_CLOSED : RIP_FLAG_WRITER_CLOSED;
+    if (rip_bell_set_armed(ring, writer) != 0)
+        return -1;
+    a_fence(SEQ_CST); /* F2: pairs with F1 in notify() (csrc/ring_bell.c) */
+    /* length UINT64_MAX: the caller waits for something the ring cannot
+     * see (a free slot of a bounded queue); only closing counts as ready. */
+    int ready = (writer ? length != UINT64_MAX && rip_writable(ring, length) : rip_readable(ring)) ||
+                (rip_flags(ring) & closing_flag);
+    if (ready) /* the caller will not wait: spare the writers a ring nobody needs */
+        rip_bell_disarm(ring, writer);
+    return ready;
+}

@@ -17,6 +17,7 @@
 #ifndef RINGIPC_TOPIC_H
 #define RINGIPC_TOPIC_H
 
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -116,24 +117,33 @@ struct tp_header {
     /* line 3: records before tail may be overwritten (stored before overwriting) */
     _Atomic uint64_t tail;
     uint8_t pad2[TP_LINE - 8];
-    /* line 4: the publisher lock */
+    /* line 4: the publisher lock.  The semaphores are the wait backend's
+     * (csrc/ring_backend.c) in RINGIPC_WAIT=sem builds; futex builds leave
+     * them zero. */
     _Atomic uint64_t pub_owner;
     _Atomic uint64_t lock_waiters;
     _Atomic uint32_t lock_futex;
-    uint8_t pad3[TP_LINE - 20];
+    uint32_t reserved1;
+    sem_t lock_sem;
+    uint8_t pad3[TP_LINE - 24 - sizeof(sem_t)];
     /* line 5 */
     _Atomic uint64_t data_waiters;
     _Atomic uint32_t data_futex;
-    uint8_t pad4[TP_LINE - 12];
+    uint32_t reserved2;
+    sem_t data_sem;
+    uint8_t pad4[TP_LINE - 16 - sizeof(sem_t)];
     /* line 6 */
     _Atomic uint64_t space_waiters;
     _Atomic uint32_t space_futex;
-    uint8_t pad5[TP_LINE - 12];
+    uint32_t reserved3;
+    sem_t space_sem;
+    uint8_t pad5[TP_LINE - 16 - sizeof(sem_t)];
     /* line 7 */
     _Atomic uint32_t slot_hint; /* one past the highest slot ever taken */
     uint8_t pad6[TP_LINE - 4];
 };
 
+_Static_assert(sizeof(sem_t) <= TP_LINE - 24, "each semaphore fits its waiter line");
 _Static_assert(sizeof(struct tp_meta) == 32, "meta entries are 32 bytes: a power of two, two per line");
 _Static_assert(sizeof(struct tp_slot) == TP_LINE, "a slot fills one cache line: written by its owner only");
 _Static_assert(offsetof(struct tp_header, head) == 2 * TP_LINE, "writer words start on their own line");
@@ -215,5 +225,9 @@ void tp_debug_state(tp_handle *h, uint64_t out[TP_DEBUG_WORDS]);
 /* From csrc/ring_liveness.c. */
 uint64_t rip_self_owner(void);
 int rip_owner_alive(uint64_t owner);
+/* From csrc/ring_backend.c and csrc/ring_chaos.c: how this build waits, and
+ * whether it pauses at chaos points (the variant checks in .ci/variant). */
+const char *rip_wait_backend_name(void);
+int rip_chaos_build(void);
 
 #endif

@@ -1,9 +1,10 @@
 """``python -m ringipc`` (also the ``ringipc`` console script): ``bench``, ``cleanup``, ``doctor``, ``ls``, ``run``."""
 import argparse
 import sys
+from typing import List, Optional, Sequence
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="ringipc", description="ringipc command-line tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -43,7 +44,7 @@ def main(argv=None):
     return cleanup_main(rest)
 
 
-def _run(argv):
+def _run(argv: List[str]) -> int:
     """``run script.py [args]``: the script runs as ``python script.py [args]``
     would, with ringipc.install() in effect (and in its children)."""
     import os

@@ -5,14 +5,18 @@ killed with SIGKILL cannot.  ``python -m ringipc cleanup`` lists every
 ``ringipc-`` segment in /dev/shm with its creator and removes those whose
 creator is gone (``--dry-run`` only lists them).  A segment whose creator
 cannot be told (a user-named segment of no kind this version knows) is listed
-and kept.  It does the same for the System V message queues of
-``sysvmq://``, found by their owner marker.  A large message's side segment
-is removed once its sender is dead and its ring is gone (named or anonymous:
-anonymous rings are found in their holders' /proc/PID/fd).
+and kept.  A large message's side segment is removed once its sender is
+dead and its ring is gone (named or anonymous: anonymous rings are found in
+their holders' /proc/PID/fd).  It does the same for the channels' queues a
+killed listener left: the System V message queues of ``sysvmq://`` (found by
+their owner marker, removed when it names a dead process) and the POSIX
+message queue pairs of ``mq://`` in /dev/mqueue (removed when no live listener
+holds them; listed only where the mqueue file system is mounted).
 """
 import argparse
 import os
 import re
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from .core import _attach_locks, _segment
 from .core._segment_handle import anonymous_segments
@@ -25,7 +29,7 @@ _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")
 _SIDE_SEGMENT = re.compile(r"^(ringipc-.+)-L(\d+)-[0-9a-f]+$")
 
 
-def _creator_of(name):
+def _creator_of(name: str) -> Tuple[Optional[int], str]:
     """(pid, how we know it): from the header when it validates (a ring's, a
     synchronisation primitive's or a topic's), else from the name."""
     from .sync._sync import segment_creator_pid as primitive_creator_pid
@@ -38,7 +42,7 @@ def _creator_of(name):
     return (int(match.group(1)), "name") if match else (None, "unknown")
 
 
-def _side_segment_orphaned(name, live_rings):
+def _side_segment_orphaned(name: str, live_rings: Set[str]) -> Optional[bool]:
     """A side segment is orphaned once its sender is dead and its ring is
     gone: while the ring lives, its reference may still be received."""
     match = _SIDE_SEGMENT.match(name)
@@ -47,9 +51,9 @@ def _side_segment_orphaned(name, live_rings):
     return not pid_alive(int(match.group(2))) and match.group(1) not in live_rings
 
 
-def list_segments():
+def list_segments() -> List[Dict[str, Any]]:
     """Every ringipc segment as dicts: name, size, creator pid, whether it is orphaned."""
-    found = []
+    found: List[Dict[str, Any]] = []
     names = _segment.names()
     live_rings = set(names) | set(anonymous_segments())
     for name in names:
@@ -59,7 +63,7 @@ def list_segments():
             continue  # removed meanwhile
         side_orphaned = _side_segment_orphaned(name, live_rings)
         if side_orphaned is not None:
-            found.append({"name": name, "size": size, "creator_pid": int(_SIDE_SEGMENT.match(name).group(2)),
+            found.append({"name": name, "size": size, "creator_pid": int(_SIDE_SEGMENT.match(name).group(2)),  # type: ignore[union-attr]  # a side segment: it matched
                           "creator_from": "side segment", "attached": False, "orphaned": side_orphaned})
             continue
         pid, source = _creator_of(name)
@@ -79,7 +83,7 @@ def list_segments():
     return found
 
 
-def _attached(name):
+def _attached(name: str) -> bool:
     """Whether a live process still holds the segment (its attach lock)."""
     try:
         fd = os.open(os.path.join(_segment.SHM_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
@@ -93,7 +97,7 @@ def _attached(name):
         os.close(fd)
 
 
-def remove_orphans(dry_run=False):
+def remove_orphans(dry_run: bool = False) -> List[str]:
     """Unlink every segment whose creator is dead; returns the names."""
     removed = []
     for seg in list_segments():
@@ -104,9 +108,11 @@ def remove_orphans(dry_run=False):
     return removed
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ringipc cleanup", description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    parser.add_argument("--mqueue-dir", default="/dev/mqueue", metavar="DIR",
+                        help="where the mqueue file system is mounted (default /dev/mqueue)")
     args = parser.parse_args(argv)
     segments = list_segments()
     for seg in segments:
@@ -117,18 +123,34 @@ def main(argv=None):
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(removed)} orphaned segment(s) of {len(segments)}")
     _cleanup_sysv_queues(args.dry_run, verb)
+    _cleanup_posix_queues(args.dry_run, verb, args.mqueue_dir)
     return 0
 
 
-def _cleanup_sysv_queues(dry_run, verb):
-    """System V message queues of sysvmq:// whose creator is dead (channels/transports/sysvmq.py)."""
-    try:
-        from .channels.transports import sysvmq
-        queues = sysvmq.list_queues()
-    except ImportError:
-        return
+def _cleanup_sysv_queues(dry_run: bool, verb: str) -> None:
+    """System V message queues of sysvmq:// whose creator is dead (channels/transports/sysvmq_queue.py)."""
+    from .channels.transports import sysvmq_queue
+    queues = sysvmq_queue.list_queues()
     for q in queues:
         state = "orphaned" if q["orphaned"] else "in use"
         print(f"sysvmq key {q['key']:#x} (msqid {q['id']})  creator {q['creator_pid']}  {state}")
-    removed = sysvmq.remove_orphans(dry_run=dry_run)
+    removed = sysvmq_queue.remove_orphans(dry_run=dry_run)
     print(f"{verb} {len(removed)} orphaned System V message queue(s) of {len(queues)}")
+
+
+def _cleanup_posix_queues(dry_run: bool, verb: str, directory: str) -> None:
+    """POSIX message queue pairs of mq:// no live listener holds (channels/transports/mq_leftovers.py)."""
+    from .channels.transports import mq_leftovers
+    if not os.path.isdir(directory):
+        print(f"POSIX message queues not listed: the mqueue file system is not mounted at {directory} "
+              f"(mount -t mqueue none {directory})")
+        return
+    try:
+        import posix_ipc  # noqa: F401  (mq:// and its reaping need it)
+    except ImportError:
+        return
+    queues = mq_leftovers.list_queues(directory)
+    for q in queues:
+        print(f"{q['address']}  ({' + '.join(q['names'])})  {'orphaned' if q['orphaned'] else 'in use'}")
+    removed = mq_leftovers.remove_orphans(dry_run=dry_run, directory=directory)
+    print(f"{verb} {len(removed)} orphaned POSIX message queue pair(s) of {len(queues)}")

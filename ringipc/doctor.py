@@ -16,7 +16,7 @@ import os
 import resource
 import sys
 from dataclasses import asdict, dataclass
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 SHM_DIR = "/dev/shm"
 MQ_PROC = "/proc/sys/fs/mqueue"
@@ -117,7 +117,7 @@ def check_mq(mq_proc: str = MQ_PROC) -> Check:
                      "mount the mqueue filesystem / use a kernel with CONFIG_POSIX_MQUEUE")
     found = (f"msg_max={limits['msg_max']}, msgsize_max={limits['msgsize_max']}, queues_max={limits['queues_max']}, "
              f"RLIMIT_MSGQUEUE={'unlimited' if soft == resource.RLIM_INFINITY else soft}")
-    if limits["msgsize_max"] < MQ_MESSAGE_COMFORTABLE or limits["msg_max"] < 10:
+    if limits["msgsize_max"] < MQ_MESSAGE_COMFORTABLE or limits["msg_max"] < 10:  # type: ignore[operator]  # none is None here
         return Check("POSIX message queues", "warn", found + f": below mq://'s defaults (10 x {MQ_MESSAGE_COMFORTABLE} B)",
                      "sysctl -w fs.mqueue.msgsize_max=65536 fs.mqueue.msg_max=64 (only mq:// needs them)")
     return Check("POSIX message queues", "ok", found)
@@ -192,7 +192,7 @@ def run_checks() -> List[Check]:
 _MARK = {"ok": "ok  ", "info": "info", "warn": "WARN", "fail": "FAIL"}
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ringipc doctor", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ import mmap
 import os
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .core import _segment
 from .core._segment_handle import anonymous_segments
@@ -33,7 +33,7 @@ def _process_name(pid: int) -> str:
         return "?"
 
 
-def _read_segment(name: str, path: Optional[str] = None) -> dict:
+def _read_segment(name: str, path: Optional[str] = None) -> Dict[str, Any]:
     path = path or os.path.join(_segment.SHM_DIR, name)
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -57,7 +57,7 @@ def _alive(pid: int, start: int = 0) -> bool:
     return bool(pid_alive(pid, start))
 
 
-def _peers(info: dict) -> List[dict]:
+def _peers(info: Dict[str, Any]) -> List[Dict[str, Any]]:
     """The processes using an object, each with its role and whether it lives."""
     peers = []
     if info["type"] == "ring":
@@ -84,7 +84,7 @@ def _peers(info: dict) -> List[dict]:
     return peers
 
 
-def list_objects() -> List[dict]:
+def list_objects() -> List[Dict[str, Any]]:
     """A snapshot of every ringipc segment; unreadable ones carry an "error"."""
     found = []
     anonymous = anonymous_segments()
@@ -118,7 +118,7 @@ def _size(n: Optional[float]) -> str:
     return str(n)
 
 
-def _state(obj: dict) -> str:
+def _state(obj: Dict[str, Any]) -> str:
     if obj["type"] == "ring":
         fill = 100.0 * (obj["used_bytes"] or 0) / obj["capacity"]
         waiting = f"{obj['messages_waiting']}{'' if obj['messages_waiting_exact'] else '+'}"
@@ -135,7 +135,7 @@ def _state(obj: dict) -> str:
     return "set" if obj["set"] else "clear"
 
 
-def render(objects: List[dict], rates: Optional[Dict[str, tuple]] = None) -> str:
+def render(objects: List[Dict[str, Any]], rates: Optional[Dict[str, Tuple[Any, ...]]] = None) -> str:
     lines = []
     for obj in objects:
         if obj["type"] == "unrecognised":
@@ -154,14 +154,14 @@ def render(objects: List[dict], rates: Optional[Dict[str, tuple]] = None) -> str
     return "\n".join(lines) if lines else "no ringipc objects"
 
 
-def _rates(before: List[dict], after: List[dict], seconds: float) -> Dict[str, tuple]:
+def _rates(before: List[Dict[str, Any]], after: List[Dict[str, Any]], seconds: float) -> Dict[str, Tuple[Any, ...]]:
     old = {o["name"]: o for o in before if o["type"] == "ring"}
     return {o["name"]: ((o["bytes_in"] - old[o["name"]]["bytes_in"]) / seconds,
                         (o["bytes_out"] - old[o["name"]]["bytes_out"]) / seconds)
             for o in after if o["type"] == "ring" and o["name"] in old}
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ringipc ls", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the snapshot as JSON")
     parser.add_argument("--watch", type=float, metavar="SECONDS", help="redraw every SECONDS, with rates (Ctrl-C ends)")

@@ -4,6 +4,7 @@ Nothing here looks at a timing: only that the table, JSON and plot appear and
 that a facility which loses a message or hangs is reported as FAILED.
 """
 import json
+import re
 import sys
 import textwrap
 
@@ -113,7 +114,10 @@ def test_quick_run_writes_table_json_and_plot_and_reports_failures(tmp_path, cap
     assert len(data["runs"]) == len(data["summary"])
     assert all(r["ok"] == (r["error"] == "") for r in data["runs"])
 
-    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for scenario in ("throughput", "latency", "mpmc"):
+        assert (tmp_path / f"bench-{scenario}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / f"bench-{scenario}.svg").read_text().lstrip().startswith("<?xml")
+    assert not out_png.exists()  # PATH names the figures' stem
 
 
 def test_forkserver_default_runs_a_healthy_facility_clean(tmp_path, capsys):
@@ -170,3 +174,64 @@ def test_pools_scenario_rows_both_contexts(tmp_path, capsys, monkeypatch):
                             | {(f"{c} Pool.map", "1 MiB") for c in ("ringipc", "ringipc-4MiB", "mp")})
     assert all(s["ok"] and s["rate"] > 0 for s in summary.values())
     assert summary[("mp Pool.map", "trivial")]["ratio"] == pytest.approx(1.0)
+
+
+def test_no_option_is_the_focused_run_and_all_is_the_full_matrix():
+    from ringipc.bench import focus
+    from ringipc.bench.cli import build_parser, settings_from
+
+    args = build_parser().parse_args([])
+    s = settings_from(args)
+    assert args.focused and s.sizes == focus.SIZES
+    assert s.scenarios == ["throughput", "latency", "mpmc", "locks"]
+    for argv in (["--all"], ["--only", "os.pipe"], ["--scenarios", "latency"], ["--sizes", "1K"]):
+        args = build_parser().parse_args(argv)
+        s = settings_from(args)
+        assert not args.focused and s.focus is None, argv
+    assert settings_from(build_parser().parse_args(["--all"])).scenarios == ["throughput", "latency", "mpmc",
+                                                                             "pools"]
+
+
+def test_locks_scenario_rows_and_json(tmp_path, capsys):
+    out_json = tmp_path / "l.json"
+    status = ringipc_main(["bench", "--quick", "--scenarios", "locks", "--json", str(out_json)])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert "Locks: ns per acquire+release" in text and "vs mp.Lock" in text
+    data = json.loads(out_json.read_text())
+    summary = {(s["facility"], s["case"]): s for s in data["locks"]["summary"]}
+    assert set(summary) == {(lock, case) for lock in ("ringipc.sync.Lock", "mp.Lock")
+                            for case in ("uncontended", "contended, 2 processes")}
+    assert all(s["ok"] and s["ns"] > 0 for s in summary.values())
+    assert summary[("mp.Lock", "uncontended")]["ratio"] == pytest.approx(1.0)
+
+
+@pytest.fixture
+def without_rich(monkeypatch):
+    import importlib
+
+    from ringipc.bench import term
+
+    for name in [m for m in sys.modules if m == "rich" or m.startswith("rich.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "rich", None)  # import fails as if not installed
+    importlib.reload(term)
+    assert not term.HAVE_RICH
+    yield
+    monkeypatch.undo()
+    importlib.reload(term)
+
+
+def test_without_rich_the_tables_are_plain_text(without_rich, capsys):
+    status = ringipc_main(["bench", "--quick", "--only", "os.pipe", "--sizes", "64",
+                           "--scenarios", "throughput,locks"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.out + captured.err
+    lines = captured.out.splitlines()
+    assert "Throughput, 1 producer -> 1 consumer" in lines
+    header = next(line for line in lines if line.lstrip().startswith("size"))
+    assert "facility" in header and "vs mp.Queue" in header
+    assert any(line.split()[:1] == ["os.pipe"] or "os.pipe" in line.split() for line in lines)
+    assert "Locks: ns per acquire+release" in lines
+    assert "[" not in captured.out.replace("[bench", "")  # no markup left: [red], [/] ...
+    assert re.search(r"^\[\d+/\d+\] rep 1/1 ", captured.err, re.M)  # progress went to stderr

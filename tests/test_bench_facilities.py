@@ -25,3 +25,14 @@ def test_measurements_fill_their_rows():
     assert rows["FIFO"][-2:] == ["-", "-"]
     text = facilities.markdown(summaries)
     assert text.count("\n") == len(facilities.TAXONOMY) + 1 and "2.50 M/s" in text
+
+
+def test_lock_measurements_fill_the_synchronisation_row():
+    from ringipc.bench.locks import CONTENDED, UNCONTENDED, LockSummary
+
+    locks = [LockSummary("ringipc.sync.Lock", UNCONTENDED, 1, True, ns=50.0),
+             LockSummary("ringipc.sync.Lock", CONTENDED, 1, True, ns=700.0),
+             LockSummary("mp.Lock", UNCONTENDED, 1, True, ns=90.0)]  # the peer's numbers stay out of the row
+    rows = {r[1]: r for r in facilities.rows([], locks)}
+    assert rows["lock, semaphore, event, condition"][-2:] == ["20.00 M/s lock+unlock", "0.70 us contended"]
+    assert facilities.rows([])[-3][-2:] == ["-", "-"]

@@ -34,10 +34,6 @@ FRESH_INTERPRETER = ("runs a fresh interpreter that imports test.test_concurrent
 EXCLUDED = {
     "test_interpreter_shutdown": FRESH_INTERPRETER,
     "test_submit_after_interpreter_shutdown": FRESH_INTERPRETER,
-    # A known defect, not a difference (docs/dropins.md, issue 12): fails now and then under load.
-    "test_max_tasks_per_child": "known race: a worker that exits after its last task can be seen dead before "
-                                "its result is seen readable (the reader's descriptor is signalled by a watcher "
-                                "thread, after the write); fixed by the ring's own doorbell, not yet built",
 }
 
 

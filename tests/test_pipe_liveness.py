@@ -67,3 +67,41 @@ def test_a_dead_peer_is_reported_within_the_bound():
     # Within the bound only: at most PEER_CHECK's worth of sends were lost with the peer.
     assert time.monotonic() - died < PEER_CHECK + 1.0
     a.close()
+
+
+# -- wait() sleeps on the rings' doorbells -------------------------------------------
+
+def _send_one_later(end, go):
+    go.recv_bytes()
+    end.send("late")
+    signal.pause()
+
+
+def test_wait_sleeps_on_doorbells_and_leaves_none_armed():
+    """wait(None) on ring Connections returns for a message sent by another
+    process after the wait began (a doorbell, not a poll: there is no
+    timeout to poll with), then for its death; no bell stays armed."""
+    from ringipc.mp.waiting import wait
+
+    a, b = Pipe()
+    c, d = Pipe()
+    go_r, go_w = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_send_one_later, args=(b, go_r))
+    p.start()
+    b.close()
+    try:
+        assert wait([a, c], 0) == []
+        go_w.send_bytes(b"go")  # the child sends while (or before) we wait
+        assert wait([a, c]) == [a]
+        assert a._rx._debug_sleepers()["data_bells"] == 0
+        assert c._rx._debug_sleepers()["data_bells"] == 0
+        assert a.recv() == "late"
+        p.kill()
+        p.join(10)
+        assert wait([a, c]) == [a]  # the peer is gone: EOF is ready
+        assert a._rx._debug_sleepers()["data_bells"] == 0
+    finally:
+        p.kill()
+        p.join(10)
+        for end in (a, c, d):
+            end.close()

@@ -88,7 +88,7 @@ def test_reader_is_readable_exactly_while_a_message_waits(make):
     assert not _ready(reader)
     q.put("a")
     q.put("b")
-    # The watcher thread lights the descriptor: a bounded wait, not a sleep.
+    # The ring's doorbell lights the descriptor: a bounded wait, not a sleep.
     assert select.select([fd], [], [], TIMEOUT)[0] == [fd]
     assert _ready(reader)
     assert reader.recv() == "a"
@@ -146,13 +146,13 @@ def test_readiness_model(ops):
         other.close()
 
 
-def test_closing_the_reader_stops_its_watcher():
+def test_closing_the_reader_closes_its_doorbell():
     q = SimpleQueue()
     q._reader.fileno()
     watch = q._watch
-    assert watch is not None and watch._thread.is_alive()
+    assert watch is not None and watch.active
     q._reader.close()
-    assert not watch._thread.is_alive()
+    assert not watch.active
     assert q._reader.closed
     with pytest.raises(OSError):
         q._reader.fileno()

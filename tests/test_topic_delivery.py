@@ -14,6 +14,7 @@ import pytest
 
 import ringcheck
 from _proc_support import reap
+from _segment_poke import unique_name
 from ringipc import Topic
 
 MAX_SIZE = 300
@@ -45,7 +46,7 @@ def _publisher(name, publisher_id, count):
 
 def _run(method, policy, publishers, subscribers, count, capacity):
     ctx = mp.get_context(method)
-    with Topic(capacity=capacity, policy=policy) as topic:
+    with Topic(name=unique_name(), capacity=capacity, policy=policy) as topic:
         ready, out = ctx.Queue(), ctx.Queue()
         subs = [ctx.Process(target=_subscriber, args=(topic.name, ready, out, publishers))
                 for _ in range(subscribers)]

@@ -11,6 +11,7 @@ import pytest
 
 import ringcheck
 from _proc_support import reap
+from _segment_poke import unique_name
 from ringipc import MessageOverwritten, Topic
 
 ctx = mp.get_context("fork")
@@ -65,7 +66,7 @@ def test_no_torn_reads_while_publishers_overwrite(policy, reads):
     reads = ringcheck.scaled(reads)
     capacity = 2048  # 32 cells: a message of up to 1 KiB is overwritten two publishes later
     max_size = capacity // 2
-    with Topic(capacity=capacity, policy=policy) as t:
+    with Topic(name=unique_name(), capacity=capacity, policy=policy) as t:
         stop, ready, out = ctx.Event(), ctx.Queue(), ctx.Queue()
         readers = [ctx.Process(target=_reader, args=(t.name, reads, ready, out, max_size)) for _ in range(2)]
         for p in readers:

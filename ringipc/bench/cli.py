@@ -1,12 +1,17 @@
 """``python -m ringipc bench``: argument parsing and the progress display."""
 import argparse
 import sys
+from typing import Any, List, Optional, Sequence
 
-from ringipc.bench import pools, suite
+from ringipc.bench import locks, pools, suite
 from ringipc.bench.fanout import FANOUT
 from ringipc.bench.runner import LATENCY, MPMC, START_METHODS, THROUGHPUT
 
 EPILOG = """\
+With no option, the focused run: each ringipc facility against the peer a user would
+otherwise pick (the first installed of faster-fifo, iceoryx2, zmq, ...) and mp.Queue,
+for throughput at 64 B and 64 KiB, round trip, 2x2 MPMC, and locks; --all runs every
+facility in every scenario (several minutes).
 Every run starts fresh processes (forkserver, or spawn), pins producer and consumer to
 different cores, sets connections up before timing, and verifies every message
 (count, order and content); a run that loses or corrupts anything is FAILED.
@@ -16,7 +21,7 @@ Exit status: 0 all runs passed, 1 some run FAILED, 2 bad arguments.
 """
 
 
-def build_parser(parser=None):
+def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(prog="python -m ringipc bench")
     p.description = "Measure ringipc against multiprocessing, OS pipes, sockets, POSIX mq and third-party queues."
     p.epilog = EPILOG
@@ -24,9 +29,12 @@ def build_parser(parser=None):
     p.add_argument("--only", metavar="NAMES", help="facilities to run, comma-separated, globs allowed ('ringipc.*,os.pipe')")
     p.add_argument("--skip", metavar="NAMES", help="facilities to leave out, comma-separated, globs allowed")
     p.add_argument("--sizes", metavar="SIZES", help="message sizes for throughput, e.g. 64,1K,64K,1M (default: all four)")
-    p.add_argument("--scenarios", metavar="LIST", default=f"{THROUGHPUT},{LATENCY},{MPMC},{pools.POOLS}",
-                   help="any of throughput, latency, mpmc, pools, fanout (default: all but fanout; fanout is "
-                        "1 publisher -> 1 and -> 4 subscribers at 64 B and 1 MiB)")
+    p.add_argument("--all", action="store_true",
+                   help="every facility in every scenario but fanout (default: the focused rows, see below)")
+    p.add_argument("--scenarios", metavar="LIST",
+                   help="any of throughput, latency, mpmc, pools, locks, fanout (default with --all or --only: "
+                        "throughput, latency, mpmc, pools; fanout is 1 publisher -> 1 and -> 4 subscribers "
+                        "at 64 B and 1 MiB)")
     p.add_argument("--repeat", type=int, metavar="N", help="repetitions of every cell (default 3, 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="two sizes, one repetition, short runs: under 30 s")
     p.add_argument("--target", type=float, metavar="SECONDS", help="timed length each run aims for (default 0.15)")
@@ -36,15 +44,34 @@ def build_parser(parser=None):
                    help="how each run's fresh processes start (default forkserver: forked from a "
                         "pristine server process; spawn: a new interpreter each, slower to start)")
     p.add_argument("--json", metavar="PATH", help="write every run, machine info and versions as JSON")
-    p.add_argument("--plot", metavar="PATH", help="write a PNG of throughput against message size (needs matplotlib)")
+    p.add_argument("--plot", metavar="PATH",
+                   help="write figures (ratio to mp.Queue per scenario, latency p50/p99) as PATH-*.png and "
+                        ".svg (needs matplotlib)")
     p.add_argument("--list", action="store_true", help="list the facilities and whether they can run here, then exit")
     p.add_argument("--facilities", action="store_true",
                    help="one row per kind of IPC (Kerrisk's taxonomy): measure each at 64 B and print the table")
     return p
 
 
-def settings_from(args):
+FULL_SCENARIOS = f"{THROUGHPUT},{LATENCY},{MPMC},{pools.POOLS}"
+FOCUS_SCENARIOS = f"{THROUGHPUT},{LATENCY},{MPMC},{locks.LOCKS}"
+
+
+def focused(args: Any) -> bool:
+    """No option chose what to run: the focused default (ringipc/bench/focus.py)."""
+    return not (args.all or args.only or args.scenarios or args.sizes or args.facilities)
+
+
+def settings_from(args: Any) -> Any:
     s = suite.Settings()
+    args.focused = focused(args)  # decided before the defaults below fill args in
+    if args.focused:
+        from ringipc.bench import focus
+
+        s.sizes, s.target = list(focus.SIZES), 0.1  # a dozen rows in about half a minute
+        args.scenarios = FOCUS_SCENARIOS
+    elif not args.scenarios:
+        args.scenarios = FULL_SCENARIOS
     if args.quick:
         s.sizes, s.repeat, s.target, s.timeout = list(suite.QUICK_SIZES), 1, 0.04, 10.0
     if args.start_method:
@@ -61,7 +88,7 @@ def settings_from(args):
             raise SystemExit(f"--sizes: every size must be at least {MIN_SIZE} bytes")
         s.mpmc_size = s.latency_size = max(MIN_SIZE, min(64, s.sizes[0]))
     scenarios = [t.strip() for t in args.scenarios.split(",") if t.strip()]
-    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, pools.POOLS, FANOUT}
+    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, pools.POOLS, locks.LOCKS, FANOUT}
     if unknown or not scenarios:
         raise SystemExit(f"--scenarios: unknown {', '.join(sorted(unknown)) or 'empty list'}")
     s.scenarios = scenarios
@@ -77,8 +104,8 @@ def settings_from(args):
     return s
 
 
-def _list(console, facilities):
-    from rich.table import Table
+def _list(console: Any, facilities: Any) -> int:
+    from ringipc.bench.term import Table
 
     table = Table("facility", "runs here", header_style="bold")
     for f in facilities:
@@ -91,22 +118,18 @@ def _list(console, facilities):
     return 0
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    except ImportError as exc:
-        print(f"ringipc bench needs rich ({exc}); install it with: pip install 'ringipc[bench]'", file=sys.stderr)
-        return 2
+    # Without rich, plain-text tables and a one-line progress report (ringipc/bench/term.py).
     from ringipc.bench import adapters, report
+    from ringipc.bench.term import BarColumn, Console, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if args.facilities:
         from ringipc.bench.facilities import bench_names
 
         # One representative per kind, 64 B throughput and round trip.
         args.only = ",".join(bench_names([f.name for f in adapters.all_facilities()]))
-        args.sizes, args.scenarios = "64", f"{THROUGHPUT},{LATENCY}"
+        args.sizes, args.scenarios = "64", f"{THROUGHPUT},{LATENCY},{locks.LOCKS}"
     settings = settings_from(args)
     # Pool rows ("ringipc Pool.map", ...) are not channel facilities: their
     # patterns are taken out before the channels' selection sees them.
@@ -114,12 +137,17 @@ def main(argv=None):
     channel_only = ",".join(p for p in (args.only or "").split(",") if p.strip() and p not in pool_only)
     channel_skip = ",".join(p for p in (args.skip or "").split(",") if p.strip() and not pools.claims(p.strip()))
     run_pools = pools.POOLS in settings.scenarios and (not args.only or pool_only)
-    run_channels = bool(set(settings.scenarios) - {pools.POOLS}) and (not args.only or channel_only)
+    run_locks = locks.LOCKS in settings.scenarios
+    run_channels = bool(set(settings.scenarios) - {pools.POOLS, locks.LOCKS}) and (not args.only or channel_only)
     try:
         facilities = adapters.select(channel_only or None, channel_skip or None) if run_channels else []
     except ValueError as exc:
         print(f"ringipc bench: {exc}", file=sys.stderr)
         return 2
+    if args.focused and not args.list:
+        from ringipc.bench import focus
+
+        facilities, settings.focus = focus.select(facilities)
     console = Console(highlight=False)  # numbers are styled by the tables, not guessed at
     if args.list:
         return _list(console, facilities)
@@ -130,30 +158,39 @@ def main(argv=None):
             print(f"--plot needs matplotlib ({exc}); install it with: pip install 'ringipc[bench]'", file=sys.stderr)
             return 2
 
-    results, skips = [], []
+    results: List[Any] = []
+    skips: List[Any] = []
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     interrupted = False
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("planning", total=None)
 
-        def on_start(cell, rep, index, total):
+        def on_start(cell: Any, rep: int, index: int, total: int) -> None:
             label = f"{cell.facility.name} {cell.scenario} {report.human_size(cell.size)}"
             progress.update(task, total=total, description=f"rep {rep + 1}/{settings.repeat} {label}")
 
-        def on_result(result, done, total):
+        def on_result(result: Any, done: Any, total: int) -> None:
             results.append(result)
             progress.update(task, completed=done)
 
-        def on_pool(result, done, total):
+        def on_pool(result: Any, done: Any, total: int) -> None:
             pool_results.append(result)
             progress.update(task, total=total, completed=done,
                             description=f"pools: {result.facility} {result.workload}")
 
-        pool_results = []
+        def on_lock(result: Any, done: Any, total: int) -> None:
+            lock_results.append(result)
+            progress.update(task, total=total, completed=done, description=f"locks: {result.facility} {result.case}")
+
+        pool_results: List[Any] = []
+        lock_results: List[Any] = []
         try:
             if run_channels:
                 suite.run(facilities, settings, on_result=on_result, on_start=on_start, skips=skips)
+            if run_locks:
+                progress.update(task, total=None, completed=0, description="locks")
+                locks.run(settings, quick=args.quick, on_result=on_lock)
             if run_pools:
                 progress.update(task, total=None, completed=0, description="pools")
                 pools.run(settings, quick=args.quick, only=",".join(pool_only) or None, skip=args.skip,
@@ -162,7 +199,14 @@ def main(argv=None):
             interrupted = True
     summaries = suite.summarize(results)
     pool_summaries = pools.summarize(pool_results)
+    lock_summaries = locks.summarize(lock_results)
     report.print_report(console, summaries, skips, settings)
+    if lock_summaries:
+        console.print(locks.table(lock_summaries))
+        console.print()
+        for s in lock_summaries:
+            if not s.ok:
+                console.print(f"  [red]{s.facility}[/] ({s.case}): {s.error}")
     if pool_summaries:
         console.print(pools.table(pool_summaries))
         console.print()
@@ -172,28 +216,32 @@ def main(argv=None):
     if args.facilities:
         from ringipc.bench.facilities import print_table
 
-        print_table(console, summaries)
+        print_table(console, summaries, lock_summaries)
     if interrupted:
         console.print("[yellow]Interrupted: the tables show the runs that finished.[/]")
     if args.json:
         report.write_json(args.json, results, summaries, skips, settings)
-        if pool_results:
+        if pool_results or lock_results:
             import dataclasses
             import json
 
             with open(args.json) as f:
                 data = json.load(f)
-            data["pools"] = {"runs": [dict(dataclasses.asdict(r), rate=r.rate) for r in pool_results],
-                             "summary": [dataclasses.asdict(s) for s in pool_summaries]}
+            if pool_results:
+                data["pools"] = {"runs": [dict(dataclasses.asdict(r), rate=r.rate) for r in pool_results],
+                                 "summary": [dataclasses.asdict(s) for s in pool_summaries]}
+            if lock_results:
+                data["locks"] = {"runs": [dict(dataclasses.asdict(r), ns=r.ns) for r in lock_results],
+                                 "summary": [dataclasses.asdict(s) for s in lock_summaries]}
             with open(args.json, "w") as f:
                 json.dump(data, f, indent=1)
                 f.write("\n")
         console.print(f"JSON written to {args.json}")
     if args.plot:
-        from ringipc.bench.plot import write_plot
+        from ringipc.bench.plot import write_plots
 
-        write_plot(args.plot, summaries)
-        console.print(f"Plot written to {args.plot}")
+        written = write_plots(args.plot, summaries, lock_summaries)
+        console.print(f"Figures written: {', '.join(written)}" if written else "No figure: no run finished")
     if interrupted:
         return 130
-    return 1 if any(not s.ok for s in summaries) or any(not s.ok for s in pool_summaries) else 0
+    return 1 if any(not s.ok for s in [*summaries, *pool_summaries, *lock_summaries]) else 0

@@ -10,7 +10,7 @@ facility and prints this table; docs/facilities.md shows one such run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ TAXONOMY: List[Facility] = [
     Facility("shared memory", "broadcast (topic)", "ringipc.Topic", "messages", "shared", False, "0",
              "ringipc.Topic"),
     Facility("synchronisation", "lock, semaphore, event, condition", "ringipc.sync", "synchronisation", "-", False,
-             "0 uncontended", None),
+             "0 uncontended", "locks"),
     Facility("synchronisation", "file lock (byte range)", "ringipc.sync.FileLock", "synchronisation", "-", False,
              "-", None),
     Facility("signals", "realtime signal with a value", "ringipc.signals", "notification", "destructive", False,
@@ -65,7 +65,7 @@ def bench_names(available: Sequence[str]) -> List[str]:
     return [f.bench for f in TAXONOMY if f.bench in set(available)]
 
 
-def measured(summaries) -> Dict[str, Dict[str, float]]:
+def measured(summaries: Any) -> Dict[str, Dict[str, float]]:
     """{bench facility: {"rate": msg/s, "rtt_ns": round trip}} from a run's summaries (64-byte cells)."""
     out: Dict[str, Dict[str, float]] = {}
     for s in summaries:
@@ -79,7 +79,18 @@ def measured(summaries) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def rows(summaries=None) -> List[List[str]]:
+def lock_cells(lock_summaries: Any) -> List[str]:
+    """The synchronisation row's two measured cells: ringipc.sync.Lock's uncontended
+    acquire+release rate and its cost per acquisition when two processes contend."""
+    from ringipc.bench.locks import CONTENDED, NAMES, UNCONTENDED
+
+    got = {s.case: s.ns for s in lock_summaries or [] if s.ok and s.facility == NAMES["ringipc"] and s.ns}
+    rate = f"{1e3 / got[UNCONTENDED]:.2f} M/s lock+unlock" if UNCONTENDED in got else "-"
+    handoff = f"{got[CONTENDED] / 1e3:.2f} us contended" if CONTENDED in got else "-"
+    return [rate, handoff]
+
+
+def rows(summaries: Any = None, lock_summaries: Any = None) -> List[List[str]]:
     """The table's rows as text, with measurements where the run has them."""
     numbers = measured(summaries or [])
     table = []
@@ -87,6 +98,8 @@ def rows(summaries=None) -> List[List[str]]:
         got = numbers.get(f.bench or "", {})
         rate = f"{got['rate'] / 1e6:.2f} M/s" if "rate" in got else "-"
         rtt = f"{got['rtt_ns'] / 1e3:.1f} us" if "rtt_ns" in got else "-"
+        if f.bench == "locks":
+            rate, rtt = lock_cells(lock_summaries)
         table.append([f.family, f.name, f.api, f.unit, f.reads, "yes" if f.crosses_hosts else "no",
                       f.kernel_copies, rate, rtt])
     return table
@@ -96,16 +109,16 @@ HEADERS = ["family", "facility", "ringipc API", "unit", "reads", "other hosts", 
            "64 B rate", "64 B round trip"]
 
 
-def markdown(summaries=None) -> str:
+def markdown(summaries: Any = None) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(summaries)]
     return "\n".join(lines)
 
 
-def print_table(console, summaries) -> None:
-    from rich.table import Table
+def print_table(console: Any, summaries: Any, lock_summaries: Any = None) -> None:
+    from ringipc.bench.term import Table
 
     table = Table(*HEADERS, header_style="bold", title="IPC facilities on this machine (TLPI ch. 43)")
-    for row in rows(summaries):
+    for row in rows(summaries, lock_summaries):
         table.add_row(*row)
     console.print(table, width=max(console.width, 170))  # nine columns: wider than a default non-tty 80

@@ -12,6 +12,7 @@ too.  Checking is a few fixed-cost operations plus one memcmp, so it costs every
 facility the same.
 """
 import struct
+from typing import Any, Callable, Tuple
 
 HEADER = struct.Struct("<IQ")
 TAG = struct.Struct("<I")
@@ -25,17 +26,17 @@ class VerificationError(ValueError):
     """A consumer saw a message that is wrong: torn, corrupt, duplicated or out of order."""
 
 
-def _tag(pid, seq):
+def _tag(pid: int, seq: int) -> int:
     # Verifier.check inlines this formula.
     return (seq * 0x9E3779B1 + pid) & 0xFFFFFFFF
 
 
-def _filler(size):
+def _filler(size: int) -> bytes:
     body = size - MIN_SIZE
     return (_PATTERN * (body // len(_PATTERN) + 1))[:body]
 
 
-def _check_size(size):
+def _check_size(size: int) -> None:
     if size < MIN_SIZE:
         raise ValueError(f"message size must be at least {MIN_SIZE} bytes, not {size}")
 
@@ -48,7 +49,7 @@ class Payload:
     aliasing another.
     """
 
-    def __init__(self, size, pid=0, slots=1):
+    def __init__(self, size: int, pid: int = 0, slots: int = 1) -> None:
         _check_size(size)
         template = bytes(HEADER.size) + _filler(size) + bytes(TAG.size)
         self.size = size
@@ -56,18 +57,18 @@ class Payload:
         self._bufs = [bytearray(template) for _ in range(max(1, slots))]
         self._tag_at = size - TAG.size
 
-    def message(self, seq):
+    def message(self, seq: int) -> Any:
         """A reused bytearray: valid until ``slots`` more calls.  For senders that copy at once."""
         buf = self._bufs[seq % len(self._bufs)]
         HEADER.pack_into(buf, 0, self.pid, seq)
         TAG.pack_into(buf, self._tag_at, _tag(self.pid, seq))
         return buf
 
-    def message_bytes(self, seq):
+    def message_bytes(self, seq: int) -> bytes:
         """An immutable copy, for senders that keep the object (pickling queues, feeder threads)."""
         return bytes(self.message(seq))
 
-    def stop(self):
+    def stop(self) -> bytes:
         """End-of-stream marker: one per consumer from each producer."""
         buf = bytearray(self.size)
         HEADER.pack_into(buf, 0, STOP_ID, 0)
@@ -84,7 +85,7 @@ class Verifier:
     facility's timed loop, so its cost is kept to a few hundred nanoseconds.
     """
 
-    def __init__(self, size, producers=1, strict=True):
+    def __init__(self, size: int, producers: int = 1, strict: bool = True) -> None:
         _check_size(size)
         self.size = size
         self.strict = strict
@@ -93,13 +94,13 @@ class Verifier:
         self._sums = [0, 0, 0]  # count, sum and sum of squares of message weights (non-strict)
         self.check = self._make_check()
 
-    def _make_check(self):
+    def _make_check(self) -> Callable[[Any], bool]:
         size, strict, nxt, sums = self.size, self.strict, self._next, self._sums
         filler, body_at, producers = _filler(size), HEADER.size, len(nxt)
         # Header and tag in one unpack, skipping the filler between them.
         unpack = struct.Struct(f"<IQ{size - MIN_SIZE}xI").unpack
 
-        def check(msg):
+        def check(msg: Any) -> bool:
             """Verify one message; return False for a stop marker, True for data."""
             if len(msg) != size:
                 raise VerificationError(f"a message of {len(msg)} bytes, expected {size}")
@@ -130,27 +131,27 @@ class Verifier:
         return check
 
     @property
-    def count(self):
+    def count(self) -> int:
         return sum(self._next) if self.strict else self._sums[0]
 
-    def digest(self):
+    def digest(self) -> Tuple[int, ...]:
         if self.strict:
             # Strict checking saw exactly 0 .. next-1 from each producer.
             return combine([_digest_of(pid, n) for pid, n in enumerate(self._next)])
         return tuple(self._sums)
 
 
-def _digest_of(pid, n):
+def _digest_of(pid: int, n: int) -> Tuple[int, int, int]:
     """Digest of messages 0 .. n-1 of one producer: weights base+1 .. base+n."""
     base = pid << 40
     tri = n * (n + 1) // 2
     return (n, n * base + tri, n * base * base + 2 * base * tri + n * (n + 1) * (2 * n + 1) // 6)
 
 
-def expected_digest(producers, n):
+def expected_digest(producers: int, n: int) -> Tuple[int, ...]:
     """The sum of every consumer's digest when each producer sent n messages."""
     return combine([_digest_of(pid, n) for pid in range(producers)])
 
 
-def combine(digests):
+def combine(digests: Any) -> Tuple[int, ...]:
     return tuple(sum(parts) for parts in zip(*digests)) if digests else (0, 0, 0)

@@ -17,7 +17,7 @@ import statistics
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 POOLS = "pools"
 WORKERS = 2
@@ -32,16 +32,16 @@ LARGE_CONTEXTS = ("ringipc", "ringipc-4MiB", "mp")
 CAPACITY = {"ringipc": None, "ringipc-4MiB": 4 << 20}
 
 
-def contexts_for(workload):
+def contexts_for(workload: str) -> Any:
     return CONTEXTS if workload == "trivial" else LARGE_CONTEXTS
 
 
-def facility_names():
+def facility_names() -> List[str]:
     return [f"{ctx} {kind}" for kind in POOL_KINDS for ctx in LARGE_CONTEXTS]
 
 
-def matches(name, only=None, skip=None):
-    def pats(text):
+def matches(name: str, only: Optional[str] = None, skip: Optional[str] = None) -> bool:
+    def pats(text: Optional[str]) -> List[str]:
         return [p.strip() for p in (text or "").split(",") if p.strip()]
 
     if any(fnmatch.fnmatchcase(name, p) for p in pats(skip)):
@@ -50,22 +50,22 @@ def matches(name, only=None, skip=None):
     return not only_p or any(fnmatch.fnmatchcase(name, p) for p in only_p)
 
 
-def claims(pattern):
+def claims(pattern: str) -> bool:
     """Whether a --only/--skip pattern names pool rows (and so is not a channel facility's)."""
     return bool(fnmatch.filter(facility_names(), pattern))
 
 
 # -- the driver (runs in a fresh process) -----------------------------------------------
 
-def trivial(i):
+def trivial(i: int) -> int:
     return i
 
 
-def one_mib(i):
+def one_mib(i: int) -> bytes:
     return bytes((i % 251,)) * MIB
 
 
-def _check(workload, results, n):
+def _check(workload: str, results: Any, n: int) -> None:
     if len(results) != n:
         raise AssertionError(f"{len(results)} results for {n} tasks")
     if workload == "trivial":
@@ -77,7 +77,7 @@ def _check(workload, results, n):
             raise AssertionError(f"result {i} is not what the task returned")
 
 
-def _driver(kind, context, workload, n, conn):
+def _driver(kind: str, context: str, workload: str, n: int, conn: Any) -> None:
     try:
         import concurrent.futures
         import multiprocessing
@@ -85,10 +85,12 @@ def _driver(kind, context, workload, n, conn):
         import ringipc
 
         if context in CAPACITY:
-            ctx = ringipc.get_context("fork", capacity=CAPACITY[context])
+            ctx: Any = ringipc.get_context("fork", capacity=CAPACITY[context])  # a drop-in for multiprocessing's
         else:
             ctx = multiprocessing.get_context("fork")
         fn = trivial if workload == "trivial" else one_mib
+        run: Callable[[int], Any]
+        stop: Callable[[], Any]
         if kind == "Pool.map":
             pool = ctx.Pool(WORKERS)
             run, stop = (lambda k: pool.map(fn, range(k), chunksize=1)), (lambda: (pool.close(), pool.join()))
@@ -122,11 +124,11 @@ class PoolResult:
     repetition: int = 0
 
     @property
-    def rate(self):
+    def rate(self) -> float:
         return self.tasks / self.seconds if self.ok and self.seconds else 0.0
 
 
-def run_one(kind, context, workload, n, timeout, start_method):
+def run_one(kind: str, context: str, workload: str, n: int, timeout: float, start_method: str) -> "PoolResult":
     from ringipc.bench.runner import context as fresh_context
 
     ctx = fresh_context(start_method)
@@ -153,7 +155,8 @@ def run_one(kind, context, workload, n, timeout, start_method):
     return PoolResult(name, workload, n, seconds=value)
 
 
-def run(settings, quick=False, only=None, skip=None, on_result=None):
+def run(settings: Any, quick: bool = False, only: Optional[str] = None, skip: Optional[str] = None,
+        on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
     cells = []
     for workload, n, n_quick in WORKLOADS:
         for kind in POOL_KINDS:
@@ -191,8 +194,8 @@ class PoolSummary:
     ratio: Optional[float] = None
 
 
-def summarize(results):
-    cells = {}
+def summarize(results: Any) -> List[Any]:
+    cells: Dict[Any, List[Any]] = {}
     for r in results:
         cells.setdefault((r.workload, r.facility), []).append(r)
     out = []
@@ -214,13 +217,12 @@ def summarize(results):
     return out
 
 
-def _compact(rate):
+def _compact(rate: float) -> str:
     return f"{rate / 1e3:.1f}k" if rate >= 1e4 else f"{rate:,.0f}"
 
 
-def table(summaries):
-    from rich import box
-    from rich.table import Table
+def table(summaries: Any) -> Any:
+    from ringipc.bench.term import SIMPLE, Table
 
     workloads = []
     for s in summaries:
@@ -228,7 +230,7 @@ def table(summaries):
             workloads.append((s.workload, s.tasks))
     counts = ", ".join(f"{tasks:,} {w}" for w, tasks in workloads)
     t = Table(title=f"Process pools: map(chunksize=1), {WORKERS} forked workers ({counts} tasks)",
-              title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+              title_justify="left", header_style="bold", box=SIMPLE, pad_edge=False)
     spread = any(len(s.rates) > 1 for s in summaries)
     t.add_column("result", no_wrap=True)
     t.add_column("pool", no_wrap=True)

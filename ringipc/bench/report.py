@@ -5,10 +5,11 @@ import json
 import os
 import platform
 import sys
+from typing import Any, Dict, List, Optional, Tuple
 
 from ringipc.bench.adapters import BASELINE
 from ringipc.bench.fanout import FANOUT_BASELINE, is_fanout, title as fanout_title
-from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT
+from ringipc.bench.runner import LATENCY, MPMC, THROUGHPUT, is_latency
 
 _TITLES = {
     THROUGHPUT: "Throughput, 1 producer -> 1 consumer",
@@ -17,35 +18,35 @@ _TITLES = {
 }
 
 
-def human_size(n):
+def human_size(n: int) -> str:
     for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= scale and n % scale == 0:
             return f"{n // scale} {unit}"
     return f"{n} B"
 
 
-def parse_size(text):
+def parse_size(text: str) -> int:
     """'64', '1K', '64KiB', '1M' -> bytes."""
     t = text.strip().lower().replace("ib", "").replace("b", "")
     scale = {"k": 1 << 10, "m": 1 << 20}.get(t[-1:], 1)
     return int(float(t[:-1] if scale > 1 else t) * scale)
 
 
-def _rate(x):
+def _rate(x: Any) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if x >= scale:
             return f"{x / scale:.2f} {unit}"
     return f"{x:.0f}"
 
 
-def _spread(s):
+def _spread(s: Any) -> str:
     """Half the min-max range over the median: how far to trust the digits."""
     if s.runs < 2 or not s.rate:
         return ""
     return f"±{50 * (s.rate_max - s.rate_min) / s.rate:.0f}%"
 
 
-def _ratio(s):
+def _ratio(s: Any) -> str:
     if s.ratio is None:
         return "-"
     style = "green" if s.ratio >= 1.5 else ("red" if s.ratio < 0.8 else "")
@@ -53,18 +54,16 @@ def _ratio(s):
     return f"[{style}]{text}[/]" if style else text
 
 
-def _sort_key(s):
+def _sort_key(s: Any) -> Tuple[int, float]:
     # best first; failures last
     if not s.ok:
         return (1, 0)
-    return (0, s.median_ns) if s.scenario == LATENCY else (0, -s.rate)
+    return (0, s.median_ns) if is_latency(s.scenario) else (0, -s.rate)
 
 
-def tables(summaries, settings):
+def tables(summaries: Any, settings: Any) -> List[Any]:
     """rich Tables, one per scenario, rows grouped by message size."""
-    from rich import box
-    from rich.markup import escape
-    from rich.table import Table
+    from ringipc.bench.term import SIMPLE, Table, escape
 
     out = []
     fanouts = sorted({s.scenario for s in summaries if is_fanout(s.scenario)})
@@ -76,12 +75,12 @@ def tables(summaries, settings):
         title = fanout_title(scenario) if is_fanout(scenario) else _TITLES[scenario].format(
             p=settings.producers, c=settings.consumers, size=human_size(settings.latency_size))
         # A light frame so the widest table still fits 80 columns.
-        table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD,
+        table = Table(title=title, title_justify="left", header_style="bold", box=SIMPLE,
                       pad_edge=False)
         spread = settings.repeat > 1
         table.add_column("size", justify="right", no_wrap=True)
         table.add_column("facility", no_wrap=True)
-        if scenario == LATENCY:
+        if is_latency(scenario):
             table.add_column("median us", justify="right")
             table.add_column("p99 us", justify="right")
         else:
@@ -96,10 +95,10 @@ def tables(summaries, settings):
                 table.add_section()
             for j, s in enumerate(sorted((s for s in rows if s.size == size), key=_sort_key)):
                 name = f"[bold]{s.facility}[/]" if s.facility == baseline else escape(s.facility)
-                width = 3 if scenario == LATENCY else 3 + spread
+                width = 3 if is_latency(scenario) else 3 + spread
                 if not s.ok:
                     cells = ["[red]FAILED[/]"] + [""] * (width - 1)
-                elif scenario == LATENCY:
+                elif is_latency(scenario):
                     cells = [f"{s.median_ns / 1e3:.1f}", f"{s.p99_ns / 1e3:.1f}", _ratio(s)]
                 else:
                     cells = [_rate(s.rate), f"{s.mbps:.1f}" if s.mbps < 1000 else f"{s.mbps:.0f}"]
@@ -111,8 +110,8 @@ def tables(summaries, settings):
     return out
 
 
-def failures_text(summaries):
-    from rich.markup import escape
+def failures_text(summaries: Any) -> str:
+    from ringipc.bench.term import escape
 
     bad = [s for s in summaries if not s.ok]
     if not bad:
@@ -123,13 +122,13 @@ def failures_text(summaries):
     return "\n".join(lines)
 
 
-def skipped_text(skips):
-    from rich.markup import escape
+def skipped_text(skips: Any) -> str:
+    from ringipc.bench.term import escape
 
     if not skips:
         return ""
     # One line per reason: "no shared many-to-many channel" would otherwise repeat a dozen times.
-    by_reason = {}
+    by_reason: Dict[Tuple[str, str], List[str]] = {}
     for s in skips:
         where = f"{s.scenario} {human_size(s.size)}" if s.scenario else "everything"
         by_reason.setdefault((where, s.reason), []).append(s.facility)
@@ -139,7 +138,7 @@ def skipped_text(skips):
     return "\n".join(lines)
 
 
-def header_text(settings):
+def header_text(settings: Any) -> str:
     """One line on what the numbers were measured on, so a pasted table carries its context."""
     from ringipc.bench.runner import cpu_plan
 
@@ -151,7 +150,7 @@ def header_text(settings):
             f"Python {platform.python_version()}; {settings.start_method}; {settings.repeat} x ~{settings.target:g} s per cell[/]")
 
 
-def print_report(console, summaries, skips, settings):
+def print_report(console: Any, summaries: Any, skips: Any, settings: Any) -> None:
     console.print(header_text(settings))
     console.print()
     for table in tables(summaries, settings):
@@ -165,7 +164,7 @@ def print_report(console, summaries, skips, settings):
 
 
 # -- JSON ------------------------------------------------------------------------------
-def _version(dist):
+def _version(dist: str) -> Optional[str]:
     try:
         from importlib.metadata import version
 
@@ -174,7 +173,7 @@ def _version(dist):
         return None
 
 
-def _cpu_model():
+def _cpu_model() -> Optional[str]:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -185,7 +184,7 @@ def _cpu_model():
     return platform.processor() or None
 
 
-def machine_info():
+def machine_info() -> Dict[str, Any]:
     try:
         allowed = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -201,8 +200,9 @@ def machine_info():
     }
 
 
-def versions():
-    names = ["ringipc", "posix_ipc", "faster-fifo", "pyzmq", "iceoryx2", "rich", "matplotlib"]
+def versions() -> Dict[str, Optional[str]]:
+    names = ["ringipc", "posix_ipc", "faster-fifo", "pyzmq", "iceoryx2", "cloudtoid-interprocess", "slick-queue-py",
+             "kickmsg", "subetha-ipc", "eclipse-ecal", "rich", "matplotlib"]
     out = {name: _version(name) for name in names}
     if out["ringipc"] is None:  # running from a source tree that was never pip-installed
         try:
@@ -214,7 +214,7 @@ def versions():
     return out
 
 
-def to_json(results, summaries, skips, settings):
+def to_json(results: Any, summaries: Any, skips: Any, settings: Any) -> Dict[str, Any]:
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
@@ -227,7 +227,7 @@ def to_json(results, summaries, skips, settings):
     }
 
 
-def write_json(path, results, summaries, skips, settings):
+def write_json(path: str, results: Any, summaries: Any, skips: Any, settings: Any) -> None:
     with open(path, "w") as f:
         json.dump(to_json(results, summaries, skips, settings), f, indent=1)
         f.write("\n")

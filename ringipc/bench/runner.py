@@ -12,15 +12,16 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ringipc.bench.adapters.base import resolved
-from ringipc.bench.fanout import check_round, is_fanout
+from ringipc.bench.fanout import check_round, is_fanout, is_fanout_latency, stamped_publisher, stamped_subscriber
 from ringipc.bench.payload import combine, expected_digest
 
 START_METHODS = ("spawn", "forkserver")
 
 
-def context(method="spawn"):
+def context(method: str = "spawn") -> Any:
     """A multiprocessing context whose children are fresh processes.
 
     spawn starts a new interpreter per child; forkserver forks each child from a
@@ -36,6 +37,22 @@ def context(method="spawn"):
         ctx.set_forkserver_preload([__name__] + MODULES)
     return ctx
 THROUGHPUT, LATENCY, MPMC = "throughput", "latency", "mpmc"
+
+
+def is_latency(scenario):
+    """Scenarios measured in ns per message (round trip, or fan-out to the last subscriber)."""
+    return scenario == LATENCY or is_fanout_latency(scenario)
+
+
+def latency_stats(times):
+    """median, p99, mean, min, max of sorted ns times."""
+    return {
+        "median": times[len(times) // 2],
+        "p99": times[min(len(times) - 1, (len(times) * 99) // 100)],
+        "mean": sum(times) / len(times),
+        "min": times[0],
+        "max": times[-1],
+    }
 
 
 class RunFailed(Exception):
@@ -54,16 +71,16 @@ class Result:
     error: str = ""
     seconds: float = 0.0
     rate: float = 0.0  # messages per second (throughput scenarios)
-    latency: dict = field(default_factory=dict)  # ns: median, p99, mean, min, max (latency)
+    latency: Dict[str, float] = field(default_factory=dict)  # ns: median, p99, mean, min, max (latency)
     repetition: int = 0
     skipped: bool = False  # not run because this cell or facility failed earlier
 
     @property
-    def mbps(self):
+    def mbps(self) -> float:
         return self.rate * self.size / 1e6
 
 
-def cpu_plan(producers, consumers):
+def cpu_plan(producers: int, consumers: int) -> List[Any]:
     """CPU per role (producers first), or Nones when pinning is impossible."""
     try:
         cpus = sorted(os.sched_getaffinity(0))
@@ -75,7 +92,8 @@ def cpu_plan(producers, consumers):
     return [left[i % len(left)] for i in range(producers)] + [right[i % len(right)] for i in range(consumers)]
 
 
-def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
+def _child(facility: Any, role: str, index: int, ends: Any, size: int, producers: int, consumers: int,
+           cpu: Optional[int], conn: Any) -> None:
     """Entry point of every benchmark process."""
     try:
         if cpu is not None:
@@ -85,16 +103,22 @@ def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
         elif role == "consumer":
             recv_many = facility.open_batch_receiver(ends[0], size) if facility.batched else None
             recv = None if recv_many else facility.open_receiver(ends[0], size)
+        elif role == "stamper":
+            send = facility.open_sender(ends[0], size)
+        elif role == "stamped":
+            recv = facility.open_receiver(ends[0], size)
         else:  # ping / echo: (send end, receive end); listen before connect, or two connectors wait on each other
             recv = facility.open_receiver(ends[1], size)
             send = facility.open_sender(ends[0], size)
         facility.connected()
         # Ends that only exist once connected were handed out as Deferred: swap
         # in their targets now, so the timed loops call them directly.
-        if role == "producer":
+        if role in ("producer", "stamper"):
             send = resolved(send)
         elif role == "consumer":
             recv_many, recv = resolved(recv_many), resolved(recv)
+        elif role == "stamped":
+            recv = resolved(recv)
         else:
             send, recv = resolved(send), resolved(recv)
         conn.send(("ready", None))
@@ -108,10 +132,14 @@ def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
                 out = facility.consumer(recv, recv_many, size, producers, consumers)
             elif role == "ping":
                 out = facility.ping(send, recv, n, size)
+            elif role == "stamper":
+                out = stamped_publisher(send, ends[1], n, size, consumers)
+            elif role == "stamped":
+                out = stamped_subscriber(recv, ends[1], n, size)
             else:
                 out = facility.echo(send, recv, size)
             conn.send(("done", out))
-        for end in ends:
+        for end in ends[:1] if role in ("stamper", "stamped") else ends:  # ends[1]: the acknowledgement ring
             facility.close_end(end)
         conn.send(("closed", None))
     except BaseException as exc:  # report everything, KeyboardInterrupt included
@@ -126,34 +154,42 @@ def _child(facility, role, index, ends, size, producers, consumers, cpu, conn):
 class Session:
     """One channel and its processes; ``round(n)`` may be called many times."""
 
-    def __init__(self, facility, scenario, size, producers=1, consumers=1, timeout=30.0, pin=True,
-                 start_method="spawn"):
+    def __init__(self, facility: Any, scenario: str, size: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool = True,
+                 start_method: str = "spawn") -> None:
         self.ctx = context(start_method)
         self.facility, self.scenario, self.size = facility, scenario, size
         self.producers, self.consumers = producers, consumers
         self.timeout = timeout
         self.pin = pin
-        self._procs = []  # (label, process, connection)
-        self._closers = []
+        self._procs: List[Tuple[str, Any, Any]] = []  # (label, process, connection)
+        self._closers: List[Callable[[], None]] = []
         self._broken = False
 
     # -- lifecycle ----------------------------------------------------------------------
-    def __enter__(self):
+    def __enter__(self) -> "Session":
         self.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def start(self):
+    def start(self) -> None:
         f, size, P, C = self.facility, self.size, self.producers, self.consumers
         cpus = cpu_plan(P, C) if self.pin else [None] * (P + C)
         try:
             if self.scenario == LATENCY:
                 there, back = f.setup(size), f.setup(size)
                 self._closers += [there.close, back.close]
-                roles = [("ping", 0, (there.producer_ends[0], back.consumer_ends[0])),
+                roles: List[Tuple[str, int, Tuple[Any, ...]]] = [("ping", 0, (there.producer_ends[0], back.consumer_ends[0])),
                          ("echo", 0, (back.producer_ends[0], there.consumer_ends[0]))]
+            elif is_fanout_latency(self.scenario):
+                from ringipc import Ring
+
+                ch = f.setup(size, 1, C)
+                acks = Ring(capacity=1 << 16, kind="mpmc")
+                self._closers += [ch.close, acks.close]
+                roles = [("stamper", 0, (ch.producer_ends[0], acks))]
+                roles += [("stamped", i, (e, acks)) for i, e in enumerate(ch.consumer_ends)]
             else:
                 ch = f.setup(size, P, C)
                 self._closers.append(ch.close)
@@ -172,7 +208,7 @@ class Session:
             raise RunFailed(f"setup: {type(exc).__name__}: {exc}") from exc
         self._collect("ready", self.timeout)
 
-    def close(self):
+    def close(self) -> None:
         if not self._broken:
             # A clean exit lets producers flush (feeder threads, zmq linger) before the channel goes.
             for _, proc, conn in self._procs:
@@ -199,10 +235,10 @@ class Session:
         self._closers = []
 
     # -- measuring ----------------------------------------------------------------------
-    def round(self, n):
+    def round(self, n: int) -> Any:
         """Run n messages per producer (n round trips for latency); return a Result."""
         # Receivers first so nothing is timed while a consumer is still being told to start.
-        for label, _, conn in sorted(self._procs, key=lambda p: p[0].startswith(("producer", "ping"))):
+        for label, _, conn in sorted(self._procs, key=lambda p: p[0].startswith(("producer", "ping", "stamper"))):
             conn.send(("run", n))
         out = self._collect("done", self.timeout)
         res = Result(self.facility.name, self.scenario, self.size, self.producers, self.consumers)
@@ -210,13 +246,14 @@ class Session:
             times = out["ping 0"]
             res.messages = len(times)
             res.seconds = sum(times) / 1e9
-            res.latency = {
-                "median": times[len(times) // 2],
-                "p99": times[min(len(times) - 1, (len(times) * 99) // 100)],
-                "mean": sum(times) / len(times),
-                "min": times[0],
-                "max": times[-1],
-            }
+            res.latency = latency_stats(times)
+            return res
+        if is_fanout_latency(self.scenario):  # each message's latency is its last subscriber's
+            per_subscriber = [v for k, v in out.items() if k.startswith("stamped")]
+            times = sorted(max(column) for column in zip(*per_subscriber))
+            res.messages = len(times)
+            res.seconds = sum(times) / 1e9
+            res.latency = latency_stats(times)
             return res
         starts = [v for k, v in out.items() if k.startswith("producer")]
         ends = [v[0] for k, v in out.items() if k.startswith("consumer")]
@@ -240,7 +277,7 @@ class Session:
         res.rate = res.messages / res.seconds if res.seconds > 0 else float("inf")
         return res
 
-    def _collect(self, kind, timeout):
+    def _collect(self, kind: str, timeout: float) -> Dict[Any, Any]:
         """Wait for message ``kind`` from every child; {label: payload}."""
         try:
             return self._wait_all(kind, timeout)
@@ -248,7 +285,7 @@ class Session:
             self._broken = True
             raise
 
-    def _wait_all(self, kind, timeout):
+    def _wait_all(self, kind: str, timeout: float) -> Dict[Any, Any]:
         deadline = time.monotonic() + timeout
         pending = {conn: (label, proc) for label, proc, conn in self._procs}
         out = {}
@@ -280,17 +317,17 @@ class Session:
 MIN_COUNT, MAX_COUNT = 20, 5_000_000
 
 
-def count_for(result, target, producers=1):
+def count_for(result: Any, target: float, producers: int = 1) -> int:
     """Messages per producer (or round trips) that last about ``target`` s at ``result``'s pace."""
-    if result.scenario == LATENCY:
+    if is_latency(result.scenario):
         rate = 1e9 / max(1.0, result.latency["mean"])
     else:
         rate = result.rate / producers
     return int(min(MAX_COUNT, max(MIN_COUNT, rate * target)))
 
 
-def run_once(facility, scenario, size, n, producers=1, consumers=1, timeout=30.0, pin=True,
-             warmup=0.1, target=None, start_method="spawn"):
+def run_once(facility: Any, scenario: str, size: int, n: int, producers: int = 1, consumers: int = 1, timeout: float = 30.0, pin: bool = True,
+             warmup: float = 0.1, target: Optional[float] = None, start_method: str = "spawn") -> Any:
     """Fresh processes, one measured round, torn down: the unit of ``python -m ringipc bench``.
 
     An untimed round of ``warmup * n`` messages goes first: it faults in fresh

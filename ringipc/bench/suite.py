@@ -8,11 +8,13 @@ warm-up from the rate its previous run achieved.
 """
 import statistics
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ringipc.bench.adapters import BASELINE
-from ringipc.bench.fanout import FANOUT, FANOUT_BASELINE, FANOUT_SIZES, FANOUT_SUBSCRIBERS, is_fanout, scenario_name
-from ringipc.bench.runner import LATENCY, MAX_COUNT, MIN_COUNT, MPMC, THROUGHPUT, Result, count_for, run_once  # noqa: F401
+from ringipc.bench.fanout import (FANOUT, FANOUT_BASELINE, FANOUT_LATENCY_SUBSCRIBERS, FANOUT_SIZES, FANOUT_SUBSCRIBERS,
+                                  is_fanout, latency_scenario_name, scenario_name)
+from ringipc.bench.runner import (LATENCY, MAX_COUNT, MIN_COUNT, MPMC, THROUGHPUT, Result, count_for,  # noqa: F401
+                                  is_latency, run_once)
 
 DEFAULT_SIZES = [64, 1 << 10, 64 << 10, 1 << 20]
 QUICK_SIZES = [64, 64 << 10]
@@ -33,11 +35,13 @@ class Settings:
     # Fresh processes either way; forkserver starts them ~0.05 s apiece instead of ~0.3 s
     # (an interpreter start under spawn), which is what keeps the default run near 2 minutes.
     start_method: str = "forkserver"
+    # {scenario: facility names}: only these cells run (the focused default, ringipc/bench/focus.py)
+    focus: Optional[Dict[str, List[str]]] = None
 
 
 @dataclass
 class Cell:
-    facility: object
+    facility: Any
     scenario: str
     size: int
     producers: int = 1
@@ -46,7 +50,7 @@ class Cell:
     failed: Optional[str] = None
 
     @property
-    def key(self):
+    def key(self) -> Tuple[str, int, str]:
         return (self.scenario, self.size, self.facility.name)
 
 
@@ -59,17 +63,17 @@ class Skip:
 
 
 def initial_count(scenario, size, target, producers=1):
-    if scenario == LATENCY:
+    if is_latency(scenario):
         return max(MIN_COUNT, int(target / 50e-6))  # guess: 50 us a round trip
     guess = min(200_000, 1e9 / size)  # msg/s of a modest facility
     return max(MIN_COUNT, int(guess * target / producers))
 
 
-def next_count(result, cell, target):
+def next_count(result: Any, cell: Any, target: float) -> int:
     return count_for(result, target, cell.producers)
 
 
-def plan(facilities, settings):
+def plan(facilities: Any, settings: Any) -> Tuple[List[Any], List[Any]]:
     """(cells to run, skips with reasons); nothing is spawned here."""
     cells, skips = [], []
     shapes = []
@@ -81,6 +85,7 @@ def plan(facilities, settings):
         shapes.append((MPMC, settings.mpmc_size, settings.producers, settings.consumers))
     if FANOUT in settings.scenarios:
         shapes += [(scenario_name(c), size, 1, c) for c in FANOUT_SUBSCRIBERS for size in FANOUT_SIZES]
+        shapes += [(latency_scenario_name(c), settings.latency_size, 1, c) for c in FANOUT_LATENCY_SUBSCRIBERS]
     for f in facilities:
         try:
             ok, why = f.available()
@@ -90,6 +95,8 @@ def plan(facilities, settings):
             skips.append(Skip(f.name, why))
             continue
         for scenario, size, p, c in shapes:
+            if settings.focus is not None and f.name not in settings.focus.get(scenario, ()):
+                continue  # not one of the rows that the focused run shows
             if is_fanout(scenario) != getattr(f, "fanout", False):
                 continue  # fan-out facilities run fan-out scenarios only, and only they do
             if f.scenarios is not None and scenario not in f.scenarios:
@@ -107,9 +114,9 @@ def plan(facilities, settings):
     return cells, skips
 
 
-def schedule(cells, repeat):
+def schedule(cells: Any, repeat: int) -> Iterator[Tuple[int, Any]]:
     """Yield (repetition, cell) with repetitions outermost and a rotating facility order."""
-    groups = {}
+    groups: Dict[Any, List[Any]] = {}
     for cell in cells:
         groups.setdefault((cell.scenario, cell.size), []).append(cell)
     for rep in range(repeat):
@@ -119,7 +126,8 @@ def schedule(cells, repeat):
                 yield rep, cell
 
 
-def run(facilities, settings, on_result=None, on_start=None, skips=None):
+def run(facilities: Any, settings: Any, on_result: Optional[Callable[..., Any]] = None,
+        on_start: Optional[Callable[..., Any]] = None, skips: Any = None) -> Tuple[List[Any], List[Any]]:
     """Run everything; return (results, skips).
 
     ``on_start(cell, repetition, index, total)`` and ``on_result(result, done, total)``
@@ -172,13 +180,13 @@ class Summary:
     ratio: Optional[float] = None  # vs the baseline in this run; >1 is better
 
     @property
-    def mbps(self):
+    def mbps(self) -> float:
         return self.rate * self.size / 1e6
 
 
-def summarize(results):
+def summarize(results: Any) -> List[Any]:
     """One Summary per (scenario, size, facility), in first-seen order, with ratios to the baseline."""
-    cells = {}
+    cells: Dict[Any, List[Any]] = {}
     for r in results:
         cells.setdefault((r.scenario, r.size, r.facility), []).append(r)
     out = []
@@ -188,7 +196,7 @@ def summarize(results):
         s = Summary(name, scenario, size, len(good), ok=not bad)
         if bad:
             s.error = bad[0].error
-        elif scenario == LATENCY:
+        elif is_latency(scenario):
             s.median_ns = statistics.median(r.latency["median"] for r in good)
             s.p99_ns = statistics.median(r.latency["p99"] for r in good)
         else:
@@ -201,7 +209,7 @@ def summarize(results):
         b = base.get((s.scenario, s.size))
         if b is None or not s.ok:
             continue
-        if s.scenario == LATENCY:
+        if is_latency(s.scenario):
             s.ratio = b.median_ns / s.median_ns if s.median_ns else None
         else:
             s.ratio = s.rate / b.rate if b.rate else None

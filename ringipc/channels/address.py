@@ -17,7 +17,7 @@ import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Literal, Union, overload
+from typing import Any, Callable, Dict, Literal, Union, cast, overload
 
 from ..errors import AddressError, FallbackWarning, SharedMemoryUnavailable
 from .channel import Channel, Listener
@@ -115,7 +115,7 @@ def _warn_fallback(reason: BaseException) -> None:
     )
 
 
-def _open(kind: str, address: str, opts: Dict[str, Any]):
+def _open(kind: str, address: str, opts: Dict[str, Any]) -> Any:
     addr = parse(address)
     if addr.scheme not in ("auto", "shm"):
         return getattr(lookup(addr.scheme), kind)(addr.target, **opts)
@@ -161,7 +161,7 @@ def listen(address: str, **opts: Any) -> Listener:
 
     Takes the same options as :func:`connect`; ``tcp://`` needs ``authkey``
     for anything but a loopback address."""
-    return _open("listen", address, opts)
+    return cast(Listener, _open("listen", address, opts))
 
 
 def check_mode(mode: str) -> str:

@@ -47,7 +47,7 @@ def _read_exact(fd: int, n: int, deadline: Optional[float]) -> bytes:
     return bytes(buf)
 
 
-def check_authkey(authkey) -> Optional[bytes]:
+def check_authkey(authkey: object) -> Optional[bytes]:
     if authkey is None:
         return None
     if not isinstance(authkey, (bytes, bytearray)) or not authkey:

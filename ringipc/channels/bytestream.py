@@ -33,7 +33,7 @@ class ByteStream(io.RawIOBase):
         *,
         owner: Optional[socket.socket] = None,
         timeout: Optional[float] = None,
-    ):
+    ) -> None:
         super().__init__()
         self._rfd = read_fd
         self._wfd = write_fd

@@ -14,7 +14,7 @@ import pickle
 import time
 from typing import Any, Optional, Protocol, TypeVar, runtime_checkable
 
-from ..errors import BufferTooShort, ChannelClosed, MessageTooLarge
+from ..errors import BufferTooShort, ChannelClosed, FrameError, MessageTooLarge
 
 _Self = TypeVar("_Self", bound="_Closable")
 
@@ -66,6 +66,19 @@ def deadline_after(timeout: Optional[float]) -> Optional[float]:
     return time.monotonic() + timeout
 
 
+def over_limit(size: int, limit: Optional[int]) -> FrameError:
+    """The error for a received message of ``size`` bytes over the receive limit
+    (transports whose messages arrive whole: it has been discarded)."""
+    return FrameError(f"a {size}-byte message is over the {limit}-byte limit; it was discarded")
+
+
+def within_limit(body: bytes, limit: Optional[int]) -> bytes:
+    """``body``, or :func:`over_limit` raised if it is longer than ``limit``."""
+    if limit is not None and len(body) > limit:
+        raise over_limit(len(body), limit)
+    return body
+
+
 def remaining(deadline: Optional[float]) -> Optional[float]:
     """Seconds left until ``deadline``: ``None`` for no deadline, never negative."""
     if deadline is None:
@@ -110,7 +123,7 @@ class BaseChannel(_Closable):
     #: Largest message this transport can carry at all (``None``: no transport limit).
     transport_limit: Optional[int] = None
 
-    def __init__(self, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._closed = False
         self.max_message_size = max_message_size
 
@@ -135,7 +148,8 @@ class BaseChannel(_Closable):
     def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | bytearray":
         raise NotImplementedError
 
-    def _recv_message_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]):
+    def _recv_message_into(self, view: memoryview, limit: Optional[int],
+                           deadline: Optional[float]) -> "int | bytes":
         """Receive one message into ``view`` if it fits and return its length;
         if it does not fit, return the whole message as ``bytes`` instead."""
         data = self._recv_message(limit, deadline)
@@ -223,7 +237,7 @@ class BaseListener(_Closable):
 
     address: str = ""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._closed = False
 
     def _check_open(self) -> None:

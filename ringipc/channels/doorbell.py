@@ -17,7 +17,7 @@ import select
 
 
 class Doorbell:
-    def __init__(self, data_fd: int, lit: bool):
+    def __init__(self, data_fd: int, lit: bool) -> None:
         self._eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         try:
             self._epoll = select.epoll()

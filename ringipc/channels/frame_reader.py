@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import os
 import select
-from typing import Optional, Union
+from typing import Any, Callable, List, Optional, Tuple, TypeVar, Union, cast
+
+_T = TypeVar("_T")
 
 from .doorbell import Doorbell
 from ..errors import FrameError
 from .framing import HEADER, HEADER_FIELDS, HEADER_SIZE, READ_EVENTS, wait_fd
 
-_unpack_header = HEADER_FIELDS.unpack_from
+_unpack_header: Callable[[Any, int], Tuple[int, int]] = HEADER_FIELDS.unpack_from  # (length, reserved)
 
 #: Read-ahead buffer size: one read takes in up to this much.
 _CHUNK = 64 * 1024
@@ -49,7 +51,7 @@ class FrameReader:
     ``pending`` is stream data already taken from ``fd`` by an earlier owner
     (see :meth:`pending`), read before anything new."""
 
-    def __init__(self, fd: int, pending: bytes = b""):
+    def __init__(self, fd: int, pending: bytes = b"") -> None:
         self.fd = fd
         os.set_blocking(fd, False)
         # Larger than a chunk only to take over the rest of a big frame.
@@ -136,7 +138,7 @@ class FrameReader:
         return self._guarded(self._read_into, view, limit, deadline)
 
     # --- the careful path -----------------------------------------------------------------
-    def _guarded(self, fn, *args):
+    def _guarded(self, fn: Callable[..., _T], *args: Any) -> _T:
         if self._broken is not None:
             raise FrameError(self._broken)
         try:
@@ -157,7 +159,7 @@ class FrameReader:
         if self._doorbell is not None:
             self._doorbell.show(False)
 
-    def _read_some(self, buffers, deadline: Optional[float]) -> int:
+    def _read_some(self, buffers: List[Any], deadline: Optional[float]) -> int:
         """readv into ``buffers``, waiting until the descriptor has data.  On
         return ``_in_read`` is set until the caller has stored the count."""
         while True:
@@ -277,7 +279,7 @@ class FrameReader:
                 self._doorbell.show(True)
 
     def _resume_body(self, deadline: Optional[float]) -> bytearray:
-        body = self._body
+        body = cast(bytearray, self._body)  # called only with a body pending
         self._finish_direct(memoryview(body), deadline)
         self._body = None
         self._direct_length = -1

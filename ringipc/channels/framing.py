@@ -20,7 +20,7 @@ import os
 import select
 import struct
 import time
-from typing import Optional
+from typing import Any, Iterable, Optional
 
 #: The header written before every payload: the length, then 8 zero bytes.
 HEADER = struct.Struct("<Q8x")
@@ -34,7 +34,15 @@ COALESCE_BELOW = 16 * 1024
 READ_EVENTS = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
 
-def wait_fd(fd: int, events: int, deadline: Optional[float], poller=None) -> bool:
+def poll_ms(deadline: Optional[float]) -> Optional[int]:
+    """``poll``'s timeout in milliseconds until the monotonic ``deadline`` (None: forever)."""
+    if deadline is None:
+        return None
+    # Round up: waking a hair early would report a timeout that has not happened.
+    return max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+
+
+def wait_fd(fd: int, events: int, deadline: Optional[float], poller: Optional["select.poll"] = None) -> bool:
     """Wait until ``fd`` reports one of ``events`` (or an error/hang-up), or until
     the monotonic ``deadline``.  Returns False on timeout.  ``poller`` is a
     ``select.poll`` already watching exactly ``fd`` for ``events``."""
@@ -42,13 +50,7 @@ def wait_fd(fd: int, events: int, deadline: Optional[float], poller=None) -> boo
         poller = select.poll()
         poller.register(fd, events)
     while True:
-        if deadline is None:
-            ms = None
-        else:
-            left = deadline - time.monotonic()
-            # Round up: waking a hair early would report a timeout that has not happened.
-            ms = max(0, int(left * 1000 + 0.999))
-        if poller.poll(ms):
+        if poller.poll(poll_ms(deadline)):
             return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
@@ -58,7 +60,7 @@ def wait_readable(fd: int, deadline: Optional[float]) -> bool:
     return wait_fd(fd, READ_EVENTS, deadline)
 
 
-def write_all(fd: int, views) -> int:
+def write_all(fd: int, views: Iterable[Any]) -> int:
     """Write every buffer in ``views`` to an fd (blocking or not), gathering them in one
     system call where possible.  A vanished reader raises BrokenPipeError.
 
@@ -93,7 +95,7 @@ def write_all(fd: int, views) -> int:
     return written
 
 
-def write_frame(fd: int, payload) -> None:
+def write_frame(fd: int, payload: Any) -> None:
     """Write one frame.  Raises with ``torn_write`` set if it may be torn.
 
     ``payload`` is anything with the buffer protocol whose ``len`` is its size

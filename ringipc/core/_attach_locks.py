@@ -21,6 +21,7 @@ their own.  The locks are advisory: they guard nothing but the name.
 import fcntl
 import os
 import struct
+from typing import Any
 
 ATTACHED = 0
 CREATOR = 1
@@ -34,23 +35,23 @@ _OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", None)
 AVAILABLE = _OFD_SETLK is not None
 
 
-def _lock(fd, command, kind, byte):
+def _lock(fd: int, command: Any, kind: int, byte: int) -> bytes:  # command: None only when not AVAILABLE
     return fcntl.fcntl(fd, command, _FLOCK.pack(kind, os.SEEK_SET, byte, 1, 0))
 
 
-def hold_attached(fd):
+def hold_attached(fd: int) -> None:
     """Count `fd`'s open file as attached.  Waits (briefly) while a last
     holder is deciding whether to remove the name."""
     if AVAILABLE:
         _lock(fd, _OFD_SETLKW, fcntl.F_RDLCK, ATTACHED)
 
 
-def mark_creator(fd):
+def mark_creator(fd: int) -> None:
     if AVAILABLE:
         _lock(fd, _OFD_SETLK, fcntl.F_WRLCK, CREATOR)
 
 
-def take_last(fd):
+def take_last(fd: int) -> bool:
     """True if no other open file holds the segment: the ATTACHED byte is now
     held exclusively through `fd` (new attachers wait until `fd` is closed)."""
     if not AVAILABLE:
@@ -62,17 +63,17 @@ def take_last(fd):
     return True
 
 
-def creator_gone(fd):
+def creator_gone(fd: int) -> bool:
     """True if no open file other than `fd`'s holds the creator's lock."""
     if not AVAILABLE:
         return False
     answer = _lock(fd, _OFD_GETLK, fcntl.F_WRLCK, CREATOR)
-    return _FLOCK.unpack(answer)[0] == fcntl.F_UNLCK
+    return bool(_FLOCK.unpack(answer)[0] == fcntl.F_UNLCK)
 
 
-def attached_elsewhere(fd):
+def attached_elsewhere(fd: int) -> bool:
     """True if another open file holds the segment (for tools: ls, cleanup)."""
     if not AVAILABLE:
         return True
     answer = _lock(fd, _OFD_GETLK, fcntl.F_WRLCK, ATTACHED)
-    return _FLOCK.unpack(answer)[0] != fcntl.F_UNLCK
+    return bool(_FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)

@@ -28,6 +28,8 @@ cdef extern from "ring_layout.h" nogil:
         uint64_t release
         uint64_t data_waiters
         uint64_t space_waiters
+        uint32_t data_bells_armed
+        uint32_t space_bells_armed
         uint64_t spsc_producer
         uint64_t spsc_consumer
         uint64_t recovery_owner
@@ -36,6 +38,8 @@ cdef extern from "ring_layout.h" nogil:
         uint64_t owner
         uint32_t data_sleepers
         uint32_t space_sleepers
+        uint64_t data_bell
+        uint64_t space_bell
 
     struct rip_meta:
         uint64_t tag
@@ -101,6 +105,12 @@ cdef extern from "ring.h" nogil:
     rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const timespec *deadline, uint32_t spin_iterations)
     rip_status rip_ensure_wait_slot(rip_ring *ring)
     void rip_recount_sleepers(rip_ring *ring)
+
+    const char *RIP_BELL_PREFIX
+    rip_status rip_bell_install(rip_ring *ring, int writer, uint64_t name)
+    int rip_bell_arm(rip_ring *ring, int writer, uint64_t length)
+    void rip_bell_disarm(rip_ring *ring, int writer)
+    int rip_bell_sender_fd()
 
     void rip_close_side(rip_ring *ring, uint32_t flag)
     uint32_t rip_flags(rip_ring *ring)

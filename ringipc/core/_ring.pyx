@@ -168,6 +168,12 @@ cdef class Ring:
         self._check_open()
         return self._segment_handle.fd
 
+    def _another_handle(self):
+        """A second, independent handle of this ring in this process (its
+        own roles, slots and doorbells), whether the ring is named or not."""
+        self._check_open()
+        return Ring._from_handle(self._segment_handle.duplicate())
+
     def _reduce_for_multiprocessing(self):
         self._check_open()
         return (_ring_from_ref, (self._segment_handle.reduce_args(f"ring {self.name!r}"),))
@@ -452,6 +458,16 @@ cdef class Ring:
         """Release claims left by dead processes now; returns how many (MPMC)."""
         return _recover(self)
 
+    # -- doorbells: bodies and docs in _ring_bells.pxi; ringipc.core.doorbell uses them
+    def _bell_install(self, bint writer, name):
+        return _bell_install(self, writer, name)
+    def _bell_arm(self, bint writer, length=0):
+        return _bell_arm(self, writer, length)
+    def _bell_disarm(self, bint writer):
+        _bell_disarm(self, writer)
+    def _notify_writers(self):
+        _notify_writers(self)
+
     # -- lifetime ---------------------------------------------------------
     cdef _finish_close(self):
         c.rip_release_roles(&self._r)
@@ -541,4 +557,5 @@ ForkingPickler.register(Ring, Ring._reduce_for_multiprocessing)
 include "_ring_messages.pxi"
 include "_ring_batch.pxi"
 include "_ring_views.pxi"
+include "_ring_bells.pxi"
 include "_ring_testhooks.pxi"

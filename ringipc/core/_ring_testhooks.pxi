@@ -108,6 +108,9 @@ def _hook_sleepers(Ring ring):
         "data": <uint32_t>ring._r.hdr.data_waiters,
         "space": <uint32_t>ring._r.hdr.space_waiters,
         "slots": slots,
+        # Armed doorbells (csrc/ring_bell.c): what notify() loads beside the waiters.
+        "data_bells": ring._r.hdr.data_bells_armed,
+        "space_bells": ring._r.hdr.space_bells_armed,
     }
 
 

@@ -13,6 +13,7 @@ import errno
 import mmap
 import os
 import secrets
+from typing import Dict, List, Optional, Tuple
 
 import posix_ipc
 
@@ -22,10 +23,10 @@ PREFIX = "ringipc-"
 SHM_DIR = "/dev/shm"
 
 # name -> pid of the creating process: only that process unlinks at exit.
-_owned = {}
+_owned: Dict[str, int] = {}
 
 
-def normalize_name(name):
+def normalize_name(name: object) -> str:
     """The segment name for a user-given ring name (prefix added if missing)."""
     if not isinstance(name, str) or not name or "/" in name.lstrip("/"):
         raise ValueError(f"ring name must be a non-empty string without '/', not {name!r}")
@@ -33,11 +34,11 @@ def normalize_name(name):
     return name if name.startswith(PREFIX) else PREFIX + name
 
 
-def new_name():
+def new_name() -> str:
     return f"{PREFIX}{os.getpid()}-{secrets.token_hex(6)}"
 
 
-def _free_bytes():
+def _free_bytes() -> Optional[int]:
     try:
         st = os.statvfs(SHM_DIR)
         return st.f_bavail * st.f_frsize
@@ -45,7 +46,7 @@ def _free_bytes():
         return None
 
 
-def create(name, size):
+def create(name: str, size: int) -> mmap.mmap:
     """Create and map a new segment of `size` bytes; returns the mmap."""
     fd = create_fd(name, size)
     try:
@@ -57,7 +58,7 @@ def create(name, size):
         os.close(fd)
 
 
-def create_fd(name, size):
+def create_fd(name: str, size: int) -> int:
     """Create a new segment of `size` bytes (reserved); returns a
     close-on-exec descriptor of it for the caller to map and close."""
     try:
@@ -75,7 +76,7 @@ def create_fd(name, size):
             raise SharedMemoryUnavailable(
                 exc.errno,
                 f"cannot reserve {size} bytes ({size / 2**20:.1f} MiB) of shared memory for ring {name!r}: "
-                f"{os.strerror(exc.errno)}; free in {SHM_DIR}: {free_text}. Use a smaller capacity, or "
+                f"{os.strerror(exc.errno)}; free in {SHM_DIR}: {free_text}. Use a smaller capacity, or "  # type: ignore[arg-type]  # posix_fallocate sets errno
                 f"enlarge {SHM_DIR} (for Docker: --shm-size)",
             ) from None
         fd = os.dup(shm.fd)  # os.dup: close-on-exec
@@ -88,7 +89,7 @@ def create_fd(name, size):
     return fd
 
 
-def open_fd(name):
+def open_fd(name: str) -> int:
     """A close-on-exec descriptor of the existing segment `name`."""
     try:
         shm = posix_ipc.SharedMemory("/" + name)
@@ -103,7 +104,7 @@ def open_fd(name):
         shm.close_fd()
 
 
-def open_existing(name):
+def open_existing(name: str) -> Tuple[Optional[mmap.mmap], int]:
     """Map an existing segment; returns (mmap, size)."""
     try:
         shm = posix_ipc.SharedMemory("/" + name)
@@ -120,7 +121,7 @@ def open_existing(name):
         shm.close_fd()
 
 
-def names():
+def names() -> List[str]:
     """The names of every ringipc segment in /dev/shm, sorted (none if it is missing)."""
     try:
         return sorted(n for n in os.listdir(SHM_DIR) if n.startswith(PREFIX))
@@ -128,7 +129,7 @@ def names():
         return []
 
 
-def unlink(name):
+def unlink(name: str) -> None:
     """Remove the name; mappings that exist stay valid until unmapped."""
     _owned.pop(name, None)
     try:
@@ -137,19 +138,19 @@ def unlink(name):
         pass
 
 
-def _unlink_quietly(name):
+def _unlink_quietly(name: str) -> None:
     try:
         posix_ipc.unlink_shared_memory("/" + name)
     except posix_ipc.Error:
         pass
 
 
-def disown(name):
+def disown(name: str) -> None:
     _owned.pop(name, None)
 
 
 @atexit.register
-def _unlink_owned_at_exit():
+def _unlink_owned_at_exit() -> None:
     me = os.getpid()
     for name, pid in list(_owned.items()):
         if pid == me:  # a forked child inherits _owned but owns nothing

@@ -20,6 +20,7 @@ The label of an anonymous segment (``ringipc-<pid>-<hex>``) is its memfd name:
 """
 import atexit
 import os
+from typing import Any, Dict, Optional, Union
 
 from multiprocessing import reduction
 from multiprocessing.context import get_spawning_popen
@@ -33,7 +34,7 @@ MEMFD = hasattr(os, "memfd_create")
 # cycle with its owner (a Ring in a traceback's frame) must not have its slots
 # cleared by the collector before the owner's __dealloc__ releases it.
 # Named ones are also reopened after fork and let go of at exit.
-_live = {}
+_live: Dict[int, "SegmentHandle"] = {}
 
 
 class AnonymousNotPicklable(TypeError):
@@ -43,14 +44,15 @@ class AnonymousNotPicklable(TypeError):
 class SegmentHandle:
     __slots__ = ("name", "fd", "mapping", "size", "anonymous", "creator_pid", "observer")
 
-    def __init__(self, name, fd, mapping, size, anonymous, creator_pid, observer=False):
+    def __init__(self, name: str, fd: int, mapping: Optional[SharedMapping], size: int, anonymous: bool,
+                 creator_pid: Optional[int], observer: bool = False) -> None:
         self.name, self.fd, self.mapping, self.size = name, fd, mapping, size
         self.anonymous, self.creator_pid, self.observer = anonymous, creator_pid, observer
         _live[id(self)] = self
 
     # -- making one -------------------------------------------------------
     @classmethod
-    def create(cls, size, name=None):
+    def create(cls, size: int, name: Optional[str] = None) -> "SegmentHandle":
         """A new zero-filled segment of `size` bytes, owned by this process."""
         if name is None and MEMFD:
             label = _segment.new_name()
@@ -79,7 +81,7 @@ class SegmentHandle:
         return cls(name, fd, mapping, size, False, os.getpid())
 
     @classmethod
-    def open(cls, name, observer=False):
+    def open(cls, name: str, observer: bool = False) -> "SegmentHandle":
         """Map the named segment `name`; mapping is None if it is empty.  An
         `observer` (a tool reading a header) is not counted as a holder and
         never removes the name."""
@@ -104,7 +106,7 @@ class SegmentHandle:
         return cls(name, fd, mapping, size, False, None, observer)
 
     @classmethod
-    def from_fd(cls, fd, label):
+    def from_fd(cls, fd: int, label: str) -> "SegmentHandle":
         """Map an anonymous segment received as descriptor `fd` (now ours)."""
         try:
             size = os.fstat(fd).st_size
@@ -115,14 +117,20 @@ class SegmentHandle:
         return cls(label, fd, mapping, size, True, None)
 
     @property
-    def path(self):
+    def path(self) -> str:
         """A path that opens this segment from this process (tools, tests)."""
         if self.anonymous:
             return f"/proc/self/fd/{self.fd}"
         return os.path.join(_segment.SHM_DIR, self.name)
 
+    def duplicate(self):
+        """Another handle of the same segment, in this process."""
+        if self.anonymous:
+            return SegmentHandle.from_fd(os.dup(self.fd), self.name)
+        return SegmentHandle.open(self.name)
+
     # -- handing it over --------------------------------------------------
-    def reduce_args(self, what):
+    def reduce_args(self, what: str) -> Union[str, "_AnonymousRef"]:
         """What pickles this segment: its name, or (anonymous) a descriptor
         handed over by multiprocessing.  `what` names the object in errors."""
         if not self.anonymous:
@@ -131,7 +139,7 @@ class SegmentHandle:
             raise ValueError(f"{what} is closed")
         return _AnonymousRef(self.name, reduction.DupFd(self.fd))
 
-    def plain_reduce_args(self, what):
+    def plain_reduce_args(self, what: str) -> Union[str, "_AnonymousRef"]:
         """As reduce_args, for plain pickle: an anonymous segment can only go
         to a child being started (spawn, forkserver)."""
         if self.anonymous and get_spawning_popen() is None:
@@ -143,12 +151,12 @@ class SegmentHandle:
         return self.reduce_args(what)
 
     # -- letting go -------------------------------------------------------
-    def close_mapping(self):
+    def close_mapping(self) -> None:
         if self.mapping is not None:
             self.mapping.close()
             self.mapping = None
 
-    def release(self, reap=True):
+    def release(self, reap: bool = True) -> None:
         """Let go of the segment: the mapping must be closed by now (views
         released).  A named segment's name is removed by its creator, or by
         the last holder once the creator is gone -- unless `reap` is false:
@@ -167,7 +175,7 @@ class SegmentHandle:
         finally:
             os.close(fd)
 
-    def unlink(self):
+    def unlink(self) -> None:
         if not self.anonymous:
             _segment.unlink(self.name)
 
@@ -176,10 +184,10 @@ class _AnonymousRef:
     """Pickled stand-in of an anonymous segment: its label and descriptor."""
     __slots__ = ("label", "dupfd")
 
-    def __init__(self, label, dupfd):
+    def __init__(self, label: str, dupfd: Any) -> None:
         self.label, self.dupfd = label, dupfd
 
-    def open(self):
+    def open(self) -> SegmentHandle:
         try:
             fd = self.dupfd.detach()
         except Exception as exc:
@@ -190,16 +198,16 @@ class _AnonymousRef:
         return SegmentHandle.from_fd(fd, self.label)
 
 
-def open_ref(ref):
+def open_ref(ref: Union[str, _AnonymousRef]) -> SegmentHandle:
     """The SegmentHandle a pickled reduce_args() value stands for."""
     return ref.open() if isinstance(ref, _AnonymousRef) else SegmentHandle.open(ref)
 
 
-def anonymous_segments() :
+def anonymous_segments() -> Dict[str, str]:
     """Anonymous segments (no name in /dev/shm) of the processes we may look
     into: label -> a /proc/PID/fd/N path that opens it.  They show as
     ``/memfd:<label> (deleted)`` links in their holders' descriptor tables."""
-    found = {}
+    found: Dict[str, str] = {}
     prefix = "/memfd:" + _segment.PREFIX
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -219,17 +227,17 @@ def anonymous_segments() :
     return found
 
 
-def _reserve(fd, size, label):
+def _reserve(fd: int, size: int, label: str) -> None:
     os.ftruncate(fd, size)
     try:
         os.posix_fallocate(fd, 0, size)
     except OSError as exc:
         raise SharedMemoryUnavailable(
             exc.errno, f"cannot reserve {size} bytes ({size / 2**20:.1f} MiB) of anonymous shared memory "
-            f"for {label!r}: {os.strerror(exc.errno)}. Use a smaller capacity, or raise the memory limit") from None
+            f"for {label!r}: {os.strerror(exc.errno)}. Use a smaller capacity, or raise the memory limit") from None  # type: ignore[arg-type]  # posix_fallocate sets errno
 
 
-def _unlink_if_same(name, fd):
+def _unlink_if_same(name: str, fd: int) -> None:
     try:
         if os.stat(os.path.join(_segment.SHM_DIR, name)).st_ino == os.fstat(fd).st_ino:
             _segment.unlink(name)
@@ -237,7 +245,7 @@ def _unlink_if_same(name, fd):
         pass
 
 
-def _reopen_named_after_fork():
+def _reopen_named_after_fork() -> None:
     # A forked child shares its parent's open files, and with them the
     # parent's locks: it would be counted as the parent (and would see the
     # creator's lock as its own).  Each named segment gets a file of its own
@@ -259,7 +267,7 @@ def _reopen_named_after_fork():
 
 
 @atexit.register
-def _release_named_at_exit():
+def _release_named_at_exit() -> None:
     for handle in list(_live.values()):
         if not handle.anonymous and handle.creator_pid != os.getpid():
             # Only non-creators reap here; creators' names go with _segment's hook.

@@ -18,25 +18,29 @@ Side segments are named ``<ring name>-L<sender pid>-<hex>`` so that the ring's
 creator can sweep those left by a sender that died before sending the
 reference, or a receiver that died before unlinking it (``sweep``).
 """
+import mmap
 import os
 import secrets
 import struct
+from typing import Any, Callable, Tuple, TypeVar, Union
 
 from multiprocessing import util
 
 from . import _segment
 from ..errors import CorruptSegment
 
+_T = TypeVar("_T")
+
 MAGIC = b"\x00\xffRIPC-L"
 _LENGTH = struct.Struct("<Q")
 _HEAD = len(MAGIC) + _LENGTH.size
 
 
-def needs_side_segment(data, limit):
+def needs_side_segment(data: Any, limit: int) -> bool:
     return len(data) > limit or data[:len(MAGIC)] == MAGIC
 
 
-def export(owner, data):
+def export(owner: str, data: Any) -> bytes:
     """Copy `data` into a new side segment; returns the reference.  `data` is
     any bytes-like, or an object that writes itself (``size`` bytes, by
     ``write_into(view)``: an out-of-band frame of the drop-ins)."""
@@ -61,11 +65,11 @@ def export(owner, data):
     return MAGIC + _LENGTH.pack(n) + name.encode()
 
 
-def is_reference(msg):
-    return msg[:len(MAGIC)] == MAGIC
+def is_reference(msg: Any) -> bool:
+    return bool(msg[:len(MAGIC)] == MAGIC)
 
 
-def _open(ref):
+def _open(ref: Union[bytes, bytearray, memoryview]) -> Tuple[mmap.mmap, int]:
     if len(ref) <= _HEAD:
         raise CorruptSegment("truncated large-object reference")
     (n,) = _LENGTH.unpack_from(ref, len(MAGIC))
@@ -80,13 +84,13 @@ def _open(ref):
     return mapping, n
 
 
-def discard(ref):
+def discard(ref: Union[bytes, bytearray, memoryview]) -> None:
     """Remove the side segment of a reference that will never be sent."""
     if len(ref) > _HEAD:
         _segment.unlink(_segment.normalize_name(bytes(ref[_HEAD:]).decode("ascii", "replace")))
 
 
-def load(ref, decode):
+def load(ref: Union[bytes, bytearray, memoryview], decode: Callable[[memoryview], _T]) -> _T:
     """``decode(view)`` of the payload a reference names, straight from
     shared memory (the view is valid only during the call)."""
     mapping, n = _open(ref)
@@ -97,7 +101,7 @@ def load(ref, decode):
         mapping.close()
 
 
-def load_bytes(ref):
+def load_bytes(ref: Union[bytes, bytearray, memoryview]) -> bytes:
     """The payload a reference names, as bytes."""
     mapping, n = _open(ref)
     try:
@@ -106,7 +110,7 @@ def load_bytes(ref):
         mapping.close()
 
 
-def _pid_alive(pid):
+def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -116,7 +120,7 @@ def _pid_alive(pid):
     return True
 
 
-def sweep(owner, only_dead=True):
+def sweep(owner: str, only_dead: bool = True) -> int:
     """Unlink side segments of ring `owner`; with `only_dead`, only those whose
     sender has died.  Returns how many were removed."""
     prefix = f"{owner}-L"
@@ -136,14 +140,14 @@ def sweep(owner, only_dead=True):
     return removed
 
 
-def _cleanup(owner, pid):
+def _cleanup(owner: str, pid: int) -> None:
     if os.getpid() == pid:
         # While the process exits nobody is left to take what it still owns;
         # before that, live senders' segments may yet be received.
-        sweep(owner, only_dead=not util._exiting)
+        sweep(owner, only_dead=not util._exiting)  # type: ignore[attr-defined]  # private, no stub
 
 
-def sweep_when_done(obj, owner):
+def sweep_when_done(obj: object, owner: str) -> None:
     """Sweep `owner`'s side segments when `obj` is collected and at exit, in this
     process only; runs after feeder threads were joined (exit priority -10 < -5)."""
     util.Finalize(obj, _cleanup, (owner, os.getpid()), exitpriority=-10)

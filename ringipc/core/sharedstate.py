@@ -5,15 +5,16 @@ has to attach to it; pin_rings keeps rings out of the cycle collector and
 lets go of them in order at exit.
 """
 import weakref
+from typing import Any, Dict, List, Tuple
 
 from multiprocessing import context as _mp_context
 from multiprocessing import util
 
 
-_kept = {}
+_kept: Dict[int, List[Any]] = {}
 
 
-def keep_alive_for_child(obj):
+def keep_alive_for_child(obj: object) -> None:
     """While a child is being spawned (spawn/forkserver), keep `obj` alive as
     long as the parent's Process object, so the names the child attaches to
     are not unlinked if the parent drops its handle right after start()."""
@@ -33,10 +34,10 @@ def keep_alive_for_child(obj):
 # the segment.  Pinning each ring from this module-level table keeps it out of
 # any unreachable set; the pin is dropped by a weakref callback when the
 # owning Python object dies, after which the ring is freed by plain refcounting.
-_pinned = {}
+_pinned: Dict[int, Tuple[object, Tuple[Any, ...]]] = {}
 
 
-def pin_rings(owner, *rings):
+def pin_rings(owner: Any, *rings: Any) -> "weakref.finalize[..., Any]":
     """Pin `rings` until `owner` dies; returns a callable that unpins them sooner.
 
     `owner` must have a ``_release_rings()`` method: it is called when the
@@ -50,18 +51,18 @@ def pin_rings(owner, *rings):
     return weakref.finalize(owner, _pinned.pop, id(token), None)
 
 
-_owners = weakref.WeakSet()
-_exit_hook = None
+_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_exit_hook: Any = None
 
 
-def _release_all():
+def _release_all() -> None:
     for owner in list(_owners):
         owner._release_rings()
     _pinned.clear()
     _kept.clear()
 
 
-def _ensure_exit_hook():
+def _ensure_exit_hook() -> None:
     # multiprocessing clears its finalizer registry when a child starts, so
     # the hook is (re)registered on demand and after every fork.
     global _exit_hook

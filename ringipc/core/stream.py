@@ -30,7 +30,7 @@ import io
 import select
 import socket
 import time
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Final, NoReturn, Optional, Tuple, Union, overload
 from multiprocessing import reduction
 from queue import Empty, Full
 
@@ -44,7 +44,7 @@ FIRST_SLICE = 0.001
 # MPMC so that several writer processes may share a stream, as with a pipe,
 # and a creator that wrote first can hand writing to a child: an SPSC ring
 # refuses a second live producer.
-RING_KIND = "mpmc"
+RING_KIND: Final = "mpmc"
 _HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
 
@@ -81,7 +81,7 @@ class RingStream(io.RawIOBase):
         if tx is not None:
             self._chunk = tx.max_message_size
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Callable[..., RingStream], Tuple[Any, ...]]:
         self._checkClosed()
         if not self._picklable:
             raise TypeError("this stream's rings have no names left to attach to: connect by address instead")
@@ -90,7 +90,7 @@ class RingStream(io.RawIOBase):
         keep_alive_for_child((self._rx, self._tx))
         return (_rebuild, (reduction.DupFd(self._sock.fileno()), self._rx, self._tx, self.timeout))
 
-    def _release_rings(self):
+    def _release_rings(self) -> None:
         self._rx = self._tx = None
 
     # -- io.RawIOBase ------------------------------------------------------
@@ -102,34 +102,43 @@ class RingStream(io.RawIOBase):
         self._checkClosed()
         return self._tx is not None
 
-    def _peer_gone(self):
+    def _peer_gone(self) -> bool:
         return bool(self._poll_hup(0))
 
     def poll(self, timeout: Optional[float] = 0.0) -> bool:
         """True when a read would not block (bytes, end-of-file or a dead writer)."""
-        self._need(self._rx, "readable")
+        rx = self._rx
+        if rx is None:
+            self._need(rx, "readable")
         if self._end > self._pos or self._eof:
             return True
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
         while True:
-            if self._rx.poll(0) or self._peer_gone():
+            if rx.poll(0) or self._peer_gone():
                 return True
             wait = PEER_CHECK if deadline is None else min(PEER_CHECK, deadline - time.monotonic())
             if wait <= 0:
                 return False
-            if self._rx.poll(wait):
+            if rx.poll(wait):
                 return True
 
-    def _need(self, ring, what):
+    # Called where ``ring`` may be None: the overloads tell the checker that
+    # the call does not return for None, so the ring is known present after.
+    @overload
+    def _need(self, ring: None, what: str) -> NoReturn: ...
+    @overload
+    def _need(self, ring: Optional[Ring], what: str) -> None: ...
+
+    def _need(self, ring: Optional[Ring], what: str) -> None:
         self._checkClosed()
         if ring is None:
             raise io.UnsupportedOperation(f"this end of the stream is not {what}")
 
-    def _fetch(self, target, block):
+    def _fetch(self, target: Union[bytearray, memoryview], block: bool) -> Optional[int]:
         """Receive one record into ``target``; its length, 0 at end-of-file,
         None if ``block`` is false and nothing is there.  A record longer
         than ``target`` comes back from the ring as BufferTooShort."""
-        rx = self._rx
+        rx: Ring = self._rx  # type: ignore[assignment]  # readinto checked it (no cast(): a call per record)
         deadline = None if self.timeout is None else time.monotonic() + max(self.timeout, 0.0)
         # Short slices first: a writer that just closed is seen at once (a
         # ring wait cannot also wait on the socket); an idle stream settles
@@ -166,7 +175,7 @@ class RingStream(io.RawIOBase):
         rx = self._rx
         if rx is None:
             self._need(rx, "readable")
-        view = b if type(b) is bytearray else _bytes_view(b)
+        view: Union[bytearray, memoryview] = b if type(b) is bytearray else _bytes_view(b)
         n = len(view)
         filled = 0
         if self._end > self._pos:
@@ -188,6 +197,7 @@ class RingStream(io.RawIOBase):
             # record's allocation inside BufferTooShort, never data.
             direct = room >= self._hint
             try:
+                target: Union[bytearray, memoryview]
                 if not direct:
                     target = self._buf
                 elif filled:
@@ -230,13 +240,13 @@ class RingStream(io.RawIOBase):
             self._need(tx, "writable")
         if self._poll_hup(0):
             raise BrokenPipeError(32, "Broken pipe: the reading end of the stream is closed")
-        view = b if type(b) is bytes or type(b) is bytearray else _bytes_view(b)
-        n = len(view)
+        data: Union[bytes, bytearray, memoryview] = b if type(b) is bytes or type(b) is bytearray else _bytes_view(b)
+        n = len(data)
         if self.blocking and n <= self._chunk:
             if n:
-                self._send_wait(view)
+                self._send_wait(data)
             return n
-        view = memoryview(view)
+        view = memoryview(data)
         sent = 0
         while sent < n:
             chunk = view[sent:sent + self._chunk]
@@ -250,8 +260,8 @@ class RingStream(io.RawIOBase):
             sent += len(chunk)
         return n
 
-    def _send_wait(self, chunk):
-        tx = self._tx
+    def _send_wait(self, chunk: Union[bytes, bytearray, memoryview]) -> None:
+        tx: Ring = self._tx  # type: ignore[assignment]  # write checked it (no cast(): a call per record)
         try:
             tx.send_bytes(chunk, True, PEER_CHECK)
             return
@@ -272,6 +282,8 @@ class RingStream(io.RawIOBase):
     def max_message_size(self) -> int:
         """The longest record: writes up to this size arrive contiguous."""
         ring = self._tx if self._tx is not None else self._rx
+        if ring is None:
+            self._need(ring, "open")
         return ring.max_message_size
 
     def close(self) -> None:
@@ -284,7 +296,7 @@ class RingStream(io.RawIOBase):
             # Dropped, not closed: the creator unlinks a ring's name only
             # when no end in this process (or a child being spawned) needs it.
             self._rx = self._tx = None
-            self._buf = self._view = None
+            self._buf = self._view = None  # type: ignore[assignment]  # dropped with the rings
             self._unpin()
         super().close()
 
@@ -303,25 +315,25 @@ class _Recovery:
 
     __slots__ = ("_ring", "_since")
 
-    def __init__(self, ring):
+    def __init__(self, ring: Ring) -> None:
         self._ring = ring
         self._since = time.monotonic()
 
-    def tick(self):
+    def tick(self) -> None:
         now = time.monotonic()
         if now - self._since >= RECOVERY_AFTER:
             self._ring.recover()
             self._since = now
 
 
-def _bytes_view(b):
+def _bytes_view(b: Any) -> memoryview:
     view = memoryview(b)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     return view
 
 
-def _rebuild(dupfd, rx, tx, timeout):
+def _rebuild(dupfd: Any, rx: Optional[Ring], tx: Optional[Ring], timeout: Optional[float]) -> RingStream:
     return RingStream(socket.socket(fileno=dupfd.detach()), rx, tx, timeout=timeout)
 
 

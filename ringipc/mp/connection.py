@@ -94,6 +94,9 @@ class Connection:
         return self._sock.fileno()
 
     def close(self) -> None:
+        bell = self.__dict__.pop("_wait_bell", None)  # wait()'s doorbell (waiting.py)
+        if bell is not None:
+            bell.close()
         if self._sock is not None:
             try:
                 self._poller.unregister(self._sock)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Generic, Iterable, List, Optional, TypeVar
 import queue as _queue
 import time
+import weakref
 
 from ..core._ring import Ring
 from ..core import large
@@ -46,6 +47,16 @@ def _decode(data):
     return loads(data)
 
 
+def _slot_releaser(queue_ref, release):
+    def release_slot():
+        release()
+        queue = queue_ref()
+        ring = queue._ring if queue is not None else None
+        if ring is not None:  # None once released at exit
+            ring._notify_writers()
+    return release_slot
+
+
 class Queue(EndsMixin, Generic[_T]):
     """multiprocessing.Queue on a shared-memory ring; ``capacity`` is the ring's size in bytes."""
 
@@ -67,6 +78,13 @@ class Queue(EndsMixin, Generic[_T]):
         self._send = self._ring.send_bytes
         self._recv = self._ring.recv_bytes
         self._release = self._slots.release
+        if self._maxsize != VALUE_MAX:
+            # A bounded queue's put waits for a slot, which a get frees after
+            # the ring's release has rung writers' doorbells: ring them again
+            # once the slot is free (ringipc.asyncio's put waits on them).
+            # Only a fence and a load unless somebody waits.  Weak: a bound
+            # method kept on self would make every bounded queue a cycle.
+            self._release = _slot_releaser(weakref.ref(self), self._slots.release)
         self._take = self._slots.acquire  # called with False: never waits, no system call
         self._slow_puts = False
         self._watch = self._ends = None

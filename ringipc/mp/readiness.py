@@ -7,152 +7,78 @@ Standard-library code reaches into the queues it gets from a context:
 ``_writer.send()``/``close()``, and take ``_rlock``.  :class:`ReaderEnd` and
 :class:`WriterEnd` give a ringipc queue those two ends.
 
-A ring has no descriptor.  :class:`Watch` makes one for the reading process,
-and only once somebody asks for ``fileno()``: an eventfd that is non-zero
-exactly while the ring holds a message.
+A ring has no descriptor of its own.  :class:`Watch` gives the reading
+process one, and only once somebody asks for ``fileno()``: the ring's
+doorbell (ringipc.core.doorbell, csrc/ring_bell.c), kept readable exactly
+while the ring holds a message.
 
-* A watcher thread sleeps on the ring as a reader would (``Ring.poll``: the
-  ring's futex, so writers wake it only because a sleeper is counted, the same
-  wake-up every blocked ``get`` costs) and lights the eventfd when a message
-  is there.  While it is lit, the thread does not sleep on the ring, so
-  writers are not made to wake anybody per message.
+* ``fileno()`` (called by every ``wait()``) decides afresh: it drains the
+  bell and arms it; if the ring holds a message already it lights the
+  descriptor itself, else the next commit by any process rings it.  A wait
+  therefore starts exact, and no thread is involved.
 * Every receive through this process's queue object, after taking a message,
-  puts the eventfd out if the ring is now empty.
-* Both decisions are made under one lock, each on a fresh look at the ring,
-  so the last decision always matches the ring as it was when it was made:
-  a message that arrives later lights it again, a receive that empties the
-  ring puts it out.  ``fileno()`` (called by every ``wait()``) also decides
-  afresh, so a wait starts exact.  A message taken by *another* process is
-  noticed by the thread within ``SLICE`` seconds (it looks again every slice
-  while lit); until then the eventfd may say ready with nothing there.
+  decides afresh the same way if the ring is now empty, so a receive that
+  empties the ring puts the descriptor out before it returns.
+* A message taken by *another* process leaves the descriptor lit until the
+  next ``fileno()``; a ``wait()`` may then say ready with nothing there, as
+  with any descriptor shared by several readers.
 
-Cost: nothing per message while no descriptor was asked for (no thread, no
-eventfd).  While watched: one eventfd write when the ring goes from empty to
-non-empty (plus the futex wake that lets the thread see it) and one eventfd
-read when a receive empties it, so a busy queue pays per burst, not per
-message.  The thread and eventfd go with ``close()``, the queue, or the
-process (an exit hook stops the thread before the rings are released).
+Cost: nothing per message while no descriptor was asked for, and nothing
+per message for writers while the bell is not armed (one relaxed load in
+their notify); one datagram when an armed ring gets its message, and a
+drain and an arm per ``fileno()`` and per receive that empties the ring.
 """
 import os
 import threading
 import weakref
 
-from multiprocessing import util
-
+from ..core.doorbell import Doorbell
 from .pickling import dumps, loads
-
-SLICE = 0.05  # seconds: how often the watcher looks again on its own
 
 _watches = weakref.WeakSet()
 
 
-class _State:
-    """What the watcher thread shares with its Watch (the thread never holds
-    the Watch itself, so dropping the queue stops the thread at once)."""
-
-    def __init__(self, ring):
-        self.ring = ring
-        self.fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self.cond = threading.Condition(threading.Lock())
-        self.lit = False
-        self.active = True
-
-    def set(self, lit):
-        # Called with the condition held.
-        if lit is self.lit:
-            return
-        if lit:
-            os.eventfd_write(self.fd, 1)
-        else:
-            try:
-                os.eventfd_read(self.fd)
-            except BlockingIOError:
-                pass
-            self.cond.notify()
-        self.lit = lit
-
-
 class Watch:
-    """An eventfd that is readable exactly while `ring` holds a message."""
+    """A descriptor that is readable exactly while `ring` holds a message."""
 
     def __init__(self, ring):
-        self._s = state = _State(ring)
-        self._thread = threading.Thread(target=_run, args=(state,), name="ringipc-readiness", daemon=True)
+        self._ring = ring
+        self._bell = Doorbell(ring)
+        # A pool's result thread calls fileno() while other threads receive:
+        # one drain-arm-light at a time keeps the last decision the one seen.
+        self._lock = threading.Lock()
         _watches.add(self)
-        # Exit priority: before sharedstate's exit hook (-20) lets go of the rings.
-        self._finalizer = util.Finalize(self, _stop, (state, self._thread), exitpriority=5)
-        self._thread.start()
 
     @property
     def active(self):
-        return self._s.active
+        return not self._bell.closed and not self._bell.inherited
 
     def fileno(self):
         self.refresh()
-        return self._s.fd
+        return self._bell.fileno()
 
     def refresh(self):
-        """Make the eventfd say what the ring holds now."""
-        s = self._s
-        with s.cond:
-            if s.active:
-                s.set(s.ring.poll(0))
+        """Make the descriptor say what the ring holds now."""
+        bell = self._bell
+        with self._lock:
+            bell.drain()
+            if bell.arm():
+                bell.light()
 
     def consumed(self):
-        """After this process took a message: put the eventfd out if the ring is empty."""
-        s = self._s
-        if s.lit and s.active:
-            with s.cond:
-                if s.active and s.lit and not s.ring.poll(0):
-                    s.set(False)
+        """After this process took a message: put the descriptor out if the ring is empty."""
+        if not self._ring.poll(0) and self.active:
+            self.refresh()
 
     def close(self):
-        self._finalizer()
-
-
-def _stop(state, thread):
-    with state.cond:
-        state.active = False
-        state.cond.notify_all()
-    if thread is not threading.current_thread() and thread.ident is not None:
-        thread.join()
-    os.close(state.fd)
-    state.ring = None
-
-
-def _run(s):
-    ring = s.ring
-    cond = s.cond
-    while True:
-        with cond:
-            if not s.active:
-                return
-            if s.lit:
-                # A receive here puts it out and notifies; another process's
-                # receive is noticed when the slice ends.
-                cond.wait(SLICE)
-                if s.active:
-                    s.set(ring.poll(0))
-                continue
-        try:
-            ready = ring.poll(SLICE)
-        except (ValueError, OSError):
-            return  # the ring was closed under us
-        if ready:
-            with cond:
-                if s.active:
-                    s.set(ring.poll(0))
+        self._bell.close()
 
 
 def _after_fork_in_child():
-    # The thread did not come along; the eventfd is the parent's copy.
+    # The parent owns the bells' names and slots; the child's copies of the
+    # sockets are only descriptors to close.
     for watch in list(_watches):
-        watch._s.active = False
-        watch._finalizer.cancel()
-        try:
-            os.close(watch._s.fd)
-        except OSError:
-            pass
+        watch._bell._sock.close()
     _watches.clear()
 
 

@@ -81,6 +81,34 @@ class SimpleQueue(EndsMixin, Generic[_T]):
             return
         self._ring.send_bytes(large.export(self._ring.name, data))
 
+    # -- for ringipc.asyncio: the same, never blocking ---------------------------
+    def _get_nowait(self):
+        """get(), or queue.Empty at once."""
+        self._check_open()
+        data = self._ring.recv_bytes(False)
+        if self._watch is not None:
+            self._watch.consumed()
+        if data[0]:
+            return loads(data)
+        return oob.decode(data) if oob.is_frame(data) else large.load(data, oob.decode_payload)
+
+    def _encode(self, obj):
+        """What put() writes: encoded once, so that retries after queue.Full
+        do not export a large object again."""
+        self._check_open()
+        data = oob.encode(obj)
+        if (data.size if type(data) is oob.Frame else len(data)) <= self._limit:
+            return data
+        return large.export(self._ring.name, data)
+
+    def _send_nowait(self, data):
+        """Write what _encode() made, or queue.Full at once."""
+        self._check_open()
+        if type(data) is oob.Frame:
+            oob.send(self._ring, data, False)
+        else:
+            self._ring.send_bytes(data, False)
+
     def close(self) -> None:
         self._closed = True
         self._stop_watch()

@@ -57,7 +57,7 @@ class SignalReceiver:
     unblocked, one arriving later would run its default action, which for a
     realtime signal ends the process."""
 
-    def __init__(self, signums: Sequence[int] = (DEFAULT_SIGNAL,)):
+    def __init__(self, signums: Sequence[int] = (DEFAULT_SIGNAL,)) -> None:
         self.signums = tuple(int(s) for s in signums)
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.signums)
         try:

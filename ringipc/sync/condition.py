@@ -19,7 +19,7 @@ process), and the spare wake-up it handed out is taken back.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Callable, Optional, Tuple, TypeVar, Union
 
 from ._sync import Lock, Semaphore
 from .rlock import RLock
@@ -42,23 +42,23 @@ class Condition:
         self.acquire = self._lock.acquire
         self.release = self._lock.release
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         return (Condition, (None, (self._lock, self._sleeping_count, self._wait_semaphore, self._woken_count)))
 
     def __enter__(self) -> bool:
-        return self._lock.__enter__()
+        return bool(self._lock.__enter__())
 
     def __exit__(self, *exc: object) -> None:
-        return self._lock.__exit__(*exc)
+        self._lock.__exit__(*exc)
 
-    def _is_owned(self):
+    def _is_owned(self) -> bool:
         owned = getattr(self._lock, "_is_owned", None)
         if owned is not None:
-            return owned()
+            return bool(owned())
         # A plain Lock: held by someone is the best that can be said.
-        return self._lock.locked()
+        return bool(self._lock.locked())
 
-    def _check_owned(self, what):
+    def _check_owned(self, what: str) -> None:
         if not self._is_owned():
             raise RuntimeError(f"cannot {what} on un-acquired lock")
 
@@ -68,7 +68,7 @@ class Condition:
         save = getattr(self._lock, "_release_save", None)
         state = save() if save is not None else self._lock.release()
         try:
-            return self._wait_semaphore.acquire(True, timeout)
+            return bool(self._wait_semaphore.acquire(True, timeout))
         finally:
             self._woken_count.release()
             restore = getattr(self._lock, "_acquire_restore", None)

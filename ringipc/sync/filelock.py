@@ -19,7 +19,7 @@ import errno
 import fcntl
 import os
 import time
-from typing import Optional
+from typing import Any, Dict, Optional, Tuple
 
 _OFD = hasattr(fcntl, "F_OFD_SETLK")
 _SETLK = fcntl.F_OFD_SETLK if _OFD else fcntl.F_SETLK
@@ -51,7 +51,7 @@ class FileLock:
     description, and so the lock; pickling gives an unlocked lock on the same
     range (a new open in the receiving process)."""
 
-    def __init__(self, path: "os.PathLike[str] | str", start: int = 0, length: int = 0):
+    def __init__(self, path: "os.PathLike[str] | str", start: int = 0, length: int = 0) -> None:
         if start < 0 or length < 0:
             raise ValueError("start and length must be >= 0")
         self.path, self.start, self.length = os.fspath(path), start, length
@@ -99,7 +99,7 @@ class FileLock:
         self._set(fcntl.F_UNLCK, _SETLK)
         self.mode = None
 
-    def holder(self) -> Optional[dict]:
+    def holder(self) -> Optional[Dict[str, Any]]:
         """Who holds a lock that would block an exclusive one here:
         {"mode", "pid"} (pid -1 for open-file-description locks, which the
         kernel does not tie to a process), or None."""
@@ -135,7 +135,7 @@ class FileLock:
         except Exception:
             pass
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         return (FileLock, (self.path, self.start, self.length))
 
     def __repr__(self) -> str:
@@ -144,7 +144,7 @@ class FileLock:
 
 
 class _Held:
-    def __init__(self, lock: FileLock, shared: bool, timeout: Optional[float]):
+    def __init__(self, lock: FileLock, shared: bool, timeout: Optional[float]) -> None:
         self.lock, self.is_shared, self.timeout = lock, shared, timeout
 
     def __enter__(self) -> FileLock:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 from ._sync import Lock
 
@@ -26,7 +26,7 @@ class RLock:
     def __init__(self, name: Optional[str] = None, on_owner_death: Optional[Callable[..., Any]] = None,
                  _lock: Optional[Lock] = None) -> None:
         self._lock = _lock if _lock is not None else Lock(name, on_owner_death=on_owner_death)
-        self._owner = None  # (pid, thread ident) of the holder, in the holding process only
+        self._owner: Optional[Tuple[int, int]] = None  # (pid, thread ident) of the holder, in the holding process only
         self._count = 0
 
     @classmethod
@@ -41,10 +41,10 @@ class RLock:
     def owner_died(self) -> bool:
         return self._lock.owner_died
 
-    def _me(self):
+    def _me(self) -> Tuple[int, int]:
         return os.getpid(), threading.get_ident()
 
-    def _is_owned(self):
+    def _is_owned(self) -> bool:
         return self._count > 0 and self._owner == self._me()
 
     def acquire(self, block: bool = True, timeout: Optional[float] = None, *, blocking: Optional[bool] = None) -> bool:
@@ -67,11 +67,11 @@ class RLock:
             self._lock.release()
 
     # Condition's hooks: give the lock up entirely while waiting, then restore.
-    def _recursion_count(self):
+    def _recursion_count(self) -> int:
         """How often the calling thread holds it (0 if it does not)."""
         return self._count if self._is_owned() else 0
 
-    def _release_save(self):
+    def _release_save(self) -> int:
         if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         state = self._count
@@ -79,7 +79,7 @@ class RLock:
         self._lock.release()
         return state
 
-    def _acquire_restore(self, state):
+    def _acquire_restore(self, state: int) -> None:
         self._lock.acquire()
         self._owner, self._count = self._me(), state
 
@@ -89,7 +89,7 @@ class RLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Callable[..., "RLock"], Tuple[Any, ...]]:
         # The Lock pickles itself: by name, or (anonymous) as a descriptor.
         return (_rlock_over, (self._lock,))
 
@@ -99,9 +99,9 @@ class RLock:
     def __repr__(self) -> str:
         # multiprocessing's form: "<RLock(owner, count)>".
         if self._count:
-            return f"<RLock({self._owner[0]}|{self._owner[1]}, {self._count})>"
+            return f"<RLock({self._owner[0]}|{self._owner[1]}, {self._count})>"  # type: ignore[index]  # owned while counted
         return f"<RLock({'SomeOtherProcess' if self._lock.locked() else None}, 0)>"
 
 
-def _rlock_over(lock):
+def _rlock_over(lock: Any) -> "RLock":
     return RLock(_lock=lock)

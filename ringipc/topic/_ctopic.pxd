@@ -69,3 +69,5 @@ cdef extern from "topic.h" nogil:
     void tp_debug_state(tp_handle *h, uint64_t *out)
     uint64_t rip_self_owner()
     int rip_owner_alive(uint64_t owner)
+    const char *rip_wait_backend_name()
+    int rip_chaos_build()

@@ -12,6 +12,8 @@ RECOVERY_EVERY: float
 DEFAULT_SPIN: int
 MAX_HANDLES: int
 POLICIES: Dict[str, int]
+WAIT_BACKEND: str
+CHAOS_BUILD: bool
 
 class MessageOverwritten(RingError, BufferError): ...
 

@@ -177,3 +177,38 @@ def topics() -> bytes:
         pass
     topic.close()
     return got
+
+
+async def awaiting() -> int:
+    """ringipc.asyncio: every endpoint awaitable (docs/asyncio.md)."""
+    from ringipc import asyncio as rasyncio
+
+    q: rasyncio.Queue[int] = rasyncio.Queue(maxsize=8)
+    async with q:
+        await q.put(1)
+        q.put_nowait(2)
+        total: int = await q.get() + q.get_nowait()
+    sq: rasyncio.SimpleQueue[str] = rasyncio.SimpleQueue()
+    await sq.put("a")
+    text: str = await sq.get()
+    sq.close()
+    jq: rasyncio.JoinableQueue[int] = rasyncio.JoinableQueue()
+    await jq.put(3)
+    total += await jq.get()
+    jq.task_done()
+    await jq.join()
+    jq.close()
+    a, b = rasyncio.Pipe()
+    async with a, b:
+        await a.send({"n": 1})
+        got: Any = await b.recv()
+        await b.send_bytes(b"xyz")
+        buf = bytearray(8)
+        total += await a.recv_bytes_into(buf)
+    async with rasyncio.AsyncRing(1 << 16) as ring:
+        await ring.send_bytes(b"r")
+        data: bytes = await ring.recv_bytes()
+        ring.shutdown("write")
+        async for message in ring:
+            total += len(message)
+    return total + len(text) + len(data) + len(got)

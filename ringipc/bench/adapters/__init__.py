@@ -7,6 +7,7 @@ users' own transports).
 """
 import fnmatch
 import importlib
+from typing import Any, List, Optional, Sequence
 
 MODULES = [
     "ringipc.bench.adapters.ringipc_core",
@@ -17,26 +18,28 @@ MODULES = [
     "ringipc.bench.adapters.peers",
     "ringipc.bench.adapters.datagrams",
     "ringipc.bench.adapters.iceoryx",
+    "ringipc.bench.adapters.shm_peers",
     "ringipc.bench.adapters.fanout",
+    "ringipc.bench.adapters.fanout_peers",
 ]
 
 #: what every ratio is taken against (fan-out scenarios: FANOUT_BASELINE)
 BASELINE = "mp.Queue"
 from ringipc.bench.fanout import FANOUT_BASELINE  # noqa: E402
 
-_extra = []
+_extra: List[Any] = []
 
 
-def register(facility):
+def register(facility: Any) -> None:
     """Add a facility to every later ``all_facilities()`` in this process."""
     _extra.append(facility)
 
 
-def unregister(facility):
+def unregister(facility: Any) -> None:
     _extra.remove(facility)
 
 
-def all_facilities():
+def all_facilities() -> List[Any]:
     out = []
     for name in MODULES:
         out.extend(importlib.import_module(name).FACILITIES)
@@ -49,11 +52,11 @@ def all_facilities():
     return out
 
 
-def _patterns(text):
+def _patterns(text: Optional[str]) -> List[str]:
     return [p.strip() for p in (text or "").split(",") if p.strip()]
 
 
-def select(only=None, skip=None):
+def select(only: Optional[str] = None, skip: Optional[str] = None) -> List[Any]:
     """Facilities matching ``only`` (comma-separated globs; all when empty) and not ``skip``.
 
     The baseline is kept whenever ``only`` is given and ``skip`` does not name it,
@@ -66,13 +69,13 @@ def select(only=None, skip=None):
         if not fnmatch.filter(names, pattern):
             raise ValueError(f"no facility matches {pattern!r}; known: {', '.join(names)}")
 
-    def named(f):
+    def named(f: Any) -> bool:
         return any(fnmatch.fnmatchcase(f.name, p) for p in only_p)
 
     # The fan-out baseline is kept when a fan-out facility is asked for.
     fanout_asked = any(getattr(f, "fanout", False) and named(f) for f in facilities)
 
-    def wanted(f):
+    def wanted(f: Any) -> bool:
         if any(fnmatch.fnmatchcase(f.name, p) for p in skip_p):
             return False
         if not only_p or f.name == BASELINE or (fanout_asked and f.name == FANOUT_BASELINE):

@@ -7,7 +7,7 @@ facility the same way, so a difference in the numbers is the facility's.
 """
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List
+from typing import Any, Callable, List, Optional, Tuple
 
 from ringipc.bench.adapters.framing import LARGE
 from ringipc.bench.payload import Payload, Verifier
@@ -25,8 +25,8 @@ BATCH_SCENARIOS = ("throughput", "mpmc")
 class Channel:
     """Picklable ends handed to children; ``close`` runs in the parent after they exit."""
 
-    producer_ends: List
-    consumer_ends: List
+    producer_ends: List[Any]
+    consumer_ends: List[Any]
     close: Callable[[], None] = field(default=lambda: None)
 
 
@@ -36,14 +36,14 @@ class Deferred:
     ``resolve()`` after ``connected()``, so the timed loop pays no
     indirection; called before that, it forwards."""
 
-    def __init__(self, resolve):
+    def __init__(self, resolve: Callable[[], Any]) -> None:
         self.resolve = resolve
 
-    def __call__(self, *args):
+    def __call__(self, *args: Any) -> Any:
         return self.resolve()(*args)
 
 
-def resolved(fn):
+def resolved(fn: Any) -> Any:
     """``fn``, or what it stands for if it is a :class:`Deferred`."""
     return fn.resolve() if isinstance(fn, Deferred) else fn
 
@@ -57,53 +57,53 @@ class Facility:
     #: the sender copies the message before returning, so a reused buffer may be passed
     copies_on_send = False
     #: scenario names this facility can run (None: all)
-    scenarios = None
+    scenarios: Optional[Tuple[str, ...]] = None
     #: the producer hands lists of ``batch_messages(size)`` messages to ``open_batch_sender``
     batched = False
 
     # -- in the parent ----------------------------------------------------------------
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         """(True, "") or (False, why): missing package, API not landed yet ..."""
         return True, ""
 
-    def supports(self, size, producers=1, consumers=1):
+    def supports(self, size: int, producers: int = 1, consumers: int = 1) -> Tuple[bool, str]:
         """(True, "") or (False, why) for one configuration of an available facility."""
         if (producers > 1 or consumers > 1) and not self.mpmc:
             return False, "no shared many-to-many channel"
         return True, ""
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         raise NotImplementedError
 
     # -- in a child: connect/attach here, outside the timed region -----------------------
-    def open_sender(self, end, size):
+    def open_sender(self, end: Any, size: int) -> Callable[[Any], Any]:
         """Return ``send(msg)``."""
         raise NotImplementedError
 
-    def open_receiver(self, end, size):
+    def open_receiver(self, end: Any, size: int) -> Callable[[], Any]:
         """Return ``recv() -> bytes-like`` (may reuse one buffer between calls)."""
         raise NotImplementedError
 
-    def open_batch_sender(self, end, size):
+    def open_batch_sender(self, end: Any, size: int) -> Callable[[List[Any]], Any]:
         """Return ``send_many(list_of_msgs)``."""
         raise NotImplementedError
 
-    def open_batch_receiver(self, end, size):
+    def open_batch_receiver(self, end: Any, size: int) -> Optional[Callable[[], List[Any]]]:
         """Return ``recv_many() -> list`` or None to receive one at a time."""
         return None
 
-    def connected(self):
+    def connected(self) -> None:
         """Called in the child once all its ends are open: finish connecting (accepts)."""
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         """Called in the child after its loop (flush feeder threads, close handles)."""
 
     # -- the shared loops ----------------------------------------------------------------
-    def batch_messages(self, size):
+    def batch_messages(self, size: int) -> int:
         # A batch of about 256 KiB keeps big messages from all landing in one call.
         return max(1, min(64, (256 << 10) // size))
 
-    def producer(self, send, n, size, pid=0, consumers=1):
+    def producer(self, send: Callable[..., Any], n: int, size: int, pid: int = 0, consumers: int = 1) -> int:
         """Send n messages then one stop marker per consumer; return the start time (ns)."""
         batch = self.batch_messages(size) if self.batched else 1
         payload = Payload(size, pid, slots=batch)
@@ -131,7 +131,8 @@ class Facility:
                 send(payload.stop())
         return t0
 
-    def consumer(self, recv, recv_many, size, producers=1, consumers=1):
+    def consumer(self, recv: Callable[..., Any], recv_many: Optional[Callable[[], Any]], size: int,
+                 producers: int = 1, consumers: int = 1) -> Tuple[int, Any]:
         """Receive until every producer's stop marker; return (end time ns, digest)."""
         verifier = Verifier(size, producers, strict=consumers == 1)
         check = verifier.check
@@ -183,7 +184,7 @@ class Facility:
         t1 = time.monotonic_ns()
         return t1, verifier.digest()
 
-    def ping(self, send, recv, n, size, warmup=100):
+    def ping(self, send: Callable[..., Any], recv: Callable[..., Any], n: int, size: int, warmup: int = 100) -> List[int]:
         """Round trips of one message; return sorted round-trip times in ns."""
         payload = Payload(size)
         make = payload.message if self.copies_on_send else payload.message_bytes
@@ -202,7 +203,7 @@ class Facility:
         times.sort()
         return times
 
-    def echo(self, send, recv, size):
+    def echo(self, send: Callable[..., Any], recv: Callable[..., Any], size: int) -> None:
         """Send back every message until the stop marker."""
         verifier = Verifier(size)
         while True:
@@ -217,20 +218,20 @@ class SharedQueue(Facility):
 
     mpmc = True
 
-    def make_queue(self, size):
+    def make_queue(self, size: int) -> Any:
         raise NotImplementedError
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         q = self.make_queue(size)
         return Channel([q] * producers, [q] * consumers, getattr(q, "close", lambda: None))
 
-    def open_sender(self, q, size):
+    def open_sender(self, q: Any, size: int) -> Callable[[Any], Any]:
         return q.put
 
-    def open_receiver(self, q, size):
+    def open_receiver(self, q: Any, size: int) -> Callable[[], Any]:
         return q.get
 
-    def close_end(self, q):
+    def close_end(self, q: Any) -> None:
         # Queues whose put() hands objects to a feeder thread: wait until it has written them all.
         if hasattr(q, "join_thread"):
             q.close()
@@ -242,33 +243,33 @@ class ConnectionPair(Facility):
 
     copies_on_send = True
 
-    def make_pair(self, size):
+    def make_pair(self, size: int) -> Any:
         """Return (receiving end, sending end)."""
         raise NotImplementedError
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         r, w = self.make_pair(size)
 
-        def close():
+        def close() -> None:
             r.close()
             w.close()
 
         return Channel([w], [r], close)
 
-    def open_sender(self, conn, size):
+    def open_sender(self, conn: Any, size: int) -> Callable[[Any], Any]:
         return conn.send_bytes
 
-    def open_receiver(self, conn, size):
+    def open_receiver(self, conn: Any, size: int) -> Callable[[], Any]:
         if size >= LARGE:
             return into_receiver(conn.recv_bytes_into, size)
         return conn.recv_bytes
 
 
-def into_receiver(recv_bytes_into, size):
+def into_receiver(recv_bytes_into: Callable[..., Any], size: int) -> Callable[[], Any]:
     """Receive into one reused exact-size buffer, as a user moving big messages would."""
     buf = bytearray(size)
 
-    def recv():
+    def recv() -> Any:
         got = recv_bytes_into(buf)
         return buf if got == size else bytes(got)  # a wrong length fails verification
 

@@ -12,6 +12,7 @@ as a failed run.
 """
 import random
 import socket
+from typing import Any, Callable, Dict, Tuple
 
 from ringipc.bench.adapters.base import Channel, Facility
 from ringipc.bench.adapters.peers import _have
@@ -25,7 +26,7 @@ class UnixgramChannel(Transport):
 
     name = "unixgram.ringipc"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("unixgram")
 
 
@@ -36,12 +37,12 @@ class UnixgramSocket(Facility):
     name = "unixgram.socket"
     copies_on_send = True
 
-    def _pair(self, size):
+    def _pair(self, size: int) -> Any:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF_SLACK + 2 * size)
         return a, b
 
-    def supports(self, size, producers=1, consumers=1):
+    def supports(self, size: int, producers: int = 1, consumers: int = 1) -> Tuple[bool, str]:
         a, b = self._pair(size)
         try:
             a.setblocking(False)
@@ -53,23 +54,23 @@ class UnixgramSocket(Facility):
             b.close()
         return super().supports(size, producers, consumers)
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         a, b = self._pair(size)
 
-        def close():
+        def close() -> None:
             a.close()
             b.close()
 
         return Channel([a], [b], close)
 
-    def open_sender(self, end, size):
+    def open_sender(self, end: Any, size: int) -> Callable[[Any], Any]:
         return end.send
 
-    def open_receiver(self, end, size):
+    def open_receiver(self, end: Any, size: int) -> Callable[[], Any]:
         return packet_receiver(end, size)
 
 
-def _msgmax():
+def _msgmax() -> int:
     try:
         with open("/proc/sys/kernel/msgmax") as f:
             return int(f.read())
@@ -82,16 +83,16 @@ class SysvMqChannel(Transport):
 
     name = "sysvmq.ringipc"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("sysvmq")
 
-    def _address(self):
+    def _address(self) -> str:
         return f"sysvmq://{random.randrange(1 << 24, 1 << 30)}"
 
-    def _options(self, size):
+    def _options(self, size: int) -> Dict[str, Any]:
         return {"max_message_size": size + 1}  # control messages are one byte longer than any data
 
-    def supports(self, size, producers=1, consumers=1):
+    def supports(self, size: int, producers: int = 1, consumers: int = 1) -> Tuple[bool, str]:
         try:
             from ringipc.channels.transports.sysvmq import check_limits
 
@@ -110,15 +111,15 @@ class SysvMqDirect(Facility):
     copies_on_send = True
     mpmc = True
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("sysv_ipc", "ringipc's own dependency")
 
-    def supports(self, size, producers=1, consumers=1):
+    def supports(self, size: int, producers: int = 1, consumers: int = 1) -> Tuple[bool, str]:
         if size > _msgmax():
             return False, f"{size} B is over kernel.msgmax ({_msgmax()} B)"
         return super().supports(size, producers, consumers)
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         import sysv_ipc
 
         while True:
@@ -129,25 +130,25 @@ class SysvMqDirect(Facility):
             except sysv_ipc.ExistentialError:
                 continue
 
-        def close():
+        def close() -> None:
             q.remove()
 
         return Channel([q.key] * producers, [q.key] * consumers, close)
 
-    def open_sender(self, key, size):
+    def open_sender(self, key: Any, size: int) -> Callable[[Any], Any]:
         import sysv_ipc
 
         send = sysv_ipc.MessageQueue(key, max_message_size=size).send
         return lambda msg: send(msg, True, 1)
 
-    def open_receiver(self, key, size):
+    def open_receiver(self, key: Any, size: int) -> Callable[[], Any]:
         import sysv_ipc
 
         receive = sysv_ipc.MessageQueue(key, max_message_size=size).receive
         return lambda: receive(True, 1)[0]
 
 
-def _free_udp_port():
+def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -159,10 +160,10 @@ class UdpChannel(Transport):
     name = "udp.ringipc"
     scenarios = ("latency",)
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("udp")
 
-    def _address(self):
+    def _address(self) -> str:
         return f"udp://127.0.0.1:{_free_udp_port()}"
 
 
@@ -172,7 +173,7 @@ class UdpSocket(UnixgramSocket):
     name = "udp.socket"
     scenarios = ("latency",)
 
-    def _pair(self, size):
+    def _pair(self, size: int) -> Any:
         a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         a.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ digest must equal the whole stream's, and the rate counts every delivery
 import os
 import tempfile
 import uuid
+from typing import Any, Callable, Tuple
 
 from ringipc.bench.adapters.base import Channel, Facility, into_receiver
 from ringipc.bench.adapters.framing import LARGE
@@ -20,7 +21,7 @@ class FanoutFacility(Facility):
     fanout = True
     mpmc = True  # several consumers share the channel
 
-    def producer(self, send, n, size, pid=0, consumers=1):
+    def producer(self, send: Callable[..., Any], n: int, size: int, pid: int = 0, consumers: int = 1) -> int:
         # One stop marker reaches every subscriber.
         return super().producer(send, n, size, pid, consumers=1)
 
@@ -32,30 +33,28 @@ class TopicFanout(FanoutFacility):
     copies_on_send = True
     policy = "lossless"
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _api("Topic")
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         from ringipc import Topic
 
+        # Anonymous (memfd): the topic object itself goes to the children,
+        # which receive its descriptor.
         topic = Topic(capacity=_capacity(size), policy=self.policy)
-        return Channel([topic.name] * producers, [topic.name] * consumers, topic.close)
+        return Channel([topic] * producers, [topic] * consumers, topic.close)
 
-    def open_sender(self, name, size):
-        from ringipc import Topic
-
-        self._pub = Topic.attach(name).publisher()
+    def open_sender(self, topic, size):
+        self._pub = topic.publisher()
         return self._pub.send_bytes
 
-    def open_receiver(self, name, size):
-        from ringipc import Topic
-
-        self._sub = Topic.attach(name).subscribe()
+    def open_receiver(self, topic, size):
+        self._sub = topic.subscribe()
         if size >= LARGE:
             return into_receiver(self._sub.recv_bytes_into, size)
         return self._sub.recv_bytes
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         for attr in ("_pub", "_sub"):
             handle = self.__dict__.pop(attr, None)
             if handle is not None:
@@ -67,31 +66,31 @@ class MpQueuePerSubscriber(FanoutFacility):
 
     name = FANOUT_BASELINE
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         queues = [ctx.Queue() for _ in range(consumers)]
 
-        def close():
+        def close() -> None:
             for q in queues:
                 q.close()
 
         return Channel([tuple(queues)] * producers, queues, close)
 
-    def open_sender(self, queues, size):
+    def open_sender(self, queues: Any, size: int) -> Callable[[Any], Any]:
         puts = [q.put for q in queues]
 
-        def send(msg):
+        def send(msg: Any) -> None:
             for put in puts:
                 put(msg)
 
         return send
 
-    def open_receiver(self, q, size):
+    def open_receiver(self, q: Any, size: int) -> Callable[[], Any]:
         return q.get
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         for q in end if isinstance(end, tuple) else (end,):
             q.close()
             q.join_thread()
@@ -105,13 +104,13 @@ class ZmqPubSub(FanoutFacility):
 
     name = "zmq PUB/SUB"
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("zmq")
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         path = os.path.join(tempfile.gettempdir(), f"ringipc-bench-{uuid.uuid4().hex[:12]}.ipc")
 
-        def close():
+        def close() -> None:
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -119,10 +118,10 @@ class ZmqPubSub(FanoutFacility):
 
         return Channel([("pub", path, consumers)] * producers, [("sub", path, 0)] * consumers, close)
 
-    def _hwm(self, size):
+    def _hwm(self, size: int) -> int:
         return 1000 if size < LARGE else 16
 
-    def open_sender(self, end, size):
+    def open_sender(self, end: Any, size: int) -> Callable[[Any], Any]:
         import zmq
 
         _, path, subscribers = end
@@ -134,7 +133,7 @@ class ZmqPubSub(FanoutFacility):
         self._pub = (sock, subscribers)
         return sock.send
 
-    def open_receiver(self, end, size):
+    def open_receiver(self, end: Any, size: int) -> Callable[[], Any]:
         import zmq
 
         _, path, _ = end
@@ -145,7 +144,7 @@ class ZmqPubSub(FanoutFacility):
         self._sub = sock
         return sock.recv
 
-    def connected(self):
+    def connected(self) -> None:
         pub = self.__dict__.get("_pub")
         if pub is None:
             return
@@ -155,7 +154,7 @@ class ZmqPubSub(FanoutFacility):
                 raise TimeoutError("zmq subscribers did not connect")
             sock.recv()
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         import zmq
 
         for attr in ("_pub", "_sub"):

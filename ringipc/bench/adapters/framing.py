@@ -3,6 +3,7 @@
 Shared by every stream adapter so they differ only in the syscall underneath.
 """
 import struct
+from typing import Any, Callable, List, Tuple
 
 LENGTH = struct.Struct("<I")
 #: above this a message is read straight into one reused buffer instead of copied out
@@ -17,7 +18,7 @@ class FrameReader:
     bytearray that stays valid until the next call.
     """
 
-    def __init__(self, readinto, chunk=64 << 10):
+    def __init__(self, readinto: Callable[..., Any], chunk: int = 64 << 10) -> None:
         self._readinto = readinto
         self._buf = bytearray(chunk)
         self._view = memoryview(self._buf)
@@ -25,7 +26,7 @@ class FrameReader:
         self._end = 0
         self._large = bytearray()
 
-    def _fill(self, need):
+    def _fill(self, need: int) -> None:
         """Make at least ``need`` bytes available at ``_start``."""
         if self._start + need > len(self._buf):
             avail = self._end - self._start
@@ -37,7 +38,7 @@ class FrameReader:
                 raise EOFError("stream closed in the middle of a frame" if self._end > self._start else "stream closed")
             self._end += got
 
-    def recv(self):
+    def recv(self) -> Any:
         self._fill(LENGTH.size)
         (length,) = LENGTH.unpack_from(self._buf, self._start)
         self._start += LENGTH.size
@@ -65,11 +66,11 @@ class FrameReader:
 SMALL = 16 << 10
 
 
-def frame_sender(write, writev):
+def frame_sender(write: Callable[..., Any], writev: Callable[..., Any]) -> Callable[[Any], None]:
     """``send(msg)`` writing one frame: ``write(bytes) -> int`` for small
     messages, ``writev(list) -> int`` (no copy) for large ones."""
 
-    def send(msg):
+    def send(msg: Any) -> None:
         if len(msg) < SMALL:
             data = LENGTH.pack(len(msg)) + msg
             sent = write(data)
@@ -81,7 +82,7 @@ def frame_sender(write, writev):
     return send
 
 
-def frames(msgs):
+def frames(msgs: Any) -> List[Any]:
     """The iovec list for one vectored write of ``msgs``: length, data, length, data ..."""
     out = []
     for msg in msgs:
@@ -90,7 +91,7 @@ def frames(msgs):
     return out
 
 
-def write_all(writev, parts):
+def write_all(writev: Callable[..., Any], parts: Any) -> None:
     """Vectored write of ``parts``, resuming after a short write."""
     total = sum(len(p) for p in parts)
     sent = writev(parts)
@@ -109,7 +110,7 @@ def write_all(writev, parts):
         sent = writev(parts)
 
 
-def file_writev(stream, parts):
+def file_writev(stream: Any, parts: Any) -> int:
     """A vectored write made of ``stream.write`` calls, for file-like streams without writev."""
     total = 0
     for part in parts:
@@ -127,14 +128,14 @@ class FdEnd:
     hand a connection's descriptor to a child it is starting.
     """
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         from multiprocessing.reduction import DupFd
 
         return _rebuild_fd, (DupFd(self.fd),)
 
 
-def _rebuild_fd(dup):
+def _rebuild_fd(dup: Any) -> "FdEnd":
     return FdEnd(dup.detach())

@@ -8,6 +8,7 @@ comparison is with lossless queues.
 import ctypes
 import time
 import uuid
+from typing import Any, Callable, Tuple
 
 from ringipc.bench.adapters.base import Channel, Facility
 
@@ -17,15 +18,16 @@ _PATIENCE = 20.0  # seconds to wait for the service and the peer port to appear
 class Iceoryx2(Facility):
     name = "iceoryx2"
     depth = 64  # samples a subscriber may hold unread
+    history = 0  # samples a late subscriber receives on connecting
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         try:
             import iceoryx2  # noqa: F401
         except ImportError as exc:
             return False, f"iceoryx2 not installed (ringipc[bench]): {exc}"
         return True, ""
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         name = f"ringipc-bench-{uuid.uuid4().hex[:12]}"
         # Created here, before the children start, so that they only ever open it:
         # no two processes race to create one service with its overflow settings.
@@ -33,7 +35,7 @@ class Iceoryx2(Facility):
         held = [self._service(name, _new_node())]
         return Channel([name], [name], held.clear)
 
-    def _service(self, name, node=None):
+    def _service(self, name: str, node: Any = None) -> Any:
         import iceoryx2 as iox2
 
         if node is None:
@@ -47,7 +49,7 @@ class Iceoryx2(Facility):
                     .publish_subscribe(iox2.Slice[ctypes.c_uint8])
                     .enable_safe_overflow(False)
                     .subscriber_max_buffer_size(self.depth)
-                    .history_size(0)
+                    .history_size(self.history)
                     .open_or_create()
                 )
             except Exception:
@@ -56,7 +58,7 @@ class Iceoryx2(Facility):
                     raise
                 time.sleep(0.005)
 
-    def open_sender(self, name, size):
+    def open_sender(self, name: str, size: int) -> Callable[[Any], Any]:
         import iceoryx2 as iox2
 
         service = self._service(name)
@@ -70,7 +72,7 @@ class Iceoryx2(Facility):
         self.__dict__.setdefault("_waiting", []).append((service, pub))
         memmove = ctypes.memmove
 
-        def send(msg):
+        def send(msg: Any) -> None:
             n = len(msg)
             sample = pub.loan_slice_uninit(n)
             memmove(sample.payload_ptr, msg, n)
@@ -78,13 +80,13 @@ class Iceoryx2(Facility):
 
         return send
 
-    def open_receiver(self, name, size):
+    def open_receiver(self, name: str, size: int) -> Callable[[], Any]:
         service = self._service(name)
         sub = service.subscriber_builder().buffer_size(self.depth).create()
         self.__dict__.setdefault("_ports", []).append(sub)
         receive = sub.receive
 
-        def recv():
+        def recv() -> Any:
             while True:
                 sample = receive()
                 if sample is not None:
@@ -95,7 +97,7 @@ class Iceoryx2(Facility):
 
         return recv
 
-    def connected(self):
+    def connected(self) -> None:
         # A sample published before the subscriber exists reaches nobody: wait for it.
         deadline = time.monotonic() + _PATIENCE
         for service, pub in self.__dict__.get("_waiting", []):
@@ -106,7 +108,7 @@ class Iceoryx2(Facility):
             pub.update_connections()
 
 
-def _new_node():
+def _new_node() -> Any:
     import iceoryx2 as iox2
 
     iox2.set_log_level_from_env_or(iox2.LogLevel.Error)  # no "default config" notice per process

@@ -1,5 +1,6 @@
 """multiprocessing's own channels: the baseline every ratio is taken against."""
 import multiprocessing
+from typing import Any
 
 from ringipc.bench.adapters.base import ConnectionPair, SharedQueue
 
@@ -9,14 +10,14 @@ _ctx = multiprocessing.get_context("spawn")
 class MpQueue(SharedQueue):
     name = "mp.Queue"
 
-    def make_queue(self, size):
+    def make_queue(self, size: int) -> Any:
         return _ctx.Queue()
 
 
 class MpSimpleQueue(SharedQueue):
     name = "mp.SimpleQueue"
 
-    def make_queue(self, size):
+    def make_queue(self, size: int) -> Any:
         return _ctx.SimpleQueue()
 
 
@@ -25,7 +26,7 @@ class MpPipe(ConnectionPair):
 
     name = "mp.Pipe"
 
-    def make_pair(self, size):
+    def make_pair(self, size: int) -> Any:
         return _ctx.Pipe()
 
 

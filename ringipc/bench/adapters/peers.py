@@ -7,11 +7,12 @@ import importlib
 import os
 import tempfile
 import uuid
+from typing import Any, Callable, List, Optional, Tuple
 
 from ringipc.bench.adapters.base import BATCH_SCENARIOS, Channel, Facility, SharedQueue
 
 
-def _have(module, extra="ringipc[bench]"):
+def _have(module: str, extra: str = "ringipc[bench]") -> Tuple[bool, str]:
     try:
         importlib.import_module(module)
     except ImportError as exc:
@@ -25,10 +26,10 @@ class PosixMq(Facility):
     copies_on_send = True
     depth = 10  # Linux's default fs.mqueue.msg_max for unprivileged users
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("posix_ipc", "ringipc's own dependency")
 
-    def _create(self, size):
+    def _create(self, size: int) -> Any:
         import posix_ipc
 
         return posix_ipc.MessageQueue(
@@ -36,7 +37,7 @@ class PosixMq(Facility):
             max_messages=self.depth, max_message_size=size,
         )
 
-    def supports(self, size, producers=1, consumers=1):
+    def supports(self, size: int, producers: int = 1, consumers: int = 1) -> Tuple[bool, str]:
         try:
             q = self._create(size)
         except (OSError, ValueError, Exception) as exc:  # posix_ipc raises its own classes
@@ -45,21 +46,21 @@ class PosixMq(Facility):
         q.unlink()
         return super().supports(size, producers, consumers)
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         q = self._create(size)
 
-        def close():
+        def close() -> None:
             q.close()
             q.unlink()
 
         return Channel([q.name] * producers, [q.name] * consumers, close)
 
-    def open_sender(self, name, size):
+    def open_sender(self, name: str, size: int) -> Callable[[Any], Any]:
         import posix_ipc
 
         return posix_ipc.MessageQueue(name).send
 
-    def open_receiver(self, name, size):
+    def open_receiver(self, name: str, size: int) -> Callable[[], Any]:
         import posix_ipc
 
         receive = posix_ipc.MessageQueue(name).receive
@@ -69,10 +70,10 @@ class PosixMq(Facility):
 class FasterFifo(SharedQueue):
     name = "faster-fifo"
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("faster_fifo")
 
-    def make_queue(self, size):
+    def make_queue(self, size: int) -> Any:
         from faster_fifo import Queue
 
         # Its buffer must hold a pickled message plus framing, with room to stream.
@@ -84,10 +85,10 @@ class FasterFifoMany(FasterFifo):
     batched = True
     scenarios = BATCH_SCENARIOS
 
-    def open_batch_sender(self, end, size):
+    def open_batch_sender(self, end: Any, size: int) -> Callable[[List[Any]], Any]:
         return end.put_many
 
-    def open_batch_receiver(self, end, size):
+    def open_batch_receiver(self, end: Any, size: int) -> Optional[Callable[[], List[Any]]]:
         get_many = end.get_many
         return lambda: get_many(max_messages_to_get=64)
 
@@ -107,14 +108,14 @@ class ZmqPushPull(Facility):
     # so it must be handed immutable bytes, as real users do.
     copies_on_send = False
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _have("zmq")
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         paths = tuple(os.path.join(tempfile.gettempdir(), f"ringipc-bench-{uuid.uuid4().hex[:12]}.ipc")
                       for _ in range(consumers))
 
-        def close():
+        def close() -> None:
             for path in paths:
                 try:
                     os.unlink(path)
@@ -123,7 +124,7 @@ class ZmqPushPull(Facility):
 
         return Channel([("connect", paths)] * producers, [("bind", (path,)) for path in paths], close)
 
-    def _socket(self, end, kind):
+    def _socket(self, end: Any, kind: str) -> Any:
         import zmq
 
         how, paths = end
@@ -138,17 +139,17 @@ class ZmqPushPull(Facility):
         self.__dict__.setdefault("_socks", {})[end] = (sock, monitor, len(paths))
         return sock
 
-    def open_sender(self, end, size):
+    def open_sender(self, end: Any, size: int) -> Callable[[Any], Any]:
         import zmq
 
         return self._socket(end, zmq.PUSH).send
 
-    def open_receiver(self, end, size):
+    def open_receiver(self, end: Any, size: int) -> Callable[[], Any]:
         import zmq
 
         return self._socket(end, zmq.PULL).recv
 
-    def connected(self):
+    def connected(self) -> None:
         from zmq.utils.monitor import recv_monitor_message
 
         # connect() returns before the connection exists (and retries every 100 ms
@@ -165,7 +166,7 @@ class ZmqPushPull(Facility):
             sock.disable_monitor()
             monitor.close()
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         import zmq
 
         socks = self.__dict__.get("_socks", {})

@@ -1,4 +1,6 @@
 """ringipc's own facilities: the raw ring and the multiprocessing drop-ins (the stream mode is in ringipc_stream)."""
+from typing import Any, Callable, List, Literal, Optional, Tuple
+
 from ringipc.bench.adapters.base import (
     BATCH_SCENARIOS, Channel, ConnectionPair, Facility, SharedQueue, into_receiver,
 )
@@ -10,7 +12,7 @@ from ringipc.bench.adapters.framing import LARGE
 _HOMES = {"Queue": "ringipc.mp.queues", "SimpleQueue": "ringipc.mp.queues", "Pipe": "ringipc.mp.connection"}
 
 
-def _find(name):
+def _find(name: str) -> Any:
     """ringipc.<name>, else the module that defines it; None when neither has it."""
     import importlib
 
@@ -25,7 +27,7 @@ def _find(name):
     return found
 
 
-def _api(*names):
+def _api(*names: str) -> Tuple[bool, str]:
     """(True, "") when ``ringipc`` provides every name, else why not."""
     try:
         missing = [n for n in names if _find(n) is None]
@@ -36,7 +38,7 @@ def _api(*names):
     return True, ""
 
 
-def _capacity(size):
+def _capacity(size: int) -> int:
     # max_message_size is capacity // 2; leave room for the record header.
     cap = 1 << 20
     while cap // 2 < size + 64:
@@ -45,40 +47,40 @@ def _capacity(size):
 
 
 class Ring(Facility):
-    kind = "spsc"
+    kind: Literal["spsc", "mpmc"] = "spsc"
     copies_on_send = True
 
     @property
-    def name(self):
+    def name(self) -> str:  # type: ignore[override]  # a class attribute in Facility
         return f"ringipc.Ring-{self.kind}"
 
     @property
-    def mpmc(self):
+    def mpmc(self) -> bool:  # type: ignore[override]  # a class attribute in Facility
         return self.kind == "mpmc"
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _api("Ring")
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         import ringipc
 
         ring = ringipc.Ring(capacity=_capacity(size), kind=self.kind)
         return Channel([ring] * producers, [ring] * consumers, ring.close)
 
-    def open_sender(self, ring, size):
+    def open_sender(self, ring: Any, size: int) -> Callable[[Any], Any]:
         return ring.send_bytes
 
-    def open_receiver(self, ring, size):
+    def open_receiver(self, ring: Any, size: int) -> Callable[[], Any]:
         if size >= LARGE:
             return into_receiver(ring.recv_bytes_into, size)
         return ring.recv_bytes
 
-    def close_end(self, ring):
+    def close_end(self, ring: Any) -> None:
         ring.close()
 
 
 class RingMpmc(Ring):
-    kind = "mpmc"
+    kind: Literal["spsc", "mpmc"] = "mpmc"
 
 
 class RingSleeping(Ring):
@@ -88,14 +90,14 @@ class RingSleeping(Ring):
     scenarios = ("latency",)
 
     @property
-    def name(self):
+    def name(self) -> str:  # type: ignore[override]  # a class attribute in Facility
         return f"ringipc.Ring-{self.kind}.nospin"
 
-    def open_sender(self, ring, size):
+    def open_sender(self, ring: Any, size: int) -> Callable[[Any], Any]:
         ring.spin = 0
         return ring.send_bytes
 
-    def open_receiver(self, ring, size):
+    def open_receiver(self, ring: Any, size: int) -> Callable[[], Any]:
         ring.spin = 0
         return super().open_receiver(ring, size)
 
@@ -107,13 +109,13 @@ class RingMany(Ring):
     scenarios = BATCH_SCENARIOS
 
     @property
-    def name(self):
+    def name(self) -> str:  # type: ignore[override]  # a class attribute in Facility
         return f"ringipc.Ring-{self.kind}.many"
 
-    def open_batch_sender(self, ring, size):
+    def open_batch_sender(self, ring: Any, size: int) -> Callable[[List[Any]], Any]:
         return ring.send_bytes_many
 
-    def open_batch_receiver(self, ring, size):
+    def open_batch_receiver(self, ring: Any, size: int) -> Optional[Callable[[], List[Any]]]:
         recv_many = ring.recv_bytes_many
         return lambda: recv_many(64)
 
@@ -122,10 +124,10 @@ class Queue(SharedQueue):
     name = "ringipc.Queue"
     factory = "Queue"
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _api(self.factory)
 
-    def make_queue(self, size):
+    def make_queue(self, size: int) -> Any:
         # maxsize=0 like the multiprocessing.Queue it is compared with.
         return _find(self.factory)()
 
@@ -135,10 +137,10 @@ class QueueMany(Queue):
     batched = True
     scenarios = BATCH_SCENARIOS
 
-    def open_batch_sender(self, q, size):
+    def open_batch_sender(self, q: Any, size: int) -> Callable[[List[Any]], Any]:
         return q.put_many
 
-    def open_batch_receiver(self, q, size):
+    def open_batch_receiver(self, q: Any, size: int) -> Optional[Callable[[], List[Any]]]:
         get_many = q.get_many
         return lambda: get_many(max_messages=64)
 
@@ -151,10 +153,10 @@ class SimpleQueue(Queue):
 class Pipe(ConnectionPair):
     name = "ringipc.Pipe"
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         return _api("Pipe")
 
-    def make_pair(self, size):
+    def make_pair(self, size: int) -> Any:
         return _find("Pipe")()
 
 

@@ -5,6 +5,8 @@ A byte stream has no boundaries, so messages are length-framed exactly as for
 os.pipe (same FrameReader, same vectored-write helper): the numbers differ only
 by what carries the bytes.
 """
+from typing import Any, Callable, Tuple
+
 from ringipc.bench.adapters.base import Channel, Facility
 from ringipc.bench.adapters.framing import FrameReader, file_writev, frame_sender
 from ringipc.bench.adapters.ringipc_transports import StreamTransport
@@ -19,31 +21,31 @@ class RingStreamPair(Facility):
     name = "ringipc.stream_pair"
     copies_on_send = True
 
-    def available(self):
+    def available(self) -> Tuple[bool, str]:
         try:
             from ringipc.core.stream import stream_pair  # noqa: F401
         except ImportError as exc:
             return False, f"ringipc.core.stream not available: {exc}"
         return True, ""
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         from ringipc.core.stream import stream_pair
 
         w, r = stream_pair(CAPACITY)
 
-        def close():
+        def close() -> None:
             w.close()
             r.close()
 
         return Channel([w], [r], close)
 
-    def open_sender(self, end, size):
+    def open_sender(self, end: Any, size: int) -> Callable[[Any], Any]:
         return frame_sender(end.write, lambda parts: file_writev(end, parts))
 
-    def open_receiver(self, end, size):
+    def open_receiver(self, end: Any, size: int) -> Callable[[], Any]:
         return FrameReader(end.readinto).recv
 
-    def close_end(self, end):
+    def close_end(self, end: Any) -> None:
         end.close()
 
 

@@ -10,6 +10,7 @@ import mmap
 import os
 import socket
 import tempfile
+from typing import Any, Callable, List, Tuple
 
 from ringipc.bench.adapters.base import BATCH_SCENARIOS, Channel, Facility
 from ringipc.bench.adapters.framing import LARGE, FdEnd, FrameReader, frame_sender, frames, write_all
@@ -18,11 +19,11 @@ from ringipc.bench.adapters.framing import LARGE, FdEnd, FrameReader, frame_send
 class _Framed(Facility):
     copies_on_send = True
 
-    def _pair(self, size):
+    def _pair(self, size: int) -> Any:
         """Return (reader end, writer end, close)."""
         raise NotImplementedError
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         r, w, close = self._pair(size)
         return Channel([w], [r], close)
 
@@ -30,20 +31,20 @@ class _Framed(Facility):
 class OsPipe(_Framed):
     name = "os.pipe"
 
-    def _pair(self, size):
+    def _pair(self, size: int) -> Any:
         r, w = os.pipe()
 
-        def close():
+        def close() -> None:
             os.close(r)
             os.close(w)
 
         return FdEnd(r), FdEnd(w), close
 
-    def open_sender(self, end, size):
+    def open_sender(self, end: Any, size: int) -> Callable[[Any], Any]:
         fd = end.fd
         return frame_sender(lambda data: os.write(fd, data), lambda parts: os.writev(fd, parts))
 
-    def open_receiver(self, end, size):
+    def open_receiver(self, end: Any, size: int) -> Callable[[], Any]:
         fd = end.fd
         return FrameReader(lambda view: os.readv(fd, [view])).recv
 
@@ -54,7 +55,7 @@ class NamedPipe(OsPipe):
 
     name = "mkfifo"
 
-    def _pair(self, size):
+    def _pair(self, size: int) -> Any:
         path = os.path.join(tempfile.mkdtemp(prefix="ringipc-bench-"), "fifo")
         os.mkfifo(path, 0o600)
         try:
@@ -65,7 +66,7 @@ class NamedPipe(OsPipe):
             os.rmdir(os.path.dirname(path))
         os.set_blocking(r, True)
 
-        def close():
+        def close() -> None:
             os.close(r)
             os.close(w)
 
@@ -73,33 +74,33 @@ class NamedPipe(OsPipe):
 
 
 class _SocketStream(_Framed):
-    def _connected(self):
+    def _connected(self) -> Tuple[Any, Any]:
         raise NotImplementedError
 
-    def _pair(self, size):
+    def _pair(self, size: int) -> Any:
         a, b = self._connected()
         for s in (a, b):
             # Deep buffers so a 1 MiB message is not chopped into many syscalls.
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 
-        def close():
+        def close() -> None:
             a.close()
             b.close()
 
         return a, b, close
 
-    def open_sender(self, end, size):
+    def open_sender(self, end: Any, size: int) -> Callable[[Any], Any]:
         return frame_sender(end.send, end.sendmsg)
 
-    def open_receiver(self, end, size):
+    def open_receiver(self, end: Any, size: int) -> Callable[[], Any]:
         return FrameReader(end.recv_into).recv
 
 
 class UnixStream(_SocketStream):
     name = "unix-stream"
 
-    def _connected(self):
+    def _connected(self) -> Tuple[socket.socket, socket.socket]:
         return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
 
@@ -110,18 +111,18 @@ class UnixStreamBatch(UnixStream):
     batched = True
     scenarios = BATCH_SCENARIOS
 
-    def batch_messages(self, size):
+    def batch_messages(self, size: int) -> int:
         # sendmsg takes at most IOV_MAX (1024) buffers: two per message.
         return min(super().batch_messages(size), 500)
 
-    def open_batch_sender(self, end, size):
+    def open_batch_sender(self, end: Any, size: int) -> Callable[[List[Any]], Any]:
         return lambda msgs: write_all(end.sendmsg, frames(msgs))
 
 
 class TcpLoopback(_SocketStream):
     name = "tcp-loopback"
 
-    def _connected(self):
+    def _connected(self) -> Tuple[Any, Any]:
         with socket.create_server(("127.0.0.1", 0)) as listener:
             client = socket.create_connection(listener.getsockname())
             server, _ = listener.accept()
@@ -133,7 +134,7 @@ class TcpLoopback(_SocketStream):
 _SNDBUF_SLACK = 64 << 10
 
 
-def packet_receiver(end, size):
+def packet_receiver(end: Any, size: int) -> Callable[[], Any]:
     """A receive of one packet (datagram or seqpacket) from socket `end`."""
     if size < LARGE:
         # A message of any size up to the largest packet the sender's
@@ -145,14 +146,14 @@ def packet_receiver(end, size):
         scratch = mmap.mmap(-1, room, flags=mmap.MAP_PRIVATE)
         recv_into = end.recv_into
 
-        def recv_small():
+        def recv_small() -> Any:
             return scratch[: recv_into(scratch, room)]
 
         return recv_small
     buf = bytearray(size)
     bufs = [buf]
 
-    def recv():
+    def recv() -> Any:
         got, _, flags, _ = end.recvmsg_into(bufs)
         if flags & socket.MSG_TRUNC or got != size:
             return bytes(got)  # the wrong length fails verification
@@ -170,7 +171,7 @@ class UnixSeqpacket(Facility):
     copies_on_send = True
     mpmc = True
 
-    def supports(self, size, producers=1, consumers=1):
+    def supports(self, size: int, producers: int = 1, consumers: int = 1) -> Tuple[bool, str]:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF_SLACK + 2 * size)
@@ -183,21 +184,21 @@ class UnixSeqpacket(Facility):
             b.close()
         return super().supports(size, producers, consumers)
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF_SLACK + 2 * size)
         b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SNDBUF_SLACK + 2 * size)
 
-        def close():
+        def close() -> None:
             a.close()
             b.close()
 
         return Channel([a] * producers, [b] * consumers, close)
 
-    def open_sender(self, end, size):
+    def open_sender(self, end: Any, size: int) -> Callable[[Any], Any]:
         return end.send
 
-    def open_receiver(self, end, size):
+    def open_receiver(self, end: Any, size: int) -> Callable[[], Any]:
         return packet_receiver(end, size)
 
 

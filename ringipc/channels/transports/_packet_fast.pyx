@@ -22,6 +22,13 @@ transfers skip the first try, so their copies never hold the GIL.  A signal
 interrupts the wait with ``EINTR``: the handlers run and, unless one
 raised, the call is retried (PEP 475).  An interrupted call has sent or
 taken nothing: seqpacket transfers are all or nothing.
+
+``unixgram://`` channels (transports/unixgram_channel.py) use the same path
+with one difference, turned on by ``_fast_hand_over()``: their socket has a
+receive timeout (``SO_RCVTIMEO``) so that a blocked receive wakes to look at
+the peer's lifeline, and such a wake-up, or any failed receive, is handed to
+the Python general path (which waits on both and reports end-of-file)
+instead of being retried or raised here.
 """
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -54,6 +61,8 @@ cdef extern from "<sys/socket.h>" nogil:
 # Must match HEADER in packet.py.
 cdef enum:
     HEADER_SIZE = 16
+    # _receive's "nothing received, let the general path take over".
+    HAND_OVER = -3
 cdef char DATA_HEADER[HEADER_SIZE]
 memset(DATA_HEADER, 0, HEADER_SIZE)
 DATA_HEADER[0] = 1
@@ -76,6 +85,8 @@ cdef class PacketFastPath:
     cdef Py_buffer _scratch
     cdef bint _have_scratch
     cdef bint _last_recv_small
+    # A receive that times out or fails goes to the Python general path (unixgram).
+    cdef bint _hand_over
 
     def __cinit__(self, *args, **kwargs):
         self._fast_fd = -1
@@ -83,6 +94,7 @@ cdef class PacketFastPath:
         self._fast_limit = -1
         self._have_scratch = False
         self._last_recv_small = True
+        self._hand_over = False
 
     def __dealloc__(self):
         if self._have_scratch:
@@ -112,6 +124,10 @@ cdef class PacketFastPath:
             if self._scratch.len < HEADER_SIZE + limit + 1:
                 raise ValueError("the scratch buffer is shorter than header + limit + 1")
             self._fast_limit = limit
+
+    def _fast_hand_over(self):
+        """From now on a receive that times out or fails returns to the general path."""
+        self._hand_over = True
 
     def _fast_off(self):
         """Called by close() before the socket goes: no call may use the fd after."""
@@ -164,6 +180,8 @@ cdef class PacketFastPath:
             iov[0].iov_base = data
             iov[0].iov_len = <size_t>(HEADER_SIZE + limit + 1)
             got = self._receive(iov, 1)
+            if got == HAND_OVER:
+                return BaseChannel.recv_bytes(self, maxlength, timeout)
             header_ok = got >= HEADER_SIZE and memcmp(data, DATA_HEADER, HEADER_SIZE) == 0
             if header_ok and got - HEADER_SIZE <= limit:
                 self._last_recv_small = got < HOLD_GIL_BELOW
@@ -182,14 +200,17 @@ cdef class PacketFastPath:
                 pass  # not a writable buffer: the general path says so
             else:
                 try:
-                    return self._receive_into(&view, limit)
+                    got = self._receive_into(&view, limit)
                 finally:
                     PyBuffer_Release(&view)
+                if got is not None:
+                    return got
         return BaseChannel.recv_bytes_into(self, buf, offset, timeout)
 
     cdef object _receive_into(self, Py_buffer *view, Py_ssize_t limit):
         """_recv_message_into's work in C: the header, then the caller's
-        buffer, then (when that is shorter than limit + 1) the scratch buffer."""
+        buffer, then (when that is shorter than limit + 1) the scratch buffer.
+        None: handed over (nothing received)."""
         cdef char header[HEADER_SIZE]
         cdef char *spill = <char *>self._scratch.buf
         cdef Py_ssize_t cap = limit + 1
@@ -207,6 +228,8 @@ cdef class PacketFastPath:
             iov[2].iov_len = <size_t>(cap - view.len)
             parts = 3
         got = self._receive(iov, parts)
+        if got == HAND_OVER:
+            return None
         header_ok = got >= HEADER_SIZE and memcmp(header, DATA_HEADER, HEADER_SIZE) == 0
         if not (header_ok and got - HEADER_SIZE <= limit):
             self._check(got, header_ok, limit)  # raises
@@ -221,7 +244,7 @@ cdef class PacketFastPath:
 
     cdef ssize_t _receive(self, iovec *iov, int parts) except -2:
         """recvmsg one packet into ``iov`` (MSG_TRUNC: a longer one reports
-        its real length); raises OSError."""
+        its real length); raises OSError, or returns HAND_OVER (see _fast_hand_over)."""
         cdef msghdr msg
         cdef ssize_t got = -1
         cdef int err = EAGAIN
@@ -238,7 +261,11 @@ cdef class PacketFastPath:
             with nogil:
                 got = recvmsg(fd, &msg, MSG_TRUNC)
                 err = errno
+            if got < 0 and self._hand_over and _would_block(err):
+                return HAND_OVER  # SO_RCVTIMEO expired: time to look at the lifeline
         if got < 0:
+            if self._hand_over:
+                return HAND_OVER
             raise OSError(err, _strerror(err))
         return got
 

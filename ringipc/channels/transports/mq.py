@@ -1,7 +1,9 @@
 """``mq:///NAME``: a channel over a pair of POSIX message queues (``posix_ipc``).
 
 The listener creates ``/NAME.up`` (connector to listener) and ``/NAME.down``
-(listener to connector), mode 0600, and unlinks both on close.  A queue has
+(listener to connector), mode 0600, and unlinks both on close; a pair a
+killed listener left is reaped by the next listener on NAME and by
+``python -m ringipc cleanup`` (mq_leftovers.py).  A queue has
 no notion of a peer: one connector at a time, and a peer that is killed
 gives no EOF (only a clean ``close`` sends one), so use timeouts where a
 peer may die.
@@ -40,13 +42,16 @@ import errno
 import os
 import select
 import time
-from typing import Optional
+from typing import Any, Callable, Optional, Tuple, Union, cast
 
 from ..address import check_mode, register_scheme
 from ._mq_fast import MqFastPath
-from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
+from ..channel import (DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, over_limit,
+                       within_limit)
 from ..doorbell import Doorbell
+from ..framing import poll_ms
 from ...errors import AddressError, FrameError
+from .mq_leftovers import hold, reap
 from .mq_limits import check_limits, explain_failure
 
 _HELLO, _ACCEPT, _EOF = b"H", b"A", b"E"
@@ -55,7 +60,7 @@ _READ = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _WRITE = select.POLLOUT | select.POLLHUP | select.POLLERR
 
 
-def _posix_ipc():
+def _posix_ipc() -> Any:
     try:
         import posix_ipc
     except ImportError as exc:
@@ -67,7 +72,7 @@ def _control(tag: bytes, size: int, arg: bytes = b"") -> bytes:
     return (tag + arg)[:size].ljust(size, b"\0")
 
 
-def _queue_names(target: str):
+def _queue_names(target: str) -> Tuple[str, str]:
     if not target.startswith("/") or "/" in target[1:] or len(target) > 240:
         raise AddressError(f"mq address must be mq:///NAME with one leading slash, got mq://{target}")
     return f"{target}.up", f"{target}.down"
@@ -77,7 +82,7 @@ class MqChannel(MqFastPath, BaseChannel):
     """The everyday ``send_bytes``/``recv_bytes`` run in C (``ringipc/channels/transports/_mq_fast.pyx``),
     which hands anything else to the methods here."""
 
-    def __init__(self, recv_name: str, send_name: str, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, recv_name: str, send_name: str, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         pi = _posix_ipc()
         self._busy, self._gone = pi.BusyError, pi.ExistentialError
         self._rq = pi.MessageQueue(recv_name, read=True, write=False)
@@ -88,14 +93,15 @@ class MqChannel(MqFastPath, BaseChannel):
             raise
         self._rq.block = self._sq.block = False
         self._rfd, self._sfd = self._rq.mqd, self._sq.mqd
-        self._receive, self._send = self._rq.receive, self._sq.send
+        self._receive: Callable[[], Tuple[bytes, int]] = self._rq.receive
+        self._send = self._sq.send
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._control_size = self._rq.max_message_size
         self.transport_limit = min(self._rq.max_message_size, self._sq.max_message_size) - 1
         self._eof = False
-        self._expect = None  # the accept a connector waits for; before it, everything is stale
-        self._stash = None  # a data message poll() took off the queue
+        self._expect: Optional[bytes] = None  # the accept a connector waits for; before it, everything is stale
+        self._stash: Optional[bytes] = None  # a data message poll() took off the queue
         self._doorbell: Optional[Doorbell] = None  # made by fileno(): see there
         self._receiving = False
         super().__init__(max_message_size)
@@ -104,7 +110,7 @@ class MqChannel(MqFastPath, BaseChannel):
 
     def _limit_changed(self) -> None:
         # Kept ready: the fast path compares with it rather than calling _limit() per message.
-        self._recv_limit = self._limit()
+        self._recv_limit = cast(int, self._limit())  # never None: capped by transport_limit
         self._fast_accept(self._receiving, self._recv_limit)
 
     def _refresh(self) -> None:
@@ -130,12 +136,7 @@ class MqChannel(MqFastPath, BaseChannel):
         poller.register(self._wake_r, select.POLLIN)
         while True:
             self._check_open()
-            if deadline is None:
-                ms = None
-            else:
-                # Round up: waking a hair early would report a timeout that has not happened.
-                ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-            ready = poller.poll(ms)
+            ready = poller.poll(poll_ms(deadline))
             if any(f == fd for f, _ in ready):
                 return True
             if ready:
@@ -147,7 +148,7 @@ class MqChannel(MqFastPath, BaseChannel):
             elif deadline is not None and time.monotonic() >= deadline:
                 return False
 
-    def _put(self, message, deadline: Optional[float]) -> None:
+    def _put(self, message: Union[bytes, memoryview], deadline: Optional[float]) -> None:
         while True:
             try:
                 self._send(message)
@@ -191,6 +192,7 @@ class MqChannel(MqFastPath, BaseChannel):
         return None
 
     def _take(self, deadline: Optional[float]) -> bytes:
+        message: Optional[bytes]
         while True:
             if self._stash is not None:
                 message, self._stash = self._stash, None
@@ -202,26 +204,21 @@ class MqChannel(MqFastPath, BaseChannel):
             if message is not None:
                 return message
 
-    def _received_other(self, message: bytes, maxlength, timeout) -> bytes:
+    def _received_other(self, message: bytes, maxlength: Optional[int], timeout: Optional[float]) -> bytes:
         """A message the C fast path took that is not plain data within the
         limit: a control message (acted on, then the receive goes on) or data
         over the limit (refused)."""
         if self._filter(message) is not None:
-            raise FrameError(
-                f"a {len(message)}-byte message is over the {self._recv_limit}-byte limit; it was discarded"
-            )
+            raise over_limit(len(message), self._recv_limit)
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def _send_message(self, view: memoryview) -> None:
         self._put(view, None)
 
-    def _recv_message(self, limit, deadline) -> bytes:
-        body = self._take(deadline)
-        if limit is not None and len(body) > limit:
-            raise FrameError(f"a {len(body)}-byte message is over the {limit}-byte limit; it was discarded")
-        return body
+    def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> bytes:
+        return within_limit(self._take(deadline), limit)
 
-    def _poll(self, deadline) -> bool:
+    def _poll(self, deadline: Optional[float]) -> bool:
         # Take control messages off the queue here, so that only data or EOF count as ready.
         while self._stash is None and not self._eof:
             try:
@@ -252,7 +249,7 @@ class MqChannel(MqFastPath, BaseChannel):
 
 class MqListener(BaseListener):
     def __init__(self, target: str, *, mode: str = "message", max_messages: int = 10,
-                 max_message_size: int = 8192):
+                 max_message_size: int = 8192) -> None:
         super().__init__()
         if check_mode(mode) != "message":
             raise ValueError("message queues carry messages only; there is no byte-stream mode for mq://")
@@ -264,22 +261,35 @@ class MqListener(BaseListener):
         self._created = []
         try:
             for name in (self._up, self._down):
-                try:
-                    q = pi.MessageQueue(name, pi.O_CREX, mode=0o600, max_messages=max_messages,
-                                        max_message_size=max_message_size)
-                except pi.ExistentialError as exc:
-                    raise FileExistsError(errno.EEXIST, f"message queue {name} already exists") from exc
-                except OSError as exc:
-                    raise explain_failure(exc, max_messages, max_message_size) from exc
-                self._created.append(q)
+                self._created.append(self._create(pi, name, max_messages, max_message_size))
+                if name == self._up:
+                    hold(self._created[0])  # what tells a live listener from a dead one's leftovers
         except BaseException:
             self._unlink()
             raise
 
+    def _create(self, pi: Any, name: str, max_messages: int, max_message_size: int) -> Any:
+        # A pair a dead listener left is reaped once (mq_leftovers.py); a live one's is refused.
+        for attempt in (1, 2):
+            try:
+                return pi.MessageQueue(name, pi.O_CREX, mode=0o600, max_messages=max_messages,
+                                       max_message_size=max_message_size)
+            except pi.ExistentialError as exc:
+                if name == self._down and attempt == 1:
+                    # We hold the new .up, so no live listener owns this name: a half-removed leftover.
+                    try:
+                        pi.unlink_message_queue(name)
+                    except pi.ExistentialError:
+                        pass
+                elif attempt == 2 or not reap(self._up, self._down):
+                    raise FileExistsError(errno.EEXIST, f"message queue {name} already exists") from exc
+            except OSError as exc:
+                raise explain_failure(exc, max_messages, max_message_size) from exc
+
     def fileno(self) -> int:
         """Readable when something waits in the connector-to-listener queue."""
         self._check_open()
-        return self._created[0].mqd
+        return int(self._created[0].mqd)
 
     def accept(self, timeout: Optional[float] = None) -> MqChannel:
         """Wait for a connector's hello and return the listener's end of the pair."""
@@ -344,7 +354,7 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
     return channel
 
 
-def listen(target: str, **opts) -> MqListener:
+def listen(target: str, **opts: Any) -> MqListener:
     return MqListener(target, **opts)
 
 

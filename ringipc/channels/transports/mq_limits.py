@@ -15,12 +15,17 @@ _PROC = "/proc/sys/fs/mqueue"
 _PER_MESSAGE_OVERHEAD = 128
 
 
-def _read_limit(name: str) -> Optional[int]:
+def read_sysctl(path: str) -> Optional[int]:
+    """The integer in a ``/proc/sys`` file, or None if it cannot be read."""
     try:
-        with open(f"{_PROC}/{name}") as f:
+        with open(path) as f:
             return int(f.read())
     except (OSError, ValueError):
         return None
+
+
+def _read_limit(name: str) -> Optional[int]:
+    return read_sysctl(f"{_PROC}/{name}")
 
 
 def check_limits(max_messages: int, max_message_size: int, queues: int = 2) -> None:

@@ -26,7 +26,7 @@ import mmap
 import os
 import socket
 import sys
-from typing import Optional
+from typing import Any, Callable, List, Optional, cast
 
 from ._packet_fast import PacketFastPath
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
@@ -60,16 +60,10 @@ def tune_packet_socket(sock: socket.socket) -> None:
         pass
 
 
-def _raise_refused(exc: OSError, size: int) -> None:
-    """Raise for a failed send: MessageTooLarge when the kernel refused the
-    packet's size, else the error itself."""
-    if exc.errno in (errno.EMSGSIZE, errno.ENOBUFS):
-        raise MessageTooLarge(f"{size}-byte packet refused by the kernel: {exc.strerror}") from exc
-    raise exc
-
-
 class PacketChannel(PacketFastPath, BaseChannel):
-    def __init__(self, sock: socket.socket, *, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    _unit = "packet"  # what the kernel carries one message in, for error messages
+
+    def __init__(self, sock: socket.socket, *, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._sock = sock
         tune_packet_socket(sock)
         # Linux reports the doubled value it reserved; half of it is payload room.
@@ -96,16 +90,26 @@ class PacketChannel(PacketFastPath, BaseChannel):
         self._fast_setup(sock.fileno(), self.transport_limit)
 
     def _limit_changed(self) -> None:
-        limit = self._limit()
+        limit = cast(int, self._limit())  # never None: capped by transport_limit
         self._fast_receive_into(self._scratch(HEADER_SIZE + limit + 1), limit)
 
     def _send_failed(self, payload: bytes, err: int) -> None:
         """A send the C fast path could not make: made again with the full
         send buffer if the working one was too small for it, else raised."""
-        if err == errno.EMSGSIZE and self._use_full_send_buffer():
-            self._send_message(memoryview(payload))
+        self._send_error(memoryview(payload), OSError(err, os.strerror(err)))
+
+    def _send_error(self, view: memoryview, exc: OSError) -> None:
+        if exc.errno == errno.EMSGSIZE and self._use_full_send_buffer():
+            self._send_message(view)  # nothing was sent: the kernel refused it whole
             return
-        _raise_refused(OSError(err, os.strerror(err)), len(payload))
+        self._raise_send_error(exc, len(view))
+
+    def _raise_send_error(self, exc: OSError, size: int) -> None:
+        """Raise for a failed send: MessageTooLarge when the kernel refused the
+        packet's size, else the error itself."""
+        if exc.errno in (errno.EMSGSIZE, errno.ENOBUFS):
+            raise MessageTooLarge(f"{size}-byte {self._unit} refused by the kernel: {exc.strerror}") from exc
+        raise exc
 
     def _use_full_send_buffer(self) -> bool:
         """Switch to the full send buffer; False if it is in use already."""
@@ -126,53 +130,55 @@ class PacketChannel(PacketFastPath, BaseChannel):
             else:
                 self._sock.sendmsg([HEADER, view])
         except OSError as exc:
-            if exc.errno == errno.EMSGSIZE and self._use_full_send_buffer():
-                self._send_message(view)  # nothing was sent: the kernel refused it whole
-                return
-            _raise_refused(exc, len(view))
+            self._send_error(view, exc)
 
     def _scratch(self, size: int) -> mmap.mmap:
         if self._scratch_size < size:
             self._scratch_map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
             self._scratch_size = size
-        return self._scratch_map
+        return self._scratch_map  # type: ignore[return-value]  # set above (size > 0), no cast() per message
 
     def _check(self, n: int, header_ok: bool, limit: int) -> None:
         """Raise for anything but a whole data packet of at most ``limit`` bytes
         (``n`` counts the header)."""
         if n == 0:
             raise EOFError("the peer closed the channel")
+        self._refuse(n, header_ok, limit)
+
+    def _refuse(self, n: int, header_ok: bool, limit: int) -> None:
         if not header_ok or n < HEADER_SIZE:
             self.close()
-            raise FrameError("a packet without ringipc's header arrived; connection closed")
+            raise FrameError(f"a {self._unit} without ringipc's header arrived (foreign or truncated); channel closed")
         if n - HEADER_SIZE > limit:
             what = f"{n - HEADER_SIZE}-byte message" if _REAL_LENGTH else "message"
             raise FrameError(f"a {what} is over the {limit}-byte limit; it was discarded")
 
-    def _recv_message(self, limit, deadline) -> bytes:
+    # ``limit`` is never None here: a packet channel's limit is at most its transport's.
+    def _recv_message(self, limit: int, deadline: Optional[float]) -> bytes:  # type: ignore[override]  # see above
         room = HEADER_SIZE + limit  # the longest packet accepted; one more byte shows a longer one
         scratch = self._scratch(room + 1)
-        if deadline is not None and not wait_readable(self._sock.fileno(), deadline):
-            raise TimeoutError("timed out waiting for the peer")
-        n = self._sock.recv_into(scratch, room + 1, _REAL_LENGTH)
+        recv_into = self._sock.recv_into
+        n = self._receiving(deadline, lambda flags: recv_into(scratch, room + 1, _REAL_LENGTH | flags))
         header_ok = scratch[:HEADER_SIZE] == HEADER
         if n < HEADER_SIZE or n > room or not header_ok:
             self._check(n, header_ok, limit)
         return scratch[HEADER_SIZE:n]
 
-    def _recv_message_into(self, view, limit, deadline):
+    def _recv_message_into(self, view: memoryview, limit: int,  # type: ignore[override]  # see above
+                           deadline: Optional[float]) -> "int | bytes":
         # A message that fits lands in the caller's buffer directly; a longer
         # one continues into the scratch buffer and is put back together.
         cap = limit + 1  # payload bytes to offer: one more than the limit shows a longer one
+        parts: List[Any]
+        spill: Any
         if len(view) >= cap:
             parts = [self._header, view[:cap]]
             spill = None
         else:
             spill = memoryview(self._scratch(cap - len(view)))[: cap - len(view)]
             parts = [self._header, view, spill]
-        if deadline is not None and not wait_readable(self._sock.fileno(), deadline):
-            raise TimeoutError("timed out waiting for the peer")
-        n = self._sock.recvmsg_into(parts, 0, _REAL_LENGTH)[0]
+        recvmsg_into = self._sock.recvmsg_into
+        n = self._receiving(deadline, lambda flags: recvmsg_into(parts, 0, _REAL_LENGTH | flags)[0])
         header_ok = self._header == HEADER
         if n < HEADER_SIZE or n > HEADER_SIZE + limit or not header_ok:
             self._check(n, header_ok, limit)
@@ -181,7 +187,14 @@ class PacketChannel(PacketFastPath, BaseChannel):
             return length
         return b"".join((view, spill[: length - len(view)]))
 
-    def _poll(self, deadline) -> bool:
+    def _receiving(self, deadline: Optional[float], receive: Callable[..., int]) -> int:
+        """``receive(flags)`` once a packet is ready (flags 0: a blocking
+        receive); TimeoutError at ``deadline``."""
+        if deadline is not None and not wait_readable(self._sock.fileno(), deadline):
+            raise TimeoutError("timed out waiting for the peer")
+        return receive(0)
+
+    def _poll(self, deadline: Optional[float]) -> bool:
         return wait_readable(self._sock.fileno(), deadline)
 
     def _close(self) -> None:

@@ -7,7 +7,7 @@ to a child under any start method; with ``fork`` they are simply inherited."""
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Optional, Tuple, Union, overload
+from typing import Any, Callable, Literal, Optional, Tuple, Union, overload
 
 from ..address import check_mode
 from ..bytestream import ByteStream
@@ -16,19 +16,19 @@ from .stream import StreamChannel
 
 
 class PipeChannel(StreamChannel):
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         from multiprocessing.reduction import DupFd
 
         self._check_open()
-        dup = lambda fd: None if fd is None else DupFd(fd)  # noqa: E731
+        dup: Callable[[Optional[int]], Any] = lambda fd: None if fd is None else DupFd(fd)  # noqa: E731
         # Messages this end already read ahead travel with it: they are no
         # longer in the pipe for the new owner to read.
         pending = self._reader.pending() if self._reader is not None else b""
         return _rebuild, (dup(self._rfd), dup(self._wfd), self.max_message_size, pending)
 
 
-def _rebuild(rdup, wdup, max_message_size, pending=b""):
-    detach = lambda d: None if d is None else d.detach()  # noqa: E731
+def _rebuild(rdup: Any, wdup: Any, max_message_size: Optional[int], pending: bytes = b"") -> "PipeChannel":
+    detach: Callable[[Any], Any] = lambda d: None if d is None else d.detach()  # noqa: E731
     return PipeChannel(detach(rdup), detach(wdup), max_message_size=max_message_size, pending=pending)
 
 

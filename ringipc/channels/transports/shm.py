@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 import socket
 from queue import Empty
-from typing import Optional
+from typing import Any, Callable, Final, List, NoReturn, Optional, Tuple, Union
 
 from ...core import large
 from ...core._ring import Ring, ring_from_descriptor
@@ -44,7 +44,7 @@ from ...errors import AddressError, BufferTooShort, FrameError
 from ...core.stream import RingStream
 
 RENDEZVOUS_PREFIX = "@ringipc-shm-"
-RING_KIND = "mpmc"  # as connection.Pipe: a forked child may use an inherited end
+RING_KIND: Final = "mpmc"  # as connection.Pipe: a forked child may use an inherited end
 # Per ring (two per connection).  Larger than Pipe's: messages up to 2 MiB stay
 # in the ring instead of a side segment, which costs a segment per message.
 DEFAULT_CAPACITY = 4 << 20
@@ -58,14 +58,15 @@ class _LifelineConnection(Connection):
     """A ring Connection whose socket may hold doorbell bytes: the peer's
     death is read from the hang-up flags, not from a peeked end-of-file."""
 
-    def _peer_gone(self):
+    def _peer_gone(self) -> bool:
         return bool(self._poller.poll(0))
 
 
 class ShmChannel(BaseChannel):
     """A :class:`~ringipc.channels.channel.Channel` over two rings and a lifeline socket."""
 
-    def __init__(self, sock: socket.socket, rx: Ring, tx: Ring, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, sock: socket.socket, rx: Ring, tx: Ring, *,
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__(max_message_size)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DOORBELL_BUFFER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DOORBELL_BUFFER)
@@ -75,12 +76,12 @@ class ShmChannel(BaseChannel):
         self._owed = 0  # doorbells of messages already taken, not yet read off the socket
 
     @property
-    def _rx(self):
+    def _rx(self) -> Ring:
         # Not a reference of our own: Connection pins its rings and drops
         # them at exit, before interpreter teardown, which ours would defeat.
         return self._conn._rx
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a shm:// channel cannot be pickled: connect to its address from the other process")
 
     def fileno(self) -> int:
@@ -89,9 +90,9 @@ class ShmChannel(BaseChannel):
 
     # The everyday calls skip BaseChannel's general argument handling; any
     # other call takes the general path, so behaviour is identical.
-    def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
+    def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
         if type(buf) is bytes and not offset and size is None and not self._closed:
-            self._send_message(buf)  # the Connection takes bytes as they are
+            self._send_message(buf)  # type: ignore[arg-type]  # the Connection takes bytes as they are
         else:
             BaseChannel.send_bytes(self, buf, offset, size)
 
@@ -100,7 +101,7 @@ class ShmChannel(BaseChannel):
             return bytes(self._recv_message(self._max_message_size, None))
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
-    def _send_message(self, view) -> None:
+    def _send_message(self, view: memoryview) -> None:
         self._conn.send_bytes(view)
         try:
             self._sock.send(b"\x01", socket.MSG_NOSIGNAL)
@@ -125,14 +126,14 @@ class ShmChannel(BaseChannel):
         self._owed += 1
         self._settle()
 
-    def _take(self, deadline):
+    def _take(self, deadline: Optional[float]) -> bytes:
         data = self._wait(self._rx.recv_bytes, deadline)
         self._taken()
         if data and not data[0] and large.is_reference(data):
             return large.load_bytes(data)
         return data
 
-    def _wait(self, take, deadline):
+    def _wait(self, take: Callable[[bool, Optional[float]], Any], deadline: Optional[float]) -> Any:
         """``take(block, timeout)`` until it returns, the peer is gone
         (EOFError once drained) or the deadline passes (TimeoutError).
 
@@ -155,12 +156,12 @@ class ShmChannel(BaseChannel):
                 raise TimeoutError("no message before the timeout")
             slice_ = min(slice_ * 2, PEER_CHECK)
 
-    def _recv_message(self, limit, deadline):
+    def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> bytes:
         data = self._take(deadline)
         _check_limit(len(data), limit)
         return data
 
-    def _recv_message_into(self, view, limit, deadline):
+    def _recv_message_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]) -> "int | bytes":
         # Straight from the ring into ``view``: no message-sized bytes object
         # (for a 1 MiB message its allocation costs more than the copy).
         try:
@@ -182,11 +183,11 @@ class ShmChannel(BaseChannel):
         _check_limit(n, limit)
         return n
 
-    def _ring_into(self, view, deadline) -> int:
+    def _ring_into(self, view: memoryview, deadline: Optional[float]) -> int:
         rx = self._rx
         return self._wait(lambda block, timeout: rx.recv_bytes_into(view, block, timeout), deadline)
 
-    def _poll(self, deadline) -> bool:
+    def _poll(self, deadline: Optional[float]) -> bool:
         if self._owed:
             self._settle()
         rx = self._rx
@@ -208,7 +209,7 @@ class ShmChannel(BaseChannel):
         return f"<ShmChannel {'closed' if self._closed else repr(self._conn)}>"
 
 
-def _check_limit(n: int, limit) -> None:
+def _check_limit(n: int, limit: Optional[int]) -> None:
     if limit is not None and n > limit:
         # The ring keeps boundaries: the refused message is gone, the
         # channel stays aligned and usable (as with unixpacket://).
@@ -221,13 +222,14 @@ def _rendezvous(target: str) -> str:
     return RENDEZVOUS_PREFIX + target
 
 
-def _wrap(sock, rx, tx, mode, max_message_size):
+def _wrap(sock: socket.socket, rx: Ring, tx: Ring, mode: str,
+          max_message_size: Optional[int]) -> Union[RingStream, ShmChannel]:
     if mode == "stream":
         return RingStream(sock, rx, tx, picklable=False)  # the names are unlinked
     return ShmChannel(sock, rx, tx, max_message_size=max_message_size)
 
 
-def _take_socket(ch) -> socket.socket:
+def _take_socket(ch: Any) -> socket.socket:
     """A socket of our own for the connection under the rendezvous channel ``ch``."""
     return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(ch.raw_fileno()))
 
@@ -235,7 +237,7 @@ def _take_socket(ch) -> socket.socket:
 class ShmListener(BaseListener):
     """Accepts peers on the rendezvous socket and gives each a pair of rings."""
 
-    def __init__(self, target, inner, mode, capacity, max_message_size):
+    def __init__(self, target: str, inner: Any, mode: str, capacity: int, max_message_size: Optional[int]) -> None:
         super().__init__()
         self.address = f"shm://{target}"
         self._inner = inner
@@ -247,13 +249,13 @@ class ShmListener(BaseListener):
         self._check_open()
         return self._inner.fileno()
 
-    def accept(self, timeout: Optional[float] = None):
+    def accept(self, timeout: Optional[float] = None) -> Union[RingStream, ShmChannel]:
         """Wait for one peer and hand it its rings; ``timeout`` bounds the whole exchange."""
         self._check_open()
         deadline = deadline_after(timeout)
         with self._inner.accept(timeout=remaining(deadline)) as ch:
             ch.stop_reading_ahead()  # the peer's first doorbell bytes may follow its answer
-            rings = []
+            rings: List[Ring] = []
             try:
                 rings += [Ring(self._capacity, RING_KIND), Ring(self._capacity, RING_KIND)]
                 to_peer, from_peer = rings
@@ -261,7 +263,8 @@ class ShmListener(BaseListener):
                 ch.send_bytes(f"{to_peer.name}\n{from_peer.name}".encode())
                 with _take_socket(ch) as raw:
                     try:
-                        socket.send_fds(raw, [_FDS], [to_peer._descriptor(), from_peer._descriptor()])
+                        socket.send_fds(raw, [_FDS], [to_peer._descriptor(),  # type: ignore[attr-defined]  # private: not in the stub
+                                                      from_peer._descriptor()])  # type: ignore[attr-defined]  # private: not in the stub
                     except (BrokenPipeError, ConnectionResetError):
                         raise ConnectionResetError("shm:// peer went away before attaching its rings") from None
                 try:
@@ -276,7 +279,7 @@ class ShmListener(BaseListener):
                 for ring in rings:
                     ring.unlink()
             end = _wrap(_take_socket(ch), from_peer, to_peer, self._mode, self._max)
-        end._sweeper = sweeper
+        end._sweeper = sweeper  # type: ignore[union-attr]  # kept alive with the end, never read
         return end
 
     def _close(self) -> None:
@@ -289,8 +292,9 @@ def _probe() -> None:
     Ring(1 << 12, "spsc").close()
 
 
-def listen(target: str, *, mode: str = "message", authkey=None, max_message_size=DEFAULT_MAX_MESSAGE_SIZE,
-           capacity: int = DEFAULT_CAPACITY, backlog: int = 64, handshake_timeout=None):
+def listen(target: str, *, mode: str = "message", authkey: Optional[bytes] = None, max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+           capacity: int = DEFAULT_CAPACITY, backlog: int = 64,
+           handshake_timeout: Optional[float] = None) -> ShmListener:
     check_mode(mode)
     address = _rendezvous(target)
     _probe()
@@ -299,8 +303,8 @@ def listen(target: str, *, mode: str = "message", authkey=None, max_message_size
     return ShmListener(target, inner, mode, capacity, max_message_size)
 
 
-def connect(target: str, *, mode: str = "message", timeout=None, authkey=None,
-            max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+def connect(target: str, *, mode: str = "message", timeout: Optional[float] = None, authkey: Optional[bytes] = None,
+            max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> Union[RingStream, ShmChannel]:
     check_mode(mode)
     address = _rendezvous(target)
     _probe()
@@ -318,7 +322,7 @@ def connect(target: str, *, mode: str = "message", timeout=None, authkey=None,
         return _wrap(_take_socket(ch), rx, tx, mode, max_message_size)
 
 
-def _receive_rings(ch, labels, deadline):
+def _receive_rings(ch: Any, labels: List[str], deadline: Optional[float]) -> List[Ring]:
     """The two rings whose descriptors follow the offer on ``ch``'s socket."""
     with _take_socket(ch) as raw:
         raw.settimeout(remaining(deadline))

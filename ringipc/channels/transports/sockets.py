@@ -3,7 +3,7 @@ the handshake, and wrapping a connected socket in the requested mode."""
 from __future__ import annotations
 
 import socket
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..address import check_mode
 from ..auth import check_authkey, client_handshake, refuse, server_handshake
@@ -14,7 +14,7 @@ from ..framing import wait_readable
 from .stream import StreamChannel
 
 
-def wrap(sock: socket.socket, mode: str, max_message_size: Optional[int]):
+def wrap(sock: socket.socket, mode: str, max_message_size: Optional[int]) -> Any:
     """A connected, authenticated socket as a channel or a byte stream."""
     sock.setblocking(True)
     fd = sock.fileno()
@@ -35,14 +35,14 @@ def check_kind(kind: int, mode: str) -> None:
 def open_connection(
     family: int,
     kind: int,
-    sockaddr,
+    sockaddr: Any,
     *,
     mode: str = "message",
     timeout: Optional[float] = None,
     authkey: Optional[bytes] = None,
     max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
     tune: Optional[Callable[[socket.socket], None]] = None,
-):
+) -> Any:
     check_kind(kind, check_mode(mode))
     authkey = check_authkey(authkey)
     deadline = deadline_after(timeout)
@@ -77,7 +77,7 @@ class SocketListener(BaseListener):
         tune: Optional[Callable[[socket.socket], None]] = None,
         on_close: Optional[Callable[[], None]] = None,
         handshake_timeout: Optional[float] = None,
-    ):
+    ) -> None:
         super().__init__()
         self._handshake_timeout = handshake_timeout
         self._sock = sock
@@ -96,7 +96,7 @@ class SocketListener(BaseListener):
         self._check_open()
         return self._sock.fileno()
 
-    def accept(self, timeout: Optional[float] = None):
+    def accept(self, timeout: Optional[float] = None) -> Any:
         """Wait for one peer, authenticate it, and return its channel.
 
         ``timeout`` bounds the wait and the handshake together (TimeoutError),

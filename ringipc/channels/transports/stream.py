@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Optional
+from typing import Any, Optional
 
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
 from ...errors import BufferTooShort, FrameError
@@ -38,12 +38,13 @@ class StreamChannel(BaseChannel):
         owner: Optional[socket.socket] = None,
         max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
         pending: bytes = b"",
-    ):
+    ) -> None:
         super().__init__(max_message_size)
         self._rfd = read_fd
         self._wfd = write_fd
         self._owner = owner
-        self._reader = FrameReader(read_fd, pending) if read_fd is not None else None
+        # None only on a send-only end, whose receiving calls raise (_need) before touching it.
+        self._reader: FrameReader = FrameReader(read_fd, pending) if read_fd is not None else None  # type: ignore[assignment]  # see above
 
     @property
     def readable(self) -> bool:
@@ -83,7 +84,7 @@ class StreamChannel(BaseChannel):
     # the everyday call (a whole bytes object, no timeout): per-message Python
     # work is most of what a small message costs.  Anything else takes the
     # general path, so behaviour is identical.
-    def send_bytes(self, buf, offset: int = 0, size: Optional[int] = None) -> None:
+    def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
         wfd = self._wfd  # None once closed
         if type(buf) is bytes and not offset and size is None and wfd is not None and len(buf) < COALESCE_BELOW:
             # write_frame's small case, written out.
@@ -116,7 +117,7 @@ class StreamChannel(BaseChannel):
                 raise
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
-    def recv_bytes_into(self, buf, offset: int = 0, timeout: Optional[float] = None) -> int:
+    def recv_bytes_into(self, buf: Any, offset: int = 0, timeout: Optional[float] = None) -> int:
         if type(buf) is bytearray and not offset and timeout is None and not self._closed and self._rfd is not None:
             got = self._recv_message_into(memoryview(buf), self._limit(), None)
             if type(got) is int:
@@ -124,7 +125,7 @@ class StreamChannel(BaseChannel):
             raise BufferTooShort(got)
         return BaseChannel.recv_bytes_into(self, buf, offset, timeout)
 
-    def _send_message(self, view) -> None:
+    def _send_message(self, view: memoryview) -> None:
         try:
             write_frame(self._need(self._wfd, "writable"), view)
         except BaseException as exc:
@@ -135,7 +136,7 @@ class StreamChannel(BaseChannel):
                 self.close()
             raise
 
-    def _recv_message(self, limit, deadline):
+    def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | bytearray":
         self._need(self._rfd, "readable")
         try:
             return self._reader.read(limit, deadline)
@@ -145,7 +146,7 @@ class StreamChannel(BaseChannel):
             self.close()
             raise
 
-    def _recv_message_into(self, view, limit, deadline):
+    def _recv_message_into(self, view: memoryview, limit: Optional[int], deadline: Optional[float]) -> "int | bytes":
         self._need(self._rfd, "readable")
         try:
             return self._reader.read_into(view, limit, deadline)
@@ -153,7 +154,7 @@ class StreamChannel(BaseChannel):
             self.close()
             raise
 
-    def _poll(self, deadline) -> bool:
+    def _poll(self, deadline: Optional[float]) -> bool:
         fd = self._need(self._rfd, "readable")
         return self._reader.buffered() or wait_readable(fd, deadline)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any, Optional, Tuple
 
 from ..address import register_scheme
 from ..auth import check_authkey
@@ -17,7 +18,7 @@ from ...errors import AddressError
 from .sockets import SocketListener, open_connection
 
 
-def split_host_port(target: str):
+def split_host_port(target: str) -> Tuple[str, int]:
     """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); an empty host is loopback."""
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit():
@@ -35,7 +36,7 @@ def _nodelay(sock: socket.socket) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _resolve(host: str, port: int, passive: bool):
+def _resolve(host: str, port: int, passive: bool) -> Tuple[Any, ...]:
     flags = socket.AI_PASSIVE if passive else 0
     infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, flags)
     if not infos:
@@ -47,13 +48,13 @@ def _is_loopback(ip: str) -> bool:
     return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
 
 
-def connect(target: str, **opts):
+def connect(target: str, **opts: Any) -> Any:
     host, port = split_host_port(target)
     family, kind, proto, _, sockaddr = _resolve(host, port, passive=False)
     return open_connection(family, kind, sockaddr, tune=_nodelay, **opts)
 
 
-def listen(target: str, *, backlog: int = 64, authkey=None, **opts):
+def listen(target: str, *, backlog: int = 64, authkey: Optional[bytes] = None, **opts: Any) -> Any:
     host, port = split_host_port(target)
     family, kind, proto, _, sockaddr = _resolve(host, port, passive=True)
     authkey = check_authkey(authkey)

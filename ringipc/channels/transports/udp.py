@@ -53,11 +53,11 @@ import secrets
 import socket
 import struct
 import time
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Tuple, Union
 
 from ..address import check_mode, register_scheme
 from ..auth import _mac, check_authkey
-from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
+from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, over_limit
 from ...errors import AddressError, AuthenticationError, FrameError, MessageTooLarge
 from ..framing import wait_readable
 from .tcp import split_host_port
@@ -75,7 +75,7 @@ _PORT = struct.Struct(">H")
 _FIRST_RESEND, _MAX_RESEND = 0.05, 1.0
 
 
-def _session_keys(authkey: bytes, client_nonce: bytes, server_nonce: bytes):
+def _session_keys(authkey: bytes, client_nonce: bytes, server_nonce: bytes) -> Tuple[bytes, bytes]:
     """(connector-to-listener key, listener-to-connector key) for one connection."""
     base = hmac.new(authkey, b"ringipc udp session" + client_nonce + server_nonce, hashlib.sha256).digest()
     return (hmac.new(base, b"up", hashlib.sha256).digest(), hmac.new(base, b"down", hashlib.sha256).digest())
@@ -91,7 +91,7 @@ def _tune(sock: socket.socket) -> None:
 
 class UdpChannel(BaseChannel):
     def __init__(self, sock: socket.socket, *, send_key: Optional[bytes] = None, recv_key: Optional[bytes] = None,
-                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self._sock = sock
         sock.setblocking(True)
         self._send_key, self._recv_key = send_key, recv_key
@@ -131,13 +131,13 @@ class UdpChannel(BaseChannel):
         return pickle.loads(self.recv_bytes(timeout=timeout))
 
     # --- wire ----------------------------------------------------------------------------------
-    def _signature(self, key: bytes, *parts) -> bytes:
+    def _signature(self, key: bytes, *parts: Any) -> bytes:
         h = hashlib.blake2b(key=key[:64], digest_size=SIGNATURE_SIZE)
         for part in parts:
             h.update(part)
         return h.digest()
 
-    def _datagram(self, tag: int, view) -> bytes:
+    def _datagram(self, tag: int, view: Union[bytes, memoryview]) -> bytes:
         self._send_seq += 1
         header = _HEADER.pack(tag, self._send_seq)
         if self._send_key is None:
@@ -171,7 +171,7 @@ class UdpChannel(BaseChannel):
             raise FrameError("a datagram without ringipc's header arrived; it was discarded")
         end = n - self._sig
         if self.signed:
-            mine = self._signature(self._recv_key, view[:HEADER_SIZE], view[HEADER_SIZE:end])
+            mine = self._signature(self._recv_key, view[:HEADER_SIZE], view[HEADER_SIZE:end])  # type: ignore[arg-type]  # signed: a key
             if not hmac.compare_digest(mine, view[end:n]):
                 self.forged += 1
                 return None
@@ -184,10 +184,10 @@ class UdpChannel(BaseChannel):
             return None
         payload = view[HEADER_SIZE:end]
         if limit is not None and len(payload) > limit:
-            raise FrameError(f"a {len(payload)}-byte message is over the {limit}-byte limit; it was discarded")
+            raise over_limit(len(payload), limit)
         return payload
 
-    def _next(self, limit, deadline) -> memoryview:
+    def _next(self, limit: Optional[int], deadline: Optional[float]) -> memoryview:
         while True:
             if self._eof:
                 raise EOFError("the peer closed the channel")
@@ -204,10 +204,10 @@ class UdpChannel(BaseChannel):
             if payload is not None:
                 return payload
 
-    def _recv_message(self, limit, deadline) -> bytes:
+    def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> bytes:
         return bytes(self._next(limit, deadline))
 
-    def _poll(self, deadline) -> bool:
+    def _poll(self, deadline: Optional[float]) -> bool:
         # Datagrams a receive would drop are taken off here, so that True means a message or EOF.
         while True:
             if self._eof:
@@ -240,14 +240,14 @@ class UdpChannel(BaseChannel):
         self._sock.close()
 
 
-def _split(target: str):
+def _split(target: str) -> Tuple[str, int]:
     try:
         return split_host_port(target)
     except AddressError:
         raise AddressError(f"udp address must be udp://HOST:PORT or udp://[V6]:PORT, got udp://{target}") from None
 
 
-def _resolve(host: str, port: int, passive: bool):
+def _resolve(host: str, port: int, passive: bool) -> Tuple[Any, ...]:
     infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_DGRAM, 0, socket.AI_PASSIVE if passive else 0)
     if not infos:
         raise AddressError(f"cannot resolve {host!r}")
@@ -255,15 +255,15 @@ def _resolve(host: str, port: int, passive: bool):
 
 
 class UdpListener(BaseListener):
-    def __init__(self, sock: socket.socket, address: str, *, authkey=None,
-                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, sock: socket.socket, address: str, *, authkey: Optional[bytes] = None,
+                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         super().__init__()
         self._sock = sock
         sock.setblocking(False)
         self.address = address
         self._authkey = check_authkey(authkey)
         self._max = max_message_size
-        self._answered = {}  # client nonce -> (accept datagram, when): a repeated hello is answered again
+        self._answered: Dict[bytes, Tuple[bytes, float]] = {}  # client nonce -> (accept datagram, when): a repeated hello is answered again
 
     def fileno(self) -> int:
         self._check_open()
@@ -309,7 +309,7 @@ class UdpListener(BaseListener):
                 peer.close()
                 raise
 
-    def _reply(self, datagram: bytes, addr) -> None:
+    def _reply(self, datagram: bytes, addr: Any) -> None:
         try:
             self._sock.sendto(datagram, addr)
         except OSError:
@@ -319,7 +319,7 @@ class UdpListener(BaseListener):
         self._sock.close()
 
 
-def connect(target: str, *, mode: str = "message", timeout: Optional[float] = None, authkey=None,
+def connect(target: str, *, mode: str = "message", timeout: Optional[float] = None, authkey: Optional[bytes] = None,
             max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> UdpChannel:
     if check_mode(mode) != "message":
         raise ValueError("UDP carries datagrams only; use tcp:// for a byte stream")
@@ -383,7 +383,7 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
         raise
 
 
-def listen(target: str, *, mode: str = "message", authkey=None, **opts) -> UdpListener:
+def listen(target: str, *, mode: str = "message", authkey: Optional[bytes] = None, **opts: Any) -> UdpListener:
     if check_mode(mode) != "message":
         raise ValueError("UDP carries datagrams only; use tcp:// for a byte stream")
     opts.pop("backlog", None)

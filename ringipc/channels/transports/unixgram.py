@@ -20,18 +20,9 @@ before the sockets are connected, so each side empties its socket after
 connecting and before the next step: nothing a third process slipped in can
 reach the channel.
 
-End of file.  A datagram socket gets no signal when its peer closes or
-dies, so the lifeline carries it: the kernel closes the peer's end when the
-last copy of the peer's channel is closed or its process dies.  A receive
-with a timeout that finds no datagram waits in ``poll`` on both; one
-without a timeout blocks in ``recv`` like a bare socket, waking every
-``LIFELINE_CHECK`` seconds (``SO_RCVTIMEO``) to look at the lifeline.  Datagrams the peer sent before it went are still delivered, then
-``EOFError``; ``fileno()`` is an epoll descriptor over the two, so it is
-readable exactly while a message or end-of-file is ready.  A send to a
-peer that has gone raises ``BrokenPipeError`` (the kernel answers
-``ECONNREFUSED``); that failure also discards datagrams the peer had sent
-and this end had not yet received (the kernel's rule for a datagram socket
-whose peer vanished), so a reader that wants them receives before sending.
+End of file comes through the lifeline: the kernel closes the peer's end
+when the last copy of the peer's channel is closed or its process dies
+(unixgram_channel.py says how receives, ``fileno()`` and sends use it).
 
 Wire format: a 16-byte header (tag byte 1, 15 zero bytes), then the payload,
 one datagram per message, as ``unixpacket://``.  A datagram without it is
@@ -46,36 +37,27 @@ from __future__ import annotations
 
 import array
 import errno
-import mmap
+import hmac
 import os
 import secrets
 import select
 import socket
 import struct
 import time
-from typing import Optional
+from typing import Any, Callable, List, Optional, Tuple
 
-from ._packet_fast import PacketFastPath
 from ..address import check_mode, register_scheme
 from ..auth import _mac, check_authkey
-from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after
-from ...errors import AuthenticationError, FrameError, MessageTooLarge
-from ..framing import wait_readable
-from .unix import _bind_private, _remover, sockaddr
+from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseListener, deadline_after
+from ...errors import AuthenticationError
+from ..framing import poll_ms, wait_readable
+from .unix import bind, sockaddr
+from .unixgram_channel import LIFELINE_CHECK, UnixgramChannel
 
-HEADER = b"\x01" + bytes(15)
-HEADER_SIZE = len(HEADER)
-# Linux reports a truncated datagram's real length with it, for the error message.
-_TRUNC = socket.MSG_TRUNC
+__all__ = ["LIFELINE_CHECK", "UnixgramChannel", "UnixgramListener", "connect", "listen"]
+
 _DONTWAIT = socket.MSG_DONTWAIT
-_JOIN_MAX = 4096  # up to here header + payload are joined for one send(); above, sendmsg
-_SKB_OVERHEAD = 4096
-FULL_SNDBUF = 4 << 20
-WORKING_SNDBUF = 256 << 10
 _READ = select.POLLIN | select.POLLHUP | select.POLLERR
-#: How long a receive without timeout blocks in the kernel before it looks at
-#: the lifeline (then it blocks again): the longest a dead peer goes unnoticed.
-LIFELINE_CHECK = 0.05
 
 # Handshake datagrams.
 _MAGIC = b"RGDGRAM1"
@@ -84,12 +66,12 @@ _NONCE = 32
 _MAC = 32
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 _ANCILLARY = socket.CMSG_SPACE(4 * 4) + socket.CMSG_SPACE(_UCRED.size)
-_GONE_ERRNOS = (errno.ECONNREFUSED, errno.ENOTCONN, errno.ECONNRESET, errno.EPIPE)
 
 
-def _credentials(ancillary):
+def _credentials(ancillary: Any) -> Tuple[List[int], Any]:  # creds: (pid, uid, gid) or None
     """(fds, (pid, uid, gid) or None) from recvmsg's ancillary data."""
-    fds, creds = [], None
+    fds: List[int] = []
+    creds = None
     for level, kind, data in ancillary:
         if level != socket.SOL_SOCKET:
             continue
@@ -102,7 +84,7 @@ def _credentials(ancillary):
     return fds, creds
 
 
-def _admitted(creds, allow_other_users: bool) -> bool:
+def _admitted(creds: Any, allow_other_users: bool) -> bool:
     return allow_other_users or (creds is not None and creds[1] in (os.getuid(), 0))
 
 
@@ -115,214 +97,6 @@ def _drain(sock: socket.socket) -> None:
             return
 
 
-def _gone(exc: OSError, what: str) -> BrokenPipeError:
-    return BrokenPipeError(errno.EPIPE, f"the peer has closed the channel ({what}: {exc.strerror})")
-
-
-class UnixgramChannel(PacketFastPath, BaseChannel):
-    """One end of a connected pair of datagram sockets plus the lifeline.
-
-    Sends of a whole ``bytes`` take unixpacket's C path (``_packet_fast.pyx``:
-    one ``sendmsg`` of the same header and the payload, no copy); receives are
-    written here, because a receiver that finds nothing must watch the
-    lifeline too, which that path's blocking receive cannot."""
-
-    def __init__(self, sock: socket.socket, lifeline: socket.socket, *,
-                 max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE, peer_pid: int = 0):
-        self._sock = sock
-        self._lifeline = lifeline
-        self.peer_pid = peer_pid
-        sock.setblocking(True)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
-        except OSError:
-            pass
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, FULL_SNDBUF)
-        except OSError:
-            pass
-        sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)  # Linux reports it doubled
-        self.transport_limit = max(0, sndbuf // 2 - _SKB_OVERHEAD)
-        # As unixpacket://: a modest send buffer until a message needs the full
-        # one (a deep one lets the sender run so far ahead that every message
-        # is out of the cache by the time it is read).
-        self._send_buffer_full = sndbuf <= 2 * WORKING_SNDBUF
-        if not self._send_buffer_full:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, WORKING_SNDBUF)
-        self._fd = sock.fileno()
-        self._life_fd = lifeline.fileno()
-        self._send = sock.send
-        self._recv_into = sock.recv_into
-        self._poller = select.poll()
-        self._poller.register(self._fd, _READ)
-        self._poller.register(self._life_fd, _READ)
-        self._life_poller = select.poll()
-        self._life_poller.register(self._life_fd, _READ)
-        sec = int(LIFELINE_CHECK)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
-                        struct.pack("ll", sec, int((LIFELINE_CHECK - sec) * 1e6)))
-        self._peer_gone = False  # the lifeline hung up: EOF once the socket is empty
-        self._eof = False
-        self._epoll = None
-        self._header = bytearray(HEADER_SIZE)
-        # Sized for the largest datagram there can be, once: a private anonymous
-        # map, so only the pages messages reach are ever resident.
-        self._scratch = mmap.mmap(-1, HEADER_SIZE + self.transport_limit + 1, flags=mmap.MAP_PRIVATE)
-        self._room = 0
-        super().__init__(max_message_size)
-        self._fast_setup(self._fd, self.transport_limit)
-
-    def _limit_changed(self) -> None:
-        self._room = HEADER_SIZE + self._limit() + 1
-
-    def fileno(self) -> int:
-        """An epoll descriptor over the socket and the lifeline: readable while a
-        datagram waits or the peer has gone (end-of-file)."""
-        self._check_open()
-        if self._epoll is None:
-            ep = select.epoll()
-            ep.register(self._fd, select.EPOLLIN)
-            ep.register(self._life_fd, select.EPOLLIN)
-            self._epoll = ep
-        return self._epoll.fileno()
-
-    # --- sending ---------------------------------------------------------------------------
-    # send_bytes is PacketFastPath's: a whole bytes object up to the working
-    # send buffer's reach goes out in C, anything else through BaseChannel.
-
-    def _send_message(self, view: memoryview) -> None:
-        try:
-            if len(view) <= _JOIN_MAX:
-                self._send(HEADER + view)
-            else:
-                self._sock.sendmsg([HEADER, view])
-        except OSError as exc:
-            self._send_failed(view, exc)
-
-    def _send_failed(self, payload, err) -> None:
-        """Called by the C send path (payload, errno) and by _send_message (view, OSError)."""
-        if isinstance(err, int):
-            exc, view = OSError(err, os.strerror(err)), memoryview(payload)
-        else:
-            exc, view = err, payload
-        if exc.errno == errno.EMSGSIZE and not self._send_buffer_full:
-            self._send_buffer_full = True  # nothing was sent: the kernel refused it whole
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, FULL_SNDBUF)
-            self._send_message(view)
-            return
-        if exc.errno in (errno.EMSGSIZE, errno.ENOBUFS):
-            raise MessageTooLarge(f"{len(view)}-byte datagram refused by the kernel: {exc.strerror}") from exc
-        if exc.errno in _GONE_ERRNOS:
-            self._peer_gone = True
-            raise _gone(exc, "send") from exc
-        raise exc
-
-    # --- receiving -------------------------------------------------------------------------
-    def recv_bytes(self, maxlength=None, timeout=None):
-        # The everyday call: a datagram already waiting costs one recv_into.
-        if maxlength is None and timeout is None and not self._closed:
-            scratch = self._scratch
-            while True:
-                try:
-                    # Blocks in the kernel, as a bare recv would, but for at most
-                    # LIFELINE_CHECK seconds (SO_RCVTIMEO): then the lifeline is looked at.
-                    n = self._recv_into(scratch, self._room)
-                except (BlockingIOError, InterruptedError):
-                    if self._peer_gone or self._closed or self._life_poller.poll(0):
-                        break  # the general path reports end-of-file (or the close)
-                    continue
-                if HEADER_SIZE <= n < self._room and scratch[:HEADER_SIZE] == HEADER:
-                    return scratch[HEADER_SIZE:n]
-                self._refuse(n, self._room - HEADER_SIZE - 1)
-        return BaseChannel.recv_bytes(self, maxlength, timeout)
-
-    def _refuse(self, n: int, limit: int) -> None:
-        """Raise for a datagram that is not a whole data message within ``limit``."""
-        if n < HEADER_SIZE or self._scratch[:HEADER_SIZE] != HEADER:
-            self.close()
-            raise FrameError("a datagram without ringipc's header arrived (foreign or truncated); channel closed")
-        raise FrameError(f"a {n - HEADER_SIZE}-byte message is over the {limit}-byte limit; it was discarded")
-
-    def _wait(self, deadline: Optional[float]) -> bool:
-        """Wait for a datagram or the lifeline's hang-up; False on timeout."""
-        while True:
-            self._check_open()
-            if deadline is None:
-                ms = None
-            else:
-                ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-            ready = self._poller.poll(ms)
-            if ready:
-                for fd, _ in ready:
-                    if fd == self._life_fd:
-                        self._peer_gone = True
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-
-    def _next(self, deadline: Optional[float], receive):
-        """Run ``receive()`` (a non-blocking receive) until it gets a datagram;
-        EOFError once the peer has gone and nothing is left."""
-        while True:
-            try:
-                return receive()
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as exc:
-                self._check_open()
-                if exc.errno in _GONE_ERRNOS:
-                    self._eof = True
-                    raise EOFError("the peer closed the channel") from exc
-                raise
-            # Seen gone before this receive came up empty: everything it sent is in.
-            if self._peer_gone:
-                self._eof = True
-                raise EOFError("the peer closed the channel")
-            if not self._wait(deadline):
-                raise TimeoutError("timed out waiting for the peer")
-
-    def _recv_message(self, limit, deadline):
-        room = HEADER_SIZE + limit + 1  # one more byte than the limit shows a longer datagram
-        scratch = self._scratch
-        if room > len(scratch):
-            room = len(scratch)
-        n = self._next(deadline, lambda: self._recv_into(scratch, room, _DONTWAIT | _TRUNC))
-        if n < HEADER_SIZE or n >= room or scratch[:HEADER_SIZE] != HEADER:
-            self._refuse(n, limit)
-        return scratch[HEADER_SIZE:n]
-
-    def _recv_message_into(self, view, limit, deadline):
-        cap = limit + 1
-        if len(view) >= cap:
-            parts = [self._header, view[:cap]]
-            spill = None
-        else:
-            spill = memoryview(self._scratch)[: cap - len(view)]
-            parts = [self._header, view, spill]
-        n = self._next(deadline, lambda: self._sock.recvmsg_into(parts, 0, _DONTWAIT | _TRUNC)[0])
-        if n < HEADER_SIZE or n > HEADER_SIZE + limit or self._header != HEADER:
-            if n < HEADER_SIZE or self._header != HEADER:
-                self.close()
-                raise FrameError("a datagram without ringipc's header arrived (foreign or truncated); channel closed")
-            raise FrameError(f"a {n - HEADER_SIZE}-byte message is over the {limit}-byte limit; it was discarded")
-        length = n - HEADER_SIZE
-        if length <= len(view):
-            return length
-        return b"".join((view, spill[: length - len(view)]))
-
-    def _poll(self, deadline) -> bool:
-        # Readable socket or hung-up lifeline: a datagram or EOF is ready.
-        return self._wait(deadline)
-
-    def _close(self) -> None:
-        self._fast_off()
-        if self._epoll is not None:
-            self._epoll.close()
-        self._sock.close()
-        self._lifeline.close()
-        self._scratch.close()
-
-
 def _handshake_error(data: bytes) -> Optional[Exception]:
     """The error a refusal datagram carries, or None if ``data`` is not one."""
     if data.startswith(_MAGIC + _REFUSE):
@@ -332,9 +106,9 @@ def _handshake_error(data: bytes) -> Optional[Exception]:
 
 
 class UnixgramListener(BaseListener):
-    def __init__(self, sock: socket.socket, address: str, *, authkey=None,
+    def __init__(self, sock: socket.socket, address: str, *, authkey: Optional[bytes] = None,
                  max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE, allow_other_users: bool = False,
-                 handshake_timeout: Optional[float] = None, on_close=None):
+                 handshake_timeout: Optional[float] = None, on_close: Optional[Callable[[], None]] = None) -> None:
         super().__init__()
         self._sock = sock
         self.address = address
@@ -349,13 +123,13 @@ class UnixgramListener(BaseListener):
         self._check_open()
         return self._sock.fileno()
 
-    def _refuse(self, addr, nonce: bytes, reason: str) -> None:
+    def _refuse(self, addr: Any, nonce: bytes, reason: str) -> None:
         try:
             self._sock.sendto(_MAGIC + _REFUSE + nonce + reason.encode(), _DONTWAIT, addr)
         except OSError:
             pass
 
-    def _next_hello(self, deadline):
+    def _next_hello(self, deadline: Optional[float]) -> Tuple[Any, Any, bytes, bool, Any]:
         """(lifeline, creds, nonce, wants_auth, addr) of the next well-formed hello."""
         while True:
             if not wait_readable(self._sock.fileno(), deadline):
@@ -422,13 +196,12 @@ class UnixgramListener(BaseListener):
             poller.register(peer.fileno(), _READ)
             poller.register(lifeline.fileno(), _READ)
             while True:
-                ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-                ready = dict(poller.poll(ms))
+                ready = dict(poller.poll(poll_ms(deadline)))
                 if peer.fileno() in ready:
                     ack = peer.recv(256, _DONTWAIT)
                     expect = _MAGIC + _ACK + (_mac(self._authkey, b"client", mine, nonce) if self._authkey else b"")
                     if len(ack) == len(expect) and ack[: len(_MAGIC) + 1] == _MAGIC + _ACK and (
-                            self._authkey is None or _compare(ack, expect)):
+                            self._authkey is None or hmac.compare_digest(ack, expect)):
                         break
                     raise AuthenticationError("the peer's acknowledgement did not prove the authkey; refused")
                 if lifeline.fileno() in ready:
@@ -456,19 +229,13 @@ def _hung_up(sock: socket.socket) -> bool:
     return bool(poller.poll(0))
 
 
-def _compare(a: bytes, b: bytes) -> bool:
-    import hmac
-
-    return hmac.compare_digest(a, b)
-
-
 def _set_send_timeout(sock: socket.socket, deadline: Optional[float]) -> None:
     left = 0.0 if deadline is None else max(1e-6, deadline - time.monotonic())
     sec = int(left)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", sec, int((left - sec) * 1e6)))
 
 
-def connect(target: str, *, mode: str = "message", timeout: Optional[float] = None, authkey=None,
+def connect(target: str, *, mode: str = "message", timeout: Optional[float] = None, authkey: Optional[bytes] = None,
             max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE) -> UnixgramChannel:
     if check_mode(mode) != "message":
         raise ValueError("datagram sockets carry messages only; use unix:// for a byte stream")
@@ -496,8 +263,7 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
         poller.register(sock.fileno(), _READ)
         poller.register(mine.fileno(), _READ)
         while True:
-            ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
-            ready = dict(poller.poll(ms))
+            ready = dict(poller.poll(poll_ms(deadline)))
             if sock.fileno() in ready:
                 try:
                     data, anc, _, src = sock.recvmsg(256, _ANCILLARY, _DONTWAIT | socket.MSG_CMSG_CLOEXEC)
@@ -521,7 +287,7 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
                 if authkey is not None:
                     if not mac:
                         raise AuthenticationError("an authkey was given but the listener does not authenticate")
-                    if not _compare(mac, _mac(authkey, b"server", nonce, theirs_nonce)):
+                    if not hmac.compare_digest(mac, _mac(authkey, b"server", nonce, theirs_nonce)):
                         raise AuthenticationError("the listener's authkey digest did not match")
                 sock.connect(src)
                 _drain(sock)
@@ -540,19 +306,15 @@ def connect(target: str, *, mode: str = "message", timeout: Optional[float] = No
         raise
 
 
-def listen(target: str, *, mode: str = "message", allow_other_users: bool = False, **opts) -> UnixgramListener:
+def listen(target: str, *, mode: str = "message", allow_other_users: bool = False, **opts: Any) -> UnixgramListener:
     if check_mode(mode) != "message":
         raise ValueError("datagram sockets carry messages only; use unix:// for a byte stream")
     opts.pop("backlog", None)  # accepted for symmetry with the other socket listeners
     addr = sockaddr("unixgram", target)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    on_close = None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        if isinstance(addr, bytes):
-            sock.bind(addr)
-        else:
-            on_close = _remover(addr, _bind_private(sock, addr))
+        on_close = bind(sock, addr)
     except BaseException:
         sock.close()
         raise

@@ -1,0 +1,23 @@
+"""ringipc for asyncio: every endpoint awaitable, at no cost to programs that don't.
+
+    from ringipc import asyncio as rasyncio
+    q = rasyncio.Queue()               # q.sync goes to worker processes
+    obj = await q.get()                # never blocks the loop
+    await q.put(obj)                   # waits for room on a bounded queue
+    a, b = rasyncio.Pipe()             # await a.send(x); await b.recv()
+    ring = rasyncio.AsyncRing(1 << 20) # await ring.recv_bytes(); async for
+    ch = rasyncio.AsyncChannel(ringipc.connect("unix://..."))
+
+A waiting call registers the ring's doorbell (docs/design.md, "Doorbells")
+with the running loop: no thread, no polling, and writers pay nothing while
+nobody awaits.  Objects made here and synchronous ones share rings, so a
+process-pool worker can ``put`` while an asyncio server awaits ``get``.
+Cancellation (``asyncio.timeout``, ``wait_for``, task.cancel()) never
+loses a message.  See docs/asyncio.md.
+"""
+from .channel import AsyncChannel
+from .connection import Connection, Pipe
+from .queues import JoinableQueue, Queue, SimpleQueue
+from .ring import AsyncRing
+
+__all__ = ["AsyncChannel", "AsyncRing", "Connection", "JoinableQueue", "Pipe", "Queue", "SimpleQueue"]

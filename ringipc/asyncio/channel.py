@@ -1,0 +1,116 @@
+"""Awaitable channels: ``await ch.recv()`` on any transport with a ``fileno()``.
+
+Every Channel's ``fileno()`` is readable while a message (or EOF) is ready
+(docs/channels.md), so a receive registers it with the loop (``add_reader``;
+one registration shared by all tasks awaiting the channel), then takes the
+message with a zero timeout, which either returns it whole or leaves it:
+a cancelled receive loses nothing.  A transport without a descriptor (System
+V queues) is refused with a clear error rather than polled.
+
+Sends are the synchronous call: every transport's send completes at once
+while its buffer has room; on a full buffer it blocks the loop until the
+peer reads (or fails once the peer is gone) - channel transports expose no
+descriptor that says "room".  Use the ring-based objects of this package
+(Queue, Pipe, AsyncRing) where a full send must wait without blocking.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+from types import TracebackType
+from typing import Any, AsyncIterator, List, Optional, Type
+
+__all__ = ["AsyncChannel"]
+
+
+class AsyncChannel:
+    """Wraps a connected :class:`ringipc.Channel` (``.sync``)."""
+
+    def __init__(self, channel: Any) -> None:
+        try:
+            self._fd = channel.fileno()
+        except (io.UnsupportedOperation, OSError) as exc:
+            raise ValueError(f"{channel!r} has no descriptor to await (its transport cannot be polled)") from exc
+        self.sync = channel
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._waiters: List["asyncio.Future[None]"] = []
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._waiters:
+            self._loop = loop
+            loop.add_reader(self._fd, self._ready)
+        elif self._loop is not loop:
+            raise RuntimeError("this channel is being awaited in another event loop")
+        fut: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        finally:
+            if not fut.done() or fut.cancelled():
+                try:
+                    self._waiters.remove(fut)
+                except ValueError:
+                    pass
+                if not self._waiters:
+                    self._unregister()
+
+    def _unregister(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._fd)
+
+    def _ready(self) -> None:
+        self._unregister()
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def recv_bytes(self, maxlength: Optional[int] = None) -> bytes:
+        while True:
+            try:
+                return self.sync.recv_bytes(maxlength, timeout=0)  # type: ignore[no-any-return]
+            except TimeoutError:
+                await self._readable()
+
+    async def recv(self) -> Any:
+        while True:
+            try:
+                return self.sync.recv(timeout=0)
+            except TimeoutError:
+                await self._readable()
+
+    async def recv_bytes_into(self, buf: Any, offset: int = 0) -> int:
+        while True:
+            try:
+                return self.sync.recv_bytes_into(buf, offset, timeout=0)  # type: ignore[no-any-return]
+            except TimeoutError:
+                await self._readable()
+
+    async def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
+        self.sync.send_bytes(buf, offset, size)
+
+    async def send(self, obj: Any) -> None:
+        self.sync.send(obj)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while True:
+            try:
+                yield await self.recv()
+            except EOFError:
+                return
+
+    def close(self) -> None:
+        self._ready()
+        self.sync.close()
+
+    async def __aenter__(self) -> "AsyncChannel":
+        return self
+
+    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
+                        tb: Optional[TracebackType]) -> None:
+        self.close()

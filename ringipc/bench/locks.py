@@ -1,0 +1,207 @@
+"""The ``locks`` scenario: ``ringipc.sync.Lock`` against ``multiprocessing.Lock``.
+
+Two cases, each run in a fresh driver process (the bench's start method):
+
+* uncontended: one process takes and releases a lock nobody else touches
+  (ringipc's makes no system call here);
+* contended: two processes pinned to different CPUs each take the lock ``n``
+  times around an increment of a shared counter, so the lock changes hands
+  between processes all the time; the counter must end at exactly ``2 n`` (a
+  lost update is a FAILED row, as a lost message is elsewhere).
+
+The figure is nanoseconds per acquire+release; the ratio is mp.Lock's time over
+this lock's in the same run (> 1: faster).  ``benchmarks/test_sync.py`` times
+the same loops under pytest-benchmark.
+"""
+import statistics
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+LOCKS = "locks"
+KINDS = ("ringipc", "mp")
+NAMES = {"ringipc": "ringipc.sync.Lock", "mp": "mp.Lock"}
+BASE = NAMES["mp"]
+UNCONTENDED, CONTENDED = "uncontended", "contended, 2 processes"
+# (case, acquisitions per process, with --quick)
+CASES = [(UNCONTENDED, 200_000, 20_000), (CONTENDED, 20_000, 2_000)]
+
+
+def primitives(kind: str) -> Any:
+    """Where ``kind``'s Lock, Semaphore ... come from: ringipc.sync, or multiprocessing's fork context."""
+    if kind == "ringipc":
+        from ringipc import sync
+
+        return sync
+    import multiprocessing
+
+    return multiprocessing.get_context("fork")
+
+
+def acquire_release(lock: Any, n: int) -> None:
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+
+
+def take_often(lock: Any, counter: Any, n: int, cpu: Optional[int] = None) -> None:
+    """``n`` increments of ``counter.value`` under ``lock``."""
+    if cpu is not None:
+        import os
+
+        os.sched_setaffinity(0, {cpu})
+    for _ in range(n):
+        with lock:
+            counter.value += 1
+
+
+def measure(kind: str, case: str, n: int, cpus: Any = (None, None)) -> float:
+    """Seconds for ``n`` acquire+release pairs per process; raises if the counter is wrong."""
+    import multiprocessing
+    import os
+
+    lock = primitives(kind).Lock()
+    if cpus[0] is not None:
+        os.sched_setaffinity(0, {cpus[0]})
+    if case == UNCONTENDED:
+        acquire_release(lock, max(1, n // 10))  # warm up: fault the segment in
+        t0 = time.perf_counter()
+        acquire_release(lock, n)
+        return time.perf_counter() - t0
+    fork = multiprocessing.get_context("fork")
+    counter = fork.Value("q", 0, lock=False)
+    child = fork.Process(target=take_often, args=(lock, counter, n, cpus[1]))
+    t0 = time.perf_counter()
+    child.start()
+    take_often(lock, counter, n)
+    child.join()
+    seconds = time.perf_counter() - t0
+    if child.exitcode != 0:
+        raise RuntimeError(f"the other process exited with code {child.exitcode}")
+    if counter.value != 2 * n:
+        raise AssertionError(f"counter is {counter.value}, not {2 * n}: an update was lost under the lock")
+    return seconds
+
+
+def _driver(kind: str, case: str, n: int, cpus: Any, conn: Any) -> None:
+    try:
+        conn.send(("ok", measure(kind, case, n, cpus)))
+    except BaseException:
+        conn.send(("error", traceback.format_exc(limit=3).strip().splitlines()[-1]))
+
+
+@dataclass
+class LockResult:
+    facility: str
+    case: str
+    ops: int  # acquire+release pairs, all processes together
+    ok: bool = True
+    error: str = ""
+    seconds: float = 0.0
+    repetition: int = 0
+
+    @property
+    def ns(self) -> float:
+        return 1e9 * self.seconds / self.ops if self.ok and self.ops else 0.0
+
+
+def run_one(kind: str, case: str, n: int, timeout: float = 30.0, start_method: str = "forkserver", pin: bool = True) -> "LockResult":
+    from ringipc.bench.runner import context, cpu_plan
+
+    ctx = context(start_method)
+    cpus = tuple(cpu_plan(1, 1)) if pin else (None, None)
+    mine, theirs = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_driver, args=(kind, case, n, cpus, theirs), name=f"bench-lock-{kind}")
+    ops = n * (2 if case == CONTENDED else 1)
+    proc.start()
+    theirs.close()
+    try:
+        if not mine.poll(timeout):
+            return LockResult(NAMES[kind], case, ops, ok=False, error=f"timed out after {timeout:g} s")
+        status, value = mine.recv()
+    except EOFError:
+        return LockResult(NAMES[kind], case, ops, ok=False, error=f"driver died (exit code {proc.exitcode})")
+    finally:
+        proc.join(5.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        mine.close()
+    if status != "ok":
+        return LockResult(NAMES[kind], case, ops, ok=False, error=value)
+    return LockResult(NAMES[kind], case, ops, seconds=value)
+
+
+def run(settings: Any, quick: bool = False, on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
+    """Every case for both locks, repetitions outermost, the order alternating."""
+    total = len(CASES) * len(KINDS) * settings.repeat
+    results, done = [], 0
+    for rep in range(settings.repeat):
+        for case, n, n_quick in CASES:
+            order = KINDS if rep % 2 == 0 else KINDS[::-1]
+            for kind in order:
+                res = run_one(kind, case, n_quick if quick else n, settings.timeout, settings.start_method,
+                              settings.pin)
+                res.repetition = rep
+                results.append(res)
+                done += 1
+                if on_result is not None:
+                    on_result(res, done, total)
+    return results
+
+
+@dataclass
+class LockSummary:
+    facility: str
+    case: str
+    runs: int
+    ok: bool
+    error: str = ""
+    ns: float = 0.0  # median ns per acquire+release
+    all_ns: List[float] = field(default_factory=list)
+    ratio: Optional[float] = None  # mp.Lock's ns / this one's; > 1 is faster
+
+
+def summarize(results: Any) -> List[Any]:
+    cells: Dict[Any, List[Any]] = {}
+    for r in results:
+        cells.setdefault((r.case, r.facility), []).append(r)
+    out = []
+    for (case, name), runs in cells.items():
+        bad = [r for r in runs if not r.ok]
+        s = LockSummary(name, case, len(runs) - len(bad), ok=not bad)
+        if bad:
+            s.error = bad[0].error
+        else:
+            s.all_ns = [r.ns for r in runs]
+            s.ns = statistics.median(s.all_ns)
+        out.append(s)
+    base = {s.case: s for s in out if s.facility == BASE and s.ok}
+    for s in out:
+        b = base.get(s.case)
+        if s.ok and b is not None and s.ns:
+            s.ratio = b.ns / s.ns
+    return out
+
+
+def table(summaries: Any) -> Any:
+    from ringipc.bench.term import SIMPLE, Table
+
+    t = Table(title="Locks: ns per acquire+release", title_justify="left", header_style="bold",
+              box=SIMPLE, pad_edge=False)
+    for col, justify in (("case", "left"), ("lock", "left"), ("ns", "right"), ("range", "right"),
+                         (f"vs {BASE}", "right")):
+        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)  # type: ignore[arg-type]  # one of rich's justify names
+    cases = [c for c, *_ in CASES if any(s.case == c for s in summaries)]
+    for i, case in enumerate(cases):
+        if i:
+            t.add_section()
+        for j, s in enumerate(x for x in summaries if x.case == case):
+            if not s.ok:
+                cells = ["[red]FAILED[/]", "", ""]
+            else:
+                spread = f"{min(s.all_ns):.0f}-{max(s.all_ns):.0f}" if len(s.all_ns) > 1 else ""
+                cells = [f"{s.ns:.0f}", spread, f"x{s.ratio:.2f}" if s.ratio is not None else "-"]
+            t.add_row(case if j == 0 else "", s.facility, *cells)
+    return t
