@@ -101,6 +101,8 @@ class Connection:
                 pass
             self._sock.close()
             self._sock = None
+            if self._tx is not None:
+                large.sender_closed(self._tx.name, self)
             # Dropping (not closing) the rings: the creator unlinks a ring's
             # name when its last handle here goes, never while another end
             # in this process (or a child being spawned) still needs it.
@@ -188,20 +190,9 @@ class Connection:
         data = oob.encode(obj)
         if type(data) is not oob.Frame:
             return self._send(data)
-        if data.size <= self._limit:
-            return self._send_frame(data)
         self._check_peer()
-        self._send_message(large.export(self._tx.name, data))
-
-    def _send_frame(self, frame):
-        self._check_peer()
-        while True:
-            try:
-                oob.send(self._tx, frame, True, PEER_CHECK)
-                return
-            except Full:
-                if self._peer_gone():
-                    raise _broken_pipe() from None
+        # Large buffers go once into a slab, the ring carries a reference (large.py).
+        self._send_message(large.export(self._tx.name, data, self))
 
     def _check_peer(self):
         # Sending into a pipe whose reader is gone must fail, as a socket
@@ -220,7 +211,7 @@ class Connection:
         self._check_peer()
         # Only messages starting with NUL can look like a side-segment reference.
         if len(data) > self._limit or (data and not data[0] and large.is_reference(data)):
-            data = large.export(self._tx.name, data)
+            data = large.export(self._tx.name, data, self)
         self._send_message(data)
 
     def _send_message(self, data):

@@ -31,6 +31,7 @@ import struct
 import threading
 from typing import Any, List, Sequence, Union
 
+from ..core._bulk import bytearray_of, bytes_of, copy_into
 from ..errors import CorruptSegment
 from .pickling import _PLAIN, PROTOCOL, _dispatch, _plain_dumps, dumps_bytes
 
@@ -69,7 +70,7 @@ class Frame:
             _LENGTH.pack_into(out, _FIXED.size + _LENGTH.size * i, buf.nbytes)
         out[self.offsets[0]:self.offsets[0] + len(self.pickle)] = self.pickle
         for start, buf in zip(self.offsets[1:], self.buffers):
-            out[start:start + buf.nbytes] = buf  # the one copy in: object memory to shared memory
+            copy_into(out[start:start + buf.nbytes], buf)  # the one copy in (large ones without the GIL)
 
     def tobytes(self) -> bytes:
         out = bytearray(self.size)
@@ -176,8 +177,9 @@ def decode(message, copy: bool = True) -> Any:
         raise CorruptSegment(f"out-of-band frame sections ({pos} bytes) do not match the message ({total})")
     parts = [view[s:s + n] for s, n in zip(starts, lengths)]
     if flags & RAW_BYTES:
-        return parts[0].tobytes() if copy else parts[0]
-    buffers = [bytearray(part) for part in parts] if copy else parts
+        return bytes_of(parts[0]) if copy else parts[0]
+    # The one copy out (large ones without the GIL, no zero-fill first).
+    buffers = [bytearray_of(part) for part in parts] if copy else parts
     try:
         return pickle.loads(view[head:head + pickle_length], buffers=buffers)
     except (pickle.UnpicklingError, EOFError, ValueError) as exc:
