@@ -34,12 +34,13 @@ free one; after GIVE_UP seconds (or at once when it must not block) it falls
 back to a one-off segment, so a receiver killed while holding a slab can
 never wedge its senders.
 """
-import atexit
 import os
 import secrets
 import threading
 import time
 import weakref
+
+from multiprocessing import util
 
 from . import _segment
 from ._bulk import cas_u64, load_u64, store_u64
@@ -206,6 +207,7 @@ def pool(owner, holder):
             p = _pools.get(owner)
             if p is None or p.pid != os.getpid():
                 p = _pools[owner] = Pool(owner)
+                _hook_exit()
     if id(holder) not in p.holders:
         with _pools_lock:
             p.adopt(holder)
@@ -302,10 +304,22 @@ def reader():
     return _reader
 
 
-@atexit.register
 def _release_at_exit():
-    # Runs before multiprocessing's exit function (registered earlier): slabs
-    # still in flight become ORPHANs, which their readers (or the creator's
-    # sweep of its own leftovers) remove.
+    # Slabs still in flight become ORPHANs, which their readers (or the
+    # creator's sweep of its own leftovers) remove.
     for owner in list(_pools):
         release_pool(owner)
+
+
+_exit_hook_pid = None
+
+
+def _hook_exit():
+    # multiprocessing's exit function runs in its children too, which skip
+    # atexit (they leave by os._exit); a forked child starts with none of its
+    # parent's finalizers, so each process registers its own, with its first
+    # pool.  Last of all, after feeders have flushed their references.
+    global _exit_hook_pid
+    if _exit_hook_pid != os.getpid():
+        _exit_hook_pid = os.getpid()
+        util.Finalize(None, _release_at_exit, exitpriority=-20)

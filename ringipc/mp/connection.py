@@ -31,6 +31,7 @@ from queue import Empty, Full
 
 from ..core._ring import Ring
 from ..core import large
+from .lease import Lease, lease_of
 from ..errors import BufferTooShort
 from . import oob
 from .pickling import loads
@@ -229,13 +230,16 @@ class Connection:
                     raise _broken_pipe() from None
 
     # -- receiving ----------------------------------------------------------------
-    def _recv(self, timeout=None):
+    def _recv_message(self, timeout=None):
         try:
             # Waiting straight away (not trying non-blocking first) spares
             # raising queue.Empty on every receive that finds the ring empty.
-            data = self._rx_recv(True, PEER_CHECK)
+            return self._rx_recv(True, PEER_CHECK)
         except Empty:
-            data = self._recv_wait(timeout)
+            return self._recv_wait(timeout)
+
+    def _recv(self, timeout=None):
+        data = self._recv_message(timeout)
         if data and not data[0] and large.is_reference(data):
             return large.load_bytes(data)
         return data
@@ -282,6 +286,13 @@ class Connection:
         self._check_readable()
         data = self._recv()
         return oob.decode(data) if data and not data[0] and oob.is_frame(data) else loads(data)
+
+    def recv_lease(self) -> Lease[Any]:
+        """Receive one object without copying its large buffers: they look
+        into shared memory until the lease is released (see lease.py)."""
+        self._check_closed()
+        self._check_readable()
+        return lease_of(self._recv_message())
 
     def recv_bytes_into(self, buf: Any, offset: int = 0) -> int:
         """Receive one message into a writable buffer at byte `offset`; returns its length.

@@ -19,6 +19,7 @@ from ..core._ring import Ring
 from ..core import large
 from . import oob
 from .feeder import Feeder
+from .lease import Lease, lease_of
 from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps_bytes, loads
 from .readiness import EndsMixin
 from ..core.sharedstate import keep_alive_for_child, pin_rings
@@ -158,6 +159,17 @@ class Queue(EndsMixin, Generic[_T]):
                 return data[4:-1]
             return loads(data)
         return _decode(data)
+
+    def get_lease(self, block: bool = True, timeout: Optional[float] = None) -> Lease[Any]:
+        """As get(), without copying the object's large buffers: they look
+        into shared memory until the lease is released (see lease.py)."""
+        if self._closed:
+            self._check_open()
+        data = self._recv(block, timeout)
+        self._release()
+        if self._watch is not None:
+            self._watch.consumed()
+        return lease_of(data)
 
     def put_nowait(self, obj: _T) -> None:
         return self.put(obj, False)
