@@ -284,8 +284,13 @@ class Connection:
         """Receive one pickled object."""
         self._check_closed()
         self._check_readable()
-        data = self._recv()
-        return oob.decode(data) if data and not data[0] and oob.is_frame(data) else loads(data)
+        data = self._recv_message()
+        if data and not data[0]:
+            if large.is_reference(data):
+                return large.load(data, oob.decode_payload)  # straight from the slab: one copy out
+            if oob.is_frame(data):
+                return oob.decode(data)
+        return loads(data)
 
     def recv_lease(self) -> Lease[Any]:
         """Receive one object without copying its large buffers: they look
