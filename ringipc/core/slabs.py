@@ -145,7 +145,7 @@ class Pool:
             if now >= deadline:
                 return None
             time.sleep(pause)  # interruptible: Ctrl-C raises here
-            pause = min(pause * 2, 1e-3)
+            pause = min(pause * 2, 200e-6)
 
     def commit(self, slab):
         """The payload is written: publish it; returns the generation to reference."""
