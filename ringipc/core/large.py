@@ -144,8 +144,9 @@ def load(ref, decode):
         try:
             return decode(view)
         finally:
+            # Handed back while the view still pins the mapping (no eviction can unmap it).
+            slabs.reader().done(name, gen, view.obj)
             view.release()
-            slabs.reader().done(name, gen)
     mapping, n = _open(ref)
     try:
         with memoryview(mapping) as whole, whole[:n] as view:
@@ -169,14 +170,14 @@ def lease(ref, decode):
     try:
         obj = decode(view)
     except BaseException:
+        slabs.reader().done(name, gen, view.obj)
         view.release()
-        slabs.reader().done(name, gen)
         raise
 
     def release():
-        # The object may still look into the view: it is not released (a
-        # mapping with views cannot be unmapped), only the slab handed back.
-        slabs.reader().done(name, gen)
+        # The object may still look into the view, so it is not released
+        # here; it pins the mapping until the slab is handed back.
+        slabs.reader().done(name, gen, view.obj)
     return obj, release
 
 

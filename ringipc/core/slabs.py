@@ -51,7 +51,7 @@ HEADER = 64            # payload offset: keeps arrays rebuilt in place 64-byte a
 POOL_SLABS = 8
 POOL_BYTES = 64 << 20
 GIVE_UP = 1.0          # seconds a blocking sender waits for a slab before a one-off segment
-READER_CACHE = 8       # slabs a receiving process keeps mapped
+READER_CACHE = 32      # slabs a receiving process keeps mapped (several senders' pools)
 _GRAIN = 64 << 10
 
 
@@ -277,17 +277,16 @@ class Reader:
             with memoryview(mapping) as whole:
                 return whole[HEADER:HEADER + n]
 
-    def done(self, name, gen):
-        """The object is read: hand the slab back to its sender (or remove an orphan)."""
+    def done(self, name, gen, mapping):
+        """The object is read: hand the slab back to its sender (or remove an
+        orphan).  `mapping` is the view's (the cache may have dropped it)."""
         with self.lock:
-            mapping = self.maps.get(name)
-            if mapping is None:
-                return
             if cas_u64(mapping, 0, _word(gen, FULL), _word(gen, FREE)):
                 return
             if cas_u64(mapping, 0, _word(gen, ORPHAN), _word(gen, DEAD)):
                 _segment.unlink(name)
-                _close_quietly(self.maps.pop(name))
+                if self.maps.get(name) is mapping:
+                    _close_quietly(self.maps.pop(name))
 
 
 def _close_quietly(mapping):
