@@ -175,3 +175,37 @@ def test_objects_of_an_exited_sender_arrive_and_its_slabs_go(method):
     finally:
         q.close()
         q.join_thread()
+
+
+def _lease_all_and_hang(q, ready, count):
+    leases = [q.get_lease(timeout=60) for _ in range(count)]
+    ready.put(len(leases))
+    threading.Event().wait()  # holds them until SIGKILLed
+
+
+def test_a_consumer_killed_holding_slabs_never_wedges_its_sender(monkeypatch):
+    """Every slab of the sender's pool leased by a consumer that is then
+    SIGKILLed: the sender carries on through one-off segments, every object
+    arrives whole, and the creator's sweep removes the stranded slabs."""
+    from ringipc.core import large
+    monkeypatch.setattr(slabs, "GIVE_UP", 0.2)
+    ctx = multiprocessing.get_context("fork")
+    q, ready = Queue(), ctx.SimpleQueue()
+    try:
+        for i in range(slabs.POOL_SLABS):
+            q.put(np.full(MIB // 8, i))
+        proc = ctx.Process(target=_lease_all_and_hang, args=(q, ready, slabs.POOL_SLABS))
+        proc.start()
+        assert ready.get() == slabs.POOL_SLABS
+        proc.kill()
+        proc.join()
+        for i in range(3):
+            arr = np.full(MIB // 8, 100 + i)
+            q.put(arr)  # blocking: waits GIVE_UP for a slab, then a one-off segment
+            assert _digest(q.get(timeout=10)) == _digest(arr)
+    finally:
+        q.close()
+        q.join_thread()
+        ready.close()
+    large.sweep(q._ring.name, only_dead=True, mine=True)  # what the creator does at its exit
+    assert not _side_segments(q._ring)
