@@ -76,6 +76,8 @@ extensions = [
     # Read-only snapshots of segments for `python -m ringipc ls` (layouts only, no ring code).
     extension("ringipc.core._inspect", ["ringipc/core/_inspect.pyx"]),
     extension("ringipc.core._mapping", ["ringipc/core/_mapping.pyx"]),
+    # No ring: GIL-free copies of large buffers and atomic words of large-object slabs.
+    extension("ringipc.core._bulk", ["ringipc/core/_bulk.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
     # No ring: the C fast path of sysvmq:// channels (msgsnd/msgrcv).

@@ -23,6 +23,7 @@ from .errors import (
     RingError,
     SharedMemoryUnavailable,
 )
+from .mp.lease import Lease, LeaseReleased
 from .mp.queues import JoinableQueue, Queue
 from .mp.simplequeue import SimpleQueue
 from .mp.waiting import wait
@@ -41,6 +42,8 @@ __all__ = [
     "SimpleQueue",
     "Pipe",
     "Connection",
+    "Lease",
+    "LeaseReleased",
     "wait",
     "get_context",
     "install",

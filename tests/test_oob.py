@@ -134,3 +134,46 @@ def test_fuzzed_frames_never_crash():
             oob.decode(bytes(damaged))
         except CorruptSegment:
             pass
+
+
+ARRAYS = {
+    "float64": np.linspace(0, 1, 1 << 14),
+    "big-endian f4 2-D": np.arange(1 << 16, dtype=">f4").reshape(256, -1),
+    "Fortran int16": np.asfortranarray(np.arange(1 << 16, dtype=np.int16).reshape(128, -1)),
+    "bool": np.arange(1 << 17) % 3 == 0,
+    "complex128": np.arange(1 << 13) * (1 + 2j),
+    "bytes S4": np.array([b"abcd"] * (1 << 15), dtype="S4"),
+    "unicode U3": np.array(["xyz"] * (1 << 14), dtype="U3"),
+    "uint8 >2 dims": np.arange(1 << 17, dtype=np.uint8).reshape(8, 16, -1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARRAYS))
+@pytest.mark.parametrize("copy", [True, False])
+def test_plain_arrays_take_the_array_frame(name, copy):
+    arr = ARRAYS[name]
+    frame = oob.encode(arr)
+    assert type(frame) is oob.Frame and frame.flags == oob.ARRAY
+    got = oob.decode(bytearray(frame.tobytes()), copy=copy)
+    assert type(got) is np.ndarray and got.dtype == arr.dtype and got.shape == arr.shape
+    assert got.flags.c_contiguous == arr.flags.c_contiguous and got.flags.f_contiguous == arr.flags.f_contiguous
+    assert got.tobytes() == arr.tobytes() and got.flags.writeable
+
+
+@pytest.mark.parametrize("arr", [np.arange(1 << 14).astype("M8[ns]"), np.ones(1 << 13, dtype=[("a", "i4"), ("b", "f4")]),
+                                 np.arange(1 << 15, dtype=np.float64)[::2], np.array([object()] * (1 << 14))],
+                         ids=["datetime", "structured", "strided", "object"])
+def test_other_arrays_take_numpys_own_reduce(arr):
+    data = oob.encode(arr)
+    assert type(data) is not oob.Frame or data.flags == 0
+    got = oob.decode(data.tobytes()) if type(data) is oob.Frame else pickle.loads(data)
+    assert got.dtype == arr.dtype and got.shape == arr.shape
+    if arr.dtype.kind != "O":
+        assert got.tobytes() == np.ascontiguousarray(arr).tobytes()
+
+
+@pytest.mark.parametrize("head", [(b"junk",), ("<f8", (10 ** 9,), "C"), ("no-such-dtype", (8,), "C"), ("<f8", (8,), "Q")])
+def test_a_damaged_array_header_is_refused(head):
+    frame = oob.Frame(pickle.dumps(head), [memoryview(bytes(64))], oob.ARRAY)
+    with pytest.raises(CorruptSegment):
+        oob.decode(frame.tobytes())

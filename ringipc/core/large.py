@@ -1,4 +1,5 @@
-"""Messages larger than a ring's max_message_size: one side segment each.
+"""Messages larger than a ring's max_message_size, and out-of-band frames:
+side segments, normally reused slabs of a bounded pool (slabs.py).
 
 With MPMC, fragments of different producers would interleave and different
 consumers would pick up fragments of one object, so reassembly would need
@@ -9,8 +10,14 @@ segment, unlinks its name at once and reads it.  A consumer therefore never
 sees part of an object, and ring order is kept because the reference takes
 the object's place in the ring.
 
-Reference layout: ``MAGIC (8 bytes) | payload length (u64 LE) | segment name``.
-MAGIC starts with a NUL byte, which no pickle does (pickles start with
+In the steady state the segment is a slab of the sender's pool, which the
+receiver hands back instead of unlinking (slabs.py); a one-off segment is
+made only when the pool has no slab free in time.
+
+Reference layouts: ``MAGIC (8 bytes) | payload length (u64 LE) | segment
+name`` for a one-off segment, ``SLAB_MAGIC | payload length | generation
+(u64 LE) | slab name`` for a slab.
+Both magics start with a NUL byte, which no pickle does (pickles start with
 0x80), and raw byte messages that happen to start with MAGIC are themselves
 sent through a side segment, so a reference is never ambiguous.
 
@@ -26,35 +33,61 @@ from typing import Any, Callable, Tuple, TypeVar, Union
 
 from multiprocessing import util
 
-from . import _segment
+from . import _segment, slabs
+from ._bulk import bytes_of, copy_into
 from ..errors import CorruptSegment
 
 _T = TypeVar("_T")
 
 MAGIC = b"\x00\xffRIPC-L"
+SLAB_MAGIC = b"\x00\xffRIPC-S"
 _LENGTH = struct.Struct("<Q")
 _HEAD = len(MAGIC) + _LENGTH.size
+_SLAB = struct.Struct("<QQ")
+_SLAB_HEAD = len(SLAB_MAGIC) + _SLAB.size
 
 
-def needs_side_segment(data: Any, limit: int) -> bool:
-    return len(data) > limit or data[:len(MAGIC)] == MAGIC
+def needs_side_segment(data, limit):
+    return len(data) > limit or data[:len(MAGIC)] in (MAGIC, SLAB_MAGIC)
 
 
-def export(owner: str, data: Any) -> bytes:
-    """Copy `data` into a new side segment; returns the reference.  `data` is
-    any bytes-like, or an object that writes itself (``size`` bytes, by
-    ``write_into(view)``: an out-of-band frame of the drop-ins)."""
+def _write(out, frame, data):
+    if frame is not None:
+        frame.write_into(out)  # straight from the object's buffers
+    else:
+        with memoryview(data) as src, src.cast("B") as flat:
+            copy_into(out, flat)
+
+
+def export(owner, data, holder, block=True, timeout=None):
+    """Copy `data` into a slab of this process's pool for ring `owner` (or,
+    if none is free within GIVE_UP seconds or `timeout`, a new one-off
+    segment); returns the reference.  `data` is any bytes-like, or an object
+    that writes itself (``size`` bytes, by ``write_into(view)``: an
+    out-of-band frame of the drop-ins).  The pool lives as long as `holder`,
+    the sending end."""
     frame = data if hasattr(data, "write_into") else None
     n = frame.size if frame is not None else memoryview(data).nbytes
+    pool = slabs.pool(owner, holder)
+    slab = pool.take(n, block, timeout)
+    if slab is None:
+        return _export_one_off(owner, frame, data, n)
+    try:
+        with memoryview(slab.mapping) as whole, whole[slabs.HEADER:slabs.HEADER + n] as out:
+            _write(out, frame, data)
+    except BaseException:
+        pool.abandon(slab)
+        raise
+    gen = pool.commit(slab)
+    return SLAB_MAGIC + _SLAB.pack(n, gen) + slab.name.encode()
+
+
+def _export_one_off(owner, frame, data, n):
     name = f"{owner}-L{os.getpid()}-{secrets.token_hex(6)}"
     mapping = _segment.create(name, max(n, 1))
     try:
-        if frame is not None:
-            with memoryview(mapping) as out:
-                frame.write_into(out[:n])  # straight from the object's buffers
-        else:
-            with memoryview(data) as src, src.cast("B") as flat:
-                mapping[:n] = flat
+        with memoryview(mapping) as whole, whole[:n] as out:
+            _write(out, frame, data)
         mapping.close()
         # The receiver owns it from here on: this process must not unlink it at exit.
         _segment.disown(name)
@@ -65,8 +98,21 @@ def export(owner: str, data: Any) -> bytes:
     return MAGIC + _LENGTH.pack(n) + name.encode()
 
 
-def is_reference(msg: Any) -> bool:
-    return bool(msg[:len(MAGIC)] == MAGIC)
+def sender_closed(owner, holder):
+    """The sending end `holder` of ring `owner` is closed: its pool may go
+    (slabs still in flight stay until read)."""
+    slabs.let_go(owner, holder)
+
+
+def is_reference(msg):
+    return msg[:len(MAGIC)] in (MAGIC, SLAB_MAGIC)
+
+
+def _slab_ref(ref):
+    if len(ref) <= _SLAB_HEAD:
+        raise CorruptSegment("truncated large-object reference")
+    n, gen = _SLAB.unpack_from(ref, len(SLAB_MAGIC))
+    return _segment.normalize_name(bytes(ref[_SLAB_HEAD:]).decode("ascii", "replace")), gen, n
 
 
 def _open(ref: Union[bytes, bytearray, memoryview]) -> Tuple[mmap.mmap, int]:
@@ -84,15 +130,27 @@ def _open(ref: Union[bytes, bytearray, memoryview]) -> Tuple[mmap.mmap, int]:
     return mapping, n
 
 
-def discard(ref: Union[bytes, bytearray, memoryview]) -> None:
-    """Remove the side segment of a reference that will never be sent."""
-    if len(ref) > _HEAD:
+def discard(ref):
+    """Free the side segment of a reference that will never be sent."""
+    if ref[:len(SLAB_MAGIC)] == SLAB_MAGIC:
+        name, gen, _ = _slab_ref(ref)
+        slabs.take_back(name, gen)
+    elif len(ref) > _HEAD:
         _segment.unlink(_segment.normalize_name(bytes(ref[_HEAD:]).decode("ascii", "replace")))
 
 
 def load(ref: Union[bytes, bytearray, memoryview], decode: Callable[[memoryview], _T]) -> _T:
     """``decode(view)`` of the payload a reference names, straight from
     shared memory (the view is valid only during the call)."""
+    if ref[:len(SLAB_MAGIC)] == SLAB_MAGIC:
+        name, gen, n = _slab_ref(ref)
+        view = slabs.reader().open(name, gen, n)
+        try:
+            return decode(view)
+        finally:
+            # Handed back while the view still pins the mapping (no eviction can unmap it).
+            slabs.reader().done(name, gen, view.obj)
+            view.release()
     mapping, n = _open(ref)
     try:
         with memoryview(mapping) as whole, whole[:n] as view:
@@ -103,11 +161,32 @@ def load(ref: Union[bytes, bytearray, memoryview], decode: Callable[[memoryview]
 
 def load_bytes(ref: Union[bytes, bytearray, memoryview]) -> bytes:
     """The payload a reference names, as bytes."""
-    mapping, n = _open(ref)
+    return load(ref, bytes_of)
+
+
+def lease(ref, decode):
+    """``(decode(view), release)``: the view of the payload stays valid, and
+    its slab taken (its sender cannot reuse it), until ``release()``."""
+    if ref[:len(SLAB_MAGIC)] != SLAB_MAGIC:
+        return load(ref, decode), _nothing
+    name, gen, n = _slab_ref(ref)
+    view = slabs.reader().open(name, gen, n)
     try:
-        return mapping[:n]
-    finally:
-        mapping.close()
+        obj = decode(view)
+    except BaseException:
+        slabs.reader().done(name, gen, view.obj)
+        view.release()
+        raise
+
+    def release():
+        # The object may still look into the view, so it is not released
+        # here; it pins the mapping until the slab is handed back.
+        slabs.reader().done(name, gen, view.obj)
+    return obj, release
+
+
+def _nothing():
+    pass
 
 
 def _pid_alive(pid: int) -> bool:
@@ -120,9 +199,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep(owner: str, only_dead: bool = True) -> int:
+def sweep(owner, only_dead=True, mine=False):
     """Unlink side segments of ring `owner`; with `only_dead`, only those whose
-    sender has died.  Returns how many were removed."""
+    sender has died (and with `mine`, this process's).  Returns how many were removed."""
     prefix = f"{owner}-L"
     removed = 0
     try:
@@ -134,17 +213,22 @@ def sweep(owner: str, only_dead: bool = True) -> int:
             continue
         pid_text = entry[len(prefix):].split("-", 1)[0]
         if only_dead and pid_text.isdigit() and _pid_alive(int(pid_text)):
-            continue
+            if not (mine and int(pid_text) == os.getpid()):
+                continue
         _segment.unlink(entry)
         removed += 1
     return removed
 
 
-def _cleanup(owner: str, pid: int) -> None:
+def _cleanup(owner, pid):
+    # This process's slabs go with the queue (slabs still in flight become
+    # orphans, removed by their readers); any process's at its exit.
+    slabs.release_pool(owner)
     if os.getpid() == pid:
-        # While the process exits nobody is left to take what it still owns;
-        # before that, live senders' segments may yet be received.
-        sweep(owner, only_dead=not util._exiting)  # type: ignore[attr-defined]  # private, no stub
+        # While the process exits, what it sent itself and nobody took will
+        # never be taken; other live senders' segments may yet be received
+        # (by the children the ring outlives us in) and are theirs to remove.
+        sweep(owner, only_dead=True, mine=util._exiting)
 
 
 def sweep_when_done(obj: object, owner: str) -> None:

@@ -31,6 +31,7 @@ from queue import Empty, Full
 
 from ..core._ring import Ring
 from ..core import large
+from .lease import Lease, lease_of
 from ..errors import BufferTooShort
 from . import oob
 from .pickling import loads
@@ -104,6 +105,8 @@ class Connection:
                 pass
             self._sock.close()
             self._sock = None
+            if self._tx is not None:
+                large.sender_closed(self._tx.name, self)
             # Dropping (not closing) the rings: the creator unlinks a ring's
             # name when its last handle here goes, never while another end
             # in this process (or a child being spawned) still needs it.
@@ -191,20 +194,9 @@ class Connection:
         data = oob.encode(obj)
         if type(data) is not oob.Frame:
             return self._send(data)
-        if data.size <= self._limit:
-            return self._send_frame(data)
         self._check_peer()
-        self._send_message(large.export(self._tx.name, data))
-
-    def _send_frame(self, frame):
-        self._check_peer()
-        while True:
-            try:
-                oob.send(self._tx, frame, True, PEER_CHECK)
-                return
-            except Full:
-                if self._peer_gone():
-                    raise _broken_pipe() from None
+        # Large buffers go once into a slab, the ring carries a reference (large.py).
+        self._send_message(large.export(self._tx.name, data, self))
 
     def _check_peer(self):
         # Sending into a pipe whose reader is gone must fail, as a socket
@@ -223,7 +215,7 @@ class Connection:
         self._check_peer()
         # Only messages starting with NUL can look like a side-segment reference.
         if len(data) > self._limit or (data and not data[0] and large.is_reference(data)):
-            data = large.export(self._tx.name, data)
+            data = large.export(self._tx.name, data, self)
         self._send_message(data)
 
     def _send_message(self, data):
@@ -241,13 +233,16 @@ class Connection:
                     raise _broken_pipe() from None
 
     # -- receiving ----------------------------------------------------------------
-    def _recv(self, timeout=None):
+    def _recv_message(self, timeout=None):
         try:
             # Waiting straight away (not trying non-blocking first) spares
             # raising queue.Empty on every receive that finds the ring empty.
-            data = self._rx_recv(True, PEER_CHECK)
+            return self._rx_recv(True, PEER_CHECK)
         except Empty:
-            data = self._recv_wait(timeout)
+            return self._recv_wait(timeout)
+
+    def _recv(self, timeout=None):
+        data = self._recv_message(timeout)
         if data and not data[0] and large.is_reference(data):
             return large.load_bytes(data)
         return data
@@ -292,8 +287,20 @@ class Connection:
         """Receive one pickled object."""
         self._check_closed()
         self._check_readable()
-        data = self._recv()
-        return oob.decode(data) if data and not data[0] and oob.is_frame(data) else loads(data)
+        data = self._recv_message()
+        if data and not data[0]:
+            if large.is_reference(data):
+                return large.load(data, oob.decode_payload)  # straight from the slab: one copy out
+            if oob.is_frame(data):
+                return oob.decode(data)
+        return loads(data)
+
+    def recv_lease(self) -> Lease[Any]:
+        """Receive one object without copying its large buffers: they look
+        into shared memory until the lease is released (see lease.py)."""
+        self._check_closed()
+        self._check_readable()
+        return lease_of(self._recv_message())
 
     def recv_bytes_into(self, buf: Any, offset: int = 0) -> int:
         """Receive one message into a writable buffer at byte `offset`; returns its length.

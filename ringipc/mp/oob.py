@@ -15,7 +15,9 @@ Frame layout (little-endian), every section 64-byte aligned so that arrays
 rebuilt in place are aligned as their creator's were::
 
     0   MAGIC (8 bytes: NUL first, so never a pickle; never large.py's MAGIC)
-    8   u32 buffer count       12  u32 flags (RAW_BYTES: the object is bytes)
+    8   u32 buffer count       12  u32 flags (RAW_BYTES: the object is bytes;
+                                   ARRAY: a plain NumPy array, its pickle is
+                                   (dtype.str, shape, order))
     16  u64 pickle length      24  u64 length of each buffer ...
     pickle, then each buffer
 
@@ -29,8 +31,9 @@ import os
 import pickle
 import struct
 import threading
-from typing import Any, List, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
+from ..core._bulk import bytearray_of, bytes_of, copy_into
 from ..errors import CorruptSegment
 from .pickling import _PLAIN, PROTOCOL, _dispatch, _plain_dumps, dumps_bytes
 
@@ -38,6 +41,7 @@ MAGIC = b"\x00\xfeRIPC5\x00"
 OOB_MIN_BUFFER = 64 << 10   # smaller buffers stay in the pickle: below this a second section costs more than it saves
 MAX_BUFFERS = 1 << 16
 RAW_BYTES = 1
+ARRAY = 2
 _ALIGN = 64
 _FIXED = struct.Struct("<8sIIQ")
 _LENGTH = struct.Struct("<Q")
@@ -69,7 +73,7 @@ class Frame:
             _LENGTH.pack_into(out, _FIXED.size + _LENGTH.size * i, buf.nbytes)
         out[self.offsets[0]:self.offsets[0] + len(self.pickle)] = self.pickle
         for start, buf in zip(self.offsets[1:], self.buffers):
-            out[start:start + buf.nbytes] = buf  # the one copy in: object memory to shared memory
+            copy_into(out[start:start + buf.nbytes], buf)  # the one copy in (large ones without the GIL)
 
     def tobytes(self) -> bytes:
         out = bytearray(self.size)
@@ -110,6 +114,10 @@ def encode(obj: Any, min_buffer: int = OOB_MIN_BUFFER) -> Union[bytes, Frame]:
         return Frame(b"", [memoryview(obj)], RAW_BYTES) if len(obj) >= min_buffer else dumps_bytes(obj)
     if kind in _PLAIN:
         return _plain_dumps(obj, PROTOCOL)
+    if kind.__name__ == "ndarray" and kind.__module__ == "numpy":  # never imports NumPy itself
+        frame = _array_frame(obj, min_buffer)
+        if frame is not None:
+            return frame
     if min_buffer != OOB_MIN_BUFFER or not _lock.acquire(False):
         collected: List[memoryview] = []
         pickler, sink = _fresh_pickler(collected, min_buffer)
@@ -125,6 +133,37 @@ def encode(obj: Any, min_buffer: int = OOB_MIN_BUFFER) -> Union[bytes, Frame]:
         _sink.truncate()
         _collected.clear()
         _lock.release()
+
+
+def _array_frame(arr: Any, min_buffer: int) -> Optional[Frame]:
+    """A plain contiguous array as (dtype, shape, order) and its memory: numpy's
+    own protocol-5 reduce costs ~15 us to pickle and ~20 us to rebuild, a
+    sixth of a 1 MiB object's whole trip.  Anything unusual (object or
+    structured dtypes, non-contiguous) takes the general path."""
+    dtype = arr.dtype
+    if arr.nbytes < min_buffer or dtype.kind not in "biufcSU" or dtype.fields is not None \
+            or dtype.subdtype is not None:
+        return None  # datetimes, objects, records, ...: numpy's own reduce
+    if arr.flags.c_contiguous:
+        order = "C"
+    elif arr.flags.f_contiguous:
+        order = "F"
+    else:
+        return None
+    try:
+        raw = pickle.PickleBuffer(arr).raw()
+    except (BufferError, ValueError):
+        return None
+    return Frame(pickle.dumps((dtype.str, arr.shape, order), PROTOCOL), [raw], ARRAY)
+
+
+def _rebuild_array(head: memoryview, buf: Any) -> Any:
+    import numpy  # the sender's object was an array: NumPy is there to rebuild it
+    try:
+        dtype, shape, order = pickle.loads(head)
+        return numpy.ndarray(shape, numpy.dtype(dtype), buffer=buf, order=order)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise CorruptSegment(f"out-of-band array frame is damaged: {exc}") from exc
 
 
 def _after_fork() -> None:
@@ -161,7 +200,8 @@ def decode(message, copy: bool = True) -> Any:
     if total < _FIXED.size:
         raise CorruptSegment("truncated out-of-band frame")
     magic, count, flags, pickle_length = _FIXED.unpack_from(view, 0)
-    if magic != MAGIC or count > MAX_BUFFERS or flags & ~RAW_BYTES or (flags & RAW_BYTES and count != 1):
+    if magic != MAGIC or count > MAX_BUFFERS or flags & ~(RAW_BYTES | ARRAY) or (flags and count != 1) \
+            or flags == RAW_BYTES | ARRAY:
         raise CorruptSegment("malformed out-of-band frame header")
     head = _aligned(_FIXED.size + _LENGTH.size * count)
     if head > total:
@@ -176,8 +216,11 @@ def decode(message, copy: bool = True) -> Any:
         raise CorruptSegment(f"out-of-band frame sections ({pos} bytes) do not match the message ({total})")
     parts = [view[s:s + n] for s, n in zip(starts, lengths)]
     if flags & RAW_BYTES:
-        return parts[0].tobytes() if copy else parts[0]
-    buffers = [bytearray(part) for part in parts] if copy else parts
+        return bytes_of(parts[0]) if copy else parts[0]
+    if flags & ARRAY:
+        return _rebuild_array(view[head:head + pickle_length], bytearray_of(parts[0]) if copy else parts[0])
+    # The one copy out (large ones without the GIL, no zero-fill first).
+    buffers = [bytearray_of(part) for part in parts] if copy else parts
     try:
         return pickle.loads(view[head:head + pickle_length], buffers=buffers)
     except (pickle.UnpicklingError, EOFError, ValueError) as exc:

@@ -20,6 +20,7 @@ from ..core._ring import Ring
 from ..core import large
 from . import oob
 from .feeder import Feeder
+from .lease import Lease, lease_of
 from .pickling import _LEN1, _PLAIN, _SHORT_BINBYTES, PROTOCOL, _join, _plain_dumps, dumps_bytes, loads
 from .readiness import EndsMixin
 from ..core.sharedstate import keep_alive_for_child, pin_rings
@@ -114,29 +115,25 @@ class Queue(EndsMixin, Generic[_T]):
 
     def _put_slow(self, obj, block, timeout, data=None):
         if data is None:
-            data = oob.encode(obj)  # bytes, or a frame of large buffers written straight into the ring
+            data = oob.encode(obj)  # bytes, or a frame of large buffers
         if not self._slots.acquire(block, timeout):
             raise Full
-        frame = type(data) is oob.Frame
         try:
-            if (data.size if frame else len(data)) > self._limit:
-                data, frame = large.export(self._ring.name, data), False
+            if type(data) is oob.Frame or len(data) > self._limit:
+                # Written once into a slab (core/slabs.py); the ring carries a
+                # reference, so the object is read out with one copy (or none).
+                data = large.export(self._ring.name, data, self, block, timeout)
             self._took_slot(1)
         except BaseException:
             self._release()
             raise
         if not self._feeder.pending:
             try:
-                if frame:
-                    oob.send(self._ring, data, False)
-                else:
-                    self._send(data, False)
+                self._send(data, False)
                 return
             except Full:
                 pass
-        # The feeder sends later: a frame still refers to the object, which
-        # the caller may change once put() returns, so it is copied now.
-        self._feeder.push((data.tobytes() if frame else data,))
+        self._feeder.push((data,))
 
     # -- multiprocessing.Queue API -------------------------------------------
     def put(self, obj: _T, block: bool = True, timeout: Optional[float] = None) -> None:
@@ -181,6 +178,17 @@ class Queue(EndsMixin, Generic[_T]):
             return loads(data)
         return _decode(data)
 
+    def get_lease(self, block: bool = True, timeout: Optional[float] = None) -> Lease[Any]:
+        """As get(), without copying the object's large buffers: they look
+        into shared memory until the lease is released (see lease.py)."""
+        if self._closed:
+            self._check_open()
+        data = self._recv(block, timeout)
+        self._release()
+        if self._watch is not None:
+            self._watch.consumed()
+        return lease_of(data)
+
     def put_nowait(self, obj: _T) -> None:
         return self.put(obj, False)
 
@@ -200,6 +208,8 @@ class Queue(EndsMixin, Generic[_T]):
     def close(self) -> None:
         self._closed = True
         self._stop_watch()
+        if self._ring is not None:
+            large.sender_closed(self._ring.name, self)
         if self._feeder is not None:
             self._feeder.close()
 
@@ -223,8 +233,7 @@ class Queue(EndsMixin, Generic[_T]):
             if type(obj) is bytes and len(obj) < 256:
                 append(_join((_SHORT_BINBYTES, _LEN1[len(obj)], obj, b".")))
             else:
-                data = oob.encode(obj)
-                append(data.tobytes() if type(data) is oob.Frame else data)
+                append(oob.encode(obj))
         n = len(datas)
         if n == 0:
             return
@@ -240,14 +249,14 @@ class Queue(EndsMixin, Generic[_T]):
                 taken += 1
             limit = self._limit
             for i, data in enumerate(datas):
-                if len(data) > limit:
-                    datas[i] = large.export(self._ring.name, data)
+                if type(data) is oob.Frame or len(data) > limit:
+                    datas[i] = large.export(self._ring.name, data, self, block, timeout)
             self._took_slot(n)
         except BaseException:
             for _ in range(taken):
                 self._release()
             for data in datas:
-                if large.is_reference(data):
+                if type(data) is bytes and large.is_reference(data):
                     large.discard(data)
             raise
         if not self._feeder.pending:

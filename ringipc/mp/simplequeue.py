@@ -2,9 +2,8 @@
 
 Like multiprocessing's, it has no feeder thread, no counts and no timeouts:
 ``put`` writes into the ring (blocking while it is full) and ``get`` blocks
-until an object is there.  Large buffers travel out of band (oob.py);
-objects larger than a ring message go through a side segment, as with Queue
-(see large.py).
+until an object is there.  Large buffers travel out of band (oob.py),
+through a reused side segment, as with Queue (see large.py).
 """
 from __future__ import annotations
 
@@ -72,14 +71,11 @@ class SimpleQueue(EndsMixin, Generic[_T]):
     def put(self, obj: _T) -> None:
         self._check_open()
         data = oob.encode(obj)
-        if type(data) is oob.Frame:
-            if data.size <= self._limit:
-                oob.send(self._ring, data)  # large buffers straight into the ring
-                return
-        elif len(data) <= self._limit:
+        if type(data) is not oob.Frame and len(data) <= self._limit:
             self._ring.send_bytes(data)
             return
-        self._ring.send_bytes(large.export(self._ring.name, data))
+        # Large buffers go once into a slab, the ring carries a reference (large.py).
+        self._ring.send_bytes(large.export(self._ring.name, data, self))
 
     # -- for ringipc.asyncio: the same, never blocking ---------------------------
     def _get_nowait(self):
@@ -112,3 +108,5 @@ class SimpleQueue(EndsMixin, Generic[_T]):
     def close(self) -> None:
         self._closed = True
         self._stop_watch()
+        if self._ring is not None:
+            large.sender_closed(self._ring.name, self)

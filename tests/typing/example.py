@@ -20,6 +20,8 @@ from ringipc import (
     FallbackWarning,
     FrameError,
     JoinableQueue,
+    Lease,
+    LeaseReleased,
     Listener,
     MessageOverwritten,
     MessageTooLarge,
@@ -81,10 +83,19 @@ def queues() -> int:
     sq: SimpleQueue[bytes] = SimpleQueue()
     sq.put(b"y")
     raw: bytes = sq.get()
-    for each in (q, jq):
+    bq: Queue[bytes] = Queue()
+    bq.put(b"z" * (1 << 17))
+    lease: Lease[Any] = bq.get_lease(timeout=1.0)
+    with lease as view:  # large buffers look into shared memory until released
+        size = len(view)
+    try:
+        lease.obj
+    except LeaseReleased:
+        pass
+    for each in (q, jq, bq):
         each.close()
         each.join_thread()
-    return total + len(word) + len(raw)
+    return total + len(word) + len(raw) + size
 
 
 def pipes() -> Any:
@@ -93,6 +104,9 @@ def pipes() -> Any:
     ready: List[Any] = wait([b], timeout=1.0)
     conn: Connection = b
     obj = conn.recv() if ready else None
+    b.send(bytes(1 << 17))
+    with a.recv_lease() as frame:
+        obj = (obj, len(frame))
     ctx = get_context("spawn", capacity=1 << 16)
     cq = ctx.Queue()
     cq.put(obj)

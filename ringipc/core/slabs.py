@@ -1,0 +1,324 @@
+"""A bounded pool of reused side segments ("slabs") for large messages.
+
+A message too large for the ring (or an out-of-band frame, mp/oob.py) is
+written into a slab of the sending process's pool, and only a small reference
+goes into the ring.  Slabs are created once and reused: after the first few
+objects, a large put costs no ``shm_open``/``ftruncate``/``mmap``/``unlink``
+and no page faults, only the copy.  The receiver maps each slab on first use
+and keeps the mapping (``Reader``), so it too makes no system call per object.
+
+Each slab starts with one atomic word, ``generation << 2 | state``:
+
+* FREE: the sender may write it (only the sender's own process ever does).
+* FULL: written and committed (release store), its reference sent.  Only the
+  receiver that took the reference reads it, then stores FREE.
+* ORPHAN: FULL, but the sender has exited and dropped its pool; whoever reads
+  it removes its name afterwards.
+* DEAD: removed (the sender exited, or replaced it by a larger one).
+
+The sender commits FULL only after the whole payload is written and sends the
+reference only after that, so a sender killed mid-object leaves a FREE slab
+whose content nobody will ever read: never half an object.  The generation
+(in the reference too) makes a reference that does not match its slab's
+current use an error rather than a wrong object.
+
+Slabs are named ``<ring name>-L<sender pid>-<hex>``, like one-off side
+segments (large.py): they must outlive a sender killed with objects still in
+flight, and a killed sender's slabs are swept by the queue's creator and by
+``python -m ringipc cleanup`` (which knows the pattern).
+
+Bounds: a pool holds at most POOL_SLABS slabs and POOL_BYTES bytes (but
+always two, so one can be read while the next is written).  A sender that
+finds every slab in use waits, polling with a backoff, for a receiver to
+free one; after GIVE_UP seconds (or at once when it must not block) it falls
+back to a one-off segment, so a receiver killed while holding a slab can
+never wedge its senders.
+"""
+import os
+import secrets
+import threading
+import time
+import weakref
+
+from multiprocessing import util
+
+from . import _segment
+from ._bulk import cas_u64, load_u64, store_u64
+from ..errors import CorruptSegment
+
+FREE, FULL, ORPHAN, DEAD = 0, 1, 2, 3
+HEADER = 64            # payload offset: keeps arrays rebuilt in place 64-byte aligned
+POOL_SLABS = 8
+POOL_BYTES = 64 << 20
+GIVE_UP = 1.0          # seconds a blocking sender waits for a slab before a one-off segment
+READER_CACHE = 32      # slabs a receiving process keeps mapped (several senders' pools)
+_GRAIN = 64 << 10
+
+
+def _word(gen, state):
+    return (gen << 2) | state
+
+
+class _Slab:
+    __slots__ = ("name", "mapping", "capacity", "gen", "busy")
+
+    def __init__(self, name, mapping, capacity):
+        self.name, self.mapping, self.capacity = name, mapping, capacity
+        self.gen, self.busy = 0, False
+
+    def state(self):
+        return load_u64(self.mapping, 0) & 3
+
+
+class Pool:
+    """The slabs one process sends through, for one ring (`owner`)."""
+
+    def __init__(self, owner):
+        self.owner, self.pid = owner, os.getpid()
+        self.slabs = []
+        self.lock = threading.Lock()
+        self.holders = set()
+
+    def adopt(self, holder):
+        """Keep the pool while `holder` (a sending end in this process) lives."""
+        key = id(holder)
+        if key not in self.holders:
+            self.holders.add(key)
+            weakref.finalize(holder, self._let_go, key)
+
+    def _let_go(self, key):
+        self.holders.discard(key)
+        if self.holders or _pools.get(self.owner) is not self or self.pid != os.getpid():
+            return
+        # Collection can strike in the middle of this pool's own code on this
+        # thread: then the pool is left for the exit hook rather than deadlock.
+        if self.lock.acquire(False):
+            self.lock.release()
+            release_pool(self.owner)
+
+    def _bytes(self):
+        return sum(s.capacity for s in self.slabs)
+
+    def _free_slab(self, n):
+        """A FREE slab of at least `n` bytes, marked busy; grows one if needed."""
+        small = None
+        for slab in self.slabs:
+            if slab.busy or slab.state() != FREE:
+                continue
+            if slab.capacity >= n:
+                slab.busy = True
+                return slab
+            small = slab
+        room = len(self.slabs) < 2 or (len(self.slabs) < POOL_SLABS and self._bytes() + n <= POOL_BYTES)
+        if not room and small is not None:
+            self._drop(small)  # too small for today's objects: replaced by a larger one
+            room = True
+        if not room:
+            return None
+        capacity = (n + n // 8 + _GRAIN - 1) // _GRAIN * _GRAIN
+        name = f"{self.owner}-L{self.pid}-{secrets.token_hex(6)}"
+        mapping = _segment.create(name, HEADER + capacity)
+        _segment.disown(name)  # the pool decides when its names go (release_all)
+        slab = _Slab(name, mapping, capacity)
+        slab.busy = True
+        self.slabs.append(slab)
+        return slab
+
+    def _drop(self, slab):
+        self.slabs.remove(slab)
+        store_u64(slab.mapping, 0, _word(slab.gen, DEAD))
+        _segment.unlink(slab.name)
+        slab.mapping.close()
+
+    def take(self, n, block=True, timeout=None):
+        """A busy slab for `n` payload bytes, or None: use a one-off segment."""
+        deadline = None
+        pause = 20e-6
+        while True:
+            with self.lock:
+                slab = self._free_slab(n)
+            if slab is not None or not block:
+                return slab
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + (GIVE_UP if timeout is None else max(0.0, min(timeout, GIVE_UP)))
+            if now >= deadline:
+                return None
+            time.sleep(pause)  # interruptible: Ctrl-C raises here
+            pause = min(pause * 2, 200e-6)
+
+    def commit(self, slab):
+        """The payload is written: publish it; returns the generation to reference."""
+        slab.gen += 1
+        store_u64(slab.mapping, 0, _word(slab.gen, FULL))
+        slab.busy = False
+        return slab.gen
+
+    def abandon(self, slab):
+        """The payload will not be sent (an error while writing it)."""
+        slab.busy = False
+
+    def take_back(self, name, gen):
+        """A committed slab whose reference was never sent: FREE again."""
+        for slab in self.slabs:
+            if slab.name == name:
+                cas_u64(slab.mapping, 0, _word(gen, FULL), _word(gen, FREE))
+                return
+
+    def release_all(self):
+        """The process is done sending: remove free slabs; those still in
+        flight become ORPHANs, removed by their reader."""
+        with self.lock:
+            for slab in self.slabs:
+                while True:
+                    word = load_u64(slab.mapping, 0)
+                    state, gen = word & 3, word >> 2
+                    if state == FREE and cas_u64(slab.mapping, 0, word, _word(gen, DEAD)):
+                        _segment.unlink(slab.name)
+                        break
+                    if state == FULL and cas_u64(slab.mapping, 0, word, _word(gen, ORPHAN)):
+                        break
+                    if state in (ORPHAN, DEAD):
+                        break
+                try:
+                    slab.mapping.close()
+                except BufferError:
+                    pass  # a view of it is still in use here; unmapped when collected
+            self.slabs = []
+
+
+_pools = {}
+_pools_lock = threading.Lock()
+
+
+def take_back(name, gen):
+    """Free this process's committed slab `name` whose reference was never sent."""
+    for p in list(_pools.values()):
+        if p.pid == os.getpid():
+            p.take_back(name, gen)
+
+
+def pool(owner, holder):
+    """This process's pool for ring `owner` (a forked child gets its own),
+    kept while `holder` (or another sending end adopted by it) lives."""
+    p = _pools.get(owner)
+    if p is None or p.pid != os.getpid():
+        with _pools_lock:
+            p = _pools.get(owner)
+            if p is None or p.pid != os.getpid():
+                p = _pools[owner] = Pool(owner)
+                _hook_exit()
+    if id(holder) not in p.holders:
+        with _pools_lock:
+            p.adopt(holder)
+    return p
+
+
+def let_go(owner, holder):
+    """`holder` closed: it sends no more through ring `owner`."""
+    p = _pools.get(owner)
+    if p is not None and id(holder) in p.holders:
+        p._let_go(id(holder))
+
+
+def release_pool(owner):
+    p = _pools.pop(owner, None)
+    if p is not None and p.pid == os.getpid():
+        p.release_all()
+
+
+def _after_fork():
+    # The parent's slabs are the parent's: a child writing into them would
+    # race the parent.  Its mappings stay (they unmap when collected).
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+    _reader.lock = threading.Lock()  # a thread of the parent may have held it
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+class Reader:
+    """The receiving side: slabs mapped once and kept (at most READER_CACHE)."""
+
+    def __init__(self):
+        self.maps = {}
+        self.lock = threading.Lock()
+
+    def _mapping(self, name):
+        mapping = self.maps.get(name)
+        if mapping is None:
+            if len(self.maps) >= READER_CACHE:
+                self._evict()
+            mapping, size = _segment.open_existing(name)
+            if mapping is None or size <= HEADER:
+                if mapping is not None:
+                    mapping.close()
+                raise CorruptSegment(f"slab {name!r} is empty")
+            self.maps[name] = mapping
+        return mapping
+
+    def _evict(self):
+        # Removed slabs first; else the oldest mapped.
+        dead = [n for n, m in self.maps.items() if load_u64(m, 0) & 3 == DEAD] or list(self.maps)[:1]
+        for name in dead:
+            _close_quietly(self.maps.pop(name))
+
+    def open(self, name, gen, n):
+        """A view of the `n` payload bytes of FULL slab `name`, generation
+        `gen` (while the view is held, the mapping is never closed)."""
+        with self.lock:
+            mapping = self._mapping(name)
+            word = load_u64(mapping, 0)
+            if word >> 2 != gen or word & 3 not in (FULL, ORPHAN) or HEADER + n > len(mapping):
+                raise CorruptSegment(f"slab {name!r} does not hold the object its reference names "
+                                     f"(state {word & 3}, generation {word >> 2}, expected {gen})")
+            with memoryview(mapping) as whole:
+                return whole[HEADER:HEADER + n]
+
+    def done(self, name, gen, mapping):
+        """The object is read: hand the slab back to its sender (or remove an
+        orphan).  `mapping` is the view's (the cache may have dropped it)."""
+        with self.lock:
+            if cas_u64(mapping, 0, _word(gen, FULL), _word(gen, FREE)):
+                return
+            if cas_u64(mapping, 0, _word(gen, ORPHAN), _word(gen, DEAD)):
+                _segment.unlink(name)
+                if self.maps.get(name) is mapping:
+                    _close_quietly(self.maps.pop(name))
+
+
+def _close_quietly(mapping):
+    try:
+        mapping.close()
+    except BufferError:
+        pass  # a zero-copy view still looks into it: unmapped when that is collected
+
+
+_reader = Reader()
+
+
+def reader():
+    return _reader
+
+
+def _release_at_exit():
+    # Slabs still in flight become ORPHANs, which their readers (or the
+    # creator's sweep of its own leftovers) remove.
+    for owner in list(_pools):
+        release_pool(owner)
+
+
+_exit_hook_pid = None
+
+
+def _hook_exit():
+    # multiprocessing's exit function runs in its children too, which skip
+    # atexit (they leave by os._exit); a forked child starts with none of its
+    # parent's finalizers, so each process registers its own, with its first
+    # pool.  Last of all, after feeders have flushed their references.
+    global _exit_hook_pid
+    if _exit_hook_pid != os.getpid():
+        _exit_hook_pid = os.getpid()
+        util.Finalize(None, _release_at_exit, exitpriority=-20)
