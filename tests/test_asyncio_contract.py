@@ -273,3 +273,27 @@ def test_awaiting_a_queue_whose_reader_descriptor_is_in_use(run):
         finally:
             q.close()
     run(main())
+
+
+def test_objects_larger_than_the_ring_through_a_pipe_and_a_simple_queue(run):
+    # They travel in side segments (slabs of the sending end's pool), as the
+    # synchronous ends' do; each payload differs so a mix-up would show.
+    async def main():
+        a, b = ra.Pipe()
+        async with a, b:
+            for i in range(3):
+                payload = bytes([i]) * (4 << 20)
+                await a.send_bytes(payload)
+                await a.send(payload)
+                assert await b.recv_bytes() == payload and await b.recv() == payload
+        q = ra.SimpleQueue(capacity=1 << 16)
+        try:
+            for i in range(3):
+                payload = bytes([i + 1]) * (1 << 20)
+                await q.put(payload)
+                assert await q.get() == payload
+                q.put_nowait(payload)
+                assert q.get_nowait() == payload
+        finally:
+            q.close()
+    run(main())

@@ -105,7 +105,7 @@ class Connection:
                 return data
         elif len(data) <= c._limit and not (data and not data[0] and large.is_reference(data)):
             return data
-        return large.export(c._tx.name, data)
+        return large.export(c._tx.name, data, c)
 
     async def _send_encoded(self, data: Any) -> None:
         c = self.sync

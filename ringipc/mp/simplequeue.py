@@ -95,7 +95,7 @@ class SimpleQueue(EndsMixin, Generic[_T]):
         data = oob.encode(obj)
         if (data.size if type(data) is oob.Frame else len(data)) <= self._limit:
             return data
-        return large.export(self._ring.name, data)
+        return large.export(self._ring.name, data, self)
 
     def _send_nowait(self, data):
         """Write what _encode() made, or queue.Full at once."""
