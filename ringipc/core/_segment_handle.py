@@ -123,7 +123,7 @@ class SegmentHandle:
             return f"/proc/self/fd/{self.fd}"
         return os.path.join(_segment.SHM_DIR, self.name)
 
-    def duplicate(self):
+    def duplicate(self) -> "SegmentHandle":
         """Another handle of the same segment, in this process."""
         if self.anonymous:
             return SegmentHandle.from_fd(os.dup(self.fd), self.name)

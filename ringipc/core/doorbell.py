@@ -75,8 +75,9 @@ class Doorbell:
                 ring._bell_install(self._writer, name)
         except BaseException:
             self._sock.close()
-            if getattr(self, "_own_handle", None) is not None:
-                self._own_handle.close()
+            own = getattr(self, "_own_handle", None)  # unset if the failure came before it
+            if own is not None:
+                own.close()
             raise
         self._name = name
 

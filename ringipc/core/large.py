@@ -29,7 +29,7 @@ import mmap
 import os
 import secrets
 import struct
-from typing import Any, Callable, Tuple, TypeVar, Union
+from typing import Any, Callable, Optional, Protocol, Tuple, TypeVar, Union
 
 from multiprocessing import util
 
@@ -38,6 +38,15 @@ from ._bulk import bytes_of, copy_into
 from ..errors import CorruptSegment
 
 _T = TypeVar("_T")
+_Bytes = Union[bytes, bytearray, memoryview]
+
+
+class _SelfWriting(Protocol):
+    """An object that writes its own `size` bytes (the drop-ins' out-of-band frame)."""
+
+    size: int
+
+    def write_into(self, out: memoryview) -> None: ...
 
 MAGIC = b"\x00\xffRIPC-L"
 SLAB_MAGIC = b"\x00\xffRIPC-S"
@@ -47,11 +56,11 @@ _SLAB = struct.Struct("<QQ")
 _SLAB_HEAD = len(SLAB_MAGIC) + _SLAB.size
 
 
-def needs_side_segment(data, limit):
+def needs_side_segment(data: _Bytes, limit: int) -> bool:
     return len(data) > limit or data[:len(MAGIC)] in (MAGIC, SLAB_MAGIC)
 
 
-def _write(out, frame, data):
+def _write(out: memoryview, frame: Optional[_SelfWriting], data: Any) -> None:
     if frame is not None:
         frame.write_into(out)  # straight from the object's buffers
     else:
@@ -59,14 +68,14 @@ def _write(out, frame, data):
             copy_into(out, flat)
 
 
-def export(owner, data, holder, block=True, timeout=None):
+def export(owner: str, data: Any, holder: object, block: bool = True, timeout: Optional[float] = None) -> bytes:
     """Copy `data` into a slab of this process's pool for ring `owner` (or,
     if none is free within GIVE_UP seconds or `timeout`, a new one-off
     segment); returns the reference.  `data` is any bytes-like, or an object
     that writes itself (``size`` bytes, by ``write_into(view)``: an
     out-of-band frame of the drop-ins).  The pool lives as long as `holder`,
     the sending end."""
-    frame = data if hasattr(data, "write_into") else None
+    frame: Optional[_SelfWriting] = data if hasattr(data, "write_into") else None
     n = frame.size if frame is not None else memoryview(data).nbytes
     pool = slabs.pool(owner, holder)
     slab = pool.take(n, block, timeout)
@@ -82,7 +91,7 @@ def export(owner, data, holder, block=True, timeout=None):
     return SLAB_MAGIC + _SLAB.pack(n, gen) + slab.name.encode()
 
 
-def _export_one_off(owner, frame, data, n):
+def _export_one_off(owner: str, frame: Optional[_SelfWriting], data: Any, n: int) -> bytes:
     name = f"{owner}-L{os.getpid()}-{secrets.token_hex(6)}"
     mapping = _segment.create(name, max(n, 1))
     try:
@@ -98,24 +107,24 @@ def _export_one_off(owner, frame, data, n):
     return MAGIC + _LENGTH.pack(n) + name.encode()
 
 
-def sender_closed(owner, holder):
+def sender_closed(owner: str, holder: object) -> None:
     """The sending end `holder` of ring `owner` is closed: its pool may go
     (slabs still in flight stay until read)."""
     slabs.let_go(owner, holder)
 
 
-def is_reference(msg):
+def is_reference(msg: _Bytes) -> bool:
     return msg[:len(MAGIC)] in (MAGIC, SLAB_MAGIC)
 
 
-def _slab_ref(ref):
+def _slab_ref(ref: _Bytes) -> Tuple[str, int, int]:
     if len(ref) <= _SLAB_HEAD:
         raise CorruptSegment("truncated large-object reference")
     n, gen = _SLAB.unpack_from(ref, len(SLAB_MAGIC))
     return _segment.normalize_name(bytes(ref[_SLAB_HEAD:]).decode("ascii", "replace")), gen, n
 
 
-def _open(ref: Union[bytes, bytearray, memoryview]) -> Tuple[mmap.mmap, int]:
+def _open(ref: _Bytes) -> Tuple[mmap.mmap, int]:
     if len(ref) <= _HEAD:
         raise CorruptSegment("truncated large-object reference")
     (n,) = _LENGTH.unpack_from(ref, len(MAGIC))
@@ -130,7 +139,7 @@ def _open(ref: Union[bytes, bytearray, memoryview]) -> Tuple[mmap.mmap, int]:
     return mapping, n
 
 
-def discard(ref):
+def discard(ref: _Bytes) -> None:
     """Free the side segment of a reference that will never be sent."""
     if ref[:len(SLAB_MAGIC)] == SLAB_MAGIC:
         name, gen, _ = _slab_ref(ref)
@@ -139,7 +148,7 @@ def discard(ref):
         _segment.unlink(_segment.normalize_name(bytes(ref[_HEAD:]).decode("ascii", "replace")))
 
 
-def load(ref: Union[bytes, bytearray, memoryview], decode: Callable[[memoryview], _T]) -> _T:
+def load(ref: _Bytes, decode: Callable[[memoryview], _T]) -> _T:
     """``decode(view)`` of the payload a reference names, straight from
     shared memory (the view is valid only during the call)."""
     if ref[:len(SLAB_MAGIC)] == SLAB_MAGIC:
@@ -159,12 +168,12 @@ def load(ref: Union[bytes, bytearray, memoryview], decode: Callable[[memoryview]
         mapping.close()
 
 
-def load_bytes(ref: Union[bytes, bytearray, memoryview]) -> bytes:
+def load_bytes(ref: _Bytes) -> bytes:
     """The payload a reference names, as bytes."""
     return load(ref, bytes_of)
 
 
-def lease(ref, decode):
+def lease(ref: _Bytes, decode: Callable[[memoryview], _T]) -> Tuple[_T, Callable[[], None]]:
     """``(decode(view), release)``: the view of the payload stays valid, and
     its slab taken (its sender cannot reuse it), until ``release()``."""
     if ref[:len(SLAB_MAGIC)] != SLAB_MAGIC:
@@ -178,14 +187,14 @@ def lease(ref, decode):
         view.release()
         raise
 
-    def release():
+    def release() -> None:
         # The object may still look into the view, so it is not released
         # here; it pins the mapping until the slab is handed back.
         slabs.reader().done(name, gen, view.obj)
     return obj, release
 
 
-def _nothing():
+def _nothing() -> None:
     pass
 
 
@@ -199,7 +208,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def sweep(owner, only_dead=True, mine=False):
+def sweep(owner: str, only_dead: bool = True, mine: bool = False) -> int:
     """Unlink side segments of ring `owner`; with `only_dead`, only those whose
     sender has died (and with `mine`, this process's).  Returns how many were removed."""
     prefix = f"{owner}-L"
@@ -220,7 +229,7 @@ def sweep(owner, only_dead=True, mine=False):
     return removed
 
 
-def _cleanup(owner, pid):
+def _cleanup(owner: str, pid: int) -> None:
     # This process's slabs go with the queue (slabs still in flight become
     # orphans, removed by their readers); any process's at its exit.
     slabs.release_pool(owner)
@@ -228,7 +237,9 @@ def _cleanup(owner, pid):
         # While the process exits, what it sent itself and nobody took will
         # never be taken; other live senders' segments may yet be received
         # (by the children the ring outlives us in) and are theirs to remove.
-        sweep(owner, only_dead=True, mine=util._exiting)
+        # (util._exiting, not is_exiting(): that is also true while modules are torn down;
+        # typeshed does not declare the private flag.)
+        sweep(owner, only_dead=True, mine=util._exiting)  # type: ignore[attr-defined]
 
 
 def sweep_when_done(obj: object, owner: str) -> None:

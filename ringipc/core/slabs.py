@@ -34,17 +34,22 @@ free one; after GIVE_UP seconds (or at once when it must not block) it falls
 back to a one-off segment, so a receiver killed while holding a slab can
 never wedge its senders.
 """
+import mmap
 import os
 import secrets
 import threading
 import time
 import weakref
+from typing import TYPE_CHECKING, Dict, List, Optional, Set
 
 from multiprocessing import util
 
 from . import _segment
 from ._bulk import cas_u64, load_u64, store_u64
 from ..errors import CorruptSegment
+
+if TYPE_CHECKING:  # typing_extensions is not a runtime dependency
+    from typing_extensions import Buffer
 
 FREE, FULL, ORPHAN, DEAD = 0, 1, 2, 3
 HEADER = 64            # payload offset: keeps arrays rebuilt in place 64-byte aligned
@@ -55,38 +60,38 @@ READER_CACHE = 32      # slabs a receiving process keeps mapped (several senders
 _GRAIN = 64 << 10
 
 
-def _word(gen, state):
+def _word(gen: int, state: int) -> int:
     return (gen << 2) | state
 
 
 class _Slab:
     __slots__ = ("name", "mapping", "capacity", "gen", "busy")
 
-    def __init__(self, name, mapping, capacity):
+    def __init__(self, name: str, mapping: mmap.mmap, capacity: int) -> None:
         self.name, self.mapping, self.capacity = name, mapping, capacity
         self.gen, self.busy = 0, False
 
-    def state(self):
+    def state(self) -> int:
         return load_u64(self.mapping, 0) & 3
 
 
 class Pool:
     """The slabs one process sends through, for one ring (`owner`)."""
 
-    def __init__(self, owner):
+    def __init__(self, owner: str) -> None:
         self.owner, self.pid = owner, os.getpid()
-        self.slabs = []
+        self.slabs: List[_Slab] = []
         self.lock = threading.Lock()
-        self.holders = set()
+        self.holders: Set[int] = set()
 
-    def adopt(self, holder):
+    def adopt(self, holder: object) -> None:
         """Keep the pool while `holder` (a sending end in this process) lives."""
         key = id(holder)
         if key not in self.holders:
             self.holders.add(key)
             weakref.finalize(holder, self._let_go, key)
 
-    def _let_go(self, key):
+    def _let_go(self, key: int) -> None:
         self.holders.discard(key)
         if self.holders or _pools.get(self.owner) is not self or self.pid != os.getpid():
             return
@@ -96,12 +101,12 @@ class Pool:
             self.lock.release()
             release_pool(self.owner)
 
-    def _bytes(self):
+    def _bytes(self) -> int:
         return sum(s.capacity for s in self.slabs)
 
-    def _free_slab(self, n):
+    def _free_slab(self, n: int) -> Optional[_Slab]:
         """A FREE slab of at least `n` bytes, marked busy; grows one if needed."""
-        small = None
+        small: Optional[_Slab] = None
         for slab in self.slabs:
             if slab.busy or slab.state() != FREE:
                 continue
@@ -124,15 +129,15 @@ class Pool:
         self.slabs.append(slab)
         return slab
 
-    def _drop(self, slab):
+    def _drop(self, slab: _Slab) -> None:
         self.slabs.remove(slab)
         store_u64(slab.mapping, 0, _word(slab.gen, DEAD))
         _segment.unlink(slab.name)
         slab.mapping.close()
 
-    def take(self, n, block=True, timeout=None):
+    def take(self, n: int, block: bool = True, timeout: Optional[float] = None) -> Optional[_Slab]:
         """A busy slab for `n` payload bytes, or None: use a one-off segment."""
-        deadline = None
+        deadline: Optional[float] = None
         pause = 20e-6
         while True:
             with self.lock:
@@ -147,25 +152,25 @@ class Pool:
             time.sleep(pause)  # interruptible: Ctrl-C raises here
             pause = min(pause * 2, 200e-6)
 
-    def commit(self, slab):
+    def commit(self, slab: _Slab) -> int:
         """The payload is written: publish it; returns the generation to reference."""
         slab.gen += 1
         store_u64(slab.mapping, 0, _word(slab.gen, FULL))
         slab.busy = False
         return slab.gen
 
-    def abandon(self, slab):
+    def abandon(self, slab: _Slab) -> None:
         """The payload will not be sent (an error while writing it)."""
         slab.busy = False
 
-    def take_back(self, name, gen):
+    def take_back(self, name: str, gen: int) -> None:
         """A committed slab whose reference was never sent: FREE again."""
         for slab in self.slabs:
             if slab.name == name:
                 cas_u64(slab.mapping, 0, _word(gen, FULL), _word(gen, FREE))
                 return
 
-    def release_all(self):
+    def release_all(self) -> None:
         """The process is done sending: remove free slabs; those still in
         flight become ORPHANs, removed by their reader."""
         with self.lock:
@@ -187,18 +192,18 @@ class Pool:
             self.slabs = []
 
 
-_pools = {}
+_pools: Dict[str, Pool] = {}
 _pools_lock = threading.Lock()
 
 
-def take_back(name, gen):
+def take_back(name: str, gen: int) -> None:
     """Free this process's committed slab `name` whose reference was never sent."""
     for p in list(_pools.values()):
         if p.pid == os.getpid():
             p.take_back(name, gen)
 
 
-def pool(owner, holder):
+def pool(owner: str, holder: object) -> Pool:
     """This process's pool for ring `owner` (a forked child gets its own),
     kept while `holder` (or another sending end adopted by it) lives."""
     p = _pools.get(owner)
@@ -214,20 +219,20 @@ def pool(owner, holder):
     return p
 
 
-def let_go(owner, holder):
+def let_go(owner: str, holder: object) -> None:
     """`holder` closed: it sends no more through ring `owner`."""
     p = _pools.get(owner)
     if p is not None and id(holder) in p.holders:
         p._let_go(id(holder))
 
 
-def release_pool(owner):
+def release_pool(owner: str) -> None:
     p = _pools.pop(owner, None)
     if p is not None and p.pid == os.getpid():
         p.release_all()
 
 
-def _after_fork():
+def _after_fork() -> None:
     # The parent's slabs are the parent's: a child writing into them would
     # race the parent.  Its mappings stay (they unmap when collected).
     global _pools_lock
@@ -242,11 +247,11 @@ os.register_at_fork(after_in_child=_after_fork)
 class Reader:
     """The receiving side: slabs mapped once and kept (at most READER_CACHE)."""
 
-    def __init__(self):
-        self.maps = {}
+    def __init__(self) -> None:
+        self.maps: Dict[str, mmap.mmap] = {}
         self.lock = threading.Lock()
 
-    def _mapping(self, name):
+    def _mapping(self, name: str) -> mmap.mmap:
         mapping = self.maps.get(name)
         if mapping is None:
             if len(self.maps) >= READER_CACHE:
@@ -259,13 +264,13 @@ class Reader:
             self.maps[name] = mapping
         return mapping
 
-    def _evict(self):
+    def _evict(self) -> None:
         # Removed slabs first; else the oldest mapped.
         dead = [n for n, m in self.maps.items() if load_u64(m, 0) & 3 == DEAD] or list(self.maps)[:1]
         for name in dead:
             _close_quietly(self.maps.pop(name))
 
-    def open(self, name, gen, n):
+    def open(self, name: str, gen: int, n: int) -> memoryview:
         """A view of the `n` payload bytes of FULL slab `name`, generation
         `gen` (while the view is held, the mapping is never closed)."""
         with self.lock:
@@ -277,7 +282,7 @@ class Reader:
             with memoryview(mapping) as whole:
                 return whole[HEADER:HEADER + n]
 
-    def done(self, name, gen, mapping):
+    def done(self, name: str, gen: int, mapping: "Buffer") -> None:
         """The object is read: hand the slab back to its sender (or remove an
         orphan).  `mapping` is the view's (the cache may have dropped it)."""
         with self.lock:
@@ -289,7 +294,7 @@ class Reader:
                     _close_quietly(self.maps.pop(name))
 
 
-def _close_quietly(mapping):
+def _close_quietly(mapping: mmap.mmap) -> None:
     try:
         mapping.close()
     except BufferError:
@@ -299,21 +304,21 @@ def _close_quietly(mapping):
 _reader = Reader()
 
 
-def reader():
+def reader() -> Reader:
     return _reader
 
 
-def _release_at_exit():
+def _release_at_exit() -> None:
     # Slabs still in flight become ORPHANs, which their readers (or the
     # creator's sweep of its own leftovers) remove.
     for owner in list(_pools):
         release_pool(owner)
 
 
-_exit_hook_pid = None
+_exit_hook_pid: Optional[int] = None
 
 
-def _hook_exit():
+def _hook_exit() -> None:
     # multiprocessing's exit function runs in its children too, which skip
     # atexit (they leave by os._exit); a forked child starts with none of its
     # parent's finalizers, so each process registers its own, with its first
