@@ -91,7 +91,7 @@ class AsyncBell:
         self._extra = extra
         self._bell: Optional[Doorbell] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._registration: Optional[weakref.finalize] = None
+        self._registration: Optional["weakref.finalize[Any, Any]"] = None
         self._waiters: List["asyncio.Future[None]"] = []
         self._closed = False
 

@@ -64,7 +64,7 @@ class Connection:
             except queue.Empty:
                 raise EOFError from None
         if data and not data[0] and large.is_reference(data):
-            return large.load_bytes(data)  # type: ignore[no-any-return]
+            return large.load_bytes(data)
         return data  # type: ignore[no-any-return]
 
     async def recv_bytes(self) -> bytes:

@@ -45,7 +45,7 @@ _HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
 
 
-def _broken_pipe():
+def _broken_pipe() -> BrokenPipeError:
     return BrokenPipeError(32, "Broken pipe: the other end of the connection is closed")
 
 class Connection:
@@ -131,19 +131,19 @@ class Connection:
             if fd >= 0:
                 _close(fd)
 
-    def _check_closed(self):
+    def _check_closed(self) -> None:
         if self._sock is None:
             raise OSError("handle is closed")
 
-    def _check_readable(self):
+    def _check_readable(self) -> None:
         if not self._readable:
             raise OSError("connection is write-only")
 
-    def _check_writable(self):
+    def _check_writable(self) -> None:
         if not self._writable:
             raise OSError("connection is read-only")
 
-    def _peer_gone(self):
+    def _peer_gone(self) -> bool:
         """True once every copy of the other end is closed (or its process died)."""
         try:
             return self._sock.recv(1, _PEEK) == b""
@@ -198,7 +198,7 @@ class Connection:
         # Large buffers go once into a slab, the ring carries a reference (large.py).
         self._send_message(large.export(self._tx.name, data, self))
 
-    def _check_peer(self):
+    def _check_peer(self) -> None:
         # Sending into a pipe whose reader is gone must fail, as a socket
         # write would.  The check costs a poll(2), so a send makes it at most
         # every PEER_CHECK seconds (the clock is read without a system call);
