@@ -14,6 +14,7 @@ per subscriber.  The rate is deliveries per second: messages x subscribers.
 """
 import struct
 import time
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 FANOUT = "fanout"
 FANOUT_SIZES = [64, 1 << 20]
@@ -28,19 +29,19 @@ def scenario_name(subscribers: int) -> str:
     return f"{FANOUT}-{subscribers}"
 
 
-def latency_scenario_name(subscribers):
+def latency_scenario_name(subscribers: int) -> str:
     return f"{FANOUT}-{_LATENCY}-{subscribers}"
 
 
-def is_fanout(scenario):
+def is_fanout(scenario: str) -> bool:
     return scenario.startswith(FANOUT + "-")
 
 
-def is_fanout_latency(scenario):
+def is_fanout_latency(scenario: str) -> bool:
     return scenario.startswith(f"{FANOUT}-{_LATENCY}-")
 
 
-def subscribers_of(scenario):
+def subscribers_of(scenario: str) -> int:
     return int(scenario.rsplit("-", 1)[1])
 
 
@@ -51,7 +52,7 @@ def title(scenario: str) -> str:
     return f"Fan-out, 1 publisher -> {n} subscriber{'s' if n > 1 else ''} (deliveries/s)"
 
 
-def stamped_publisher(send, acks, n, size, subscribers):
+def stamped_publisher(send: Callable[[bytes], Any], acks: Any, n: int, size: int, subscribers: int) -> int:
     """Send n stamped messages, each once every subscriber acknowledged the previous one."""
     body = bytearray(max(size, STAMP.size))
     recv_ack = acks.recv_bytes
@@ -63,11 +64,11 @@ def stamped_publisher(send, acks, n, size, subscribers):
     return n
 
 
-def stamped_subscriber(recv, acks, n, size):
+def stamped_subscriber(recv: Callable[[], Any], acks: Any, n: int, size: int) -> List[int]:
     """Receive n stamped messages in order; return each one's latency in ns."""
     clock = time.monotonic_ns
     ack = acks.send_bytes
-    out = []
+    out: List[int] = []
     for want in range(n):
         msg = recv()
         t1 = clock()
@@ -79,7 +80,7 @@ def stamped_subscriber(recv, acks, n, size):
     return out
 
 
-def check_round(digests, want):
+def check_round(digests: Sequence[Tuple[int, ...]], want: Tuple[int, ...]) -> Optional[str]:
     """Every subscriber must have received the whole stream: returns how many
     subscribers fell short, with the first difference, or None."""
     for i, got in enumerate(digests):

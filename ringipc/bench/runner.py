@@ -12,7 +12,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ringipc.bench.adapters.base import resolved
 from ringipc.bench.fanout import check_round, is_fanout, is_fanout_latency, stamped_publisher, stamped_subscriber
@@ -39,12 +39,12 @@ def context(method: str = "spawn") -> Any:
 THROUGHPUT, LATENCY, MPMC = "throughput", "latency", "mpmc"
 
 
-def is_latency(scenario):
+def is_latency(scenario: str) -> bool:
     """Scenarios measured in ns per message (round trip, or fan-out to the last subscriber)."""
     return scenario == LATENCY or is_fanout_latency(scenario)
 
 
-def latency_stats(times):
+def latency_stats(times: Sequence[float]) -> Dict[str, float]:
     """median, p99, mean, min, max of sorted ns times."""
     return {
         "median": times[len(times) // 2],
@@ -95,6 +95,9 @@ def cpu_plan(producers: int, consumers: int) -> List[Any]:
 def _child(facility: Any, role: str, index: int, ends: Any, size: int, producers: int, consumers: int,
            cpu: Optional[int], conn: Any) -> None:
     """Entry point of every benchmark process."""
+    send: Any  # the facility's own callables (each role sets those it uses)
+    recv: Any
+    recv_many: Any
     try:
         if cpu is not None:
             os.sched_setaffinity(0, {cpu})

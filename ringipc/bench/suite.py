@@ -62,7 +62,7 @@ class Skip:
     size: int = 0
 
 
-def initial_count(scenario, size, target, producers=1):
+def initial_count(scenario: str, size: int, target: float, producers: int = 1) -> int:
     if is_latency(scenario):
         return max(MIN_COUNT, int(target / 50e-6))  # guess: 50 us a round trip
     guess = min(200_000, 1e9 / size)  # msg/s of a modest facility

@@ -44,11 +44,11 @@ class TopicFanout(FanoutFacility):
         topic = Topic(capacity=_capacity(size), policy=self.policy)
         return Channel([topic] * producers, [topic] * consumers, topic.close)
 
-    def open_sender(self, topic, size):
+    def open_sender(self, topic: Any, size: int) -> Callable[[Any], Any]:
         self._pub = topic.publisher()
         return self._pub.send_bytes
 
-    def open_receiver(self, topic, size):
+    def open_receiver(self, topic: Any, size: int) -> Callable[[], Any]:
         self._sub = topic.subscribe()
         if size >= LARGE:
             return into_receiver(self._sub.recv_bytes_into, size)

@@ -7,6 +7,7 @@ retries) while a subscriber's buffer is full instead of dropping.
 """
 import os
 import time
+from typing import Any, Callable, Tuple
 
 from ringipc.bench.adapters.base import Channel
 from ringipc.bench.adapters.fanout import FanoutFacility
@@ -22,35 +23,36 @@ class Iceoryx2Fanout(FanoutFacility, Iceoryx2):
 
     name = "iceoryx2 pub/sub"
 
-    def supports(self, size, producers=1, consumers=1):
+    def supports(self, size: int, producers: int = 1, consumers: int = 1) -> Tuple[bool, str]:
         return True, ""
 
-    def setup(self, size, producers=1, consumers=1):
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
         self._size = size  # before the service exists: its settings depend on it (depth)
         channel = super().setup(size, producers, consumers)
         # The publisher waits for all of its subscribers before the first round.
         name = channel.producer_ends[0]
         return Channel([(name, consumers)], [name] * consumers, channel.close)
 
+    # Read-only properties over Iceoryx2's class attributes: computed from the message size here.
     @property
-    def depth(self):
+    def depth(self) -> int:  # type: ignore[override]
         # Samples each subscriber may hold unread: the publisher's pool is
         # depth x subscribers x the message size, so big messages get fewer.
         return 64 if self.__dict__.get("_size", 0) < LARGE else 8
 
     @property
-    def history(self):
+    def history(self) -> int:  # type: ignore[override]
         # A subscriber whose connection the publisher has not picked up yet
         # would miss the first samples; history hands them over on connecting.
         return self.depth
 
-    def open_sender(self, end, size):
+    def open_sender(self, end: Any, size: int) -> Callable[[Any], Any]:
         name, subscribers = end
         self._size = size
         self._subscribers = subscribers
         return super().open_sender(name, size)
 
-    def open_receiver(self, name, size):
+    def open_receiver(self, name: str, size: int) -> Callable[[], Any]:
         self._size = size
         service = self._service(name)
         sub = service.subscriber_builder().buffer_size(self.depth).create()
@@ -58,7 +60,7 @@ class Iceoryx2Fanout(FanoutFacility, Iceoryx2):
         receive = sub.receive
         yield_cpu = os.sched_yield
 
-        def recv():
+        def recv() -> bytes:
             # Polled, but yielding between empty polls: four subscribers share
             # one CPU here, and a pure spin would take it from the others.
             while True:
@@ -72,7 +74,7 @@ class Iceoryx2Fanout(FanoutFacility, Iceoryx2):
 
         return recv
 
-    def connected(self):
+    def connected(self) -> None:
         deadline = time.monotonic() + _PATIENCE
         for service, pub in self.__dict__.get("_waiting", []):
             while service.dynamic_config.number_of_subscribers < self._subscribers:
