@@ -111,7 +111,7 @@ class SimpleQueue(_Awaitable[_T]):
         self.sync._send_nowait(self.sync._encode(obj))
 
     def empty(self) -> bool:
-        return self.sync.empty()  # type: ignore[no-any-return]
+        return self.sync.empty()  # type: ignore[no-any-return]  # .sync is Any (set by _wrap too)
 
 
 class Queue(_Awaitable[_T]):
