@@ -125,7 +125,7 @@ class ZmqPubSub(FanoutFacility):
         import zmq
 
         _, path, subscribers = end
-        sock = zmq.Context.instance().socket(zmq.XPUB)
+        sock: Any = zmq.Context.instance().socket(zmq.XPUB)  # Any: pyzmq's types only where it is installed
         sock.setsockopt(zmq.SNDHWM, self._hwm(size))
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         sock.setsockopt(zmq.XPUB_NODROP, 1)
@@ -137,7 +137,7 @@ class ZmqPubSub(FanoutFacility):
         import zmq
 
         _, path, _ = end
-        sock = zmq.Context.instance().socket(zmq.SUB)
+        sock: Any = zmq.Context.instance().socket(zmq.SUB)
         sock.setsockopt(zmq.RCVHWM, self._hwm(size))
         sock.connect(f"ipc://{path}")
         sock.setsockopt(zmq.SUBSCRIBE, b"")

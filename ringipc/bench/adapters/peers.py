@@ -124,11 +124,11 @@ class ZmqPushPull(Facility):
 
         return Channel([("connect", paths)] * producers, [("bind", (path,)) for path in paths], close)
 
-    def _socket(self, end: Any, kind: str) -> Any:
+    def _socket(self, end: Any, kind: int) -> Any:
         import zmq
 
         how, paths = end
-        sock = zmq.Context.instance().socket(kind)
+        sock: Any = zmq.Context.instance().socket(kind)  # Any: pyzmq's types only where it is installed
         monitor = None
         if how == "connect":
             sock.setsockopt(zmq.SNDHWM, 0)
