@@ -242,7 +242,11 @@ class Connection:
             return self._recv_wait(timeout)
 
     def _recv(self, timeout=None):
-        data = self._recv_message(timeout)
+        # _recv_message's body, inline: recv_bytes is the everyday call.
+        try:
+            data = self._rx_recv(True, PEER_CHECK)
+        except Empty:
+            data = self._recv_wait(timeout)
         if data and not data[0] and large.is_reference(data):
             return large.load_bytes(data)
         return data
