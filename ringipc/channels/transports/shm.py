@@ -327,16 +327,16 @@ def _receive_rings(ch: Any, labels: List[str], deadline: Optional[float]) -> Lis
     with _take_socket(ch) as raw:
         raw.settimeout(remaining(deadline))
         try:
-            data, fds, flags, _ = socket.recv_fds(raw, 1, 2)
+            data, fds, flags, _ = socket.recv_fds(raw, 1, 2, getattr(socket, "MSG_CMSG_CLOEXEC", 0))
         except socket.timeout:
             raise TimeoutError("shm:// listener offered rings but sent no descriptors in time") from None
     rings = []
     try:
         if data != _FDS or len(fds) != 2 or flags & socket.MSG_CTRUNC:
             raise ConnectionResetError("shm:// listener sent a malformed ring offer")
-        for fd, label in zip(fds, labels):
-            rings.append(ring_from_descriptor(fd, label))  # validates the header; owns fd from here
-            fds = [f for f in fds if f != fd]
+        for fd, label in zip(list(fds), labels):
+            fds.remove(fd)  # from here the ring owns it (and closes it if it fails)
+            rings.append(ring_from_descriptor(fd, label))  # validates the header
     except BaseException:
         for fd in fds:
             os.close(fd)
