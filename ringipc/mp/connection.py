@@ -81,11 +81,11 @@ class Connection:
         self._poller.register(self._sock, _HUP)
         self._peer_checked = -PEER_CHECK  # the first send checks
         # Bound once: the everyday send_bytes/recv_bytes call the ring directly.
-        self._tx_send = self._tx.send_bytes if self._writable else None  # type: ignore[assignment]
-        self._rx_recv = self._rx.recv_bytes if self._readable else None  # type: ignore[assignment]
+        self._tx_send = self._tx.send_bytes if self._writable else None  # type: ignore[assignment]  # one-way
+        self._rx_recv = self._rx.recv_bytes if self._readable else None  # type: ignore[assignment]  # one-way
 
     def _release_rings(self) -> None:
-        self._rx = self._tx = self._tx_send = self._rx_recv = None  # type: ignore[assignment]
+        self._rx = self._tx = self._tx_send = self._rx_recv = None  # type: ignore[assignment]  # at exit
 
     def __reduce__(self) -> Tuple[Callable[[Any, Optional[Ring], Optional[Ring]], Connection],
                                   Tuple[Any, Optional[Ring], Optional[Ring]]]:
@@ -120,13 +120,13 @@ class Connection:
             except (KeyError, ValueError):
                 pass
             self._sock.close()
-            self._sock = None  # type: ignore[assignment]
+            self._sock = None  # type: ignore[assignment]  # closed
             if self._tx is not None:
                 large.sender_closed(self._tx.name, self)
             # Dropping (not closing) the rings: the creator unlinks a ring's
             # name when its last handle here goes, never while another end
             # in this process (or a child being spawned) still needs it.
-            self._rx = self._tx = self._tx_send = self._rx_recv = None  # type: ignore[assignment]
+            self._rx = self._tx = self._tx_send = self._rx_recv = None  # type: ignore[assignment]  # closed
             self._unpin()
 
     def __enter__(self) -> Connection:

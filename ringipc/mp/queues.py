@@ -93,7 +93,7 @@ class Queue(EndsMixin, Generic[_T]):
     def _release_rings(self) -> None:
         # At exit, after the feeder was joined: see sharedstate.pin_rings.
         self._closed = True
-        self._ring = self._send = self._recv = self._feeder = self._watch = None  # type: ignore[assignment]
+        self._ring = self._send = self._recv = self._feeder = self._watch = None  # type: ignore[assignment]  # at exit only
 
     def __getstate__(self) -> Tuple[Any, ...]:
         keep_alive_for_child(self)
@@ -177,7 +177,7 @@ class Queue(EndsMixin, Generic[_T]):
             if data[2] == 0x43 and len(data) == data[3] + 5 and data[-1] == 0x2E:
                 return data[4:-1]  # type: ignore[return-value]  # the bytes object that was put
             return loads(data)  # type: ignore[no-any-return]  # unpickled: the item type is the caller's word
-        return _decode(data)  # type: ignore[no-any-return]
+        return _decode(data)  # type: ignore[no-any-return]  # likewise
 
     def get_lease(self, block: bool = True, timeout: Optional[float] = None) -> Lease[Any]:
         """As get(), without copying the object's large buffers: they look
@@ -266,7 +266,7 @@ class Queue(EndsMixin, Generic[_T]):
                 self._ring.send_bytes_many(datas, False)
                 return
             except Full as exc:
-                datas = datas[exc.sent:]  # type: ignore[attr-defined]  # the feeder sends the rest, in order
+                datas = datas[exc.sent:]  # type: ignore[attr-defined]  # set by Ring; the feeder sends the rest
         self._feeder.push(datas)
 
     def get_many(self, max_messages: int = DEFAULT_BATCH, block: bool = True, timeout: Optional[float] = None) -> List[_T]:

@@ -66,7 +66,7 @@ class SimpleQueue(EndsMixin, Generic[_T]):
         # out-of-band frame with NUL.
         if data[0]:
             return loads(data)  # type: ignore[no-any-return]  # unpickled: the item type is the caller's word
-        return oob.decode(data) if oob.is_frame(data) else large.load(data, oob.decode_payload)  # type: ignore[no-any-return]
+        return oob.decode(data) if oob.is_frame(data) else large.load(data, oob.decode_payload)  # type: ignore[no-any-return]  # likewise
 
     def put(self, obj: _T) -> None:
         self._check_open()
