@@ -65,7 +65,7 @@ class Connection:
                 raise EOFError from None
         if data and not data[0] and large.is_reference(data):
             return large.load_bytes(data)
-        return data  # type: ignore[no-any-return]
+        return data
 
     async def recv_bytes(self) -> bytes:
         while True:

@@ -24,7 +24,7 @@ import select
 import socket
 import time
 from types import TracebackType
-from typing import Any, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Type
 
 from multiprocessing import reduction
 from queue import Empty, Full
@@ -36,6 +36,9 @@ from ..errors import BufferTooShort
 from . import oob
 from .pickling import loads
 from ..core.sharedstate import keep_alive_for_child, pin_rings
+
+if TYPE_CHECKING:
+    from ..core.doorbell import Doorbell
 
 DEFAULT_CAPACITY = 1 << 20  # per ring; Docker gives /dev/shm only 64 MiB
 PEER_CHECK = 0.05
@@ -51,13 +54,25 @@ def _broken_pipe() -> BrokenPipeError:
 class Connection:
     """One end of a ringipc Pipe; the API of multiprocessing.connection.Connection."""
 
-    def __init__(self, sock, rx, tx):
+    # Typed as when in use.  The socket is None once closed, a ring and its
+    # bound call None in a one-way end (or after close): every use is guarded
+    # by _check_closed() or the _readable/_writable flags, which a type
+    # checker cannot follow; the assignments of None say so where they are.
+    _sock: socket.socket
+    _rx: Ring
+    _tx: Ring
+    _tx_send: Callable[[Any, bool], None]
+    _rx_recv: Callable[[bool, Optional[float]], bytes]
+    _sweeper: _Sweeper  # in the creating process only: see Pipe()
+    _wait_bell: Doorbell  # set by waiting.wait() when first needed, popped by close()
+
+    def __init__(self, sock: socket.socket, rx: Optional[Ring], tx: Optional[Ring]) -> None:
         self._sock = sock
-        self._rx = rx
-        self._tx = tx
+        self._rx = rx  # type: ignore[assignment]  # None in a write-only end
+        self._tx = tx  # type: ignore[assignment]  # None in a read-only end
         self._setup()
 
-    def _setup(self):
+    def _setup(self) -> None:
         self._unpin = pin_rings(self, self._rx, self._tx)
         self._readable = self._rx is not None
         self._writable = self._tx is not None
@@ -66,13 +81,14 @@ class Connection:
         self._poller.register(self._sock, _HUP)
         self._peer_checked = -PEER_CHECK  # the first send checks
         # Bound once: the everyday send_bytes/recv_bytes call the ring directly.
-        self._tx_send = self._tx.send_bytes if self._writable else None
-        self._rx_recv = self._rx.recv_bytes if self._readable else None
+        self._tx_send = self._tx.send_bytes if self._writable else None  # type: ignore[assignment]  # one-way
+        self._rx_recv = self._rx.recv_bytes if self._readable else None  # type: ignore[assignment]  # one-way
 
-    def _release_rings(self):
-        self._rx = self._tx = self._tx_send = self._rx_recv = None
+    def _release_rings(self) -> None:
+        self._rx = self._tx = self._tx_send = self._rx_recv = None  # type: ignore[assignment]  # at exit
 
-    def __reduce__(self):
+    def __reduce__(self) -> Tuple[Callable[[Any, Optional[Ring], Optional[Ring]], Connection],
+                                  Tuple[Any, Optional[Ring], Optional[Ring]]]:
         self._check_closed()
         keep_alive_for_child((self._rx, self._tx))
         return (_rebuild, (reduction.DupFd(self._sock.fileno()), self._rx, self._tx))
@@ -104,13 +120,13 @@ class Connection:
             except (KeyError, ValueError):
                 pass
             self._sock.close()
-            self._sock = None
+            self._sock = None  # type: ignore[assignment]  # closed
             if self._tx is not None:
                 large.sender_closed(self._tx.name, self)
             # Dropping (not closing) the rings: the creator unlinks a ring's
             # name when its last handle here goes, never while another end
             # in this process (or a child being spawned) still needs it.
-            self._rx = self._tx = self._tx_send = self._rx_recv = None
+            self._rx = self._tx = self._tx_send = self._rx_recv = None  # type: ignore[assignment]  # closed
             self._unpin()
 
     def __enter__(self) -> Connection:
@@ -121,7 +137,7 @@ class Connection:
     ) -> None:
         self.close()
 
-    def __del__(self, _close=os.close):
+    def __del__(self, _close: Callable[[int], None] = os.close) -> None:
         # As multiprocessing's Connection: collected without close() is not an
         # error.  Only C-level calls here: at interpreter teardown the socket
         # module's globals may already be gone.
@@ -211,14 +227,14 @@ class Connection:
         if self._poller.poll(0) and self._peer_gone():
             raise _broken_pipe()
 
-    def _send(self, data):
+    def _send(self, data: Any) -> None:
         self._check_peer()
         # Only messages starting with NUL can look like a side-segment reference.
         if len(data) > self._limit or (data and not data[0] and large.is_reference(data)):
             data = large.export(self._tx.name, data, self)
         self._send_message(data)
 
-    def _send_message(self, data):
+    def _send_message(self, data: Any) -> None:
         try:
             self._tx.send_bytes(data, False)
             return
@@ -233,7 +249,7 @@ class Connection:
                     raise _broken_pipe() from None
 
     # -- receiving ----------------------------------------------------------------
-    def _recv_message(self, timeout=None):
+    def _recv_message(self, timeout: Optional[float] = None) -> bytes:
         try:
             # Waiting straight away (not trying non-blocking first) spares
             # raising queue.Empty on every receive that finds the ring empty.
@@ -241,7 +257,7 @@ class Connection:
         except Empty:
             return self._recv_wait(timeout)
 
-    def _recv(self, timeout=None):
+    def _recv(self, timeout: Optional[float] = None) -> bytes:
         # _recv_message's body, inline: recv_bytes is the everyday call.
         try:
             data = self._rx_recv(True, PEER_CHECK)
@@ -251,7 +267,7 @@ class Connection:
             return large.load_bytes(data)
         return data
 
-    def _recv_wait(self, timeout):
+    def _recv_wait(self, timeout: Optional[float]) -> bytes:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             slice_ = PEER_CHECK if deadline is None else min(PEER_CHECK, max(deadline - time.monotonic(), 0))
@@ -332,7 +348,7 @@ class Connection:
         self._check_readable()
         return self._poll(timeout)
 
-    def _poll(self, timeout):
+    def _poll(self, timeout: Optional[float]) -> bool:
         rx = self._rx
         if rx.poll(0):
             return True
@@ -349,12 +365,12 @@ class Connection:
             if rx.poll(slice_):
                 return True
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "closed" if self.closed else f"rx={getattr(self._rx, 'name', None)} tx={getattr(self._tx, 'name', None)}"
         return f"<ringipc.Connection {state}>"
 
 
-def _rebuild(dupfd, rx, tx):
+def _rebuild(dupfd: Any, rx: Optional[Ring], tx: Optional[Ring]) -> Connection:
     return Connection(socket.socket(fileno=dupfd.detach()), rx, tx)
 
 
@@ -362,7 +378,7 @@ class _Sweeper:
     """Held by both ends in the creating process: when both are gone (or at
     exit) the side segments their rings left behind are removed."""
 
-    def __init__(self, *rings):
+    def __init__(self, *rings: Ring) -> None:
         for ring in rings:
             large.sweep_when_done(self, ring.name)
 

@@ -20,8 +20,11 @@ context argument.  While installed:
 are).  Both are idempotent.  ``python -m ringipc run script.py [args]`` runs a
 script with ringipc installed.
 """
+from __future__ import annotations
+
 import multiprocessing
 import threading
+from typing import Any, List, Optional, Tuple
 from multiprocessing import connection as _mp_connection
 from multiprocessing import context as _mp_context
 from multiprocessing import forkserver as _mp_forkserver
@@ -32,26 +35,26 @@ from . import connection, queues, waiting
 
 AUTOINSTALL = "ringipc.mp._autoinstall"
 _lock = threading.Lock()
-_saved = None  # [(target, name, original)] while installed
+_saved: Optional[List[Tuple[Any, str, Any]]] = None  # [(target, name, original)] while installed
 
 
-def _queue(self, maxsize=0):
+def _queue(self: _mp_context.BaseContext, maxsize: int = 0) -> queues.Queue[Any]:
     return queues.Queue(maxsize, ctx=self)
 
 
-def _joinable_queue(self, maxsize=0):
+def _joinable_queue(self: _mp_context.BaseContext, maxsize: int = 0) -> queues.JoinableQueue[Any]:
     return queues.JoinableQueue(maxsize, ctx=self)
 
 
-def _simple_queue(self):
+def _simple_queue(self: _mp_context.BaseContext) -> queues.SimpleQueue[Any]:
     return queues.SimpleQueue(ctx=self)
 
 
-def _pipe(self, duplex=True):
+def _pipe(self: _mp_context.BaseContext, duplex: bool = True) -> Tuple[connection.Connection, connection.Connection]:
     return connection.Pipe(duplex)
 
 
-def _get_command_line(**kwds):
+def _get_command_line(**kwds: Any) -> List[str]:
     # A spawned child runs `python -c "<program>"`: install first -- if the
     # child can import ringipc before it has the parent's sys.path (a parent
     # that put ringipc on sys.path by hand would otherwise kill its children).
@@ -66,7 +69,7 @@ def _get_command_line(**kwds):
 _spawn_command_line = _mp_spawn.get_command_line
 
 
-def _patches():
+def _patches() -> List[Tuple[Any, str, Any]]:
     return [
         (multiprocessing, "Queue", queues.Queue),
         (multiprocessing, "JoinableQueue", queues.JoinableQueue),
@@ -93,7 +96,7 @@ def install() -> None:
             saved.append((target, name, target.__dict__[name]))
             setattr(target, name, replacement)
         _saved = saved
-        server = _mp_forkserver._forkserver
+        server: Any = _mp_forkserver._forkserver  # _preload_modules is private, not in the stubs
         if AUTOINSTALL not in server._preload_modules:
             server._preload_modules = list(server._preload_modules) + [AUTOINSTALL]
 
@@ -107,7 +110,7 @@ def uninstall() -> None:
         for target, name, original in _saved:
             setattr(target, name, original)
         _saved = None
-        server = _mp_forkserver._forkserver
+        server: Any = _mp_forkserver._forkserver  # _preload_modules is private, not in the stubs
         if AUTOINSTALL in server._preload_modules:
             server._preload_modules = [m for m in server._preload_modules if m != AUTOINSTALL]
 

@@ -31,11 +31,16 @@ import os
 import pickle
 import struct
 import threading
-from typing import Any, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union, final
 
 from ..core._bulk import bytearray_of, bytes_of, copy_into
 from ..errors import CorruptSegment
 from .pickling import _PLAIN, PROTOCOL, _dispatch, _plain_dumps, dumps_bytes
+
+if TYPE_CHECKING:
+    from ..core._ring import Ring
+
+_Bytes = Union[bytes, bytearray, memoryview]
 
 MAGIC = b"\x00\xfeRIPC5\x00"
 OOB_MIN_BUFFER = 64 << 10   # smaller buffers stay in the pickle: below this a second section costs more than it saves
@@ -51,6 +56,7 @@ def _aligned(n: int) -> int:
     return (n + _ALIGN - 1) & ~(_ALIGN - 1)
 
 
+@final  # lets type checkers narrow on `type(data) is Frame`, the test the queues make
 class Frame:
     """An encoded object: its pickle and out-of-band buffers, and where each goes."""
 
@@ -81,7 +87,7 @@ class Frame:
         return bytes(out)
 
 
-def _fresh_pickler(collected: List[memoryview], min_buffer: int):
+def _fresh_pickler(collected: List[memoryview], min_buffer: int) -> Tuple[pickle.Pickler, io.BytesIO]:
     def out_of_band(pb: pickle.PickleBuffer) -> bool:
         try:
             raw = pb.raw()  # contiguous (C or Fortran order) as bytes
@@ -177,22 +183,22 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def send(ring, frame: Frame, block: bool = True, timeout=None) -> None:
+def send(ring: Ring, frame: Frame, block: bool = True, timeout: Optional[float] = None) -> None:
     """Write `frame` into `ring` as one message: one claim, one copy of each buffer."""
     with ring.send_view(frame.size, block, timeout) as view, memoryview(view) as out:
         frame.write_into(out)
 
 
-def is_frame(message) -> bool:
+def is_frame(message: _Bytes) -> bool:
     return len(message) >= len(MAGIC) and message[:len(MAGIC)] == MAGIC
 
 
-def decode_payload(message) -> Any:
+def decode_payload(message: _Bytes) -> Any:
     """The object of a drop-in's message body: an out-of-band frame or a pickle."""
     return decode(message) if is_frame(message) else pickle.loads(message)
 
 
-def decode(message, copy: bool = True) -> Any:
+def decode(message: _Bytes, copy: bool = True) -> Any:
     """Rebuild the object of a frame (a buffer holding exactly one frame).
     With copy=False its buffers are views of `message`."""
     view = memoryview(message).cast("B")

@@ -11,21 +11,25 @@ every call, several times the cost of pickling a small object.  Here:
   view of copyreg's table plus ForkingPickler's extra reducers (reducers
   registered later still apply); a thread that finds it busy builds its own.
 """
+from __future__ import annotations
+
 import collections
 import copyreg
 import io
 import os
 import pickle
 import threading
+from typing import Any, Callable, Iterable, List
 
 from multiprocessing.reduction import ForkingPickler
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
-loads = pickle.loads
+loads: Callable[..., Any] = pickle.loads
 
 _PLAIN = frozenset({bytes, str, int, float, bool, type(None), complex})
 # Only consulted for types the C pickler has no fast path for.
-_dispatch = collections.ChainMap(ForkingPickler._extra_reducers, copyreg.dispatch_table)
+_dispatch: "collections.ChainMap[type, Callable[..., Any]]" = collections.ChainMap(
+    ForkingPickler._extra_reducers, copyreg.dispatch_table)  # type: ignore[attr-defined]  # private, untyped
 _buf = io.BytesIO()
 _pickler = pickle.Pickler(_buf, PROTOCOL)
 _pickler.dispatch_table = _dispatch
@@ -39,11 +43,12 @@ __all__ = ["PROTOCOL", "dumps", "loads"]
 # small messages).  pickle.loads reads it like any other pickle.
 _SHORT_BINBYTES = b"\x80\x05C"
 _BINBYTES = b"\x80\x05B"
-_LEN1 = [bytes([i]) for i in range(256)]
-_join = b"".join
+_LEN1: List[bytes] = [bytes([i]) for i in range(256)]
+# Any items: put() joins the object it checked is bytes, which mypy cannot narrow from type(obj).
+_join: Callable[[Iterable[Any]], bytes] = b"".join
 
 
-def dumps_bytes(data):
+def dumps_bytes(data: Any) -> bytes:
     """The pickle of a bytes object `data` (exactly ``type(data) is bytes``)."""
     n = len(data)
     if n < 256:
@@ -53,7 +58,7 @@ def dumps_bytes(data):
     return _plain_dumps(data, PROTOCOL)
 
 
-def _fresh(obj):
+def _fresh(obj: Any) -> bytes:
     out = io.BytesIO()
     pickler = pickle.Pickler(out, PROTOCOL)
     pickler.dispatch_table = _dispatch
@@ -61,7 +66,7 @@ def _fresh(obj):
     return out.getvalue()
 
 
-def dumps(obj):
+def dumps(obj: Any) -> bytes:
     """The pickle of `obj` (highest protocol, ForkingPickler's reducers) as bytes."""
     if type(obj) is bytes:
         return dumps_bytes(obj)
@@ -80,7 +85,7 @@ def dumps(obj):
         _lock.release()
 
 
-def _after_fork():
+def _after_fork() -> None:
     # A fork taken while another thread held the lock would leave it held forever.
     global _lock, _buf, _pickler
     _lock = threading.Lock()

@@ -11,7 +11,7 @@ descriptor passing; with ``name=`` it can be pickled to any process.
 """
 from __future__ import annotations
 
-from typing import Any, Generic, Iterable, List, Optional, TypeVar
+from typing import Any, Callable, Generic, Iterable, List, Optional, Tuple, TypeVar, Union
 import queue as _queue
 import time
 import weakref
@@ -34,12 +34,12 @@ Full = _queue.Full
 _T = TypeVar("_T")
 
 
-def _part(name, role):
+def _part(name: Optional[str], role: str) -> Optional[str]:
     """The name of a named queue's part (its ring has the queue's name)."""
     return None if name is None else f"{name}-{role}"
 
 
-def _decode(data):
+def _decode(data: bytes) -> Any:
     if not data[0]:
         if oob.is_frame(data):
             return oob.decode(data)
@@ -48,8 +48,8 @@ def _decode(data):
     return loads(data)
 
 
-def _slot_releaser(queue_ref, release):
-    def release_slot():
+def _slot_releaser(queue_ref: "weakref.ref[Queue[Any]]", release: Callable[[], None]) -> Callable[[], None]:
+    def release_slot() -> None:
         release()
         queue = queue_ref()
         ring = queue._ring if queue is not None else None
@@ -71,14 +71,14 @@ class Queue(EndsMixin, Generic[_T]):
         large.sweep_when_done(self, self._ring.name)
         self._setup()
 
-    def _setup(self):
+    def _setup(self) -> None:
         pin_rings(self, self._ring)
         self._closed = False
         self._feeder = Feeder(self._ring)
         self._limit = self._ring.max_message_size
         self._send = self._ring.send_bytes
         self._recv = self._ring.recv_bytes
-        self._release = self._slots.release
+        self._release: Callable[[], None] = self._slots.release
         if self._maxsize != VALUE_MAX:
             # A bounded queue's put waits for a slot, which a get frees after
             # the ring's release has rung writers' doorbells: ring them again
@@ -90,30 +90,31 @@ class Queue(EndsMixin, Generic[_T]):
         self._slow_puts = False
         self._watch = self._ends = None
 
-    def _release_rings(self):
+    def _release_rings(self) -> None:
         # At exit, after the feeder was joined: see sharedstate.pin_rings.
         self._closed = True
-        self._ring = self._send = self._recv = self._feeder = self._watch = None
+        self._ring = self._send = self._recv = self._feeder = self._watch = None  # type: ignore[assignment]  # at exit only
 
-    def __getstate__(self):
+    def __getstate__(self) -> Tuple[Any, ...]:
         keep_alive_for_child(self)
         return self._ring, self._slots, self._maxsize
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Tuple[Any, ...]) -> None:
         self._ring, self._slots, self._maxsize = state
         self._setup()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<ringipc.{type(self).__name__} {getattr(self._ring, 'name', None)!r}>"
 
-    def _check_open(self):
+    def _check_open(self) -> None:
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
 
-    def _took_slot(self, count):
+    def _took_slot(self, count: int) -> None:
         """Hook for JoinableQueue: runs after slots are taken, before the write."""
 
-    def _put_slow(self, obj, block, timeout, data=None):
+    def _put_slow(self, obj: Any, block: bool, timeout: Optional[float],
+                  data: Union[bytes, oob.Frame, None] = None) -> None:
         if data is None:
             data = oob.encode(obj)  # bytes, or a frame of large buffers
         if not self._slots.acquire(block, timeout):
@@ -143,7 +144,7 @@ class Queue(EndsMixin, Generic[_T]):
             self._check_open()
         kind = type(obj)
         if kind is bytes:
-            n = len(obj)
+            n = len(obj)  # type: ignore[arg-type]  # bytes: mypy does not narrow a TypeVar on type()
             if n >= _OOB_MIN:
                 return self._put_slow(obj, block, timeout)
             data = _join((_SHORT_BINBYTES, _LEN1[n], obj, b".")) if n < 256 else dumps_bytes(obj)
@@ -174,9 +175,9 @@ class Queue(EndsMixin, Generic[_T]):
         if data[0]:
             # The short-bytes pickle put() builds: the object is the middle.
             if data[2] == 0x43 and len(data) == data[3] + 5 and data[-1] == 0x2E:
-                return data[4:-1]
-            return loads(data)
-        return _decode(data)
+                return data[4:-1]  # type: ignore[return-value]  # the bytes object that was put
+            return loads(data)  # type: ignore[no-any-return]  # unpickled: the item type is the caller's word
+        return _decode(data)  # type: ignore[no-any-return]  # likewise
 
     def get_lease(self, block: bool = True, timeout: Optional[float] = None) -> Lease[Any]:
         """As get(), without copying the object's large buffers: they look
@@ -227,8 +228,9 @@ class Queue(EndsMixin, Generic[_T]):
         """Put every object, in order, or none: raises Full (nothing put) if
         slots for all of them are not free within `timeout`."""
         self._check_open()
-        datas = []
+        datas: List[Any] = []  # bytes, then large references in place of frames
         append = datas.append
+        obj: Any  # bytes is tested with type(), which mypy does not narrow a TypeVar on
         for obj in objs:
             if type(obj) is bytes and len(obj) < 256:
                 append(_join((_SHORT_BINBYTES, _LEN1[len(obj)], obj, b".")))
@@ -264,7 +266,7 @@ class Queue(EndsMixin, Generic[_T]):
                 self._ring.send_bytes_many(datas, False)
                 return
             except Full as exc:
-                datas = datas[exc.sent:]  # the feeder sends the rest, in order
+                datas = datas[exc.sent:]  # type: ignore[attr-defined]  # set by Ring; the feeder sends the rest
         self._feeder.push(datas)
 
     def get_many(self, max_messages: int = DEFAULT_BATCH, block: bool = True, timeout: Optional[float] = None) -> List[_T]:
@@ -275,7 +277,7 @@ class Queue(EndsMixin, Generic[_T]):
         if self._watch is not None:
             self._watch.consumed()
         release = self._release
-        out = []
+        out: List[Any] = []
         append = out.append
         for data in datas:
             release()
@@ -299,15 +301,15 @@ class JoinableQueue(Queue[_T]):
         self._all_done = Semaphore(0, name=_part(name, "all-done"))
         self._slow_puts = True
 
-    def __getstate__(self):
+    def __getstate__(self) -> Tuple[Any, ...]:
         return super().__getstate__() + (self._unfinished, self._all_done)
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Tuple[Any, ...]) -> None:
         super().__setstate__(state[:3])
         self._unfinished, self._all_done = state[3:]
         self._slow_puts = True
 
-    def _took_slot(self, count):
+    def _took_slot(self, count: int) -> None:
         post = self._unfinished.release
         for _ in range(count):
             post()
@@ -327,4 +329,4 @@ class JoinableQueue(Queue[_T]):
             self._all_done.release()  # wake the next joiner
 
 
-from .simplequeue import SimpleQueue  # noqa: E402,F401  (one import place for the three queues)
+from .simplequeue import SimpleQueue as SimpleQueue  # noqa: E402,F401  (one import place for the three queues)

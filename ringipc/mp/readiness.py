@@ -28,20 +28,26 @@ per message for writers while the bell is not armed (one relaxed load in
 their notify); one datagram when an armed ring gets its message, and a
 drain and an arm per ``fileno()`` and per receive that empties the ring.
 """
+from __future__ import annotations
+
 import os
 import threading
 import weakref
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 from ..core.doorbell import Doorbell
 from .pickling import dumps, loads
 
-_watches = weakref.WeakSet()
+if TYPE_CHECKING:
+    from ..core._ring import Ring
+
+_watches: "weakref.WeakSet[Watch]" = weakref.WeakSet()
 
 
 class Watch:
     """A descriptor that is readable exactly while `ring` holds a message."""
 
-    def __init__(self, ring):
+    def __init__(self, ring: Ring) -> None:
         self._ring = ring
         self._bell = Doorbell(ring)
         # A pool's result thread calls fileno() while other threads receive:
@@ -50,14 +56,14 @@ class Watch:
         _watches.add(self)
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return not self._bell.closed and not self._bell.inherited
 
-    def fileno(self):
+    def fileno(self) -> int:
         self.refresh()
         return self._bell.fileno()
 
-    def refresh(self):
+    def refresh(self) -> None:
         """Make the descriptor say what the ring holds now."""
         bell = self._bell
         with self._lock:
@@ -65,16 +71,16 @@ class Watch:
             if bell.arm():
                 bell.light()
 
-    def consumed(self):
+    def consumed(self) -> None:
         """After this process took a message: put the descriptor out if the ring is empty."""
         if not self._ring.poll(0) and self.active:
             self.refresh()
 
-    def close(self):
+    def close(self) -> None:
         self._bell.close()
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     # The parent owns the bells' names and slots; the child's copies of the
     # sockets are only descriptors to close.
     for watch in list(_watches):
@@ -88,25 +94,25 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class _End:
     """What both ends share: a weak reference to their queue, and closed state."""
 
-    def __init__(self, queue):
+    def __init__(self, queue: EndsMixin) -> None:
         # Weak: the queue holds its ends, and a cycle would keep its ring
         # (and name) alive until the cycle collector ran.
         self._ref = weakref.ref(queue)
         self._closed = False
 
     @property
-    def _q(self):
+    def _q(self) -> EndsMixin:
         queue = self._ref()
         if queue is None:
             raise OSError("handle is closed: its queue is gone")
         return queue
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         queue = self._ref()
         return self._closed or queue is None or queue._closed
 
-    def _check(self):
+    def _check(self) -> None:
         if self._closed:
             raise OSError("handle is closed")
 
@@ -114,46 +120,46 @@ class _End:
 class ReaderEnd(_End):
     """``queue._reader``: what multiprocessing's reading Connection offers stdlib code."""
 
-    def fileno(self):
+    def fileno(self) -> int:
         self._check()
         return self._q._watched().fileno()
 
-    def poll(self, timeout=0.0):
+    def poll(self, timeout: Optional[float] = 0.0) -> bool:
         self._check()
         return self._q._ring.poll(timeout)
 
-    def recv(self):
+    def recv(self) -> Any:
         self._check()
         return self._q.get()
 
-    def recv_bytes(self, maxlength=None):
+    def recv_bytes(self, maxlength: Optional[int] = None) -> bytes:
         self._check()
         return dumps(self._q.get())
 
-    def close(self):
+    def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._q._stop_watch()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<reader of {self._ref()!r}>"
 
 
 class WriterEnd(_End):
     """``queue._writer``: send/close as on multiprocessing's writing Connection."""
 
-    def send(self, obj):
+    def send(self, obj: Any) -> None:
         self._check()
         self._q.put(obj)
 
-    def send_bytes(self, data):
+    def send_bytes(self, data: bytes) -> None:
         self._check()
         self._q.put(loads(data))
 
-    def close(self):
+    def close(self) -> None:
         self._closed = True
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<writer of {self._ref()!r}>"
 
 
@@ -164,39 +170,45 @@ class EndsMixin:
     ``self._watch.consumed()`` after every get while ``_watch`` is set, and
     ``_stop_watch()`` when it closes.  Ends are per process: not pickled."""
 
-    _watch = None
-    _ends = None
+    _ring: Ring  # set by the queue (to None only at exit, see sharedstate.pin_rings)
+    _closed: bool
+    _watch: Optional[Watch] = None
+    _ends: Optional[Tuple[ReaderEnd, WriterEnd, threading.Lock]] = None
 
-    def _make_ends(self):
+    if TYPE_CHECKING:  # provided by the queue (of any item type)
+        def get(self) -> Any: ...
+        def put(self, obj: Any) -> None: ...
+
+    def _make_ends(self) -> Tuple[ReaderEnd, WriterEnd, threading.Lock]:
         self._ends = (ReaderEnd(self), WriterEnd(self), threading.Lock())
         return self._ends
 
     @property
-    def _reader(self):
+    def _reader(self) -> ReaderEnd:
         return (self._ends or self._make_ends())[0]
 
     @property
-    def _writer(self):
+    def _writer(self) -> WriterEnd:
         return (self._ends or self._make_ends())[1]
 
     @property
-    def _rlock(self):
+    def _rlock(self) -> threading.Lock:
         # multiprocessing's is a process-shared lock that every get takes;
         # ringipc's gets need none.  Pool.terminate() takes it to keep its
         # own process from reading, which a per-process lock does.
         return (self._ends or self._make_ends())[2]
 
     @property
-    def _poll(self):
+    def _poll(self) -> Callable[[Optional[float]], bool]:
         return self._reader.poll
 
-    def _watched(self):
+    def _watched(self) -> Watch:
         watch = self._watch
         if watch is None or not watch.active:
             watch = self._watch = Watch(self._ring)
         return watch
 
-    def _stop_watch(self):
+    def _stop_watch(self) -> None:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.close()

@@ -7,7 +7,7 @@ through a reused side segment, as with Queue (see large.py).
 """
 from __future__ import annotations
 
-from typing import Any, Generic, Optional, TypeVar
+from typing import Any, Generic, Optional, TypeVar, Union
 
 from ..core._ring import Ring
 from ..core import large
@@ -28,28 +28,28 @@ class SimpleQueue(EndsMixin, Generic[_T]):
         large.sweep_when_done(self, self._ring.name)
         self._setup()
 
-    def _setup(self):
+    def _setup(self) -> None:
         pin_rings(self, self._ring)
         self._closed = False
         self._watch = self._ends = None
         self._limit = self._ring.max_message_size
 
-    def __getstate__(self):
+    def __getstate__(self) -> Ring:
         keep_alive_for_child(self)
         return self._ring
 
-    def _release_rings(self):
+    def _release_rings(self) -> None:
         self._closed = True
-        self._ring = self._watch = None
+        self._ring = self._watch = None  # type: ignore[assignment]  # at exit: see sharedstate.pin_rings
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Ring) -> None:
         self._ring = state
         self._setup()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<ringipc.SimpleQueue {getattr(self._ring, 'name', None)!r}>"
 
-    def _check_open(self):
+    def _check_open(self) -> None:
         if self._closed:
             raise OSError("handle is closed")
 
@@ -65,8 +65,8 @@ class SimpleQueue(EndsMixin, Generic[_T]):
         # Every pickle starts with 0x80; a side-segment reference and an
         # out-of-band frame with NUL.
         if data[0]:
-            return loads(data)
-        return oob.decode(data) if oob.is_frame(data) else large.load(data, oob.decode_payload)
+            return loads(data)  # type: ignore[no-any-return]  # unpickled: the item type is the caller's word
+        return oob.decode(data) if oob.is_frame(data) else large.load(data, oob.decode_payload)  # type: ignore[no-any-return]  # likewise
 
     def put(self, obj: _T) -> None:
         self._check_open()
@@ -78,7 +78,7 @@ class SimpleQueue(EndsMixin, Generic[_T]):
         self._ring.send_bytes(large.export(self._ring.name, data, self))
 
     # -- for ringipc.asyncio: the same, never blocking ---------------------------
-    def _get_nowait(self):
+    def _get_nowait(self) -> Any:
         """get(), or queue.Empty at once."""
         self._check_open()
         data = self._ring.recv_bytes(False)
@@ -88,7 +88,7 @@ class SimpleQueue(EndsMixin, Generic[_T]):
             return loads(data)
         return oob.decode(data) if oob.is_frame(data) else large.load(data, oob.decode_payload)
 
-    def _encode(self, obj):
+    def _encode(self, obj: Any) -> Union[bytes, oob.Frame]:
         """What put() writes: encoded once, so that retries after queue.Full
         do not export a large object again."""
         self._check_open()
@@ -97,7 +97,7 @@ class SimpleQueue(EndsMixin, Generic[_T]):
             return data
         return large.export(self._ring.name, data, self)
 
-    def _send_nowait(self, data):
+    def _send_nowait(self, data: Union[bytes, oob.Frame]) -> None:
         """Write what _encode() made, or queue.Full at once."""
         self._check_open()
         if type(data) is oob.Frame:
