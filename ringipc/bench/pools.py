@@ -15,7 +15,7 @@ on multiprocessing in this run.
 import fnmatch
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from ringipc.bench.drivers import cells, run_all, run_driver
 
@@ -143,7 +143,11 @@ def run(settings: Any, quick: bool = False, only: Optional[str] = None, skip: Op
                            for c in contexts_for(workload) if matches(f"{c} {kind}", only, skip)])
     # A pool run lasts seconds, not the channels' ~0.15 s: a longer limit.
     timeout = max(settings.timeout, 300.0)
-    return run_all(groups, settings.repeat, lambda cell: run_one(*cell, timeout, settings.start_method), on_result)
+
+    def one(cell: Tuple[str, str, str, int]) -> PoolResult:
+        return run_one(*cell, timeout, settings.start_method)
+
+    return run_all(groups, settings.repeat, one, on_result)
 
 
 @dataclass
