@@ -20,6 +20,7 @@ import io
 from types import TracebackType
 from typing import Any, AsyncIterator, Optional, Type
 
+from ._until_eof import until_eof
 from ._waiters import Waiters
 
 __all__ = ["AsyncChannel"]
@@ -83,14 +84,7 @@ class AsyncChannel:
         self.sync.send(obj)
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Any]:
-        while True:
-            try:
-                yield await self.recv()
-            except EOFError:
-                return
+        return until_eof(self.recv)
 
     def close(self) -> None:
         self._ready()
