@@ -9,6 +9,17 @@
 
 #include "ring_internal.h"
 
+/* Both backends take absolute CLOCK_MONOTONIC deadlines; the ring's and the
+ * topics' wait loops ask here, so the clock is chosen in one place. */
+int rip_deadline_passed(const struct timespec *deadline)
+{
+    struct timespec now;
+    if (deadline == NULL)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
 #if defined(RINGIPC_WAIT_SEM)
 #include <semaphore.h>
 

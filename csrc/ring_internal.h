@@ -72,6 +72,8 @@ int rip_owner_alive(uint64_t owner);
 int rip_backend_init(sem_t *sem);
 rip_status rip_backend_wait(_Atomic uint32_t *word, sem_t *sem, uint32_t expected,
                             const struct timespec *deadline);
+/* Whether an absolute CLOCK_MONOTONIC deadline (NULL: none) has passed. */
+int rip_deadline_passed(const struct timespec *deadline);
 /* Returns 0 when the wake-up evidently found nobody asleep. */
 int rip_backend_wake(_Atomic uint32_t *word, sem_t *sem, uint32_t waiters);
 /* Counting a sleeper in its slot and the header. */

@@ -39,15 +39,6 @@
 #define RIP_SPIN_FLOOR 32u
 #define RIP_SPIN_PROBE_EVERY 16u
 
-static int deadline_passed(const struct timespec *deadline)
-{
-    struct timespec now;
-    if (deadline == NULL)
-        return 0;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
 static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem,
                              int writer, uint64_t length, const struct timespec *deadline, uint32_t spin)
 {
@@ -70,7 +61,7 @@ static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem
      * CPUs), and spinning only takes the CPU it needs.  Halve, down to a
      * floor that costs next to nothing. */
     a_store(budget, limit / 2 > RIP_SPIN_FLOOR ? limit / 2 : RIP_SPIN_FLOOR, RLX);
-    if (deadline_passed(deadline))
+    if (rip_deadline_passed(deadline))
         return RIP_TIMEOUT;
     rip_status st = rip_ensure_wait_slot(ring);
     if (st != RIP_OK)

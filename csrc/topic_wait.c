@@ -27,15 +27,6 @@ static int ready(tp_handle *h, int which)
     return which == TP_WAIT_DATA ? tp_readable(h) : which == TP_WAIT_SPACE ? space_ready(h) : lock_free(h);
 }
 
-static int deadline_passed(const struct timespec *deadline)
-{
-    struct timespec now;
-    if (deadline == NULL)
-        return 0;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > deadline->tv_sec || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
-}
-
 static tp_status sleep_on(tp_handle *h, int which, const struct timespec *deadline, uint32_t spin)
 {
     for (uint32_t i = 0; i < spin; i++) {
@@ -53,7 +44,7 @@ static tp_status sleep_on(tp_handle *h, int which, const struct timespec *deadli
             return TP_OK;
         sched_yield();
     }
-    if (deadline_passed(deadline))
+    if (rip_deadline_passed(deadline))
         return TP_TIMEOUT;
     if (h->slot < 0) {
         if (!tp_take_slot(h, TP_ROLE_IDLE))

@@ -1,4 +1,6 @@
 """The benchmark's bookkeeping, without running anything: sizes, selection, order, summaries."""
+import math
+
 import pytest
 
 from ringipc.bench import adapters
@@ -67,3 +69,24 @@ def test_cpu_plan_puts_producers_and_consumers_apart():
 
 def test_cell_key_names_the_cell():
     assert Cell(_Fake("x"), THROUGHPUT, 64).key == (THROUGHPUT, 64, "x")
+
+
+def test_a_driver_reports_its_value_or_why_it_failed():
+    from ringipc.bench.drivers import run_driver
+
+    # Stdlib callables: a fresh (forkserver) process can import them.
+    assert run_driver(float, ("2.5",), "bench-test", 60.0, "forkserver") == (True, 2.5)
+    ok, why = run_driver(math.sqrt, (-1.0,), "bench-test", 60.0, "forkserver")
+    assert not ok and why.startswith("ValueError")
+
+
+def test_cells_take_medians_or_the_first_failure():
+    from types import SimpleNamespace as R
+
+    from ringipc.bench.drivers import cells
+
+    runs = [R(k="a", ok=True, v=3.0, error=""), R(k="b", ok=False, v=0.0, error="lost one"),
+            R(k="a", ok=True, v=1.0, error=""), R(k="b", ok=True, v=5.0, error=""), R(k="a", ok=True, v=2.0, error="")]
+    a, b = cells(runs, lambda r: r.k, lambda r: r.v)
+    assert (a.key, a.runs, a.ok, a.values, a.median) == ("a", 3, True, [3.0, 1.0, 2.0], 2.0)
+    assert (b.key, b.runs, b.ok, b.error, b.values) == ("b", 1, False, "lost one", [])

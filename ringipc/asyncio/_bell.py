@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
 from ..core.doorbell import ANY_RELEASE, Doorbell
+from ._waiters import Waiters
 
 __all__ = ["AsyncBell", "FdWatch", "ANY_RELEASE"]
 
@@ -92,7 +93,7 @@ class AsyncBell:
         self._bell: Optional[Doorbell] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._registration: Optional["weakref.finalize[Any, Any]"] = None
-        self._waiters: List["asyncio.Future[None]"] = []
+        self._waiters = Waiters()
         self._closed = False
 
     def _registered(self, loop: asyncio.AbstractEventLoop) -> Doorbell:
@@ -129,27 +130,15 @@ class AsyncBell:
                 return
             if self._extra is not None:
                 self._extra.add(loop, self, self._wake)
-        fut: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(fut)
-        try:
-            await fut
-        finally:
-            if not fut.done() or fut.cancelled():
-                # Cancelled (or the task was): its place goes, and with the
-                # last waiter the arm.
-                try:
-                    self._waiters.remove(fut)
-                except ValueError:
-                    pass
-                if not self._waiters:
-                    self._idle()
-                    if not self._closed and self._bell is not None:
-                        self._bell.disarm()
+        await self._waiters.wait(loop, self._disarm)
         if self._closed:
             raise OSError("handle is closed")
 
-    def _idle(self) -> None:
-        pass  # the liveness watch stays registered (see FdWatch)
+    def _disarm(self) -> None:
+        # The last waiter was cancelled: writers need not ring for nobody.
+        # (The liveness watch stays registered, see FdWatch.)
+        if not self._closed and self._bell is not None:
+            self._bell.disarm()
 
     def _unregister(self) -> None:
         self._loop = None
@@ -163,11 +152,7 @@ class AsyncBell:
         self._wake()
 
     def _wake(self) -> None:
-        self._idle()
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        self._waiters.wake_all()
 
     def close(self) -> None:
         """Wake every waiter (they raise OSError) and let the bell go."""

@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import io
 from types import TracebackType
-from typing import Any, AsyncIterator, List, Optional, Type
+from typing import Any, AsyncIterator, Optional, Type
+
+from ._until_eof import until_eof
+from ._waiters import Waiters
 
 __all__ = ["AsyncChannel"]
 
@@ -33,7 +36,7 @@ class AsyncChannel:
             raise ValueError(f"{channel!r} has no descriptor to await (its transport cannot be polled)") from exc
         self.sync = channel
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._waiters: List["asyncio.Future[None]"] = []
+        self._waiters = Waiters()
 
     async def _readable(self) -> None:
         loop = asyncio.get_running_loop()
@@ -42,18 +45,7 @@ class AsyncChannel:
             loop.add_reader(self._fd, self._ready)
         elif self._loop is not loop:
             raise RuntimeError("this channel is being awaited in another event loop")
-        fut: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(fut)
-        try:
-            await fut
-        finally:
-            if not fut.done() or fut.cancelled():
-                try:
-                    self._waiters.remove(fut)
-                except ValueError:
-                    pass
-                if not self._waiters:
-                    self._unregister()
+        await self._waiters.wait(loop, self._unregister)
 
     def _unregister(self) -> None:
         loop, self._loop = self._loop, None
@@ -62,10 +54,7 @@ class AsyncChannel:
 
     def _ready(self) -> None:
         self._unregister()
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
+        self._waiters.wake_all()
 
     async def recv_bytes(self, maxlength: Optional[int] = None) -> bytes:
         while True:
@@ -95,14 +84,7 @@ class AsyncChannel:
         self.sync.send(obj)
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Any]:
-        while True:
-            try:
-                yield await self.recv()
-            except EOFError:
-                return
+        return until_eof(self.recv)
 
     def close(self) -> None:
         self._ready()

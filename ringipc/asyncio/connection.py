@@ -20,6 +20,7 @@ from ..errors import BufferTooShort
 from ..mp import connection as _conn, oob
 from ..mp.pickling import loads
 from ._bell import AsyncBell, FdWatch
+from ._until_eof import until_eof
 
 __all__ = ["Connection", "Pipe"]
 
@@ -139,14 +140,7 @@ class Connection:
 
     # -- lifetime -----------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Any]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Any]:
-        while True:
-            try:
-                yield await self.recv()
-            except EOFError:
-                return
+        return until_eof(self.recv)
 
     @property
     def closed(self) -> bool:

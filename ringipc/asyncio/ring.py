@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator, Optional, Type
 
 from ..core._ring import Ring
 from ._bell import AsyncBell
+from ._until_eof import until_eof
 
 __all__ = ["AsyncRing"]
 
@@ -68,14 +69,7 @@ class AsyncRing:
         return self.ring.recv_bytes(False)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[bytes]:
-        while True:
-            try:
-                yield await self.recv_bytes()
-            except EOFError:
-                return
+        return until_eof(self.recv_bytes)
 
     def shutdown(self, how: str) -> None:
         self.ring.shutdown(how)  # type: ignore[arg-type]

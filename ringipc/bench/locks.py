@@ -13,11 +13,11 @@ The figure is nanoseconds per acquire+release; the ratio is mp.Lock's time over
 this lock's in the same run (> 1: faster).  ``benchmarks/test_sync.py`` times
 the same loops under pytest-benchmark.
 """
-import statistics
 import time
-import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List, Optional
+
+from ringipc.bench.drivers import cells, run_all, run_driver
 
 LOCKS = "locks"
 KINDS = ("ringipc", "mp")
@@ -84,13 +84,6 @@ def measure(kind: str, case: str, n: int, cpus: Any = (None, None)) -> float:
     return seconds
 
 
-def _driver(kind: str, case: str, n: int, cpus: Any, conn: Any) -> None:
-    try:
-        conn.send(("ok", measure(kind, case, n, cpus)))
-    except BaseException:
-        conn.send(("error", traceback.format_exc(limit=3).strip().splitlines()[-1]))
-
-
 @dataclass
 class LockResult:
     facility: str
@@ -107,48 +100,22 @@ class LockResult:
 
 
 def run_one(kind: str, case: str, n: int, timeout: float = 30.0, start_method: str = "forkserver", pin: bool = True) -> "LockResult":
-    from ringipc.bench.runner import context, cpu_plan
+    from ringipc.bench.runner import cpu_plan
 
-    ctx = context(start_method)
     cpus = tuple(cpu_plan(1, 1)) if pin else (None, None)
-    mine, theirs = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_driver, args=(kind, case, n, cpus, theirs), name=f"bench-lock-{kind}")
     ops = n * (2 if case == CONTENDED else 1)
-    proc.start()
-    theirs.close()
-    try:
-        if not mine.poll(timeout):
-            return LockResult(NAMES[kind], case, ops, ok=False, error=f"timed out after {timeout:g} s")
-        status, value = mine.recv()
-    except EOFError:
-        return LockResult(NAMES[kind], case, ops, ok=False, error=f"driver died (exit code {proc.exitcode})")
-    finally:
-        proc.join(5.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-        mine.close()
-    if status != "ok":
+    ok, value = run_driver(measure, (kind, case, n, cpus), f"bench-lock-{kind}", timeout, start_method)
+    if not ok:
         return LockResult(NAMES[kind], case, ops, ok=False, error=value)
     return LockResult(NAMES[kind], case, ops, seconds=value)
 
 
 def run(settings: Any, quick: bool = False, on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
     """Every case for both locks, repetitions outermost, the order alternating."""
-    total = len(CASES) * len(KINDS) * settings.repeat
-    results, done = [], 0
-    for rep in range(settings.repeat):
-        for case, n, n_quick in CASES:
-            order = KINDS if rep % 2 == 0 else KINDS[::-1]
-            for kind in order:
-                res = run_one(kind, case, n_quick if quick else n, settings.timeout, settings.start_method,
-                              settings.pin)
-                res.repetition = rep
-                results.append(res)
-                done += 1
-                if on_result is not None:
-                    on_result(res, done, total)
-    return results
+    groups = [[(case, n_quick if quick else n, kind) for kind in KINDS] for case, n, n_quick in CASES]
+    return run_all(groups, settings.repeat,
+                   lambda cell: run_one(cell[2], cell[0], cell[1], settings.timeout, settings.start_method,
+                                        settings.pin), on_result)
 
 
 @dataclass
@@ -164,19 +131,8 @@ class LockSummary:
 
 
 def summarize(results: Any) -> List[Any]:
-    cells: Dict[Any, List[Any]] = {}
-    for r in results:
-        cells.setdefault((r.case, r.facility), []).append(r)
-    out = []
-    for (case, name), runs in cells.items():
-        bad = [r for r in runs if not r.ok]
-        s = LockSummary(name, case, len(runs) - len(bad), ok=not bad)
-        if bad:
-            s.error = bad[0].error
-        else:
-            s.all_ns = [r.ns for r in runs]
-            s.ns = statistics.median(s.all_ns)
-        out.append(s)
+    out = [LockSummary(c.key[1], c.key[0], c.runs, c.ok, c.error, c.median, c.values)
+           for c in cells(results, lambda r: (r.case, r.facility), lambda r: r.ns)]
     base = {s.case: s for s in out if s.facility == BASE and s.ok}
     for s in out:
         b = base.get(s.case)

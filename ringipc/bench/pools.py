@@ -13,11 +13,11 @@ the other scenarios; ratios compare each pool on ringipc with the same pool
 on multiprocessing in this run.
 """
 import fnmatch
-import statistics
 import time
-import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Tuple
+
+from ringipc.bench.drivers import cells, run_all, run_driver
 
 POOLS = "pools"
 WORKERS = 2
@@ -55,7 +55,7 @@ def claims(pattern: str) -> bool:
     return bool(fnmatch.filter(facility_names(), pattern))
 
 
-# -- the driver (runs in a fresh process) -----------------------------------------------
+# -- the measurement (runs in a fresh driver process) ----------------------------------
 
 def trivial(i: int) -> int:
     return i
@@ -77,38 +77,36 @@ def _check(workload: str, results: Any, n: int) -> None:
             raise AssertionError(f"result {i} is not what the task returned")
 
 
-def _driver(kind: str, context: str, workload: str, n: int, conn: Any) -> None:
+def measure(kind: str, context: str, workload: str, n: int) -> float:
+    """Seconds for one ``map`` of `n` tasks (after a warm-up) on a fresh pool; checks every result."""
+    import concurrent.futures
+    import multiprocessing
+
+    import ringipc
+
+    if context in CAPACITY:
+        ctx: Any = ringipc.get_context("fork", capacity=CAPACITY[context])  # a drop-in for multiprocessing's
+    else:
+        ctx = multiprocessing.get_context("fork")
+    fn = trivial if workload == "trivial" else one_mib
+    run: Callable[[int], Any]
+    stop: Callable[[], Any]
+    if kind == "Pool.map":
+        pool = ctx.Pool(WORKERS)
+        run, stop = (lambda k: pool.map(fn, range(k), chunksize=1)), (lambda: (pool.close(), pool.join()))
+    else:
+        pool = concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx)
+        run, stop = (lambda k: list(pool.map(fn, range(k)))), (lambda: pool.shutdown())
     try:
-        import concurrent.futures
-        import multiprocessing
-
-        import ringipc
-
-        if context in CAPACITY:
-            ctx: Any = ringipc.get_context("fork", capacity=CAPACITY[context])  # a drop-in for multiprocessing's
-        else:
-            ctx = multiprocessing.get_context("fork")
-        fn = trivial if workload == "trivial" else one_mib
-        run: Callable[[int], Any]
-        stop: Callable[[], Any]
-        if kind == "Pool.map":
-            pool = ctx.Pool(WORKERS)
-            run, stop = (lambda k: pool.map(fn, range(k), chunksize=1)), (lambda: (pool.close(), pool.join()))
-        else:
-            pool = concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx)
-            run, stop = (lambda k: list(pool.map(fn, range(k)))), (lambda: pool.shutdown())
-        try:
-            _check(workload, run(4 * WORKERS), 4 * WORKERS)  # start the workers, fault everything in
-            t0 = time.perf_counter()
-            results = run(n)
-            seconds = time.perf_counter() - t0
-            _check(workload, results, n)
-            del results
-        finally:
-            stop()
-        conn.send(("ok", seconds))
-    except BaseException:
-        conn.send(("error", traceback.format_exc(limit=3).strip().splitlines()[-1]))
+        _check(workload, run(4 * WORKERS), 4 * WORKERS)  # start the workers, fault everything in
+        t0 = time.perf_counter()
+        results = run(n)
+        seconds = time.perf_counter() - t0
+        _check(workload, results, n)
+        del results
+    finally:
+        stop()
+    return seconds
 
 
 # -- running ------------------------------------------------------------------------------
@@ -129,56 +127,27 @@ class PoolResult:
 
 
 def run_one(kind: str, context: str, workload: str, n: int, timeout: float, start_method: str) -> "PoolResult":
-    from ringipc.bench.runner import context as fresh_context
-
-    ctx = fresh_context(start_method)
-    mine, theirs = ctx.Pipe(duplex=False)
-    # Not a daemon: the driver starts the pool's workers itself.
-    proc = ctx.Process(target=_driver, args=(kind, context, workload, n, theirs), name=f"bench-pool-{context}")
     name = f"{context} {kind}"
-    proc.start()
-    theirs.close()
-    try:
-        if not mine.poll(timeout):
-            return PoolResult(name, workload, n, ok=False, error=f"timed out after {timeout:g} s")
-        status, value = mine.recv()
-    except EOFError:
-        return PoolResult(name, workload, n, ok=False, error=f"driver died (exit code {proc.exitcode})")
-    finally:
-        proc.join(5.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-        mine.close()
-    if status != "ok":
+    ok, value = run_driver(measure, (kind, context, workload, n), f"bench-pool-{context}", timeout, start_method)
+    if not ok:
         return PoolResult(name, workload, n, ok=False, error=value)
     return PoolResult(name, workload, n, seconds=value)
 
 
 def run(settings: Any, quick: bool = False, only: Optional[str] = None, skip: Optional[str] = None,
         on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
-    cells = []
+    groups = []
     for workload, n, n_quick in WORKLOADS:
         for kind in POOL_KINDS:
-            pair = [c for c in contexts_for(workload) if matches(f"{c} {kind}", only, skip)]
-            if pair:
-                cells.append((workload, n_quick if quick else n, kind, pair))
-    total = sum(len(pair) for *_, pair in cells) * settings.repeat
-    results, done = [], 0
+            groups.append([(kind, c, workload, n_quick if quick else n)
+                           for c in contexts_for(workload) if matches(f"{c} {kind}", only, skip)])
     # A pool run lasts seconds, not the channels' ~0.15 s: a longer limit.
     timeout = max(settings.timeout, 300.0)
-    for rep in range(settings.repeat):
-        for workload, n, kind, pair in cells:
-            k = rep % len(pair)
-            order = pair[k:] + pair[:k]
-            for context in order:
-                res = run_one(kind, context, workload, n, timeout, settings.start_method)
-                res.repetition = rep
-                results.append(res)
-                done += 1
-                if on_result is not None:
-                    on_result(res, done, total)
-    return results
+
+    def one(cell: Tuple[str, str, str, int]) -> PoolResult:
+        return run_one(*cell, timeout, settings.start_method)
+
+    return run_all(groups, settings.repeat, one, on_result)
 
 
 @dataclass
@@ -195,19 +164,8 @@ class PoolSummary:
 
 
 def summarize(results: Any) -> List[Any]:
-    cells: Dict[Any, List[Any]] = {}
-    for r in results:
-        cells.setdefault((r.workload, r.facility), []).append(r)
-    out = []
-    for (workload, name), runs in cells.items():
-        bad = [r for r in runs if not r.ok]
-        s = PoolSummary(name, workload, runs[0].tasks, len(runs) - len(bad), ok=not bad)
-        if bad:
-            s.error = bad[0].error
-        else:
-            s.rates = [r.rate for r in runs]
-            s.rate = statistics.median(s.rates)
-        out.append(s)
+    out = [PoolSummary(c.key[1], c.key[0], c.key[2], c.runs, c.ok, c.error, c.median, c.values)
+           for c in cells(results, lambda r: (r.workload, r.facility, r.tasks), lambda r: r.rate)]
     by = {(s.workload, s.facility): s for s in out}
     for s in out:
         context, kind = s.facility.split(" ", 1)

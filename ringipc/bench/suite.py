@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ringipc.bench.adapters import BASELINE
+from ringipc.bench.drivers import rotating
 from ringipc.bench.fanout import (FANOUT, FANOUT_BASELINE, FANOUT_LATENCY_SUBSCRIBERS, FANOUT_SIZES, FANOUT_SUBSCRIBERS,
                                   is_fanout, latency_scenario_name, scenario_name)
 from ringipc.bench.runner import (LATENCY, MAX_COUNT, MIN_COUNT, MPMC, THROUGHPUT, Result, count_for,  # noqa: F401
@@ -115,15 +116,11 @@ def plan(facilities: Any, settings: Any) -> Tuple[List[Any], List[Any]]:
 
 
 def schedule(cells: Any, repeat: int) -> Iterator[Tuple[int, Any]]:
-    """Yield (repetition, cell) with repetitions outermost and a rotating facility order."""
+    """(repetition, cell) pairs with repetitions outermost and a rotating facility order."""
     groups: Dict[Any, List[Any]] = {}
     for cell in cells:
         groups.setdefault((cell.scenario, cell.size), []).append(cell)
-    for rep in range(repeat):
-        for group in groups.values():
-            k = rep % len(group)
-            for cell in group[k:] + group[:k]:
-                yield rep, cell
+    return rotating(groups.values(), repeat)
 
 
 def run(facilities: Any, settings: Any, on_result: Optional[Callable[..., Any]] = None,

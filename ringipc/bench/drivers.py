@@ -1,0 +1,107 @@
+"""Scenarios measured one run per fresh driver process (locks, pools).
+
+A scenario gives a module-level ``measure(*args) -> seconds`` that checks
+its own results and raises on a wrong one.  :func:`run_driver` runs it in a
+fresh process (the bench's start method), so nothing one run left behind
+(a warm cache, a pool's workers, a leaked thread) colours the next, and
+turns a raise, a death or a hang into an error text for a FAILED row
+instead of taking the whole bench down.  :func:`rotating` orders the runs
+as every scenario does (repetitions outermost, the order of the peers in a
+group rotating, so none always goes first) and :func:`cells` gathers them
+into the medians the tables show.
+"""
+import statistics
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+
+def _drive(measure: Callable[..., float], args: Tuple[Any, ...], conn: Any) -> None:
+    try:
+        conn.send(("ok", measure(*args)))
+    except BaseException:
+        conn.send(("error", traceback.format_exc(limit=3).strip().splitlines()[-1]))
+
+
+def run_driver(measure: Callable[..., float], args: Tuple[Any, ...], name: str, timeout: float,
+               start_method: str) -> Tuple[bool, Any]:
+    """``(True, seconds)`` from ``measure(*args)`` in a fresh process, or
+    ``(False, why)`` if it raised, died or took more than `timeout` seconds."""
+    from ringipc.bench.runner import context
+
+    ctx = context(start_method)
+    mine, theirs = ctx.Pipe(duplex=False)
+    # Not a daemon: a driver may start processes of its own (a pool's workers).
+    proc = ctx.Process(target=_drive, args=(measure, args, theirs), name=name)
+    proc.start()
+    theirs.close()
+    try:
+        if not mine.poll(timeout):
+            return False, f"timed out after {timeout:g} s"
+        status, value = mine.recv()
+    except EOFError:
+        return False, f"driver died (exit code {proc.exitcode})"
+    finally:
+        proc.join(5.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        mine.close()
+    return status == "ok", value
+
+
+def rotating(groups: Iterable[Sequence[Any]], repeat: int) -> Iterator[Tuple[int, Any]]:
+    """(repetition, item) with repetitions outermost; within each group the
+    order rotates by one per repetition."""
+    groups = list(groups)
+    for rep in range(repeat):
+        for group in groups:
+            k = rep % len(group)
+            for item in list(group[k:]) + list(group[:k]):
+                yield rep, item
+
+
+@dataclass
+class Cell:
+    """The runs of one facility in one case, and their median if all ran."""
+
+    key: Any
+    runs: int  # those that ran
+    ok: bool
+    error: str = ""  # the first failed run's
+    values: List[float] = field(default_factory=list)
+    median: float = 0.0
+
+
+def cells(results: Iterable[Any], key: Callable[[Any], Any], value: Callable[[Any], float]) -> List[Cell]:
+    """Results grouped by ``key(result)`` (in the order first seen); each
+    cell with ``value(result)`` of every run, or the first failure."""
+    grouped: Dict[Any, List[Any]] = {}
+    for r in results:
+        grouped.setdefault(key(r), []).append(r)
+    out = []
+    for k, runs in grouped.items():
+        bad = [r for r in runs if not r.ok]
+        if bad:
+            out.append(Cell(k, len(runs) - len(bad), False, bad[0].error))
+        else:
+            values = [value(r) for r in runs]
+            out.append(Cell(k, len(runs), True, values=values, median=statistics.median(values)))
+    return out
+
+
+def run_all(groups: Iterable[Sequence[Any]], repeat: int, run_one: Callable[[Any], Any],
+            on_result: Optional[Callable[..., Any]] = None) -> List[Any]:
+    """``run_one(item)`` for every item of `groups`, `repeat` times, in
+    :func:`rotating` order; each result gets its ``repetition`` and goes to
+    ``on_result(result, done, total)`` as it comes."""
+    groups = [g for g in groups if g]
+    total = sum(len(g) for g in groups) * repeat
+    results: List[Any] = []
+    for rep, item in rotating(groups, repeat):
+        res = run_one(item)
+        res.repetition = rep
+        results.append(res)
+        if on_result is not None:
+            on_result(res, len(results), total)
+    return results
