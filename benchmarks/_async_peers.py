@@ -46,11 +46,11 @@ class RingipcRing(_Peer):
     def __init__(self, mode):
         self.mode = mode
         self.a, self.b = Ring(1 << 20, "spsc"), Ring(1 << 20, "spsc")
-        self.proc = _child(self._serve, self.a.name, self.b.name)
+        self.proc = _child(self._serve, self.a, self.b)  # the rings themselves: anonymous, no names
         self.tx, self.rx = ra.AsyncRing(self.a), ra.AsyncRing(self.b)
 
     async def _serve(self, a, b):
-        rx, tx = ra.AsyncRing(Ring.attach(a)), ra.AsyncRing(Ring.attach(b))
+        rx, tx = ra.AsyncRing(a), ra.AsyncRing(b)
         if self.mode == "rtt":
             async for m in rx:
                 await tx.send_bytes(m)
