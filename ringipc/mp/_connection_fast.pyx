@@ -7,8 +7,8 @@ method, its checks, the clock, the bound ring method, the receive's
 reference test), a few times the raw ring's own cost for a 64 B message.
 Here one C call reaches the ring's claim/copy/commit directly (Ring's cdef
 methods, through its vtable).  Anything unusual -- an offset or size, a
-buffer that is not bytes, a message too big for the ring or starting with
-NUL, a full ring, an empty ring for longer than PEER_CHECK, a maxlength --
+buffer that is not contiguous, a message too big for the ring or starting
+like a side-segment reference (NUL, 0xff), a full ring, an empty ring for longer than PEER_CHECK, a maxlength --
 goes to the Connection's Python method, which keeps every behaviour.
 
 ``attach(conn)`` puts the fast calls in the Connection's instance dict (so
@@ -21,6 +21,7 @@ refcounting at once, which is how its peer learns it is gone.
 import queue
 import weakref
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_CheckBuffer, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint64_t
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -38,6 +39,15 @@ cdef object _Frame = oob.Frame
 cdef object _encode = oob.encode
 cdef object _is_reference = large.is_reference
 _FAST_NAMES = ("send_bytes", "recv_bytes", "send", "recv")
+# Side-segment references (large.py) start with these two bytes: any other
+# message, NUL-led binary data included, is sent and received as it is
+# without asking large.py.  Checked here so a change of the layout fails loudly.
+if not (large.MAGIC[:2] == large.SLAB_MAGIC[:2] == b"\x00\xff"):
+    raise ImportError("ringipc.core.large's reference prefix changed: update _connection_fast.pyx")
+
+
+cdef inline bint _maybe_reference(const char *p, Py_ssize_t n) noexcept:
+    return n >= 2 and p[0] == 0 and <unsigned char>p[1] == 0xff
 
 
 cdef inline double _now() noexcept nogil:
@@ -84,14 +94,29 @@ cdef class FastPath:
             self._owner()._check_peer()  # poll(2), BrokenPipeError if the peer is gone
         return 0
 
-    cdef int _write(self, data) except -1:
-        """Send the bytes `data` (not empty, not starting with NUL, within the limit)."""
+    cdef int _write(self, data, const char *src, uint64_t n) except -1:
+        """Send `data` (its bytes at src, n of them: within the limit, not
+        looking like a side-segment reference)."""
         self._due_check()
         try:
-            self._tx._write(PyBytes_AS_STRING(data), <uint64_t>PyBytes_GET_SIZE(data), False, None)
+            self._tx._write(src, n, False, None)
         except _Full:
             self._owner()._send_message(data)  # waits for room, checking the peer between slices
         return 0
+
+    cdef bint _try_buffer(self, buf) except -1:
+        """Send a whole contiguous buffer that is not bytes (a bytearray, a
+        memoryview ...); False if it needs the Python path."""
+        cdef Py_buffer view
+        if PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) != 0:
+            return False
+        try:
+            if not _maybe_reference(<const char *>view.buf, view.len) and <uint64_t>view.len <= self._limit:
+                self._write(buf, <const char *>view.buf, <uint64_t>view.len)
+                return True
+            return False
+        finally:
+            PyBuffer_Release(&view)
 
     cdef object _read(self):
         """The next message, as the ring holds it (a reference stays a reference)."""
@@ -108,12 +133,18 @@ cdef class FastPath:
     def send_bytes(self, buf, offset=0, size=None):
         """Send a bytes-like object (or the slice [offset:offset+size] of it) as one message."""
         cdef Py_ssize_t n
-        if self._tx is not None and type(buf) is bytes and offset == 0 and size is None:
-            n = PyBytes_GET_SIZE(buf)
-            # Only messages starting with NUL can look like a side-segment reference.
-            if n and PyBytes_AS_STRING(buf)[0] and <uint64_t>n <= self._limit:
-                self._write(buf)
-                return
+        if self._tx is not None and offset == 0 and size is None:
+            if type(buf) is bytes:
+                n = PyBytes_GET_SIZE(buf)
+                if not _maybe_reference(PyBytes_AS_STRING(buf), n) and <uint64_t>n <= self._limit:
+                    self._write(buf, PyBytes_AS_STRING(buf), <uint64_t>n)
+                    return
+            elif PyObject_CheckBuffer(buf):
+                try:
+                    if self._try_buffer(buf):
+                        return
+                except BufferError:
+                    pass  # not contiguous: the Python path copies it
         self._cls.send_bytes(self._owner(), buf, offset, size)
 
     def recv_bytes(self, maxlength=None):
@@ -126,7 +157,7 @@ cdef class FastPath:
                 if not conn._readable:  # a too-long message ends reading, as multiprocessing
                     self._rx = None
         data = self._read()
-        if PyBytes_GET_SIZE(data) and not PyBytes_AS_STRING(data)[0] and _is_reference(data):
+        if _maybe_reference(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data)) and _is_reference(data):
             return large.load_bytes(data)
         return data
 
@@ -137,7 +168,7 @@ cdef class FastPath:
         data = _encode(obj)
         # A pickle starts with PROTO (0x80), so it never looks like a reference.
         if type(data) is bytes and <uint64_t>PyBytes_GET_SIZE(data) <= self._limit and PyBytes_AS_STRING(data)[0]:
-            self._write(data)
+            self._write(data, PyBytes_AS_STRING(data), <uint64_t>PyBytes_GET_SIZE(data))
             return
         conn = self._owner()
         if type(data) is not _Frame:
