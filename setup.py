@@ -65,6 +65,8 @@ extensions = [
     # must exist once per process.  Views and test hooks are part of it
     # (_ring.pyx includes ringipc/core/_ring_*.pxi).
     extension("ringipc.core._ring", ["ringipc/core/_ring.pyx"] + ring_sources, libraries),
+    # Connection's everyday calls straight into the ring (cimports Ring; links no ring code).
+    extension("ringipc.mp._connection_fast", ["ringipc/mp/_connection_fast.pyx"]),
     # No ring: the C fast path of unixpacket:// channels.
     extension("ringipc.channels.transports._packet_fast", ["ringipc/channels/transports/_packet_fast.pyx"]),
     # Crash-safe Lock/Semaphore/Event: their own segments, and ring_liveness.c

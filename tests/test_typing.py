@@ -85,7 +85,7 @@ def test_queues_are_generic_at_runtime():
 
 STUBBED = ["ringipc.core._ring", "ringipc.core._inspect", "ringipc.core._mapping", "ringipc.channels.transports._mq_fast",
            "ringipc.channels.transports._packet_fast", "ringipc.sync._sync", "ringipc.signals._signalfd",
-           "ringipc.topic._topic"]
+           "ringipc.topic._topic", "ringipc.mp._connection_fast"]
 
 
 def _stub_names(path):

@@ -61,8 +61,11 @@ class Doorbell:
                 name = secrets.randbits(64)
                 if name == 0:
                     continue
+                # Kept: light() sends to it, and asking the kernel was a
+                # system call per lighting (a pool's result thread lights per task).
+                self._addr = b"\0" + f"{BELL_PREFIX}{name:016x}".encode()
                 try:
-                    self._sock.bind(b"\0" + f"{BELL_PREFIX}{name:016x}".encode())
+                    self._sock.bind(self._addr)
                     break
                 except OSError:  # taken (a 1 in 2^64 chance): draw again
                     continue
@@ -141,7 +144,7 @@ class Doorbell:
         while the ring holds a message, as multiprocessing's wait() needs)."""
         self._check()
         try:
-            self._sock.sendto(b"\1", self._sock.getsockname())
+            self._sock.sendto(b"\1", self._addr)
         except BlockingIOError:
             pass  # its queue is full: it is readable already
 

@@ -34,6 +34,7 @@ from ..core import large
 from .lease import Lease, lease_of
 from ..errors import BufferTooShort
 from . import oob
+from . import _connection_fast
 from .pickling import loads
 from ..core.sharedstate import keep_alive_for_child, pin_rings
 
@@ -83,8 +84,11 @@ class Connection:
         # Bound once: the everyday send_bytes/recv_bytes call the ring directly.
         self._tx_send = self._tx.send_bytes if self._writable else None  # type: ignore[assignment]  # one-way
         self._rx_recv = self._rx.recv_bytes if self._readable else None  # type: ignore[assignment]  # one-way
+        # The everyday calls in C (_connection_fast.pyx); these methods answer the rest.
+        self._fast = _connection_fast.attach(self, PEER_CHECK)
 
     def _release_rings(self) -> None:
+        _connection_fast.detach(self)
         self._rx = self._tx = self._tx_send = self._rx_recv = None  # type: ignore[assignment]  # at exit
 
     def __reduce__(self) -> Tuple[Callable[[Any, Optional[Ring], Optional[Ring]], Connection],
@@ -126,6 +130,7 @@ class Connection:
             # Dropping (not closing) the rings: the creator unlinks a ring's
             # name when its last handle here goes, never while another end
             # in this process (or a child being spawned) still needs it.
+            _connection_fast.detach(self)
             self._rx = self._tx = self._tx_send = self._rx_recv = None  # type: ignore[assignment]  # closed
             self._unpin()
 
