@@ -80,11 +80,31 @@ def check_shm(shm_dir: str = SHM_DIR) -> Check:
     container = _in_container()
     fix = (f"enlarge it (Docker: --shm-size=1g; Kubernetes: an emptyDir with medium: Memory at {shm_dir}; "
            f"otherwise mount -o remount,size=1G {shm_dir})") + (f" - this looks like {container}" if container else "")
-    if free < SHM_MINIMUM:
-        return Check("shared memory", "fail", found, fix)
+    if not _anonymous_memory():
+        # Every segment is named: /dev/shm holds all of them.
+        if free < SHM_MINIMUM:
+            return Check("shared memory", "fail", found + " (no anonymous memory here: every ring lives in it)", fix)
+        if free < SHM_COMFORTABLE:
+            return Check("shared memory", "warn", found + " (small: each Queue's ring takes 1 MiB, large objects more)",
+                         fix)
+        return Check("shared memory", "ok", found)
+    # Objects made without a name use anonymous memory (memfd), which /dev/shm
+    # does not bound; named objects and large objects' slabs still live here.
     if free < SHM_COMFORTABLE:
-        return Check("shared memory", "warn", found + " (small: each Queue's ring takes 1 MiB, large objects more)", fix)
+        return Check("shared memory", "warn", found + " (small for named rings and for objects larger than a "
+                     "ring, whose slabs live here; unnamed rings, queues and pipes use anonymous memory)", fix)
     return Check("shared memory", "ok", found)
+
+
+def _anonymous_memory() -> bool:
+    """Whether memfd_create works here (seccomp or an old kernel may refuse it)."""
+    if not hasattr(os, "memfd_create"):
+        return False
+    try:
+        os.close(os.memfd_create("ringipc-doctor-probe", os.MFD_CLOEXEC))
+    except OSError:
+        return False
+    return True
 
 
 def check_orphans() -> Check:
