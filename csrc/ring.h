@@ -141,6 +141,9 @@ void rip_recount_sleepers(rip_ring *ring);
 #define RIP_BELL_PREFIX "ringipc-bell-"
 rip_status rip_bell_install(rip_ring *ring, int writer, uint64_t name);
 int rip_bell_arm(rip_ring *ring, int writer, uint64_t length);
+/* Busy-poll the ring for up to spin_ns before arming a bell (ring_wait.c):
+ * 1 once ready as rip_bell_arm counts it, 0 when the time is up. */
+int rip_spin_ready(rip_ring *ring, int writer, uint64_t length, uint64_t spin_ns);
 void rip_bell_disarm(rip_ring *ring, int writer);
 /* Test hook: the descriptor of this process's bell-sending socket, or -1. */
 int rip_bell_sender_fd(void);

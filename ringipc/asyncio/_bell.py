@@ -26,6 +26,7 @@ import weakref
 from typing import Any, Callable, Dict, Optional
 
 from ..core.doorbell import ANY_RELEASE, Doorbell
+from ._spin import Spin
 from ._waiters import Waiters
 
 __all__ = ["AsyncBell", "FdWatch", "ANY_RELEASE"]
@@ -86,8 +87,10 @@ def _rang_weakly(ref: "weakref.ref[AsyncBell]") -> None:
 
 
 class AsyncBell:
-    def __init__(self, ring: Any, writer: bool = False, extra: Optional[FdWatch] = None) -> None:
+    def __init__(self, ring: Any, writer: bool = False, extra: Optional[FdWatch] = None,
+                 spin_us: Optional[float] = None) -> None:
         self._ring = ring
+        self._spin = Spin(spin_us)
         self._writer = writer
         self._extra = extra
         self._bell: Optional[Doorbell] = None
@@ -123,6 +126,15 @@ class AsyncBell:
         loop = asyncio.get_running_loop()
         bell = self._registered(loop)
         if not self._waiters:
+            # Look before parking (ringipc/asyncio/_spin.py); not for a wait
+            # on something the ring cannot show (ANY_RELEASE: a queue's slots).
+            if length != ANY_RELEASE:
+                spin = self._spin.seconds(loop)
+                if spin:
+                    ok = bell.spin(length, spin)
+                    self._spin.paid(ok)
+                    if ok:
+                        return
             if bell.arm(length):
                 return
             if ready is not None and ready():

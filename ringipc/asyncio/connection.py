@@ -26,18 +26,20 @@ __all__ = ["Connection", "Pipe"]
 
 
 class Connection:
-    """``await conn.recv()``, ``await conn.send(obj)`` and friends."""
+    """``await conn.recv()``, ``await conn.send(obj)`` and friends.
+    ``spin_us``: how long a wait looks at the ring before it parks on the
+    loop (ringipc/asyncio/_spin.py; 0 disables, None the default)."""
 
-    def __init__(self, conn: _conn.Connection) -> None:
+    def __init__(self, conn: _conn.Connection, *, spin_us: Optional[float] = None) -> None:
         self.sync = conn
         self._rx_bell = self._tx_bell = None
         # The liveness socket, watched while either direction waits.  Not a
         # dup: a second descriptor here would keep the peer's EOF away.
         peer = self._peer = FdWatch(conn.fileno())
         if conn.readable:
-            self._rx_bell = AsyncBell(conn._rx, writer=False, extra=peer)
+            self._rx_bell = AsyncBell(conn._rx, writer=False, extra=peer, spin_us=spin_us)
         if conn.writable:
-            self._tx_bell = AsyncBell(conn._tx, writer=True, extra=peer)
+            self._tx_bell = AsyncBell(conn._tx, writer=True, extra=peer, spin_us=spin_us)
 
     def _peer_gone(self) -> bool:
         """Whether the peer is gone; asks the socket (a system call) only
@@ -163,8 +165,9 @@ class Connection:
         return f"<ringipc.asyncio.Connection of {self.sync!r}>"
 
 
-def Pipe(duplex: bool = True, *, capacity: int = _conn.DEFAULT_CAPACITY) -> Tuple[Connection, Connection]:
+def Pipe(duplex: bool = True, *, capacity: int = _conn.DEFAULT_CAPACITY,
+         spin_us: Optional[float] = None) -> Tuple[Connection, Connection]:
     """Two awaitable ends of a new ringipc Pipe (``.sync`` of each is the
     synchronous end, e.g. to hand to a worker process)."""
     a, b = _conn.Pipe(duplex, capacity=capacity)
-    return Connection(a), Connection(b)
+    return Connection(a, spin_us=spin_us), Connection(b, spin_us=spin_us)

@@ -3,7 +3,8 @@
 Each wraps a synchronous queue (``.sync``, the object to hand to worker
 processes; or pass an existing one with ``queue=``) and shares its ring, so
 synchronous producers and asynchronous consumers (or the reverse) talk over
-one queue.  ``get`` tries the queue without blocking and awaits the ring's
+one queue.  ``spin_us`` (every class): how long a wait looks at the ring
+before it parks on the loop (ringipc/asyncio/_spin.py; 0 disables).  ``get`` tries the queue without blocking and awaits the ring's
 doorbell only when it is empty; the object is taken in that one call, so a
 cancelled ``get`` never loses one.  ``put`` on a bounded Queue that is full
 awaits the ring's *space* bell, which a get rings once it has freed a slot.
@@ -30,10 +31,11 @@ class _Awaitable(Generic[_T]):
 
     sync: Any
 
-    def _bells(self) -> None:
+    def _bells(self, spin_us: Optional[float]) -> None:
         ring = self.sync._ring
-        self._data = AsyncBell(ring, writer=False)
-        self._space = AsyncBell(ring, writer=True)
+        self._spin_us = spin_us
+        self._data = AsyncBell(ring, writer=False, spin_us=spin_us)
+        self._space = AsyncBell(ring, writer=True, spin_us=spin_us)
 
     def __aiter__(self) -> AsyncIterator[_T]:
         return self._iterate()
@@ -65,13 +67,13 @@ class _Awaitable(Generic[_T]):
 
     def __reduce__(self) -> Any:
         # Another process gets its own wrapper (its own bells) over the same queue.
-        return (type(self)._wrap, (self.sync,))
+        return (type(self)._wrap, (self.sync, self._spin_us))
 
     @classmethod
-    def _wrap(cls, sync: Any) -> Any:
+    def _wrap(cls, sync: Any, spin_us: Optional[float] = None) -> Any:
         self = cls.__new__(cls)
         self.sync = sync
-        self._bells()
+        self._bells(spin_us)
         return self
 
     def __repr__(self) -> str:
@@ -81,9 +83,10 @@ class _Awaitable(Generic[_T]):
 class SimpleQueue(_Awaitable[_T]):
     """``await q.get()`` / ``await q.put(obj)`` on a ringipc SimpleQueue."""
 
-    def __init__(self, *, capacity: int = _mpq.DEFAULT_CAPACITY, queue: Optional[_SyncSimpleQueue[_T]] = None) -> None:
+    def __init__(self, *, capacity: int = _mpq.DEFAULT_CAPACITY, queue: Optional[_SyncSimpleQueue[_T]] = None,
+                 spin_us: Optional[float] = None) -> None:
         self.sync = queue if queue is not None else _SyncSimpleQueue(capacity=capacity)
-        self._bells()
+        self._bells(spin_us)
 
     async def get(self) -> _T:
         q = self.sync
@@ -120,9 +123,9 @@ class Queue(_Awaitable[_T]):
     _sync_type: Any = _mpq.Queue
 
     def __init__(self, maxsize: int = 0, *, capacity: int = _mpq.DEFAULT_CAPACITY,
-                 queue: Optional["_mpq.Queue[_T]"] = None) -> None:
+                 queue: Optional["_mpq.Queue[_T]"] = None, spin_us: Optional[float] = None) -> None:
         self.sync = queue if queue is not None else self._sync_type(maxsize, capacity=capacity)
-        self._bells()
+        self._bells(spin_us)
 
     async def get(self) -> _T:
         q = self.sync

@@ -24,12 +24,15 @@ class AsyncRing:
     """``await ring.recv_bytes()``, ``await ring.send_bytes(data)``, ``async for``.
 
     Wraps `ring` (a :class:`ringipc.Ring`, or a capacity to create one, as
-    ``Ring(capacity, kind)``).  ``close()`` closes the wrapped ring."""
+    ``Ring(capacity, kind)``).  ``close()`` closes the wrapped ring.
+    ``spin_us``: how long a wait looks at the ring before it parks on the
+    loop (ringipc/asyncio/_spin.py; 0 disables, None the default)."""
 
-    def __init__(self, ring: "Ring | int" = 1 << 20, kind: str = "mpmc") -> None:
+    def __init__(self, ring: "Ring | int" = 1 << 20, kind: str = "mpmc", *,
+                 spin_us: Optional[float] = None) -> None:
         self.ring: Ring = ring if isinstance(ring, Ring) else Ring(ring, kind)  # type: ignore[arg-type]
-        self._readable = AsyncBell(self.ring, writer=False)
-        self._writable = AsyncBell(self.ring, writer=True)
+        self._readable = AsyncBell(self.ring, writer=False, spin_us=spin_us)
+        self._writable = AsyncBell(self.ring, writer=True, spin_us=spin_us)
 
     async def send_bytes(self, data: Any) -> None:
         """Append one message, waiting (without blocking the loop) for room;

@@ -110,6 +110,7 @@ cdef extern from "ring.h" nogil:
     rip_status rip_bell_install(rip_ring *ring, int writer, uint64_t name)
     int rip_bell_arm(rip_ring *ring, int writer, uint64_t length)
     void rip_bell_disarm(rip_ring *ring, int writer)
+    int rip_spin_ready(rip_ring *ring, int writer, uint64_t length, uint64_t spin_ns)
     int rip_bell_sender_fd()
 
     void rip_close_side(rip_ring *ring, uint32_t flag)

@@ -55,3 +55,22 @@ cdef int _bell_disarm(Ring ring, bint writer) except -1:
 def _bell_sender_fd():
     """Test hook: this process's bell-sending socket, or -1 before the first ring."""
     return c.rip_bell_sender_fd()
+
+
+def _bell_spin(Ring ring, bint writer, object length, object seconds):
+    """Busy-poll the ring (GIL released: other threads run) for up to
+    `seconds` before the caller arms its bell; True once it is ready.
+    Counted as a waiter, so a close from another thread waits for it."""
+    cdef uint64_t n = length
+    cdef uint64_t ns = <uint64_t>(seconds * 1e9)
+    cdef int ready
+    ring._check_open()
+    ring._waiting += 1
+    with nogil:
+        ready = c.rip_spin_ready(&ring._r, writer, n, ns)
+    ring._waiting -= 1
+    if ring._close_pending:
+        if ring._waiting == 0:
+            ring._finish_close()
+        ring._check_open()
+    return bool(ready)

@@ -28,7 +28,7 @@ import secrets
 import socket
 from typing import Any
 
-from ._ring import BELL_PREFIX
+from ._ring import BELL_PREFIX, _bell_spin
 
 ANY_RELEASE = (1 << 64) - 1
 
@@ -115,6 +115,13 @@ class Doorbell:
         as a bounded queue's slots)."""
         self._check()
         return bool(self._ring._bell_arm(self._writer, length))
+
+    def spin(self, length: int, seconds: float) -> bool:
+        """Look at the ring for up to `seconds` (busy, with the GIL
+        released) without arming; True once it is ready as for arm().
+        Writers pay nothing for it: no bit is set, no datagram comes."""
+        self._check()
+        return bool(_bell_spin(self._ring, self._writer, length, seconds))
 
     def disarm(self) -> None:
         """Take back an arm that has not rung (a cancelled wait)."""
