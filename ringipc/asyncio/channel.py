@@ -7,19 +7,21 @@ message with a zero timeout, which either returns it whole or leaves it:
 a cancelled receive loses nothing.  A transport without a descriptor (System
 V queues) is refused with a clear error rather than polled.
 
-Sends are the synchronous call: every transport's send completes at once
-while its buffer has room; on a full buffer it blocks the loop until the
-peer reads (or fails once the peer is gone) - channel transports expose no
-descriptor that says "room".  Use the ring-based objects of this package
-(Queue, Pipe, AsyncRing) where a full send must wait without blocking.
+Sends wait for room through the loop too, frames whole and in order, and
+a cancelled send either sent nothing or its frame is finished in the
+background (ringipc/asyncio/_channel_send.py, which also names the
+transports whose send stays synchronous).
 """
 from __future__ import annotations
 
 import asyncio
 import io
+import pickle
 from types import TracebackType
 from typing import Any, AsyncIterator, Optional, Type
 
+from ..errors import ChannelClosed, MessageTooLarge
+from ._channel_send import Sender
 from ._until_eof import until_eof
 from ._waiters import Waiters
 
@@ -37,6 +39,7 @@ class AsyncChannel:
         self.sync = channel
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._waiters = Waiters()
+        self._sender = Sender(channel)
 
     async def _readable(self) -> None:
         loop = asyncio.get_running_loop()
@@ -78,16 +81,36 @@ class AsyncChannel:
                 await self._readable()
 
     async def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
-        self.sync.send_bytes(buf, offset, size)
+        ch = self.sync
+        ch._check_open()
+        view = memoryview(buf).cast("B")
+        if offset < 0 or offset > len(view):
+            raise ValueError("offset is out of range")
+        if size is None:
+            size = len(view) - offset
+        if size < 0 or offset + size > len(view):
+            raise ValueError("size is out of range")
+        view = view[offset:offset + size]
+        limit = ch.transport_limit
+        if limit is not None and len(view) > limit:
+            raise MessageTooLarge(f"{len(view)}-byte message exceeds this transport's {limit}-byte limit")
+        await self._sender.send(view)
 
     async def send(self, obj: Any) -> None:
-        self.sync.send(obj)
+        ch = self.sync
+        ch._check_open()
+        if getattr(ch, "signed", True) is False:
+            ch.send(obj)  # the transport's own refusal (udp:// without an authkey); nothing is sent
+        await self.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return until_eof(self.recv)
 
     def close(self) -> None:
+        """Close the channel; awaiting receives wake (and raise), queued
+        sends raise ChannelClosed."""
         self._ready()
+        self._sender.close(ChannelClosed("channel closed while a send waited"))
         self.sync.close()
 
     async def __aenter__(self) -> "AsyncChannel":
