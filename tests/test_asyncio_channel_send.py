@@ -192,3 +192,23 @@ def test_bad_arguments_are_refused_before_anything_is_sent(run):  # noqa: F811
     assert not rx.poll(0)
     sender.close()
     rx.close()
+
+
+@pytest.mark.parametrize("scheme", ["tcp", "udp"])
+def test_network_transports_send_through_the_loop(run, scheme):  # noqa: F811
+    # (shm:// and its synchronous send: tests/test_asyncio_contract.py)
+    address = f"{scheme}://127.0.0.1:0"
+    with ringipc.listen(address) as listener, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        accepted = pool.submit(listener.accept, TIMEOUT)
+        tx = ringipc.connect(listener.address, timeout=TIMEOUT)
+        rx = accepted.result(TIMEOUT)
+    sender = ra.AsyncChannel(tx)
+
+    async def main():
+        for i in range(20):
+            await sender.send_bytes(SEQ.pack(i) * 8)
+
+    run(main())
+    assert [SEQ.unpack_from(rx.recv_bytes(timeout=TIMEOUT))[0] for _ in range(20)] == list(range(20))
+    sender.close()
+    rx.close()
