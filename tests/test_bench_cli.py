@@ -235,3 +235,17 @@ def test_without_rich_the_tables_are_plain_text(without_rich, capsys):
     assert "Locks: ns per acquire+release" in lines
     assert "[" not in captured.out.replace("[bench", "")  # no markup left: [red], [/] ...
     assert re.search(r"^\[\d+/\d+\] rep 1/1 ", captured.err, re.M)  # progress went to stderr
+
+
+def test_asyncio_scenario_rows_and_json(tmp_path, capsys):
+    out_json = tmp_path / "a.json"
+    status = ringipc_main(["bench", "--quick", "--repeat", "1", "--scenarios", "asyncio", "--json", str(out_json)])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert "asyncio, two processes, an event loop in each" in text and "(baseline)" in text
+    data = json.loads(out_json.read_text())
+    summary = {(s["facility"], s["case"]): s for s in data["asyncio"]["summary"]}
+    rtt = {f for f, case in summary if case == "round trip 64 B"}
+    assert {"ringipc AsyncRing", "ringipc Pipe", "asyncio streams (unix)"} <= rtt
+    assert all(s["ok"] and s["us"] > 0 for s in summary.values())
+    assert summary[("asyncio streams (unix)", "round trip 64 B")]["ratio"] == pytest.approx(1.0)

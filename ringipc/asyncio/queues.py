@@ -11,7 +11,6 @@ awaits the ring's *space* bell, which a get rings once it has freed a slot.
 """
 from __future__ import annotations
 
-import asyncio
 import queue as _queue
 from typing import Any, AsyncIterator, Generic, Optional, TypeVar
 
@@ -175,7 +174,11 @@ class JoinableQueue(Queue[_T]):
     async def join(self) -> None:
         """Wait until every object put has been matched by a task_done().
 
-        The count is a process-shared semaphore, which no descriptor can
-        show: this one call waits in the loop's default executor (a thread
-        while it waits), unlike every other call here."""
-        await asyncio.get_running_loop().run_in_executor(None, self.sync.join)
+        The count is a process-shared semaphore, which no descriptor shows;
+        but the task_done() that brings it to zero (in any process) rings
+        the ring's space bells, so this waits on the space bell for any
+        release and looks at the count (a get's release wakes it too: it
+        looks again and waits on)."""
+        unfinished = self.sync._unfinished
+        while unfinished.get_value() != 0:
+            await self._space.wait(ANY_RELEASE, ready=lambda: unfinished.get_value() == 0)

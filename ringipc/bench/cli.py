@@ -3,7 +3,7 @@ import argparse
 import sys
 from typing import Any, List, Optional, Sequence
 
-from ringipc.bench import locks, pools, suite
+from ringipc.bench import asyncio_rtt, locks, pools, suite
 from ringipc.bench.fanout import FANOUT
 from ringipc.bench.runner import LATENCY, MPMC, START_METHODS, THROUGHPUT
 
@@ -32,7 +32,7 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     p.add_argument("--all", action="store_true",
                    help="every facility in every scenario but fanout (default: the focused rows, see below)")
     p.add_argument("--scenarios", metavar="LIST",
-                   help="any of throughput, latency, mpmc, pools, locks, fanout (default with --all or --only: "
+                   help="any of throughput, latency, mpmc, pools, locks, fanout, asyncio (default with --all or --only: "
                         "throughput, latency, mpmc, pools; fanout is 1 publisher -> 1 and -> 4 subscribers "
                         "at 64 B and 1 MiB)")
     p.add_argument("--repeat", type=int, metavar="N", help="repetitions of every cell (default 3, 1 with --quick)")
@@ -88,7 +88,7 @@ def settings_from(args: Any) -> Any:
             raise SystemExit(f"--sizes: every size must be at least {MIN_SIZE} bytes")
         s.mpmc_size = s.latency_size = max(MIN_SIZE, min(64, s.sizes[0]))
     scenarios = [t.strip() for t in args.scenarios.split(",") if t.strip()]
-    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, pools.POOLS, locks.LOCKS, FANOUT}
+    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, pools.POOLS, locks.LOCKS, FANOUT, asyncio_rtt.ASYNCIO}
     if unknown or not scenarios:
         raise SystemExit(f"--scenarios: unknown {', '.join(sorted(unknown)) or 'empty list'}")
     s.scenarios = scenarios
@@ -138,7 +138,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     channel_skip = ",".join(p for p in (args.skip or "").split(",") if p.strip() and not pools.claims(p.strip()))
     run_pools = pools.POOLS in settings.scenarios and (not args.only or pool_only)
     run_locks = locks.LOCKS in settings.scenarios
-    run_channels = bool(set(settings.scenarios) - {pools.POOLS, locks.LOCKS}) and (not args.only or channel_only)
+    run_async = asyncio_rtt.ASYNCIO in settings.scenarios
+    run_channels = (bool(set(settings.scenarios) - {pools.POOLS, locks.LOCKS, asyncio_rtt.ASYNCIO})
+                    and (not args.only or channel_only))
     try:
         facilities = adapters.select(channel_only or None, channel_skip or None) if run_channels else []
     except ValueError as exc:
@@ -183,14 +185,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             lock_results.append(result)
             progress.update(task, total=total, completed=done, description=f"locks: {result.facility} {result.case}")
 
+        def on_async(result: Any, done: Any, total: int) -> None:
+            async_results.append(result)
+            progress.update(task, total=total, completed=done, description=f"asyncio: {result.facility} {result.case}")
+
         pool_results: List[Any] = []
         lock_results: List[Any] = []
+        async_results: List[Any] = []
         try:
             if run_channels:
                 suite.run(facilities, settings, on_result=on_result, on_start=on_start, skips=skips)
             if run_locks:
                 progress.update(task, total=None, completed=0, description="locks")
                 locks.run(settings, quick=args.quick, on_result=on_lock)
+            if run_async:
+                progress.update(task, total=None, completed=0, description="asyncio")
+                asyncio_rtt.run(settings, quick=args.quick, on_result=on_async)
             if run_pools:
                 progress.update(task, total=None, completed=0, description="pools")
                 pools.run(settings, quick=args.quick, only=",".join(pool_only) or None, skip=args.skip,
@@ -200,11 +210,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summaries = suite.summarize(results)
     pool_summaries = pools.summarize(pool_results)
     lock_summaries = locks.summarize(lock_results)
+    async_summaries = asyncio_rtt.summarize(async_results)
     report.print_report(console, summaries, skips, settings)
     if lock_summaries:
         console.print(locks.table(lock_summaries))
         console.print()
         for s in lock_summaries:
+            if not s.ok:
+                console.print(f"  [red]{s.facility}[/] ({s.case}): {s.error}")
+    if async_summaries:
+        console.print(asyncio_rtt.table(async_summaries))
+        console.print()
+        for s in async_summaries:
             if not s.ok:
                 console.print(f"  [red]{s.facility}[/] ({s.case}): {s.error}")
     if pool_summaries:
@@ -221,7 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         console.print("[yellow]Interrupted: the tables show the runs that finished.[/]")
     if args.json:
         report.write_json(args.json, results, summaries, skips, settings)
-        if pool_results or lock_results:
+        if pool_results or lock_results or async_results:
             import dataclasses
             import json
 
@@ -233,6 +250,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if lock_results:
                 data["locks"] = {"runs": [dict(dataclasses.asdict(r), ns=r.ns) for r in lock_results],
                                  "summary": [dataclasses.asdict(s) for s in lock_summaries]}
+            if async_results:
+                data["asyncio"] = {"runs": [dict(dataclasses.asdict(r), us=r.us) for r in async_results],
+                                   "summary": [dataclasses.asdict(s) for s in async_summaries]}
             with open(args.json, "w") as f:
                 json.dump(data, f, indent=1)
                 f.write("\n")
@@ -244,4 +264,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         console.print(f"Figures written: {', '.join(written)}" if written else "No figure: no run finished")
     if interrupted:
         return 130
-    return 1 if any(not s.ok for s in [*summaries, *pool_summaries, *lock_summaries]) else 0
+    return 1 if any(not s.ok for s in [*summaries, *pool_summaries, *lock_summaries, *async_summaries]) else 0

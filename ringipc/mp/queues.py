@@ -319,8 +319,15 @@ class JoinableQueue(Queue[_T]):
     def task_done(self) -> None:
         if not self._unfinished.acquire(False):
             raise ValueError("task_done() called too many times")
-        if self._unfinished.get_value() == 0 and self._all_done.get_value() == 0:
-            self._all_done.release()
+        if self._unfinished.get_value() == 0:
+            if self._all_done.get_value() == 0:
+                self._all_done.release()
+            # And ring the space bells: how an asyncio joiner waits
+            # (ringipc.asyncio.JoinableQueue.join).  A fence and a load
+            # when nobody waits, and only when the count reaches zero.
+            ring = self._ring
+            if ring is not None:
+                ring._notify_writers()
 
     def join(self) -> None:
         """Block until every object put has been matched by a task_done()."""
