@@ -10,7 +10,9 @@
 
 A waiting call registers the ring's doorbell (docs/design.md, "Doorbells")
 with the running loop: no thread, no polling, and writers pay nothing while
-nobody awaits.  Objects made here and synchronous ones share rings, so a
+nobody awaits.  Before it parks, a wait looks at the ring for up to
+``spin_us`` (a bounded busy-poll, only while the loop has nothing else to
+run; ``spin_us=0`` on any object disables it).  Objects made here and synchronous ones share rings, so a
 process-pool worker can ``put`` while an asyncio server awaits ``get``.
 Cancellation (``asyncio.timeout``, ``wait_for``, task.cancel()) never
 loses a message.  See docs/asyncio.md.

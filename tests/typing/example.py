@@ -212,14 +212,14 @@ async def awaiting() -> int:
     jq.task_done()
     await jq.join()
     jq.close()
-    a, b = rasyncio.Pipe()
+    a, b = rasyncio.Pipe(spin_us=20.0)
     async with a, b:
         await a.send({"n": 1})
         got: Any = await b.recv()
         await b.send_bytes(b"xyz")
         buf = bytearray(8)
         total += await a.recv_bytes_into(buf)
-    async with rasyncio.AsyncRing(1 << 16) as ring:
+    async with rasyncio.AsyncRing(1 << 16, spin_us=0) as ring:
         await ring.send_bytes(b"r")
         data: bytes = await ring.recv_bytes()
         ring.shutdown("write")
