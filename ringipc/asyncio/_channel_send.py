@@ -14,10 +14,10 @@ empty) writes on as room comes.  Frames go out whole and in order:
   send is the synchronous one (it blocks only while the peer's queue or
   ring is full).  A kernel without RWF_NOWAIT on pipes falls back the same.
 
-Cancellation: a frame of which nothing was written yet is withdrawn (the
-message is not sent).  One that is partly written cannot be taken back -
-the peer would misread whatever followed - so the loop finishes it in the
-background and the cancelled send counts as sent.  If writing fails part-way
+Cancellation (the send raises CancelledError): a frame of which nothing was
+written yet is withdrawn (the message is not sent).  One that is partly
+written cannot be taken back - the peer would misread whatever followed -
+so the loop finishes it in the background and the message is sent.  If writing fails part-way
 the channel is closed, so the peer sees ConnectionResetError, never a torn
 frame (the synchronous rule).  Sends through ``.sync`` while asynchronous
 ones are queued would interleave: use one or the other for sending.
