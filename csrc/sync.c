@@ -456,3 +456,21 @@ rip_sync_status rip_event_wait(struct rip_sync *s, const struct timespec *deadli
     seen = a_load(&s->word, ACQ);
     return (seen & EVENT_FLAG) || EVENT_GEN(seen) != *since ? RIP_SYNC_OK : RIP_SYNC_BUSY;
 }
+
+rip_sync_status rip_event_spin(struct rip_sync *s, struct rip_sync_spin *spin, uint32_t *since)
+{
+    uint32_t limit = spin_limit(spin);
+    for (uint32_t i = 0; i < limit; i++) {
+        uint32_t seen = a_load(&s->word, ACQ);
+        if (*since == UINT32_MAX)
+            *since = EVENT_GEN(seen);
+        if ((seen & EVENT_FLAG) || EVENT_GEN(seen) != *since) {
+            spin_paid(spin, 1, limit);
+            return RIP_SYNC_OK;
+        }
+        cpu_relax();
+    }
+    if (limit)
+        spin_paid(spin, 0, limit);
+    return RIP_SYNC_BUSY;
+}

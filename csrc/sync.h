@@ -122,5 +122,8 @@ int rip_event_is_set(struct rip_sync *s);
 /* *since: UINT32_MAX on a wait's first call, then left as this call set it:
  * the wait ends (OK) once the event is set or was set since the first call. */
 rip_sync_status rip_event_wait(struct rip_sync *s, const struct timespec *deadline, uint32_t *since);
+/* Spins (without the GIL) until the event is set or was set since, as
+ * rip_event_wait's *since says (OK), or the budget runs out (BUSY). */
+rip_sync_status rip_event_spin(struct rip_sync *s, struct rip_sync_spin *spin, uint32_t *since);
 
 #endif

@@ -2,6 +2,7 @@
 mostly take the lock while spinning (csrc/sync.c, rip_lock_spin) rather than
 after a futex sleep: on two CPUs (the spin pays) and with both processes on
 one CPU (it does not, and the budget must fall without losing anything).
+Semaphore and Event ping-pong the same way, each side checking the turns.
 
 Each taker logs (its tag, its sequence number) at the counter's position
 under the lock, so a lost update, a double entry or two holders at once show
@@ -15,6 +16,7 @@ from ringipc import sync
 
 N = 5000  # acquisitions per process: the stress is bounded by count
 ctx = multiprocessing.get_context("fork")
+_ALL_CPUS = os.sched_getaffinity(0)
 
 
 def _take(lock, counter, log, tag, cpu, start):
@@ -78,3 +80,54 @@ def test_a_waiter_sleeps_once_the_spin_fails_and_takes_the_lock_when_released():
     finally:
         for prim in (lock, held, go):
             prim.close()
+
+
+ROUNDS = 2000  # round trips
+
+
+def _answer(kind, ping, pong, turn, cpu, start):
+    os.sched_setaffinity(0, {cpu})
+    start.wait(30)
+    for i in range(ROUNDS):
+        if kind == "Semaphore":
+            assert ping.acquire(timeout=30)
+        else:
+            assert ping.wait(30)
+            ping.clear()
+        assert turn.value == 2 * i + 1, (turn.value, i)  # the other side's step, exactly once
+        turn.value += 1
+        pong.release() if kind == "Semaphore" else pong.set()
+
+
+@pytest.mark.parametrize("where", ["two CPUs", "one CPU"])
+@pytest.mark.parametrize("kind", ["Semaphore", "Event"])
+def test_ping_pong_between_processes_keeps_turns(kind, where):
+    # Each side waits (spinning, then asleep) for the other's release or
+    # set(): a wait that returned without one, or missed one, breaks the turns.
+    ping, pong = (sync.Semaphore(0), sync.Semaphore(0)) if kind == "Semaphore" else (sync.Event(), sync.Event())
+    turn = ctx.Value("q", 0, lock=False)
+    start = ctx.Barrier(2)
+    mine, theirs = _cpus(where)
+    try:
+        other = ctx.Process(target=_answer, args=(kind, ping, pong, turn, theirs, start))
+        other.start()
+        os.sched_setaffinity(0, {mine})
+        try:
+            start.wait(30)
+            for i in range(ROUNDS):
+                assert turn.value == 2 * i
+                turn.value += 1
+                if kind == "Semaphore":
+                    ping.release()
+                    assert pong.acquire(timeout=30)
+                else:
+                    ping.set()
+                    assert pong.wait(30)
+                    pong.clear()
+        finally:
+            os.sched_setaffinity(0, _ALL_CPUS)
+            other.join(60)
+        assert other.exitcode == 0 and turn.value == 2 * ROUNDS
+    finally:
+        ping.close()
+        pong.close()

@@ -58,6 +58,7 @@ cdef extern from "sync.h" nogil:
     void rip_event_clear(rip_sync *s)
     int rip_event_is_set(rip_sync *s)
     rip_sync_status rip_event_wait(rip_sync *s, const timespec *deadline, uint32_t *since)
+    rip_sync_status rip_event_spin(rip_sync *s, rip_sync_spin *spin, uint32_t *since)
 
 WAIT_SLICE = 0.05           # seconds between signal checks while blocked
 HOLDER_CHECK_EVERY = 0.1    # seconds between a lock waiter's looks at whether the holder lives
@@ -316,6 +317,10 @@ cdef class BoundedSemaphore(Semaphore):
 
 cdef class Event(_Primitive):
     """An event flag shared by processes, like ``multiprocessing.Event``."""
+    cdef rip_sync_spin _spin  # this handle's spin budget (not shared)
+
+    def __cinit__(self):
+        rip_sync_spin_init(&self._spin)
 
     def __init__(self, name=None):
         self._create(RIP_SYNC_EVENT, 0, 0, name)
@@ -351,6 +356,13 @@ cdef class Event(_Primitive):
         if rip_event_is_set(s):
             return True
         deadline = _deadline(True, timeout)
+        # Spin a while before sleeping (csrc/sync.h), without the GIL: the
+        # set() may come from one of our own threads.
+        if deadline < 0 or deadline > _now():
+            with nogil:
+                st = rip_event_spin(s, &self._spin, &since)
+            if st == RIP_SYNC_OK:
+                return True
         while True:
             # The last look, once the deadline passed, is a wait that has
             # already timed out: it still sees a set() made meanwhile.
