@@ -4,10 +4,11 @@
 Each primitive is one page of POSIX shared memory, named like rings
 (``ringipc-<pid>-<hex>`` or ``ringipc-<name>``), created mode 0600 and
 unlinked by its creator on close or at exit.  The uncontended calls are one
-CAS each under the GIL; waits drop the GIL and sleep in slices of
-WAIT_SLICE seconds against a CLOCK_MONOTONIC deadline, so that Ctrl-C runs
-promptly and a lock waiter can look for a dead holder every
-HOLDER_CHECK_EVERY seconds.
+CAS each under the GIL; a blocking wait first spins about 10 us (a Lock
+with the GIL held, the others without: csrc/sync.h), then drops the GIL and
+sleeps in slices of WAIT_SLICE seconds against a CLOCK_MONOTONIC deadline,
+so that Ctrl-C runs promptly and a lock waiter can look for a dead holder
+every HOLDER_CHECK_EVERY seconds.
 """
 import os
 import warnings
