@@ -232,7 +232,7 @@ rip_sync_status rip_lock_spin(struct rip_sync *s, struct rip_sync_spin *spin)
         } else if (VALUE(seen) == me) {
             return RIP_SYNC_BUSY; /* one of our threads holds it: no point, and not with the GIL */
         }
-        cpu_relax();
+        spin_step(i);
     }
     spin_paid(spin, 0, limit);
     return RIP_SYNC_BUSY;
@@ -349,7 +349,7 @@ rip_sync_status rip_sem_spin(struct rip_sync *s, struct rip_sync_spin *spin)
             spin_paid(spin, 1, limit);
             return RIP_SYNC_OK;
         }
-        cpu_relax();
+        spin_step(i);
     }
     if (limit)
         spin_paid(spin, 0, limit);
@@ -468,7 +468,7 @@ rip_sync_status rip_event_spin(struct rip_sync *s, struct rip_sync_spin *spin, u
             spin_paid(spin, 1, limit);
             return RIP_SYNC_OK;
         }
-        cpu_relax();
+        spin_step(i);
     }
     if (limit)
         spin_paid(spin, 0, limit);
