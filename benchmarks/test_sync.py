@@ -2,8 +2,9 @@
 
 * uncontended: one process, acquire + release of a Lock (no other process
   ever touches it) -- ringipc's must make no system call;
-* hand-off: two processes pass a baton through two semaphores (each release
-  wakes the other side, asleep), i.e. the wake-up latency of a round trip;
+* hand-off: two processes pass a baton through two semaphores (or two events),
+  each release or set() ending the other side's wait, i.e. the wake-up latency
+  of a round trip;
 * contended: two processes each take a Lock N times around a shared counter.
 
 Compare the groups' rows (ringipc vs mp) in the same run: the machine is shared
@@ -46,6 +47,30 @@ def test_semaphore_hand_off(benchmark, kind):
         for _ in range(ROUNDS):
             ping.release()
             pong.acquire()
+        child.join()
+
+    benchmark.pedantic(rounds, rounds=5, iterations=1)
+
+
+def _event_baton(ping, pong, rounds):
+    for _ in range(rounds):
+        ping.wait()
+        ping.clear()
+        pong.set()
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_event_hand_off(benchmark, kind):
+    ping, pong = KINDS[kind].Event(), KINDS[kind].Event()
+    benchmark.group = f"Event hand-off between two processes ({ROUNDS} round trips)"
+
+    def rounds():
+        child = ctx.Process(target=_event_baton, args=(ping, pong, ROUNDS))
+        child.start()
+        for _ in range(ROUNDS):
+            ping.set()
+            pong.wait()
+            pong.clear()
         child.join()
 
     benchmark.pedantic(rounds, rounds=5, iterations=1)

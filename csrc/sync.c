@@ -34,6 +34,7 @@
 #include "atomics.h"
 #include "ring_internal.h" /* rip_self_owner, rip_owner_alive, rip_pid_alive */
 #include "sync.h"
+#include "sync_spin.h"
 
 #define C RIP_SYNC_CONTENDED
 #define VALUE(w) ((w) & RIP_SYNC_VALUE_MASK)
@@ -203,6 +204,40 @@ rip_sync_status rip_lock_try(struct rip_sync *s)
     return RIP_SYNC_OK;
 }
 
+/* -- adaptive spinning: the budget is csrc/sync_spin.h ------------------ */
+void rip_sync_spin_init(struct rip_sync_spin *spin)
+{
+    spin->budget = 0;
+    spin->spins = 0;
+}
+
+rip_sync_status rip_lock_spin(struct rip_sync *s, struct rip_sync_spin *spin)
+{
+    uint32_t me = self_pid();
+    uint32_t limit = spin_limit(spin);
+    if (limit == 0)
+        return RIP_SYNC_BUSY;
+    for (uint32_t i = 0; i < limit; i++) {
+        /* Read-only while held (the line stays shared in both caches); a CAS
+         * only once it reads free, as 0 or with CONTENDED cleared by the
+         * release.  Taken without CONTENDED: the release woke a sleeper if
+         * there was one, and that one marks the word again if it loses. */
+        uint32_t seen = a_load(&s->word, RLX);
+        if (seen == 0) {
+            if (a_cas(&s->word, &seen, me, ACQ, RLX)) {
+                note_holder(s);
+                spin_paid(spin, 1, limit);
+                return RIP_SYNC_OK;
+            }
+        } else if (VALUE(seen) == me) {
+            return RIP_SYNC_BUSY; /* one of our threads holds it: no point, and not with the GIL */
+        }
+        spin_step(i);
+    }
+    spin_paid(spin, 0, limit);
+    return RIP_SYNC_BUSY;
+}
+
 rip_sync_status rip_lock_wait(struct rip_sync *s, const struct timespec *deadline)
 {
     uint32_t seen = a_load(&s->word, RLX);
@@ -306,6 +341,21 @@ rip_sync_status rip_sem_wait(struct rip_sync *s, const struct timespec *deadline
     return rip_sem_try(s);
 }
 
+rip_sync_status rip_sem_spin(struct rip_sync *s, struct rip_sync_spin *spin)
+{
+    uint32_t limit = spin_limit(spin);
+    for (uint32_t i = 0; i < limit; i++) {
+        if (VALUE(a_load(&s->word, RLX)) > 0 && rip_sem_try(s) == RIP_SYNC_OK) {
+            spin_paid(spin, 1, limit);
+            return RIP_SYNC_OK;
+        }
+        spin_step(i);
+    }
+    if (limit)
+        spin_paid(spin, 0, limit);
+    return RIP_SYNC_BUSY;
+}
+
 /* Adds n units unless that passes the bound; wakes every sleeper. */
 static rip_sync_status sem_add(struct rip_sync *s, uint32_t n)
 {
@@ -405,4 +455,22 @@ rip_sync_status rip_event_wait(struct rip_sync *s, const struct timespec *deadli
         return RIP_SYNC_TIMEOUT;
     seen = a_load(&s->word, ACQ);
     return (seen & EVENT_FLAG) || EVENT_GEN(seen) != *since ? RIP_SYNC_OK : RIP_SYNC_BUSY;
+}
+
+rip_sync_status rip_event_spin(struct rip_sync *s, struct rip_sync_spin *spin, uint32_t *since)
+{
+    uint32_t limit = spin_limit(spin);
+    for (uint32_t i = 0; i < limit; i++) {
+        uint32_t seen = a_load(&s->word, ACQ);
+        if (*since == UINT32_MAX)
+            *since = EVENT_GEN(seen);
+        if ((seen & EVENT_FLAG) || EVENT_GEN(seen) != *since) {
+            spin_paid(spin, 1, limit);
+            return RIP_SYNC_OK;
+        }
+        spin_step(i);
+    }
+    if (limit)
+        spin_paid(spin, 0, limit);
+    return RIP_SYNC_BUSY;
 }

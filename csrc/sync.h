@@ -74,6 +74,31 @@ rip_sync_status rip_sync_attach(void *base, uint64_t size, uint32_t kind, struct
  * the slow path a waiter runs now and then: if the holder is dead, the lock
  * is taken over (RIP_SYNC_OWNER_DIED), else RIP_SYNC_BUSY. */
 rip_sync_status rip_lock_try(struct rip_sync *s);
+/* Adaptive spinning before a waiter sleeps.  A holder in another process on
+ * another CPU usually releases within a microsecond or two, far sooner than
+ * a futex sleep and wake-up take (and the wake-up costs the releaser a system
+ * call): a waiter that watches the word that long takes the lock without
+ * either.  The budget (per handle, in this process's memory) adapts as the
+ * ring's does (csrc/ring_wait.c): a spin that pays restores it in full, one
+ * that ends in sleep halves it down to RIP_SYNC_SPIN_FLOOR, and every
+ * RIP_SYNC_SPIN_PROBE_EVERY-th spin is full again to notice when spinning
+ * pays once more.  With more runnable processes than CPUs the holder is
+ * often not running, so the budget falls and waiters sleep almost at once. */
+#ifndef RIP_SYNC_SPIN_NS
+#define RIP_SYNC_SPIN_NS 10000u    /* a full spin: about a futex sleep and wake-up's cost */
+#endif
+#define RIP_SYNC_SPIN_FLOOR 16u    /* pause iterations */
+#define RIP_SYNC_SPIN_PROBE_EVERY 16u
+struct rip_sync_spin {
+    uint32_t budget; /* pause iterations; 0: a full spin */
+    uint32_t spins;
+};
+void rip_sync_spin_init(struct rip_sync_spin *spin);
+/* Spins while the lock is held by another process, taking it if it frees
+ * (OK) within the budget, else BUSY.  Never spins on a lock held by this
+ * process (its holder is one of our threads, which may need the GIL that
+ * our caller holds) or on a machine with one CPU. */
+rip_sync_status rip_lock_spin(struct rip_sync *s, struct rip_sync_spin *spin);
 rip_sync_status rip_lock_wait(struct rip_sync *s, const struct timespec *deadline);
 rip_sync_status rip_lock_take_from_dead(struct rip_sync *s);
 rip_sync_status rip_lock_release(struct rip_sync *s);
@@ -81,6 +106,10 @@ int32_t rip_lock_holder_pid(struct rip_sync *s);
 
 rip_sync_status rip_sem_try(struct rip_sync *s);
 rip_sync_status rip_sem_wait(struct rip_sync *s, const struct timespec *deadline);
+/* Spins while the value is 0, taking a unit if one appears within the
+ * budget (OK), else BUSY; the budget adapts as a lock's.  Call it without
+ * the GIL: the releaser may be one of this process's threads. */
+rip_sync_status rip_sem_spin(struct rip_sync *s, struct rip_sync_spin *spin);
 rip_sync_status rip_sem_release(struct rip_sync *s, uint32_t n);
 uint32_t rip_sem_value(struct rip_sync *s);
 /* Undo semaphores: gives back the units of processes that died holding
@@ -93,5 +122,8 @@ int rip_event_is_set(struct rip_sync *s);
 /* *since: UINT32_MAX on a wait's first call, then left as this call set it:
  * the wait ends (OK) once the event is set or was set since the first call. */
 rip_sync_status rip_event_wait(struct rip_sync *s, const struct timespec *deadline, uint32_t *since);
+/* Spins (without the GIL) until the event is set or was set since, as
+ * rip_event_wait's *since says (OK), or the budget runs out (BUSY). */
+rip_sync_status rip_event_spin(struct rip_sync *s, struct rip_sync_spin *spin, uint32_t *since);
 
 #endif

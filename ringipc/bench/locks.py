@@ -7,7 +7,11 @@ Two cases, each run in a fresh driver process (the bench's start method):
 * contended: two processes pinned to different CPUs each take the lock ``n``
   times around an increment of a shared counter, so the lock changes hands
   between processes all the time; the counter must end at exactly ``2 n`` (a
-  lost update is a FAILED row, as a lost message is elsewhere).
+  lost update is a FAILED row, as a lost message is elsewhere).  Both meet at
+  a barrier before their loops and the time runs from there to the later
+  one's end: starting the second process costs milliseconds, as much as the
+  loops themselves, and would otherwise be most of what is measured (and let
+  the first process run its loop nearly alone).
 
 The figure is nanoseconds per acquire+release; the ratio is mp.Lock's time over
 this lock's in the same run (> 1: faster).  ``benchmarks/test_sync.py`` times
@@ -45,15 +49,22 @@ def acquire_release(lock: Any, n: int) -> None:
         lock.release()
 
 
-def take_often(lock: Any, counter: Any, n: int, cpu: Optional[int] = None) -> None:
-    """``n`` increments of ``counter.value`` under ``lock``."""
+def take_often(lock: Any, counter: Any, n: int, cpu: Optional[int] = None, start: Any = None,
+               times: Any = None, slot: int = 0) -> None:
+    """``n`` increments of ``counter.value`` under ``lock``; after ``start.wait()``
+    if given, noting the loop's start and end in ``times[2 slot]``, ``times[2 slot + 1]``."""
     if cpu is not None:
         import os
 
         os.sched_setaffinity(0, {cpu})
+    if start is not None:
+        start.wait(30)
+    t0 = time.perf_counter()
     for _ in range(n):
         with lock:
             counter.value += 1
+    if times is not None:
+        times[2 * slot], times[2 * slot + 1] = t0, time.perf_counter()
 
 
 def measure(kind: str, case: str, n: int, cpus: Any = (None, None)) -> float:
@@ -71,12 +82,15 @@ def measure(kind: str, case: str, n: int, cpus: Any = (None, None)) -> float:
         return time.perf_counter() - t0
     fork = multiprocessing.get_context("fork")
     counter = fork.Value("q", 0, lock=False)
-    child = fork.Process(target=take_often, args=(lock, counter, n, cpus[1]))
-    t0 = time.perf_counter()
+    start = fork.Barrier(2)
+    times = fork.Array("d", 4, lock=False)  # perf_counter is CLOCK_MONOTONIC: one clock for both
+    child = fork.Process(target=take_often, args=(lock, counter, n, cpus[1], start, times, 1))
     child.start()
-    take_often(lock, counter, n)
-    child.join()
-    seconds = time.perf_counter() - t0
+    try:
+        take_often(lock, counter, n, None, start, times, 0)
+    finally:
+        child.join()
+    seconds = max(times[1], times[3]) - min(times[0], times[2])
     if child.exitcode != 0:
         raise RuntimeError(f"the other process exited with code {child.exitcode}")
     if counter.value != 2 * n:

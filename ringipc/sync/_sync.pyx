@@ -4,10 +4,11 @@
 Each primitive is one page of POSIX shared memory, named like rings
 (``ringipc-<pid>-<hex>`` or ``ringipc-<name>``), created mode 0600 and
 unlinked by its creator on close or at exit.  The uncontended calls are one
-CAS each under the GIL; waits drop the GIL and sleep in slices of
-WAIT_SLICE seconds against a CLOCK_MONOTONIC deadline, so that Ctrl-C runs
-promptly and a lock waiter can look for a dead holder every
-HOLDER_CHECK_EVERY seconds.
+CAS each under the GIL; a blocking wait first spins about 10 us (a Lock
+with the GIL held, the others without: csrc/sync.h), then drops the GIL and
+sleeps in slices of WAIT_SLICE seconds against a CLOCK_MONOTONIC deadline,
+so that Ctrl-C runs promptly and a lock waiter can look for a dead holder
+every HOLDER_CHECK_EVERY seconds.
 """
 import os
 import warnings
@@ -40,12 +41,17 @@ cdef extern from "sync.h" nogil:
                         int32_t creator_pid)
     rip_sync_status rip_sync_attach(void *base, uint64_t size, uint32_t kind, rip_sync **sync, const char **why)
     rip_sync_status rip_lock_try(rip_sync *s)
+    struct rip_sync_spin:
+        pass
+    void rip_sync_spin_init(rip_sync_spin *spin)
+    rip_sync_status rip_lock_spin(rip_sync *s, rip_sync_spin *spin)
     rip_sync_status rip_lock_wait(rip_sync *s, const timespec *deadline)
     rip_sync_status rip_lock_take_from_dead(rip_sync *s)
     rip_sync_status rip_lock_release(rip_sync *s)
     int32_t rip_lock_holder_pid(rip_sync *s)
     rip_sync_status rip_sem_try(rip_sync *s)
     rip_sync_status rip_sem_wait(rip_sync *s, const timespec *deadline)
+    rip_sync_status rip_sem_spin(rip_sync *s, rip_sync_spin *spin)
     rip_sync_status rip_sem_release(rip_sync *s, uint32_t n)
     uint32_t rip_sem_value(rip_sync *s)
     uint32_t rip_sem_recover(rip_sync *s)
@@ -53,6 +59,7 @@ cdef extern from "sync.h" nogil:
     void rip_event_clear(rip_sync *s)
     int rip_event_is_set(rip_sync *s)
     rip_sync_status rip_event_wait(rip_sync *s, const timespec *deadline, uint32_t *since)
+    rip_sync_status rip_event_spin(rip_sync *s, rip_sync_spin *spin, uint32_t *since)
 
 WAIT_SLICE = 0.05           # seconds between signal checks while blocked
 HOLDER_CHECK_EVERY = 0.1    # seconds between a lock waiter's looks at whether the holder lives
@@ -87,123 +94,7 @@ cdef double _deadline(bint block, object timeout) except? -2:
     return _now() + (t if t > 0 else 0.0)
 
 
-@cython.no_gc_clear
-cdef class _Primitive:
-    """The shared page and its validated header; pickles as its name."""
-    cdef readonly str name
-    cdef object _mapping
-    cdef object _segment_handle
-    cdef Py_buffer _view
-    cdef bint _has_view
-    cdef rip_sync *_s
-    cdef int _creator_pid
-    cdef object __weakref__
-
-    def __cinit__(self):
-        self._s = NULL
-
-    cdef _create(self, uint32_t kind, uint32_t value, uint32_t max_value, name, uint32_t flags=0):
-        size = rip_sync_segment_size()
-        handle = SegmentHandle.create(size, name)
-        try:
-            self._map(handle)
-            if rip_sync_format(self._view.buf, size, kind, value, max_value, flags, getpid()) != 0:
-                raise ValueError(f"cannot set up {type(self).__name__} {handle.name!r}")
-            self._attach_view(kind)
-        except BaseException:
-            self._unmap()
-            handle.release()
-            raise
-        self._creator_pid = getpid()
-
-    cdef _join_handle(self, uint32_t kind, handle):
-        if handle.mapping is None:
-            handle.release(reap=False)
-            raise CorruptSegment(f"{handle.name!r}: segment is empty (its creator died while creating it?)")
-        self._map(handle)
-        try:
-            self._attach_view(kind)
-        except BaseException:
-            self._unmap()
-            handle.release(reap=False)
-            raise
-
-    cdef _map(self, object handle):
-        self.name = handle.name
-        self._segment_handle = handle
-        self._mapping = handle.mapping
-        PyObject_GetBuffer(self._mapping, &self._view, PyBUF_WRITABLE)
-        self._has_view = True
-
-    cdef _attach_view(self, uint32_t kind):
-        cdef const char *why = NULL
-        cdef rip_sync *s = NULL
-        if rip_sync_attach(self._view.buf, <uint64_t>self._view.len, kind, &s, &why) != RIP_SYNC_OK:
-            raise CorruptSegment(f"{self.name!r}: {why.decode() if why != NULL else 'invalid header'}")
-        self._s = s
-
-    cdef _unmap(self):
-        self._s = NULL
-        if self._has_view:
-            PyBuffer_Release(&self._view)
-            self._has_view = False
-        if self._mapping is not None:
-            self._mapping.close()
-            self._mapping = None
-            self._segment_handle.mapping = None
-
-    cdef inline rip_sync *_open(self) except NULL:
-        if self._s == NULL:
-            raise ValueError(f"{type(self).__name__} {self.name!r} is closed")
-        return self._s
-
-    def close(self):
-        """Unmap it here; the creator also removes its name (handles already
-        open elsewhere keep working)."""
-        self._unmap()
-        if self._segment_handle is not None:
-            self._segment_handle.release()
-
-    def __dealloc__(self):
-        if self._has_view:
-            PyBuffer_Release(&self._view)
-            self._has_view = False
-        if self._segment_handle is not None and SegmentHandle is not None:
-            try:
-                self._segment_handle.release()
-            except OSError:
-                pass
-
-    def __reduce__(self):
-        # Plain pickle: by name, or (anonymous) only into a child being started.
-        self._open()
-        return (_primitive_from_ref, (type(self), self._segment_handle.plain_reduce_args(self._what())))
-
-    def _reduce_for_multiprocessing(self):
-        self._open()
-        return (_primitive_from_ref, (type(self), self._segment_handle.reduce_args(self._what())))
-
-    def _what(self):
-        return f"{type(self).__name__} {self.name!r}"
-
-    def _debug_segment_path(self):
-        """A path that opens this primitive's segment here (named or anonymous)."""
-        return self._segment_handle.path
-
-    @property
-    def closed(self):
-        return self._s == NULL
-
-    cdef int _sleep(self, double deadline, double *until) except -1:
-        """The end of the next wait slice, or 1 once `deadline` has passed."""
-        cdef double now = _now()
-        PyErr_CheckSignals()
-        if deadline >= 0 and now >= deadline:
-            return 1
-        until[0] = now + WAIT_SLICE
-        if deadline >= 0 and deadline < until[0]:
-            until[0] = deadline
-        return 0
+include "_sync_primitive.pxi"
 
 
 cdef class Lock(_Primitive):
@@ -220,6 +111,10 @@ cdef class Lock(_Primitive):
     """
     cdef public object on_owner_death
     cdef readonly bint owner_died
+    cdef rip_sync_spin _spin  # this handle's spin budget (not shared)
+
+    def __cinit__(self):
+        rip_sync_spin_init(&self._spin)
 
     def __init__(self, name=None, on_owner_death=None):
         self._create(RIP_SYNC_LOCK, 0, 0, name)
@@ -249,12 +144,22 @@ cdef class Lock(_Primitive):
         return self._acquire_slow(s, _deadline(block, timeout))
 
     cdef object _acquire_slow(self, rip_sync *s, double deadline):
-        cdef double until, began = _now(), checked = -1.0
+        cdef double until, began = _now(), checked
         cdef timespec ts
         cdef rip_sync_status st
+        # A holder in another process usually lets go within microseconds:
+        # watch the word a while before sleeping (csrc/sync.h), with the GIL
+        # held - dropping and retaking it would cost more than a hand-off.
+        if (deadline < 0 or deadline > began) and rip_lock_spin(s, &self._spin) == RIP_SYNC_OK:
+            self.owner_died = False
+            return True
+        # A holder that died never releases: look for that every
+        # HOLDER_CHECK_EVERY seconds, first at once if this call will not wait
+        # that long (a non-blocking one looks once).  Not at once otherwise:
+        # asking the kernel about the holder costs several system calls,
+        # more than most waits for a live one last.
+        checked = -1.0 if deadline >= 0 and deadline - began < HOLDER_CHECK_EVERY else began
         while True:
-            # A holder that died never releases: look for that every so
-            # often, and on the first miss of a non-blocking call.
             if checked < 0 or _now() - checked >= HOLDER_CHECK_EVERY:
                 checked = _now()
                 if rip_lock_take_from_dead(s) == RIP_SYNC_OWNER_DIED:
@@ -321,6 +226,10 @@ cdef class Semaphore(_Primitive):
     gone with it."""
     cdef readonly bint bounded
     cdef readonly bint undo
+    cdef rip_sync_spin _spin  # this handle's spin budget (not shared)
+
+    def __cinit__(self):
+        rip_sync_spin_init(&self._spin)
 
     def __init__(self, value=1, name=None, *, undo=False):
         self._setup(value, False, name, undo)
@@ -356,6 +265,13 @@ cdef class Semaphore(_Primitive):
         if rip_sem_try(s) == RIP_SYNC_OK:
             return True
         deadline = _deadline(block, timeout)
+        # Spin a while before sleeping (csrc/sync.h), without the GIL: the
+        # release may come from one of our own threads.
+        if deadline < 0 or deadline > _now():
+            with nogil:
+                st = rip_sem_spin(s, &self._spin)
+            if st == RIP_SYNC_OK:
+                return True
         while True:
             # Units of processes that died holding them come back (undo only).
             if self.undo and (checked < 0 or _now() - checked >= HOLDER_CHECK_EVERY):
@@ -402,6 +318,10 @@ cdef class BoundedSemaphore(Semaphore):
 
 cdef class Event(_Primitive):
     """An event flag shared by processes, like ``multiprocessing.Event``."""
+    cdef rip_sync_spin _spin  # this handle's spin budget (not shared)
+
+    def __cinit__(self):
+        rip_sync_spin_init(&self._spin)
 
     def __init__(self, name=None):
         self._create(RIP_SYNC_EVENT, 0, 0, name)
@@ -437,6 +357,13 @@ cdef class Event(_Primitive):
         if rip_event_is_set(s):
             return True
         deadline = _deadline(True, timeout)
+        # Spin a while before sleeping (csrc/sync.h), without the GIL: the
+        # set() may come from one of our own threads.
+        if deadline < 0 or deadline > _now():
+            with nogil:
+                st = rip_event_spin(s, &self._spin, &since)
+            if st == RIP_SYNC_OK:
+                return True
         while True:
             # The last look, once the deadline passed, is a wait that has
             # already timed out: it still sees a set() made meanwhile.
