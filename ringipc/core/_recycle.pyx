@@ -17,9 +17,8 @@ block is reused only for an object of at least half its size.  Parked memory
 stays resident: marking it ``MADV_FREE`` (so the kernel could take it back
 under pressure) was measured and halved the rate of the next copy into it
 (the kernel walks and cleans every page table entry, and the writes set them
-dirty again).  ``trim()`` unmaps every parked block at once (the drop-ins
-call it when a receiving end closes); a forked child forgets its parent's
-(reusing them would copy every page on write).
+dirty again).  ``trim()`` unmaps every parked block at once; a forked
+child forgets its parent's (reusing them would copy every page on write).
 """
 from cpython.buffer cimport PyBUF_ANY_CONTIGUOUS, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from libc.string cimport memcpy
