@@ -101,3 +101,16 @@ def test_forked_child_forgets_parked_blocks():
 def test_bad_length():
     with pytest.raises(ValueError):
         _recycle.Block(-1)
+
+
+def test_a_block_freed_when_the_slots_are_full_displaces_the_oldest():
+    first, second = (_recycle.block_of(np.zeros(n * MIB, np.uint8)) for n in (1, 4))
+    del first, second
+    assert _recycle.parked()[0] == 2
+    big = _recycle.block_of(np.zeros(16 * MIB, np.uint8))  # too big for either parked block
+    del big
+    count, size = _recycle.parked()
+    assert count == 2 and size >= 20 * MIB  # the 4 MiB and the 16 MiB block; the 1 MiB one went
+    again = _recycle.block_of(np.zeros(16 * MIB, np.uint8))
+    assert _recycle.parked()[0] == 1  # taken back, not mapped anew
+    del again

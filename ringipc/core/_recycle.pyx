@@ -11,8 +11,9 @@ itself runs at 7-13.  A ``Block`` is such a buffer whose memory, when the last
 reference to it goes, is parked in a small per-process cache instead; the
 next large receive of a similar size takes it back, already faulted in.
 
-Bounds: at most CACHE_BLOCKS blocks and CACHE_BYTES bytes parked, only blocks
-of at least MIN_BLOCK bytes (smaller ones are malloc's business), and a parked
+Bounds: at most CACHE_BLOCKS blocks and CACHE_BYTES bytes parked (a block
+freed when they are full displaces the one parked longest), only blocks of
+at least MIN_BLOCK bytes (smaller ones are malloc's business), and a parked
 block is reused only for an object of at least half its size.  Parked memory
 stays resident: marking it ``MADV_FREE`` (so the kernel could take it back
 under pressure) was measured and halved the rate of the next copy into it
@@ -40,19 +41,45 @@ cdef size_t _NOGIL = 64 * 1024  # as core/_bulk.pyx: below this a GIL round trip
 # shuts down, when module globals are already gone.
 cdef char *_parked[_SLOTS]
 cdef size_t _parked_size[_SLOTS]
+cdef size_t _parked_when[_SLOTS]   # when each was parked (the oldest goes first)
 cdef size_t _parked_total = 0
+cdef size_t _clock = 0
+
+
+cdef void _evict_oldest() noexcept:
+    global _parked_total
+    cdef int i, oldest = -1
+    for i in range(_SLOTS):
+        if _parked[i] != NULL and (oldest < 0 or _parked_when[i] < _parked_when[oldest]):
+            oldest = i
+    if oldest >= 0:
+        munmap(_parked[oldest], _parked_size[oldest])
+        _parked_total -= _parked_size[oldest]
+        _parked[oldest] = NULL
 
 
 cdef void _give_back(char *base, size_t size) noexcept:
-    global _parked_total
+    # The block just freed is the likeliest to fit the next object: it
+    # displaces the oldest parked one (a process that moved on from 4 MiB
+    # to 16 MiB objects must not keep unmapping the 16 MiB ones).
+    global _parked_total, _clock
     cdef int i
-    if size >= <size_t>MIN_BLOCK and _parked_total + size <= <size_t>CACHE_BYTES:
+    if size < <size_t>MIN_BLOCK or size > <size_t>CACHE_BYTES:
+        munmap(base, size)
+        return
+    while _parked_total + size > <size_t>CACHE_BYTES:
+        _evict_oldest()
+    for i in range(_SLOTS):
+        if _parked[i] == NULL:
+            break
+    else:
+        _evict_oldest()
         for i in range(_SLOTS):
             if _parked[i] == NULL:
-                _parked[i], _parked_size[i] = base, size
-                _parked_total += size
-                return
-    munmap(base, size)
+                break
+    _clock += 1
+    _parked[i], _parked_size[i], _parked_when[i] = base, size, _clock
+    _parked_total += size
 
 
 cdef char *_take(size_t n, size_t *size) except NULL:
