@@ -80,6 +80,8 @@ extensions = [
     extension("ringipc.core._mapping", ["ringipc/core/_mapping.pyx"]),
     # No ring: GIL-free copies of large buffers and atomic words of large-object slabs.
     extension("ringipc.core._bulk", ["ringipc/core/_bulk.pyx"]),
+    # No ring: received large arrays' memory, parked for reuse instead of unmapped.
+    extension("ringipc.core._recycle", ["ringipc/core/_recycle.pyx"]),
     # No ring: the C fast path of mq:// channels (mq_send/mq_receive: librt).
     extension("ringipc.channels.transports._mq_fast", ["ringipc/channels/transports/_mq_fast.pyx"], libraries),
     # No ring: the C fast path of sysvmq:// channels (msgsnd/msgrcv).

@@ -189,7 +189,8 @@ def test_no_option_is_the_focused_run_and_all_is_the_full_matrix():
         s = settings_from(args)
         assert not args.focused and s.focus is None, argv
     assert settings_from(build_parser().parse_args(["--all"])).scenarios == ["throughput", "latency", "mpmc",
-                                                                             "pools"]
+                                                                             "pools", "large"]
+    assert "large" not in settings_from(build_parser().parse_args(["--only", "os.pipe"])).scenarios
 
 
 def test_locks_scenario_rows_and_json(tmp_path, capsys):

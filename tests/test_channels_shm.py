@@ -63,6 +63,26 @@ def test_messages_larger_than_the_ring(tmp_path):
         assert buf == big
 
 
+def test_large_object_is_unpickled_straight_from_its_side_segment(tmp_path, monkeypatch):
+    from ringipc.core import large
+
+    def no_bytes_copy(ref):
+        raise AssertionError("recv() made a message-sized bytes copy before unpickling")
+    monkeypatch.setattr(large, "load_bytes", no_bytes_copy)
+    with channel_pair("shm", tmp_path) as (a, b):
+        big = {"frame": hashlib.shake_256(b"obj").digest(3 * a._conn._rx.max_message_size // 2), "n": 7}
+        b.send(big)
+        b.send("small")
+        b.send(big)
+        assert a.recv(timeout=10) == big
+        assert a.recv(timeout=10) == "small"
+        a.max_message_size = 1 << 20  # under the pickled object's size: refused, and the channel goes on
+        with pytest.raises(FrameError):
+            a.recv(timeout=10)
+        b.send("after")
+        assert a.recv(timeout=10) == "after"
+
+
 def test_large_message_into_a_short_buffer_and_lookalike_bytes(tmp_path):
     from ringipc.errors import BufferTooShort
     from ringipc.core.large import MAGIC

@@ -3,7 +3,7 @@ import argparse
 import sys
 from typing import Any, List, Optional, Sequence
 
-from ringipc.bench import asyncio_rtt, locks, pools, suite
+from ringipc.bench import asyncio_rtt, large, locks, pools, suite
 from ringipc.bench.fanout import FANOUT
 from ringipc.bench.runner import LATENCY, MPMC, START_METHODS, THROUGHPUT
 
@@ -11,7 +11,7 @@ EPILOG = """\
 With no option, the focused run: each ringipc facility against the peer a user would
 otherwise pick (the first installed of faster-fifo, iceoryx2, zmq, ...) and mp.Queue,
 for throughput at 64 B and 64 KiB, round trip, 2x2 MPMC, and locks; --all runs every
-facility in every scenario (several minutes).
+facility in every scenario (several minutes), large objects included.
 Every run starts fresh processes (forkserver, or spawn), pins producer and consumer to
 different cores, sets connections up before timing, and verifies every message
 (count, order and content); a run that loses or corrupts anything is FAILED.
@@ -32,9 +32,10 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     p.add_argument("--all", action="store_true",
                    help="every facility in every scenario but fanout (default: the focused rows, see below)")
     p.add_argument("--scenarios", metavar="LIST",
-                   help="any of throughput, latency, mpmc, pools, locks, fanout, asyncio (default with --all or --only: "
-                        "throughput, latency, mpmc, pools; fanout is 1 publisher -> 1 and -> 4 subscribers "
-                        "at 64 B and 1 MiB)")
+                   help="any of throughput, latency, mpmc, pools, locks, fanout, asyncio, large (default with --all: "
+                        "throughput, latency, mpmc, pools, large; with --only: the same but large; fanout is "
+                        "1 publisher -> 1 and -> 4 subscribers at 64 B and 1 MiB; large is objects of 1 MiB, "
+                        "16 MiB and 256 MiB, bytes and NumPy arrays, in GB/s, with --quick 1 and 16 MiB)")
     p.add_argument("--repeat", type=int, metavar="N", help="repetitions of every cell (default 3, 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="two sizes, one repetition, short runs: under 30 s")
     p.add_argument("--target", type=float, metavar="SECONDS", help="timed length each run aims for (default 0.15)")
@@ -71,7 +72,8 @@ def settings_from(args: Any) -> Any:
         s.sizes, s.target = list(focus.SIZES), 0.1  # a dozen rows in about half a minute
         args.scenarios = FOCUS_SCENARIOS
     elif not args.scenarios:
-        args.scenarios = FULL_SCENARIOS
+        # Large objects take minutes and gigabytes: with --all, not with a mere --only.
+        args.scenarios = FULL_SCENARIOS + (f",{large.LARGE}" if args.all else "")
     if args.quick:
         s.sizes, s.repeat, s.target, s.timeout = list(suite.QUICK_SIZES), 1, 0.04, 10.0
     if args.start_method:
@@ -88,7 +90,8 @@ def settings_from(args: Any) -> Any:
             raise SystemExit(f"--sizes: every size must be at least {MIN_SIZE} bytes")
         s.mpmc_size = s.latency_size = max(MIN_SIZE, min(64, s.sizes[0]))
     scenarios = [t.strip() for t in args.scenarios.split(",") if t.strip()]
-    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, pools.POOLS, locks.LOCKS, FANOUT, asyncio_rtt.ASYNCIO}
+    unknown = set(scenarios) - {THROUGHPUT, LATENCY, MPMC, pools.POOLS, locks.LOCKS, FANOUT, asyncio_rtt.ASYNCIO,
+                                large.LARGE}
     if unknown or not scenarios:
         raise SystemExit(f"--scenarios: unknown {', '.join(sorted(unknown)) or 'empty list'}")
     s.scenarios = scenarios
@@ -139,7 +142,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     run_pools = pools.POOLS in settings.scenarios and (not args.only or pool_only)
     run_locks = locks.LOCKS in settings.scenarios
     run_async = asyncio_rtt.ASYNCIO in settings.scenarios
-    run_channels = (bool(set(settings.scenarios) - {pools.POOLS, locks.LOCKS, asyncio_rtt.ASYNCIO})
+    run_large = large.LARGE in settings.scenarios
+    run_channels = (bool(set(settings.scenarios) - {pools.POOLS, locks.LOCKS, asyncio_rtt.ASYNCIO, large.LARGE})
                     and (not args.only or channel_only))
     try:
         facilities = adapters.select(channel_only or None, channel_skip or None) if run_channels else []
@@ -189,9 +193,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             async_results.append(result)
             progress.update(task, total=total, completed=done, description=f"asyncio: {result.facility} {result.case}")
 
+        def on_large(result: Any, done: Any, total: int) -> None:
+            large_results.append(result)
+            progress.update(task, total=total, completed=done,
+                            description=f"large: {result.facility} {report.human_size(result.size)} {result.kind}")
+
         pool_results: List[Any] = []
         lock_results: List[Any] = []
         async_results: List[Any] = []
+        large_results: List[Any] = []
         try:
             if run_channels:
                 suite.run(facilities, settings, on_result=on_result, on_start=on_start, skips=skips)
@@ -201,6 +211,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if run_async:
                 progress.update(task, total=None, completed=0, description="asyncio")
                 asyncio_rtt.run(settings, quick=args.quick, on_result=on_async)
+            if run_large:
+                progress.update(task, total=None, completed=0, description="large objects")
+                large.run(settings, quick=args.quick, only=_chooser(args.only, args.skip), on_result=on_large)
             if run_pools:
                 progress.update(task, total=None, completed=0, description="pools")
                 pools.run(settings, quick=args.quick, only=",".join(pool_only) or None, skip=args.skip,
@@ -211,6 +224,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pool_summaries = pools.summarize(pool_results)
     lock_summaries = locks.summarize(lock_results)
     async_summaries = asyncio_rtt.summarize(async_results)
+    large_summaries = large.summarize(large_results)
     report.print_report(console, summaries, skips, settings)
     if lock_summaries:
         console.print(locks.table(lock_summaries))
@@ -224,6 +238,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for s in async_summaries:
             if not s.ok:
                 console.print(f"  [red]{s.facility}[/] ({s.case}): {s.error}")
+    if large_summaries:
+        console.print(large.table(large_summaries))
+        console.print()
+        for s in large_summaries:
+            if not s.ok:
+                console.print(f"  [red]{s.facility}[/] ({report.human_size(s.size)} {s.kind}): {s.error}")
     if pool_summaries:
         console.print(pools.table(pool_summaries))
         console.print()
@@ -238,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         console.print("[yellow]Interrupted: the tables show the runs that finished.[/]")
     if args.json:
         report.write_json(args.json, results, summaries, skips, settings)
-        if pool_results or lock_results or async_results:
+        if pool_results or lock_results or async_results or large_results:
             import dataclasses
             import json
 
@@ -247,6 +267,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if pool_results:
                 data["pools"] = {"runs": [dict(dataclasses.asdict(r), rate=r.rate) for r in pool_results],
                                  "summary": [dataclasses.asdict(s) for s in pool_summaries]}
+            if large_results:
+                data["large"] = {"runs": [dict(dataclasses.asdict(r), rate=r.rate) for r in large_results],
+                                 "summary": [dataclasses.asdict(s) for s in large_summaries]}
             if lock_results:
                 data["locks"] = {"runs": [dict(dataclasses.asdict(r), ns=r.ns) for r in lock_results],
                                  "summary": [dataclasses.asdict(s) for s in lock_summaries]}
@@ -264,4 +287,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         console.print(f"Figures written: {', '.join(written)}" if written else "No figure: no run finished")
     if interrupted:
         return 130
-    return 1 if any(not s.ok for s in [*summaries, *pool_summaries, *lock_summaries, *async_summaries]) else 0
+    return 1 if any(not s.ok for s in [*summaries, *pool_summaries, *lock_summaries, *async_summaries,
+                                       *large_summaries]) else 0
+
+
+def _chooser(only: Optional[str], skip: Optional[str]) -> Any:
+    """Which large-object rows --only and --skip leave in (glob patterns on their names)."""
+    import fnmatch
+
+    keep = [p.strip() for p in (only or "").split(",") if p.strip()]
+    drop = [p.strip() for p in (skip or "").split(",") if p.strip()]
+    return lambda name: ((not keep or any(fnmatch.fnmatchcase(name, p) for p in keep))
+                         and not any(fnmatch.fnmatchcase(name, p) for p in drop))

@@ -31,6 +31,7 @@ unread before a sender blocks on its doorbell.
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 from queue import Empty
 from typing import Any, Callable, Final, List, NoReturn, Optional, Tuple, Union
@@ -100,6 +101,21 @@ class ShmChannel(BaseChannel):
         if maxlength is None and timeout is None and not self._closed:
             return bytes(self._recv_message(self._max_message_size, None))
         return BaseChannel.recv_bytes(self, maxlength, timeout)
+
+    def recv(self, timeout: Optional[float] = None) -> Any:
+        # A large object is unpickled straight from its side segment: one copy
+        # (pickle's own), not a message-sized bytes object first and then that.
+        self._check_open()
+        data = self._wait(self._rx.recv_bytes, deadline_after(timeout))
+        self._taken()
+        limit = self._limit()
+        if data and not data[0] and large.is_reference(data):
+            def unpickle(view: memoryview) -> Any:
+                _check_limit(len(view), limit)
+                return pickle.loads(view)
+            return large.load(data, unpickle)
+        _check_limit(len(data), limit)
+        return pickle.loads(data)
 
     def _send_message(self, view: memoryview) -> None:
         self._conn.send_bytes(view)
