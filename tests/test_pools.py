@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ringipc
+from ringipc.mp.executor import CallQueue
 from ringipc.mp.queues import JoinableQueue, Queue, SimpleQueue
 from ringipc.mp.simplequeue import SimpleQueue as RingSimpleQueue
 
@@ -64,7 +65,8 @@ def test_executor_queues(method):
         assert type(ex._result_queue) is RingSimpleQueue
         # Documented in docs/dropins.md: the call queue is concurrent.futures'
         # own subclass of multiprocessing.queues.Queue, which no context
-        # chooses (install() does not change it either).
+        # chooses (ringipc.ProcessPoolExecutor and install() replace it:
+        # test_executor_ring.py).
         assert isinstance(ex._call_queue, multiprocessing.queues.Queue)
 
 
@@ -199,6 +201,7 @@ def test_install_is_idempotent_and_reversible():
             assert pool.apply(_kinds) == RING_KINDS  # a forked worker
         with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as ex:
             assert type(ex._result_queue) is RingSimpleQueue
+            assert type(ex._call_queue) is CallQueue
             assert list(ex.map(square, range(20), timeout=TIMEOUT)) == [x * x for x in range(20)]
     finally:
         ringipc.uninstall()
