@@ -150,13 +150,17 @@ def test_the_wakeup_writes_once_until_cleared():
         assert not w._reader.poll()
         for _ in range(100):
             w.wakeup()
-        assert w._reader.poll()
-        w._reader.recv_bytes()
-        assert not w._reader.poll()  # the other 99 wrote nothing
+        reads = []
+        recv_bytes = w._reader.recv_bytes
+        w._reader.recv_bytes = lambda: reads.append(1) or recv_bytes()
         w.clear()
+        assert reads == [1] and not w._reader.poll()  # the other 99 wrote nothing
+        w._reader.poll = None  # nothing written since: a clear must not look at the pipe
+        w.clear()
+        del w._reader.poll
         w.wakeup()  # after a clear, a wake-up writes again
         assert w._reader.poll()
         w.clear()
-        assert not w._reader.poll()
+        assert not w._reader.poll() and reads == [1, 1]
     finally:
         w.close()

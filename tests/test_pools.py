@@ -119,6 +119,32 @@ def test_readiness_from_another_process():
     assert p.exitcode == 0
 
 
+def test_fileno_refreshes_only_when_a_take_may_have_left_it_wrong():
+    """A pool's result thread calls fileno() in every wait: it drains and
+    re-arms the doorbell (system calls) only if a message was taken since the
+    descriptor was last made exact and it is not lit by the watch itself."""
+    q = SimpleQueue()
+    reader = q._reader
+    reader.fileno()
+    drains = []
+    bell = q._watch._bell
+    drain = bell.drain
+    bell.drain = lambda: drains.append(1) or drain()
+    for i in range(3):
+        q.put(i)
+    assert _ready(reader) and drains == []  # nothing taken: the commits rang it
+    assert reader.recv() == 0
+    assert _ready(reader) and drains == [1]  # taken, lit only by a writer: refresh (and light)
+    assert reader.recv() == 1
+    assert _ready(reader) and drains == [1]  # lit by the watch, a message waits: nothing to do
+    assert reader.recv() == 2
+    assert drains == [1, 1]  # the receive that emptied the ring put it out
+    assert not _ready(reader) and drains == [1, 1]  # and the wait's fileno() trusts that
+    q.put(3)
+    assert _ready(reader) and drains == [1, 1]
+    q.close()
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(["put", "get", "get_other", "wait", "fileno"]), max_size=40))
 def test_readiness_model(ops):

@@ -24,6 +24,7 @@ ringipc context by default, a multiprocessing context is wrapped in one) and
 from __future__ import annotations
 
 import concurrent.futures.process as _cfp
+import threading
 from typing import Any, Optional
 
 from . import oob, queues
@@ -71,25 +72,33 @@ class _Wakeup(_cfp._ThreadWakeup):  # private; both overrides call the original
     """The manager thread's wake-up pipe, written once per batch of wake-ups.
 
     ``submit`` wakes the manager thread for every task: a pipe write, and for
-    the thread a poll and a read to clear it, each releasing the GIL to the
-    other thread.  One byte not yet cleared already guarantees that the
-    manager runs its loop again (it clears, then looks at the work queue and
-    the shutdown flags), so later wake-ups until then write nothing.  Every
-    ``wakeup()`` runs under the executor's shutdown lock (one at a time) and
-    ``clear()`` only in the manager thread, which drops the flag *before*
-    draining: a wake-up that saw the flag set is covered by a drain and a
-    loop still to come."""
+    the thread a poll and a read to clear it (each releasing the GIL to the
+    other thread), and the manager polls the pipe after every result.  One
+    message not yet cleared already guarantees that the manager runs its
+    loop again (it clears, then looks at the work queue and the shutdown
+    flags), so later wake-ups until then write nothing, and a clear with
+    nothing written makes no system call.  A lock of its own keeps
+    ``_pending`` true exactly while a message is in the pipe.  (The standard
+    library clears without the executor's shutdown lock because a full pipe
+    would deadlock them, cpython#105829; this pipe holds one message at most,
+    so neither side ever blocks holding this lock.)"""
 
-    _pending = False
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = False
+        self._state = threading.Lock()
 
     def wakeup(self) -> None:
-        if not self._pending:
-            self._pending = True
-            super().wakeup()
+        with self._state:
+            if not self._pending:
+                super().wakeup()
+                self._pending = not self._closed
 
     def clear(self) -> None:
-        self._pending = False
-        super().clear()
+        with self._state:
+            if self._pending:
+                super().clear()
+                self._pending = False
 
 
 # The executor's attribute for its wake-up (renamed in Python 3.9).
