@@ -272,6 +272,14 @@ int rip_readable(rip_ring *ring)
     return tag == RIP_TAG(pos, RIP_STATE_COMMITTED) || tag == RIP_TAG(pos, RIP_STATE_PADDING);
 }
 
+/* How far readers have claimed: grows with every message taken, by any
+ * process.  A watcher that saw the same value before and after knows that
+ * nothing was taken meanwhile (ringipc/mp/readiness.py). */
+uint64_t rip_read_position(rip_ring *ring)
+{
+    return a_load(&ring->hdr->cons, ACQ);
+}
+
 int rip_writable(rip_ring *ring, uint64_t length)
 {
     uint64_t cells = cells_for_length(length);

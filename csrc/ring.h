@@ -113,6 +113,8 @@ void rip_notify_writers(rip_ring *ring);
 
 int rip_readable(rip_ring *ring);
 int rip_writable(rip_ring *ring, uint64_t length);
+/* Readers' claim position: changes whenever any process takes a message. */
+uint64_t rip_read_position(rip_ring *ring);
 uint64_t rip_used_bytes(rip_ring *ring);
 /* Sleep until readable/writable may have changed, the absolute CLOCK_MONOTONIC
  * deadline passes, or a signal arrives; spins `spin_iterations` first. */

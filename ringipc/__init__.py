@@ -8,6 +8,7 @@ from .channels.bytestream import ByteStream
 from .channels.channel import Channel, Listener
 from .mp.connection import Connection, Pipe
 from .mp.context import get_context
+from .mp.executor import ProcessPoolExecutor
 from .mp.install import install, uninstall
 from .errors import (
     AddressError,
@@ -46,6 +47,7 @@ __all__ = [
     "LeaseReleased",
     "wait",
     "get_context",
+    "ProcessPoolExecutor",
     "install",
     "uninstall",
     # one Channel API over every transport

@@ -51,6 +51,24 @@ def test_objects_and_bytes(impl):
     b.close()
 
 
+def test_send_bytes_of_a_strided_buffer_is_refused(impl):
+    # multiprocessing raises TypeError up to 16 KiB (and for items wider than a
+    # byte) and BufferError above; ringipc's error is both, at every size.
+    a, b = impl.Pipe()
+    small, wide = memoryview(bytearray(range(16)))[::2], memoryview(array.array("i", range(16)))[::2]
+    for buf in (small, wide, memoryview(bytearray(64)).cast("B", (8, 8))[::2]):
+        with pytest.raises(TypeError):
+            a.send_bytes(buf)
+        with pytest.raises(TypeError):
+            a.send_bytes(buf, 1, 2)
+    a.send_bytes(memoryview(bytearray(b"ok")))  # the pipe is still usable
+    assert b.recv_bytes() == b"ok" and not b.poll(0)
+    with pytest.raises(BufferError):  # last: multiprocessing has written a header by then
+        a.send_bytes(memoryview(bytearray(1 << 17))[::2])
+    a.close()
+    b.close()
+
+
 def test_recv_bytes_into_and_buffer_too_short(impl):
     a, b = impl.Pipe()
     buf = array.array("i", [0] * 8)

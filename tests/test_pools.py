@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ringipc
+from ringipc.mp.executor import CallQueue
 from ringipc.mp.queues import JoinableQueue, Queue, SimpleQueue
 from ringipc.mp.simplequeue import SimpleQueue as RingSimpleQueue
 
@@ -64,7 +65,8 @@ def test_executor_queues(method):
         assert type(ex._result_queue) is RingSimpleQueue
         # Documented in docs/dropins.md: the call queue is concurrent.futures'
         # own subclass of multiprocessing.queues.Queue, which no context
-        # chooses (install() does not change it either).
+        # chooses (ringipc.ProcessPoolExecutor and install() replace it:
+        # test_executor_ring.py).
         assert isinstance(ex._call_queue, multiprocessing.queues.Queue)
 
 
@@ -115,6 +117,32 @@ def test_readiness_from_another_process():
     finally:
         p.join(TIMEOUT)
     assert p.exitcode == 0
+
+
+def test_fileno_refreshes_only_when_a_take_may_have_left_it_wrong():
+    """A pool's result thread calls fileno() in every wait: it drains and
+    re-arms the doorbell (system calls) only if a message was taken since the
+    descriptor was last made exact and it is not lit by the watch itself."""
+    q = SimpleQueue()
+    reader = q._reader
+    reader.fileno()
+    drains = []
+    bell = q._watch._bell
+    drain = bell.drain
+    bell.drain = lambda: drains.append(1) or drain()
+    for i in range(3):
+        q.put(i)
+    assert _ready(reader) and drains == []  # nothing taken: the commits rang it
+    assert reader.recv() == 0
+    assert _ready(reader) and drains == [1]  # taken, lit only by a writer: refresh (and light)
+    assert reader.recv() == 1
+    assert _ready(reader) and drains == [1]  # lit by the watch, a message waits: nothing to do
+    assert reader.recv() == 2
+    assert drains == [1, 1]  # the receive that emptied the ring put it out
+    assert not _ready(reader) and drains == [1, 1]  # and the wait's fileno() trusts that
+    q.put(3)
+    assert _ready(reader) and drains == [1, 1]
+    q.close()
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -199,6 +227,7 @@ def test_install_is_idempotent_and_reversible():
             assert pool.apply(_kinds) == RING_KINDS  # a forked worker
         with concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as ex:
             assert type(ex._result_queue) is RingSimpleQueue
+            assert type(ex._call_queue) is CallQueue
             assert list(ex.map(square, range(20), timeout=TIMEOUT)) == [x * x for x in range(20)]
     finally:
         ringipc.uninstall()

@@ -100,6 +100,7 @@ cdef extern from "ring.h" nogil:
 
     int rip_readable(rip_ring *ring)
     int rip_writable(rip_ring *ring, uint64_t length)
+    uint64_t rip_read_position(rip_ring *ring)
     uint64_t rip_used_bytes(rip_ring *ring)
     rip_status rip_wait_readable(rip_ring *ring, const timespec *deadline, uint32_t spin_iterations)
     rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const timespec *deadline, uint32_t spin_iterations)

@@ -46,6 +46,14 @@ cdef int _notify_writers(Ring ring) except -1:
     return 0
 
 
+def read_position(Ring ring):
+    """Readers' claim position in `ring`: it grows with every message any
+    process takes, so the same value twice means nothing was taken between
+    (ringipc.mp.readiness keeps a descriptor exact with it)."""
+    ring._check_open()
+    return c.rip_read_position(&ring._r)
+
+
 cdef int _bell_disarm(Ring ring, bint writer) except -1:
     if ring._has_view:
         c.rip_bell_disarm(&ring._r, writer)

@@ -52,6 +52,14 @@ _HUP = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 def _broken_pipe() -> BrokenPipeError:
     return BrokenPipeError(32, "Broken pipe: the other end of the connection is closed")
 
+
+class NonContiguousBuffer(TypeError, BufferError):
+    """send_bytes() of a buffer that is not C-contiguous (a strided memoryview).
+
+    multiprocessing refuses these too, by accident of its code: TypeError up
+    to 16 KiB (or for any item size above one byte), BufferError above.  Both,
+    so that a handler written for either catches it at any size."""
+
 class Connection:
     """One end of a ringipc Pipe; the API of multiprocessing.connection.Connection."""
 
@@ -193,6 +201,8 @@ class Connection:
                     return self._send_message(buf)
             return self._send(buf)
         with memoryview(buf) as m:
+            if not m.c_contiguous:
+                raise NonContiguousBuffer(f"send_bytes needs a C-contiguous buffer, not a strided {type(buf).__name__}")
             if m.format != "B":  # byte offsets, and data[0] must be an int
                 m = m.cast("B")
             n = m.nbytes

@@ -11,6 +11,8 @@ context argument.  While installed:
 * ``multiprocessing.connection.wait`` (and the name ``multiprocessing.pool``
   imported) is ringipc's ``wait``, which also understands ringipc's
   Connections, whose descriptors carry no data (docs/dropins.md).
+* ``concurrent.futures.process._SafeQueue`` is ringipc's ``CallQueue``, so a
+  ``ProcessPoolExecutor``'s call queue is a ring too (mp/executor.py).
 * Children follow: a spawned child's command line installs before it
   unpickles anything, and the forkserver preloads ``ringipc.mp._autoinstall``
   (a forkserver already running when install() is called keeps what it had).
@@ -30,8 +32,9 @@ from multiprocessing import context as _mp_context
 from multiprocessing import forkserver as _mp_forkserver
 from multiprocessing import pool as _mp_pool
 from multiprocessing import spawn as _mp_spawn
+import concurrent.futures.process as _cf_process
 
-from . import connection, queues, waiting
+from . import connection, executor, queues, waiting
 
 AUTOINSTALL = "ringipc.mp._autoinstall"
 _lock = threading.Lock()
@@ -82,6 +85,9 @@ def _patches() -> List[Tuple[Any, str, Any]]:
         (_mp_connection, "wait", waiting.wait),
         (_mp_pool, "wait", waiting.wait),
         (_mp_spawn, "get_command_line", _get_command_line),
+        # The executor builds its call queue from this class, not from a
+        # context: the one queue a context cannot reach (mp/executor.py).
+        (_cf_process, "_SafeQueue", executor.CallQueue),
     ]
 
 

@@ -15,7 +15,12 @@ while the ring holds a message.
 * ``fileno()`` (called by every ``wait()``) decides afresh: it drains the
   bell and arms it; if the ring holds a message already it lights the
   descriptor itself, else the next commit by any process rings it.  A wait
-  therefore starts exact, and no thread is involved.
+  therefore starts exact, and no thread is involved.  It skips all that when
+  the ring's read position (``core._ring.read_position``: readers' claim
+  counter, bumped by every take in any process) is what it was at the last
+  refresh: nothing was taken since, so commits since then rang the bell and
+  the descriptor is exact already; nor while a message waits and the
+  descriptor is lit by this watch's own light (not drained since).
 * Every receive through this process's queue object, after taking a message,
   decides afresh the same way if the ring is now empty, so a receive that
   empties the ring puts the descriptor out before it returns.
@@ -25,8 +30,9 @@ while the ring holds a message.
 
 Cost: nothing per message while no descriptor was asked for, and nothing
 per message for writers while the bell is not armed (one relaxed load in
-their notify); one datagram when an armed ring gets its message, and a
-drain and an arm per ``fileno()`` and per receive that empties the ring.
+their notify); one datagram when an armed ring gets its message, a drain
+and an arm per receive that empties the ring, and per ``fileno()`` only if
+some process took a message since the last of those.
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
+from ..core._ring import read_position
 from ..core.doorbell import Doorbell
 from .pickling import dumps, loads
 
@@ -53,6 +60,11 @@ class Watch:
         # A pool's result thread calls fileno() while other threads receive:
         # one drain-arm-light at a time keeps the last decision the one seen.
         self._lock = threading.Lock()
+        # Readers' position when the descriptor was last made exact (None: never).
+        self._exact_at: Optional[int] = None
+        # This watch lit the descriptor itself and has not drained it since:
+        # it is readable for sure (only this watch drains its bell).
+        self._lit = False
         _watches.add(self)
 
     @property
@@ -60,16 +72,30 @@ class Watch:
         return not self._bell.closed and not self._bell.inherited
 
     def fileno(self) -> int:
-        self.refresh()
+        # If no process took a message since the descriptor was last made
+        # exact, it is exact still (commits since then rang it): skip the
+        # drain and arm.  A pool's result thread calls fileno() right after
+        # the get that refreshed it, once per result.
+        # Nor is there anything to do while a message waits and the
+        # descriptor is lit for sure: results queued up for a busy thread
+        # then cost it no system call each.
+        if self._exact_at is None or self._exact_at != read_position(self._ring):
+            if not (self._lit and self._ring.poll(0)):
+                self.refresh()
         return self._bell.fileno()
 
     def refresh(self) -> None:
         """Make the descriptor say what the ring holds now."""
         bell = self._bell
         with self._lock:
+            # Read before the drain: a take that overlaps the refresh then
+            # shows as a change, and the next fileno() refreshes again.
+            position = read_position(self._ring)
             bell.drain()
-            if bell.arm():
+            self._lit = bell.arm()
+            if self._lit:
                 bell.light()
+            self._exact_at = position
 
     def consumed(self) -> None:
         """After this process took a message: put the descriptor out if the ring is empty."""

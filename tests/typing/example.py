@@ -27,6 +27,7 @@ from ringipc import (
     MessageTooLarge,
     PeerDied,
     Pipe,
+    ProcessPoolExecutor,
     Publisher,
     Queue,
     ResourceLimitError,
@@ -112,7 +113,9 @@ def pipes() -> Any:
     cq.put(obj)
     install()  # multiprocessing's own factories hand out ringipc's objects until uninstall()
     uninstall()
-    return cq.get()
+    with ProcessPoolExecutor(2, mp_context=ctx) as ex:  # call and result queues on rings
+        squares: List[int] = list(ex.map(abs, [-1, -2]))
+    return cq.get(), squares
 
 
 def channels(address: str) -> Optional[bytes]:
