@@ -56,3 +56,8 @@ def _debug_state(Topic topic):
     state["ncells"] = topic._h.ncells
     state["pub_owner_pid"] = state["pub_owner"] & 0xFFFFFFFF
     return state
+
+
+def _bell_sender_fd():
+    """Test hook: this extension's bell-sending socket, or -1 before the first ring."""
+    return c.rip_bell_sender_fd()
