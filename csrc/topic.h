@@ -241,8 +241,9 @@ int tp_recover(tp_handle *h);
 /* Slot counts for tests and stats. */
 uint32_t tp_live_subscribers(tp_handle *h);
 /* head, tail, last, next_seq, pub_owner, free_until, data waiters, space
- * waiters, lock waiters, slot_hint, then the section offsets (tests). */
-#define TP_DEBUG_WORDS 13
+ * waiters, lock waiters, slot_hint, the section offsets, then the armed data
+ * and space bell counts (tests). */
+#define TP_DEBUG_WORDS 15
 void tp_debug_state(tp_handle *h, uint64_t out[TP_DEBUG_WORDS]);
 
 /* From csrc/ring_liveness.c. */

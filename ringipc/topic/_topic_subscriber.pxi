@@ -92,6 +92,10 @@ cdef class Subscriber(_Handle):
                 return 0
             self._busy = False
             if st != c.TP_EMPTY or not block:
+                if st == c.TP_EMPTY and self._watch is not None:
+                    # Lit by a ring still in flight for a message already
+                    # read: put out, or a selector would spin on it.
+                    self._watch.refresh()
                 _raise(st, self._topic.name)
             if deadline == -2.0:
                 deadline = _deadline(timeout)

@@ -44,7 +44,8 @@ def segment_creator_pid(name):
 
 
 _DEBUG_NAMES = ("head", "tail", "last", "next_seq", "pub_owner", "free_until", "data_waiters",
-                "space_waiters", "lock_waiters", "slot_hint", "slots_offset", "meta_offset", "data_offset")
+                "space_waiters", "lock_waiters", "slot_hint", "slots_offset", "meta_offset", "data_offset",
+                "data_bells", "space_bells")
 
 
 def _debug_state(Topic topic):
