@@ -36,13 +36,13 @@ libraries = ["rt", "pthread"] if sys.platform.startswith("linux") else ["pthread
 headers = [os.path.join("csrc", f) for f in os.listdir("csrc") if f.endswith(".h")]
 ring_includes = [os.path.join("ringipc", "core", f) for f in os.listdir(os.path.join("ringipc", "core")) if f.endswith(".pxi")]
 # Lowest layer first (see csrc/ring_internal.h).
-ring_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_backend.c", "csrc/ring_waiters.c", "csrc/ring_bell.c",
+ring_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/bell.c", "csrc/ring_backend.c", "csrc/ring_waiters.c", "csrc/ring_bell.c",
                 "csrc/ring_release.c", "csrc/ring_recover.c", "csrc/ring_segment.c", "csrc/ring.c",
                 "csrc/ring_batch.c", "csrc/ring_wait.c"]
 
 # Lowest layer first (see csrc/topic_internal.h).
-topic_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/ring_backend.c", "csrc/topic_layout.c",
-                 "csrc/topic_wake.c", "csrc/topic_slots.c", "csrc/topic_lock.c", "csrc/topic_publish.c",
+topic_sources = ["csrc/ring_liveness.c", "csrc/ring_chaos.c", "csrc/bell.c", "csrc/ring_backend.c",
+                 "csrc/topic_layout.c", "csrc/topic_wake.c", "csrc/topic_bell.c", "csrc/topic_slots.c", "csrc/topic_lock.c", "csrc/topic_publish.c",
                  "csrc/topic_subscribe.c", "csrc/topic_read.c", "csrc/topic_wait.c"]
 topic_includes = [os.path.join("ringipc", "topic", f) for f in os.listdir(os.path.join("ringipc", "topic")) if f.endswith(".pxi")]
 

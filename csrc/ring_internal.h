@@ -5,6 +5,7 @@
  * only (and of ring.h, the API for Cython, by the same rule), so the call graph
  * has no circle.  tests/test_layering.py checks it.
  *   1  ring_liveness.c, ring_chaos.c    is a process alive; chaos pauses
+ *      bell.c                           the doorbell mechanism rings and topics share
  *   2  ring_backend.c, ring_waiters.c   futex/semaphore primitives; who is counted asleep;
  *      ring_bell.c                      doorbells: readiness as a file descriptor
  *   3  ring_release.c                   handing space back, waking sleepers
@@ -67,6 +68,17 @@ static inline int tag_is_current(uint64_t tag, uint64_t pos)
  * still runs. */
 uint64_t rip_self_owner(void);
 int rip_owner_alive(uint64_t owner);
+
+/* -- layer 1: bell.c (doorbells of rings and topics alike) ---------------- */
+/* Takes every armed bit of `words` (nwords x 64 slots) and sends one datagram
+ * to each taken slot's bell; the names are 64-bit words `stride` bytes apart
+ * from `first_name` (slot 0's).  `count` is the armed count notifiers load. */
+void rip_bells_ring(_Atomic uint64_t *words, uint32_t nwords, _Atomic uint32_t *count,
+                    _Atomic uint64_t *first_name, size_t stride);
+/* The watcher's first step of an arm: its bit and the count (seq_cst). */
+void rip_bells_set(_Atomic uint64_t *words, _Atomic uint32_t *count, uint32_t index);
+/* Takes back an armed bit that has not rung. */
+void rip_bells_clear(_Atomic uint64_t *words, _Atomic uint32_t *count, uint32_t index);
 
 /* -- layer 2: ring_backend.c, ring_waiters.c ------------------------------- */
 int rip_backend_init(sem_t *sem);

@@ -25,7 +25,7 @@
 #include "atomics.h"
 
 #define TP_MAGIC 0x31504f54474e4952ULL /* "RINGTOP1" as little-endian bytes */
-#define TP_ABI_VERSION 1u
+#define TP_ABI_VERSION 2u /* 2: doorbells (names in slots, armed bitmaps in header line 8) */
 #define TP_LINE 64u
 #define TP_PAGE 4096u
 #define TP_CELL 64u
@@ -89,7 +89,10 @@ struct tp_slot {
     _Atomic uint64_t pos;         /* subscriber: everything before it is read */
     _Atomic uint32_t role;        /* TP_ROLE_* */
     _Atomic uint32_t sleepers[3]; /* this handle's threads counted in each waiter word */
-    uint8_t reserved[TP_LINE - 32];
+    /* Doorbells (csrc/topic_bell.c): the owner's socket names, 0 for none. */
+    _Atomic uint64_t data_bell;   /* subscriber: rung by a publish */
+    _Atomic uint64_t space_bell;  /* publisher: rung by a read that frees space, or an unlock */
+    uint8_t reserved[TP_LINE - 48];
 };
 
 struct tp_header {
@@ -129,18 +132,23 @@ struct tp_header {
     /* line 5 */
     _Atomic uint64_t data_waiters;
     _Atomic uint32_t data_futex;
-    uint32_t reserved2;
+    _Atomic uint32_t data_bells_armed;  /* ~ bits set in data_bells: on the line a publish loads */
     sem_t data_sem;
     uint8_t pad4[TP_LINE - 16 - sizeof(sem_t)];
     /* line 6 */
     _Atomic uint64_t space_waiters;
     _Atomic uint32_t space_futex;
-    uint32_t reserved3;
+    _Atomic uint32_t space_bells_armed; /* ~ bits set in space_bells: on the line a read loads */
     sem_t space_sem;
     uint8_t pad5[TP_LINE - 16 - sizeof(sem_t)];
     /* line 7 */
     _Atomic uint32_t slot_hint; /* one past the highest slot ever taken */
     uint8_t pad6[TP_LINE - 4];
+    /* line 8: doorbells (csrc/topic_bell.c), scanned only while the armed
+     * counts on lines 5 and 6 are non-zero. */
+    _Atomic uint64_t data_bells[TP_MAX_SLOTS / 64];  /* bit i: slot i's data bell is armed */
+    _Atomic uint64_t space_bells[TP_MAX_SLOTS / 64]; /* bit i: slot i's space bell is armed */
+    uint8_t pad7[TP_LINE - 2 * 8 * (TP_MAX_SLOTS / 64)];
 };
 
 _Static_assert(sizeof(sem_t) <= TP_LINE - 24, "each semaphore fits its waiter line");
@@ -152,7 +160,11 @@ _Static_assert(offsetof(struct tp_header, pub_owner) == 4 * TP_LINE, "the lock i
 _Static_assert(offsetof(struct tp_header, data_waiters) == 5 * TP_LINE, "subscriber waiters");
 _Static_assert(offsetof(struct tp_header, space_waiters) == 6 * TP_LINE, "publisher waiters");
 _Static_assert(offsetof(struct tp_header, slot_hint) == 7 * TP_LINE, "slot hint");
-_Static_assert(sizeof(struct tp_header) == 8 * TP_LINE, "the header uses 8 lines of its page");
+_Static_assert(offsetof(struct tp_header, data_bells) == 8 * TP_LINE, "doorbells");
+_Static_assert(offsetof(struct tp_header, data_bells_armed) / TP_LINE == 5 &&
+               offsetof(struct tp_header, space_bells_armed) / TP_LINE == 6,
+               "armed counts on the lines their notifiers load already: watching costs nobody a cache miss");
+_Static_assert(sizeof(struct tp_header) == 9 * TP_LINE, "the header uses 9 lines of its page");
 _Static_assert(sizeof(struct tp_header) <= TP_PAGE, "the header fits its page");
 _Static_assert(TP_MAX_SLOTS * sizeof(struct tp_slot) % TP_PAGE == 0, "slots end on a page");
 
@@ -213,13 +225,25 @@ int tp_readable(tp_handle *h);
 tp_status tp_wait_readable(tp_handle *h, const struct timespec *deadline, uint32_t spin);
 tp_status tp_wait_writable(tp_handle *h, tp_status why, const struct timespec *deadline, uint32_t spin);
 
+/* Doorbells (csrc/topic_bell.c, the mechanism of csrc/ring_bell.c): a
+ * subscriber's data bell rings when a message is published, a publisher's
+ * space bell when a lossless subscriber reads or leaves or the publisher lock
+ * is given up.  install puts a socket name (0: none) in the handle's slot
+ * (TP_BUSY if one is there, TP_NO_SLOT without a slot of this process); arm
+ * (csrc/topic_wait.c) returns 1 if the handle is ready already (no ring will
+ * come), 0 if the bell will ring, -1 without a slot. */
+tp_status tp_bell_install(tp_handle *h, int writer, uint64_t name);
+int tp_bell_arm(tp_handle *h, int writer);
+void tp_bell_disarm(tp_handle *h, int writer);
+
 /* Frees the lock and slots of dead processes; returns how many it freed. */
 int tp_recover(tp_handle *h);
 /* Slot counts for tests and stats. */
 uint32_t tp_live_subscribers(tp_handle *h);
 /* head, tail, last, next_seq, pub_owner, free_until, data waiters, space
- * waiters, lock waiters, slot_hint, then the section offsets (tests). */
-#define TP_DEBUG_WORDS 13
+ * waiters, lock waiters, slot_hint, the section offsets, then the armed data
+ * and space bell counts (tests). */
+#define TP_DEBUG_WORDS 15
 void tp_debug_state(tp_handle *h, uint64_t out[TP_DEBUG_WORDS]);
 
 /* From csrc/ring_liveness.c. */

@@ -7,6 +7,7 @@
  * of lower layers only:
  *   3  topic_layout.c     sizes, format, validation, attach, fork generation
  *      topic_wake.c       waking sleepers, recounting dead ones
+ *      topic_bell.c       doorbells: install, ring, forget (arm: topic_wait.c)
  *   4  topic_slots.c      handle slots, closing, recovery of dead processes
  *      topic_lock.c       records as the publisher lock's holder sees them
  *                         (the lock itself is inline, below)
@@ -68,6 +69,14 @@ void tp_wake(tp_handle *h, int which);
 /* Lowers each waiter count to the sleepers of live slots. */
 void tp_recount(tp_handle *h);
 
+/* -- layer 3: topic_bell.c ----------------------------------------------------- */
+/* Rings every armed data (writers=0) or space (writers=1) bell. */
+void tp_ring_bells(tp_handle *h, int writers);
+/* Slot `index` changes hands: its bells and armed bits go. */
+void tp_bell_forget(tp_handle *h, uint32_t index);
+/* The watcher's first step of an arm; -1 without a slot of this process. */
+int tp_bell_set_armed(tp_handle *h, int writer);
+
 /*
  * The publisher lock: an owner word, CAS 0 -> the holder's pid and start
  * time (taken back by tp_recover if the holder dies).  Inline: every publish
@@ -89,8 +98,13 @@ static inline void tp_unlock(tp_handle *h, int published)
     a_fence(SEQ_CST); /* F1: pairs with F2 in sleep_on(), csrc/topic_wait.c */
     if (published && TP_WAITERS_COUNT(a_load(&hdr->data_waiters, RLX)))
         tp_wake(h, TP_WAIT_DATA);
+    if (published && unlikely(a_load(&hdr->data_bells_armed, RLX)))
+        tp_ring_bells(h, 0);
     if (TP_WAITERS_COUNT(a_load(&hdr->lock_waiters, RLX)))
         tp_wake(h, TP_WAIT_LOCK);
+    /* Publishers watching their bells wait for the lock or for space alike. */
+    if (unlikely(a_load(&hdr->space_bells_armed, RLX)))
+        tp_ring_bells(h, 1);
 }
 
 /* -- layer 4: topic_slots.c, topic_lock.c ------------------------------------- */

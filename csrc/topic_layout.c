@@ -154,4 +154,6 @@ void tp_debug_state(tp_handle *h, uint64_t out[TP_DEBUG_WORDS])
     out[10] = TP_PAGE;
     out[11] = TP_PAGE + TP_SLOTS_BYTES;
     out[12] = TP_PAGE + TP_SLOTS_BYTES + tp_meta_bytes(h->ncells);
+    out[13] = a_load(&hdr->data_bells_armed, ACQ);
+    out[14] = a_load(&hdr->space_bells_armed, ACQ);
 }

@@ -13,8 +13,10 @@ tp_status tp_write_begin(tp_handle *h, uint64_t length, void **dst)
     struct tp_header *hdr = h->hdr;
     if (length > h->max_message)
         return TP_TOO_BIG;
-    if (!tp_try_lock(h))
+    if (!tp_try_lock(h)) {
+        h->need_tail = 0; /* a bell armed now waits for the lock only (tp_bell_arm) */
         return TP_BUSY;
+    }
     uint64_t head = a_load(&hdr->head, RLX), tail = a_load(&hdr->tail, RLX);
     if (tail > head || head - tail > h->ncells || head >= (1ull << 61)) {
         tp_unlock(h, 0);
@@ -54,6 +56,7 @@ tp_status tp_write_begin(tp_handle *h, uint64_t length, void **dst)
         a_fence(REL);
         CHAOS_POINT(); /* readers of the freed records now see tail past them */
     }
+    h->need_tail = 0;
     h->wr_head = head;
     h->wr_pad = pad;
     h->wr_cells = cells;

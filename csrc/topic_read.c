@@ -151,6 +151,8 @@ tp_status tp_read_end(tp_handle *h)
         a_fence(SEQ_CST); /* F1 for waiting publishers */
         if (TP_WAITERS_COUNT(a_load(&hdr->space_waiters, RLX)))
             tp_wake(h, TP_WAIT_SPACE);
+        if (unlikely(a_load(&hdr->space_bells_armed, RLX)))
+            tp_ring_bells(h, 1);
     }
     return TP_OK;
 }

@@ -24,6 +24,7 @@ int tp_take_slot(tp_handle *h, uint32_t role)
             continue;
         for (int w = 0; w < 3; w++)
             a_store(&s->sleepers[w], 0, RLX);
+        tp_bell_forget(h, i); /* a previous holder's, if it was recovered mid-arm */
         a_store(&s->pos, 0, RLX);
         a_store(&s->role, role, REL);
         bump_hint(h, i);
@@ -41,12 +42,15 @@ static void give_up_slot(tp_handle *h)
     h->slot = -1;
     if (a_load(&s->owner, RLX) != h->owner)
         return; /* taken from us (a corrupt segment): not ours to free */
+    tp_bell_forget(h, (uint32_t)(s - h->slots));
     a_store(&s->role, TP_ROLE_FREE, RLX);
     a_store(&s->owner, 0, REL);
     /* A lossless publisher may wait for this subscriber. */
     a_fence(SEQ_CST);
     if (TP_WAITERS_COUNT(a_load(&h->hdr->space_waiters, RLX)))
         tp_wake(h, TP_WAIT_SPACE);
+    if (a_load(&h->hdr->space_bells_armed, RLX))
+        tp_ring_bells(h, 1);
 }
 
 tp_status tp_open_publisher(tp_handle *h)
@@ -99,6 +103,7 @@ int tp_recover(tp_handle *h)
         a_store(&s->role, TP_ROLE_FREE, RLX);
         for (int w = 0; w < 3; w++)
             a_store(&s->sleepers[w], 0, RLX);
+        tp_bell_forget(h, i);
         a_store(&s->owner, 0, REL);
         freed++;
     }
@@ -107,6 +112,8 @@ int tp_recover(tp_handle *h)
         a_fence(SEQ_CST);
         tp_wake(h, TP_WAIT_LOCK);
         tp_wake(h, TP_WAIT_SPACE);
+        if (a_load(&hdr->space_bells_armed, RLX))
+            tp_ring_bells(h, 1);
     }
     return freed;
 }

@@ -76,3 +76,20 @@ tp_status tp_wait_writable(tp_handle *h, tp_status why, const struct timespec *d
 {
     return sleep_on(h, why == TP_FULL ? TP_WAIT_SPACE : TP_WAIT_LOCK, deadline, spin);
 }
+
+/*
+ * Arming a doorbell (csrc/topic_bell.c): the watcher's side of the F1/F2
+ * pair, as rip_bell_arm (csrc/ring_wait.c) - bit and count, F2, re-check.
+ * A publisher is ready when the lock is free and, after a TP_FULL attempt,
+ * space_ready() says the subscribers it waited for have moved.
+ */
+int tp_bell_arm(tp_handle *h, int writer)
+{
+    if (tp_bell_set_armed(h, writer) != 0)
+        return -1;
+    a_fence(SEQ_CST); /* F2: pairs with F1 in tp_unlock() and tp_read_end() */
+    int ready = writer ? lock_free(h) && (h->need_tail == 0 || space_ready(h)) : tp_readable(h);
+    if (ready) /* the caller will not wait: spare the notifiers a ring nobody needs */
+        tp_bell_disarm(h, writer);
+    return ready;
+}

@@ -40,14 +40,16 @@ LAYERS = [
 
 # Lowest first: who may call whom among csrc/*.c.
 C_LAYERS = [
-    ("ring_liveness.c", "ring_chaos.c"),   # is a process alive; chaos pauses
+    ("ring_liveness.c", "ring_chaos.c",    # is a process alive; chaos pauses;
+     "bell.c"),                            # the doorbell mechanism (rings' and topics')
     ("ring_backend.c", "ring_waiters.c",   # futex/semaphore primitives; who is counted asleep;
      "ring_bell.c",                        # doorbells: readiness as a file descriptor
      "sync.c"),                            # process-shared locks (ringipc.sync: their own extension)
     # Broadcast topics (ringipc.topic: their own extension, csrc/topic_internal.h)
     # are layers beside the ring's, on its liveness check and wait backend.
     ("ring_release.c",                     # freeing consumed space, waking sleepers
-     "topic_layout.c", "topic_wake.c"),    # topic: format, validate, attach; waking sleepers
+     "topic_layout.c", "topic_wake.c",     # topic: format, validate, attach; waking sleepers;
+     "topic_bell.c"),                      # topic: doorbells (on bell.c)
     ("ring_recover.c",                     # dead producers' and consumers' claims
      "topic_slots.c", "topic_lock.c"),     # topic: slots and recovery; the publisher lock
     ("ring_segment.c",),                   # create, validate, attach; roles and slots

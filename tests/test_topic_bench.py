@@ -1,9 +1,10 @@
 """The fan-out bench scenarios: planned only for fan-out facilities, and a
-ringipc.Topic round delivers every message to every subscriber."""
+ringipc.Topic round (and the raw ring's, one ring per subscriber) delivers
+every message to every subscriber."""
 import pytest
 
 from ringipc.bench import adapters, suite
-from ringipc.bench.adapters.fanout import MpQueuePerSubscriber, TopicFanout
+from ringipc.bench.adapters.fanout import MpQueuePerSubscriber, RingPerSubscriber, TopicFanout
 from ringipc.bench.fanout import FANOUT, FANOUT_BASELINE, is_fanout, title as fanout_title
 from ringipc.bench.runner import THROUGHPUT, Result, run_once
 
@@ -17,9 +18,13 @@ def test_fanout_cells_only_for_fanout_facilities():
     assert (FANOUT_BASELINE, "fanout-4", 64, 4) in shapes
     assert not any(name == "ringipc.Topic" and not is_fanout(s) for name, s, _, _ in shapes)
     assert not any(name == "ringipc.Ring-spsc" and is_fanout(s) for name, s, _, _ in shapes)
+    # The raw ring doing the same fan-out (one ring per subscriber): Topic's yardstick.
+    cells, _ = suite.plan(adapters.select(only="ringipc.Ring-*"), settings)
+    assert ("ringipc.Ring-per-sub", "fanout-4", 1 << 20, 4) in {
+        (c.facility.name, c.scenario, c.size, c.consumers) for c in cells}
 
 
-@pytest.mark.parametrize("facility", [TopicFanout(), MpQueuePerSubscriber()], ids=lambda f: f.name)
+@pytest.mark.parametrize("facility", [TopicFanout(), RingPerSubscriber(), MpQueuePerSubscriber()], ids=lambda f: f.name)
 def test_fanout_round_counts_every_delivery(facility):
     res = run_once(facility, "fanout-4", 64, 2000, producers=1, consumers=4, timeout=60,
                    start_method="forkserver")
@@ -27,7 +32,7 @@ def test_fanout_round_counts_every_delivery(facility):
     assert res.messages == 4 * 2000 and res.rate > 0
 
 
-@pytest.mark.parametrize("facility", [TopicFanout(), MpQueuePerSubscriber()], ids=lambda f: f.name)
+@pytest.mark.parametrize("facility", [TopicFanout(), RingPerSubscriber(), MpQueuePerSubscriber()], ids=lambda f: f.name)
 def test_fanout_latency_round_times_the_last_subscriber(facility):
     res = run_once(facility, "fanout-lat-4", 64, 300, producers=1, consumers=4, timeout=60,
                    start_method="forkserver")

@@ -7,6 +7,8 @@
     a, b = rasyncio.Pipe()             # await a.send(x); await b.recv()
     ring = rasyncio.AsyncRing(1 << 20) # await ring.recv_bytes(); async for
     ch = rasyncio.AsyncChannel(ringipc.connect("unix://..."))
+    sub = rasyncio.AsyncSubscriber(topic) # await sub.recv(); async for
+    pub = rasyncio.AsyncPublisher(topic)  # await pub.send(obj)
 
 A waiting call registers the ring's doorbell (docs/design.md, "Doorbells")
 with the running loop: no thread, no polling, and writers pay nothing while
@@ -21,5 +23,7 @@ from .channel import AsyncChannel
 from .connection import Connection, Pipe
 from .queues import JoinableQueue, Queue, SimpleQueue
 from .ring import AsyncRing
+from .topic import AsyncPublisher, AsyncSubscriber
 
-__all__ = ["AsyncChannel", "AsyncRing", "Connection", "JoinableQueue", "Pipe", "Queue", "SimpleQueue"]
+__all__ = ["AsyncChannel", "AsyncPublisher", "AsyncRing", "AsyncSubscriber", "Connection", "JoinableQueue", "Pipe",
+           "Queue", "SimpleQueue"]

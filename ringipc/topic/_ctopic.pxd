@@ -64,6 +64,9 @@ cdef extern from "topic.h" nogil:
     tp_status tp_wait_writable(tp_handle *h, tp_status why, const timespec *deadline, uint32_t spin)
     int tp_recover(tp_handle *h)
     uint32_t tp_live_subscribers(tp_handle *h)
+    tp_status tp_bell_install(tp_handle *h, int writer, uint64_t name)
+    int tp_bell_arm(tp_handle *h, int writer)
+    void tp_bell_disarm(tp_handle *h, int writer)
     enum:
         TP_DEBUG_WORDS
     void tp_debug_state(tp_handle *h, uint64_t *out)
@@ -71,3 +74,7 @@ cdef extern from "topic.h" nogil:
     int rip_owner_alive(uint64_t owner)
     const char *rip_wait_backend_name()
     int rip_chaos_build()
+
+cdef extern from "ring.h" nogil:
+    const char *RIP_BELL_PREFIX
+    int rip_bell_sender_fd()

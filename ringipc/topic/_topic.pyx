@@ -36,6 +36,7 @@ WAIT_SLICE = 0.05        # seconds between signal checks while blocked
 RECOVERY_AFTER = 0.2     # seconds a publisher waits before looking for dead processes
 RECOVERY_EVERY = 0.1     # seconds between its looks while the stall lasts
 DEFAULT_SPIN = 4000
+BELL_PREFIX = c.RIP_BELL_PREFIX.decode()  # as ringipc.core.doorbell's: one mechanism (csrc/bell.c)
 MAX_HANDLES = c.TP_MAX_SLOTS
 POLICIES = {"lossless": c.TP_LOSSLESS, "drop-oldest": c.TP_DROP_OLDEST, "latest": c.TP_LATEST}
 _POLICY_NAMES = {v: k for k, v in POLICIES.items()}

@@ -103,6 +103,47 @@ cdef class _Handle:
         self._check_open()
         return 0
 
+    # -- doorbells (csrc/topic_bell.c), for ringipc.core.doorbell.Doorbell,
+    # which calls these as it calls a Ring's.  A subscriber's bell is for
+    # data (writer=False), a publisher's for room or the lock (writer=True).
+    cdef int _bell_side(self, bint writer) except -1:
+        if writer != isinstance(self, Publisher):
+            raise ValueError(f"topic {self._topic.name!r}: a {type(self).__name__}'s doorbell is "
+                             f"{'a writer' if not writer else 'a reader'}'s (writer={not writer})")
+        self._enter()  # after fork: this process's own slot first
+        self._busy = False
+        return 0
+
+    def _bell_install(self, writer, name):
+        """True if installed; False if this handle has a bell already."""
+        self._bell_side(writer)
+        cdef c.tp_status st = c.tp_bell_install(&self._h, writer, <uint64_t>name)
+        if st == c.TP_BUSY:
+            return False
+        if st != c.TP_OK:
+            _raise(st, self._topic.name)
+        return True
+
+    def _bell_arm(self, writer, length=0):
+        """Arm the bell; True if the handle is ready already."""
+        self._bell_side(writer)
+        cdef int ready = c.tp_bell_arm(&self._h, writer)
+        if ready < 0:
+            raise RingError(f"topic {self._topic.name!r}: arm a doorbell only after installing it")
+        if not ready and writer:
+            # A lossless publisher about to wait on its descriptor looks for
+            # dead subscribers as a blocked one does (see _note_stall).
+            self._note_stall(_now())
+        return bool(ready)
+
+    def _bell_disarm(self, writer):
+        if self._open and self._topic._has_view and not c.tp_forked(&self._h):
+            c.tp_bell_disarm(&self._h, writer)
+
+    def _another_handle(self):
+        raise RingError(f"topic {self._topic.name!r}: this handle is watched already (by fileno() or an "
+                        f"asyncio wrapper); watch each handle one way, or open another handle")
+
     def close(self):
         """Give up this handle's slot (a lossless publisher stops waiting for it)."""
         if self._open:

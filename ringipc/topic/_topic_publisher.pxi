@@ -13,6 +13,11 @@ cdef class Publisher(_Handle):
         self._check_open()
         return (_publisher_of, (self._topic,))
 
+    def _another_handle(self):
+        # A publisher's readiness is the topic's, not the handle's: a second
+        # handle of this process watches it as well.
+        return self._topic.publisher()
+
     cdef int _write(self, const char *src, uint64_t length, bint block, object timeout) except -1:
         cdef void *dst = NULL
         cdef c.tp_status st

@@ -9,6 +9,33 @@ cdef class Subscriber(_Handle):
     overwrote them first (drop-oldest), or newer values replaced them
     (latest); it stays 0 on a lossless topic.  ``seq`` is the sequence number
     (publish order, from 0) of the last message received."""
+    cdef object _watch  # ringipc.mp.readiness.Watch, made by the first fileno()
+
+    def fileno(self):
+        """A descriptor readable exactly while this subscriber has a message
+        to read (for selectors, ``multiprocessing.connection.wait()``,
+        ``ringipc.wait()``).  It is this handle's doorbell, lit and put out
+        by this object's receives: nothing is paid per message before the
+        first call, and publishers pay one datagram per message that arrives
+        while the subscriber has read everything."""
+        self._check_open()
+        watch = self._watch
+        if watch is None or not watch.active:
+            from ..mp.readiness import Watch
+            watch = self._watch = Watch(self)
+        return watch.fileno()
+
+    cdef int _consumed(self) except -1:
+        # A receive that empties this subscriber puts its descriptor out.
+        if self._watch is not None:
+            self._watch.consumed()
+        return 0
+
+    def close(self):
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
+        _Handle.close(self)
 
     cdef int _join(self, uint64_t history, uint64_t pos, uint64_t expected, uint64_t seen,
                    bint at, object timeout) except -1:
@@ -65,6 +92,10 @@ cdef class Subscriber(_Handle):
                 return 0
             self._busy = False
             if st != c.TP_EMPTY or not block:
+                if st == c.TP_EMPTY and self._watch is not None:
+                    # Lit by a ring still in flight for a message already
+                    # read: put out, or a selector would spin on it.
+                    self._watch.refresh()
                 _raise(st, self._topic.name)
             if deadline == -2.0:
                 deadline = _deadline(timeout)
@@ -86,6 +117,7 @@ cdef class Subscriber(_Handle):
             finally:
                 self._busy = False
             if st == c.TP_OK:
+                self._consumed()
                 return out
             # TP_TORN: overwritten while copying; the next one is read instead.
 
@@ -111,6 +143,7 @@ cdef class Subscriber(_Handle):
                         out = PyBytes_FromStringAndSize(<const char *>src, n)
                         st = c.tp_read_end(&self._h)
                         if st == c.TP_OK:
+                            self._consumed()
                             raise BufferTooShort(out)
                         continue
                     _copy(<char *>buf.buf + off, src, n)
@@ -118,6 +151,7 @@ cdef class Subscriber(_Handle):
                 finally:
                     self._busy = False
                 if st == c.TP_OK:
+                    self._consumed()
                     return <Py_ssize_t>n
         finally:
             PyBuffer_Release(&buf)

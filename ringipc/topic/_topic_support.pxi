@@ -44,7 +44,8 @@ def segment_creator_pid(name):
 
 
 _DEBUG_NAMES = ("head", "tail", "last", "next_seq", "pub_owner", "free_until", "data_waiters",
-                "space_waiters", "lock_waiters", "slot_hint", "slots_offset", "meta_offset", "data_offset")
+                "space_waiters", "lock_waiters", "slot_hint", "slots_offset", "meta_offset", "data_offset",
+                "data_bells", "space_bells")
 
 
 def _debug_state(Topic topic):
@@ -56,3 +57,8 @@ def _debug_state(Topic topic):
     state["ncells"] = topic._h.ncells
     state["pub_owner_pid"] = state["pub_owner"] & 0xFFFFFFFF
     return state
+
+
+def _bell_sender_fd():
+    """Test hook: this extension's bell-sending socket, or -1 before the first ring."""
+    return c.rip_bell_sender_fd()

@@ -48,7 +48,9 @@ cdef class TopicView:
         sub._view_open = False
         if not sub._open or not sub._topic._has_view:
             return
-        if c.tp_read_end(&sub._h) != c.TP_OK:
+        if c.tp_read_end(&sub._h) == c.TP_OK:
+            sub._consumed()
+        else:
             raise MessageOverwritten(f"topic {sub._topic.name!r}: message {self._seq} was overwritten "
                                      f"while its view was open; what was read from it may be torn")
 

@@ -183,8 +183,9 @@ def topics() -> bytes:
     topic = Topic(capacity=1 << 16, policy="lossless")
     pub: Publisher = topic.publisher()
     sub: Subscriber = topic.subscribe()
+    fd: int = sub.fileno()
     pub.send_bytes(b"tick")
-    got: bytes = sub.recv_bytes(timeout=1.0)
+    got: bytes = sub.recv_bytes(timeout=1.0 + fd * 0)
     try:
         with sub.recv_view(block=False) as view:
             view.tobytes()
@@ -228,4 +229,12 @@ async def awaiting() -> int:
         ring.shutdown("write")
         async for message in ring:
             total += len(message)
+    topic = Topic(capacity=1 << 16)
+    async with rasyncio.AsyncSubscriber(topic, history=0) as sub, rasyncio.AsyncPublisher(topic) as pub:
+        await pub.send({"t": 1})
+        await pub.send_bytes(b"raw")
+        got = await sub.recv()
+        raw: bytes = await sub.recv_bytes()
+        total += sub.missed + len(raw)
+    topic.close()
     return total + len(text) + len(data) + len(got)

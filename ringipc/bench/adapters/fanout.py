@@ -61,6 +61,48 @@ class TopicFanout(FanoutFacility):
                 handle.close()
 
 
+class RingPerSubscriber(FanoutFacility):
+    """The raw ring doing the fan-out: one SPSC ring per subscriber, the
+    publisher sending every message into each.  What Topic's per-subscriber
+    rate is measured against (at 1 -> 1 it is the plain 1 -> 1 ring)."""
+
+    name = "ringipc.Ring-per-sub"
+    copies_on_send = True
+
+    def available(self) -> Tuple[bool, str]:
+        return _api("Ring")
+
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
+        from ringipc import Ring
+
+        # Anonymous: the rings themselves go to the children (their descriptors).
+        rings = [Ring(capacity=_capacity(size), kind="spsc") for _ in range(consumers)]
+
+        def close() -> None:
+            for ring in rings:
+                ring.close()
+
+        return Channel([tuple(rings)] * producers, rings, close)
+
+    def open_sender(self, rings: Any, size: int) -> Callable[[Any], Any]:
+        sends = [ring.send_bytes for ring in rings]
+
+        def send(msg: Any) -> None:
+            for send_one in sends:
+                send_one(msg)
+
+        return send
+
+    def open_receiver(self, ring: Any, size: int) -> Callable[[], Any]:
+        if size >= LARGE:
+            return into_receiver(ring.recv_bytes_into, size)
+        return ring.recv_bytes
+
+    def close_end(self, end: Any) -> None:
+        for ring in end if isinstance(end, tuple) else (end,):
+            ring.close()
+
+
 class MpQueuePerSubscriber(FanoutFacility):
     """The baseline: multiprocessing.Queue, one per subscriber, the producer putting each message in every one."""
 
@@ -165,4 +207,4 @@ class ZmqPubSub(FanoutFacility):
         zmq.Context.instance().term()
 
 
-FACILITIES = [TopicFanout(), ZmqPubSub(), MpQueuePerSubscriber()]
+FACILITIES = [TopicFanout(), RingPerSubscriber(), ZmqPubSub(), MpQueuePerSubscriber()]
