@@ -42,7 +42,7 @@ class AsyncSubscriber:
         elif not isinstance(subscriber, Subscriber):
             raise TypeError(f"AsyncSubscriber wraps a Topic or a Subscriber, not {type(subscriber).__name__}")
         self.sync: Subscriber = subscriber
-        self._readable = AsyncBell(subscriber, writer=False)
+        self._readable = AsyncBell(subscriber, writer=False, spin_us=0)  # topics have no spin check: park at once
 
     async def recv_bytes(self) -> bytes:
         """The next message as bytes."""
@@ -127,7 +127,7 @@ class AsyncPublisher:
         elif not isinstance(publisher, Publisher):
             raise TypeError(f"AsyncPublisher wraps a Topic or a Publisher, not {type(publisher).__name__}")
         self.sync: Publisher = publisher
-        self._writable = AsyncBell(publisher, writer=True)
+        self._writable = AsyncBell(publisher, writer=True, spin_us=0)
 
     async def send_bytes(self, data: Any) -> None:
         """Publish one message (MessageTooLarge as Publisher.send_bytes)."""

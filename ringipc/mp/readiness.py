@@ -39,8 +39,10 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
+from ..core._ring import Ring as RingType
 from ..core._ring import read_position
 from ..core.doorbell import Doorbell
 from .pickling import dumps, loads
@@ -52,10 +54,18 @@ _watches: "weakref.WeakSet[Watch]" = weakref.WeakSet()
 
 
 class Watch:
-    """A descriptor that is readable exactly while `ring` holds a message."""
+    """A descriptor that is readable exactly while `ring` holds a message.
 
-    def __init__(self, ring: Ring) -> None:
+    `ring` is a Ring, or anything with a doorbell and ``poll()`` (a topic's
+    Subscriber); `position` reads where its readers are.  Without one (not a
+    Ring and none given) every ``fileno()`` refreshes.
+    """
+
+    def __init__(self, ring: Any, position: Optional[Callable[[], int]] = None) -> None:
         self._ring = ring
+        if position is None and isinstance(ring, RingType):
+            position = partial(read_position, ring)
+        self._position = position
         self._bell = Doorbell(ring)
         # A pool's result thread calls fileno() while other threads receive:
         # one drain-arm-light at a time keeps the last decision the one seen.
@@ -79,7 +89,7 @@ class Watch:
         # Nor is there anything to do while a message waits and the
         # descriptor is lit for sure: results queued up for a busy thread
         # then cost it no system call each.
-        if self._exact_at is None or self._exact_at != read_position(self._ring):
+        if self._exact_at is None or self._position is None or self._exact_at != self._position():
             if not (self._lit and self._ring.poll(0)):
                 self.refresh()
         return self._bell.fileno()
@@ -90,7 +100,7 @@ class Watch:
         with self._lock:
             # Read before the drain: a take that overlaps the refresh then
             # shows as a change, and the next fileno() refreshes again.
-            position = read_position(self._ring)
+            position = self._position() if self._position is not None else None
             bell.drain()
             self._lit = bell.arm()
             if self._lit:
