@@ -19,8 +19,8 @@ def test_fanout_cells_only_for_fanout_facilities():
     assert not any(name == "ringipc.Topic" and not is_fanout(s) for name, s, _, _ in shapes)
     assert not any(name == "ringipc.Ring-spsc" and is_fanout(s) for name, s, _, _ in shapes)
     # The raw ring doing the same fan-out (one ring per subscriber): Topic's yardstick.
-    cells, _ = suite.plan(adapters.select(only="ringipc.Ring-*"), settings)
-    assert ("ringipc.Ring-per-sub", "fanout-4", 1 << 20, 4) in {
+    cells, _ = suite.plan(adapters.select(only="ringipc.Rings-*"), settings)
+    assert ("ringipc.Rings-per-sub", "fanout-4", 1 << 20, 4) in {
         (c.facility.name, c.scenario, c.size, c.consumers) for c in cells}
 
 

@@ -66,7 +66,7 @@ class RingPerSubscriber(FanoutFacility):
     publisher sending every message into each.  What Topic's per-subscriber
     rate is measured against (at 1 -> 1 it is the plain 1 -> 1 ring)."""
 
-    name = "ringipc.Ring-per-sub"
+    name = "ringipc.Rings-per-sub"
     copies_on_send = True
 
     def available(self) -> Tuple[bool, str]:
