@@ -44,9 +44,10 @@
  * the count includes someone who is not there.  A dead sleeper is woken at
  * most once (csrc/ring_release.c: only a sleeper that raised the wake-wanted
  * word since the last wake-up is woken), so notifies that find sleepers
- * counted but none wanting a wake-up count too - but only while the waiter
- * word stays the same: a live sleeper woken a moment ago changes it when it
- * unregisters, a dead one never does.
+ * counted but none wanting a wake-up lead to a recount too - after
+ * RIP_RECOUNT_AFTER_SKIPPED_WAKES of them with the waiter word unchanged: a
+ * live sleeper woken a moment ago changes it when it unregisters, a dead one
+ * never does.
  */
 #include "ring_internal.h"
 
@@ -128,8 +129,11 @@ void rip_after_skipped_wake(rip_ring *ring, int writers, uint64_t waiters)
     if (a_load(&ring->skipped_seen[i], RLX) != waiters) {
         /* Someone registered or left since: this notify starts a new run. */
         a_store(&ring->skipped_seen[i], waiters, RLX);
-        a_store(&ring->idle_wakes[i], 1, RLX);
+        a_store(&ring->skipped_wakes[i], 1, RLX);
         return;
     }
-    rip_after_wake(ring, writers, 0);
+    if (a_fetch_add(&ring->skipped_wakes[i], 1, RLX) + 1 < RIP_RECOUNT_AFTER_SKIPPED_WAKES)
+        return;
+    a_store(&ring->skipped_wakes[i], 0, RLX);
+    rip_recount_sleepers(ring);
 }
