@@ -17,6 +17,7 @@
 
 #define a_load(ptr, order) atomic_load_explicit((ptr), (order))
 #define a_store(ptr, val, order) atomic_store_explicit((ptr), (val), (order))
+#define a_exchange(ptr, val, order) atomic_exchange_explicit((ptr), (val), (order))
 #define a_fetch_add(ptr, val, order) atomic_fetch_add_explicit((ptr), (val), (order))
 #define a_fetch_sub(ptr, val, order) atomic_fetch_sub_explicit((ptr), (val), (order))
 #define a_fetch_or(ptr, val, order) atomic_fetch_or_explicit((ptr), (val), (order))

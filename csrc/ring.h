@@ -53,14 +53,22 @@ typedef struct {
     uint64_t cached_release;    /* producer's last view of release: spares a shared load per message */
     uint64_t cached_head;       /* consumer's last view of head, for validating record lengths */
     _Atomic uint32_t idle_wakes[2]; /* readers', writers' wake-ups in a row that found nobody asleep */
+    _Atomic uint64_t skipped_seen[2]; /* waiter word at the last notify that had no wake to make */
+    _Atomic uint32_t skipped_wakes[2]; /* such notifies in a row with that word unchanged */
     _Atomic uint32_t spin_budget[2]; /* readers', writers' current spin limit (csrc/ring_wait.c) */
     _Atomic uint32_t spin_waits[2];  /* waits so far, to spin in full every so often */
 } rip_ring;
 
 /* Wake-ups in a row that found nobody asleep before a handle recounts the
- * sleepers (csrc/ring_waiters.c): a dead sleeper's registration costs at most
- * this many wake system calls per notifying handle. */
+ * sleepers (csrc/ring_waiters.c). */
 #define RIP_RECOUNT_AFTER_IDLE_WAKES 64u
+/* Notifies in a row that found sleepers counted, none waiting to be woken,
+ * and the waiter word unchanged, before a handle recounts: a dead sleeper's
+ * registration costs at most one wake system call and this many slow-path
+ * notifies (a load each) per notifying handle.  Larger than the above: a
+ * live sleeper woken a moment ago looks the same until it has run, and a
+ * recount asks the kernel about it. */
+#define RIP_RECOUNT_AFTER_SKIPPED_WAKES 1024u
 
 typedef struct {
     uint64_t claim;     /* first cell claimed (padding included) */

@@ -93,6 +93,9 @@ void rip_sleeper_register(rip_ring *ring, struct rip_slot *slot, int writer);
 void rip_sleeper_unregister(rip_ring *ring, struct rip_slot *slot, int writer);
 /* notify()'s slow path: recounts after enough wake-ups that found nobody. */
 void rip_after_wake(rip_ring *ring, int writers, int someone_woke);
+/* ... and when sleepers were counted (`waiters`, the header word) but none
+ * was waiting to be woken: recounts when the word stays the same. */
+void rip_after_skipped_wake(rip_ring *ring, int writers, uint64_t waiters);
 /* notify()'s other slow path: rings every armed doorbell of one direction. */
 void rip_ring_bells(rip_ring *ring, int writers);
 /* A slot changes hands: its bells and armed bits go. */

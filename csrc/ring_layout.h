@@ -25,9 +25,10 @@
 #include <semaphore.h>
 
 #define RIP_MAGIC 0x31435049474e4952ULL /* "RINGIPC1" read as little-endian bytes */
-#define RIP_ABI_VERSION 4u /* 2: sleeper counts in slots, waiter words carry a sequence;
+#define RIP_ABI_VERSION 5u /* 2: sleeper counts in slots, waiter words carry a sequence;
                               3: owners are (pid, start time) words;
-                              4: doorbells (bell names in slots, armed bitmaps in the header) */
+                              4: doorbells (bell names in slots, armed bitmaps in the header);
+                              5: wake-wanted words: one wake system call per sleep, not per notify */
 #define RIP_CACHE_LINE 64u
 #define RIP_PAGE 4096u
 #define RIP_CELL 64u            /* bytes per data cell: the allocation granule */
@@ -132,11 +133,15 @@ struct rip_header {
     _Atomic uint32_t data_bells_armed; /* ~ bits set in data_bells: notify() rings bells only if non-zero */
     _Atomic uint64_t data_waiters;  /* sequence:count, see RIP_WAITERS_COUNT */
     _Atomic uint64_t data_bells[RIP_MAX_SLOTS / 64]; /* bit i: slot i's data bell is armed */
+    /* 1: a sleeper went to sleep since the last wake-up; the next notifier
+     * takes it (0) and makes the wake system call, later ones need not. */
+    _Atomic uint32_t data_wake_wanted;
     /* line 5: producers sleep here when full */
     _Alignas(RIP_CACHE_LINE) _Atomic uint32_t space_futex;
     _Atomic uint32_t space_bells_armed;
     _Atomic uint64_t space_waiters;
     _Atomic uint64_t space_bells[RIP_MAX_SLOTS / 64];
+    _Atomic uint32_t space_wake_wanted;
     /* line 6: rarely written state */
     _Alignas(RIP_CACHE_LINE) _Atomic uint32_t flags;
     uint32_t reserved6;
@@ -168,6 +173,9 @@ _Static_assert(offsetof(struct rip_header, data_bells_armed) == 4 * RIP_CACHE_LI
                offsetof(struct rip_header, data_bells) + sizeof(((struct rip_header *)0)->data_bells) <= 5 * RIP_CACHE_LINE &&
                offsetof(struct rip_header, space_bells) + sizeof(((struct rip_header *)0)->space_bells) <= 6 * RIP_CACHE_LINE,
                "the armed-bell count on the line notify() already loads: watching costs nobody a cache miss");
+_Static_assert(offsetof(struct rip_header, data_wake_wanted) + 4 <= 5 * RIP_CACHE_LINE &&
+               offsetof(struct rip_header, space_wake_wanted) + 4 <= 6 * RIP_CACHE_LINE,
+               "each wake-wanted word on its waiter word's line: notify() reads it with no extra cache miss");
 _Static_assert(RIP_MAX_SLOTS % 64 == 0, "one armed bit per slot, 64 to a word");
 _Static_assert(offsetof(struct rip_slot, owner) == 0 && offsetof(struct rip_slot, produce_intent) == 8,
                "the owner word first, 8-byte aligned: taken and given up with one 64-bit CAS");

@@ -42,28 +42,57 @@ int rip_advance_release(rip_ring *ring)
     return moved;
 }
 
-/* Out of line: keeps notify()'s fast path a fence, a load and a branch. */
+/*
+ * Out of line: keeps notify()'s fast path a fence, a load and a branch.
+ *
+ * One wake system call per sleep, not per notify.  With sleepers counted,
+ * every commit (or release) used to bump the futex and call FUTEX_WAKE until
+ * the woken sleepers had unregistered - on a loaded machine, for
+ * milliseconds, hundreds of system calls that found nobody, each slowing the
+ * side that was making progress.  A sleeper now also raises `wanted` (after
+ * reading the futex word it will sleep on), and only the notifier that takes
+ * it back to 0 wakes.  Why no wake-up is lost: a sleeper S does
+ *     waiters++ ; v = futex ; wanted = 1 ; F2 ; check ; sleep(futex == v)
+ * (all seq_cst) and a notifier N does
+ *     change ; F1 ; n = waiters ; if (n && wanted && xchg(wanted, 0)) { futex++ ; wake }
+ *  - N saw S's registration, or F2 came after F1 and S's check sees the
+ *    change (the Dekker pair of csrc/ring_wait.c).
+ *  - N's xchg took S's 1: the xchg follows S's load of v in the total order,
+ *    so N's futex++ does too, and S fails FUTEX_WAIT's compare or is woken.
+ *  - S's store of 1 came after N's xchg (or N read 0 before it): then F1
+ *    precedes F2 and S's check sees N's change; the 1 stays for the next
+ *    notifier, which at worst wakes once more than needed.
+ *  - Another notifier N' took S's 1 (whatever N saw): N' wakes S as above.
+ */
 __attribute__((noinline, cold)) static void wake(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem,
-                                                 uint32_t n, int writers)
+                                                 _Atomic uint32_t *wanted, uint64_t seen_waiters, uint32_t n,
+                                                 int writers)
 {
+    /* Relaxed look first: spares an RMW of the shared line while the
+     * sleepers woken last time are still on their way out. */
+    if (a_load(wanted, RLX) == 0 || a_exchange(wanted, 0, SEQ_CST) == 0) {
+        rip_after_skipped_wake(ring, writers, seen_waiters);
+        return;
+    }
     a_fetch_add(futex, 1, SEQ_CST);
     rip_after_wake(ring, writers, rip_backend_wake(futex, sem, n));
 }
 
 static inline void notify(rip_ring *ring, _Atomic uint32_t *futex, _Atomic uint64_t *waiters, sem_t *sem,
-                          _Atomic uint32_t *bells, int writers)
+                          _Atomic uint32_t *bells, _Atomic uint32_t *wanted, int writers)
 {
     /* F1: orders our commit/release before the waiter-count load; pairs with
      * F2 in rip_wait_* and rip_bell_arm: either we see the waiter (or armed
      * bell), or it sees our change. */
     a_fence(SEQ_CST);
-    uint32_t n = RIP_WAITERS_COUNT(a_load(waiters, RLX)); /* the sequence half is not looked at */
+    uint64_t w = a_load(waiters, RLX);
+    uint32_t n = RIP_WAITERS_COUNT(w); /* the sequence half only tells the skipped-wake heuristic of changes */
     /* Armed doorbells: one relaxed load of the line just loaded. */
     uint32_t armed = a_load(bells, RLX);
     if (likely((n | armed) == 0))
         return;
     if (n)
-        wake(ring, futex, sem, n, writers);
+        wake(ring, futex, sem, wanted, w, n, writers);
     if (armed)
         rip_ring_bells(ring, writers);
 }
@@ -71,11 +100,11 @@ static inline void notify(rip_ring *ring, _Atomic uint32_t *futex, _Atomic uint6
 void rip_notify_readers(rip_ring *ring)
 {
     struct rip_header *hdr = ring->hdr;
-    notify(ring, &hdr->data_futex, &hdr->data_waiters, &hdr->data_sem, &hdr->data_bells_armed, 0);
+    notify(ring, &hdr->data_futex, &hdr->data_waiters, &hdr->data_sem, &hdr->data_bells_armed, &hdr->data_wake_wanted, 0);
 }
 
 void rip_notify_writers(rip_ring *ring)
 {
     struct rip_header *hdr = ring->hdr;
-    notify(ring, &hdr->space_futex, &hdr->space_waiters, &hdr->space_sem, &hdr->space_bells_armed, 1);
+    notify(ring, &hdr->space_futex, &hdr->space_waiters, &hdr->space_sem, &hdr->space_bells_armed, &hdr->space_wake_wanted, 1);
 }

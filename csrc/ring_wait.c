@@ -20,8 +20,12 @@
  * process killed while asleep can be taken back.  A recount only removes
  * registrations of dead processes, so a live waiter stays counted from its
  * registration to its unregistration and the argument above still holds.
+ * The waiter also raises a wake-wanted word after reading v, so that only
+ * the first notifier after it went to sleep makes the wake system call; the
+ * argument with that step is in csrc/ring_release.c.
  */
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 
 #include "ring_internal.h"
@@ -38,8 +42,9 @@
  */
 #define RIP_SPIN_FLOOR 32u
 #define RIP_SPIN_PROBE_EVERY 16u
+#define RIP_YIELDS 2u
 
-static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem,
+static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem, _Atomic uint32_t *wanted,
                              int writer, uint64_t length, const struct timespec *deadline, uint32_t spin)
 {
     uint32_t closing_flag = writer ? RIP_FLAG_READER_CLOSED : RIP_FLAG_WRITER_CLOSED;
@@ -61,6 +66,15 @@ static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem
      * CPUs), and spinning only takes the CPU it needs.  Halve, down to a
      * floor that costs next to nothing. */
     a_store(budget, limit / 2 > RIP_SPIN_FLOOR ? limit / 2 : RIP_SPIN_FLOOR, RLX);
+    /* Hand the CPU over before sleeping: if the peer waits for this CPU, it
+     * runs now, and often does what we wait for before we are back - then
+     * nobody sleeps and nobody pays a wake system call and the switch that
+     * follows it.  With nothing else to run, sched_yield returns at once. */
+    for (uint32_t i = 0; i < RIP_YIELDS; i++) {
+        sched_yield();
+        if (READY())
+            return RIP_OK;
+    }
     if (rip_deadline_passed(deadline))
         return RIP_TIMEOUT;
     rip_status st = rip_ensure_wait_slot(ring);
@@ -69,6 +83,9 @@ static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem
     struct rip_slot *slot = ring->slot; /* unregister where we registered */
     rip_sleeper_register(ring, slot, writer);
     uint32_t seen = a_load(futex, SEQ_CST);
+    /* After reading `seen`: a notifier that takes this 1 bumps the futex
+     * after our read, so our FUTEX_WAIT fails or is woken (csrc/ring_release.c). */
+    a_store(wanted, 1, SEQ_CST);
     a_fence(SEQ_CST); /* F2: pairs with F1 in notify() */
     st = READY() ? RIP_OK : rip_backend_wait(futex, sem, seen, deadline);
     rip_sleeper_unregister(ring, slot, writer);
@@ -79,13 +96,13 @@ static rip_status wait_until(rip_ring *ring, _Atomic uint32_t *futex, sem_t *sem
 rip_status rip_wait_readable(rip_ring *ring, const struct timespec *deadline, uint32_t spin)
 {
     struct rip_header *hdr = ring->hdr;
-    return wait_until(ring, &hdr->data_futex, &hdr->data_sem, 0, 0, deadline, spin);
+    return wait_until(ring, &hdr->data_futex, &hdr->data_sem, &hdr->data_wake_wanted, 0, 0, deadline, spin);
 }
 
 rip_status rip_wait_writable(rip_ring *ring, uint64_t length, const struct timespec *deadline, uint32_t spin)
 {
     struct rip_header *hdr = ring->hdr;
-    return wait_until(ring, &hdr->space_futex, &hdr->space_sem, 1, length, deadline, spin);
+    return wait_until(ring, &hdr->space_futex, &hdr->space_sem, &hdr->space_wake_wanted, 1, length, deadline, spin);
 }
 
 int rip_bell_arm(rip_ring *ring, int writer, uint64_t length)

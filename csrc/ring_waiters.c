@@ -41,7 +41,13 @@
  * owner is counted asleep), so it runs only on slow paths: rip_recover(), a
  * takeover of a dead process's role or slot, and a handle whose wake-ups have
  * found nobody RIP_RECOUNT_AFTER_IDLE_WAKES times in a row - the sign that
- * the count includes someone who is not there.
+ * the count includes someone who is not there.  A dead sleeper is woken at
+ * most once (csrc/ring_release.c: only a sleeper that raised the wake-wanted
+ * word since the last wake-up is woken), so notifies that find sleepers
+ * counted but none wanting a wake-up lead to a recount too - after
+ * RIP_RECOUNT_AFTER_SKIPPED_WAKES of them with the waiter word unchanged: a
+ * live sleeper woken a moment ago changes it when it unregisters, a dead one
+ * never does.
  */
 #include "ring_internal.h"
 
@@ -113,5 +119,21 @@ void rip_after_wake(rip_ring *ring, int writers, int someone_woke)
     if (a_fetch_add(idle, 1, RLX) + 1 < RIP_RECOUNT_AFTER_IDLE_WAKES)
         return;
     a_store(idle, 0, RLX);
+    rip_recount_sleepers(ring);
+}
+
+void rip_after_skipped_wake(rip_ring *ring, int writers, uint64_t waiters)
+{
+    int i = writers ? 1 : 0;
+    /* Relaxed: a per-handle heuristic, as in rip_after_wake. */
+    if (a_load(&ring->skipped_seen[i], RLX) != waiters) {
+        /* Someone registered or left since: this notify starts a new run. */
+        a_store(&ring->skipped_seen[i], waiters, RLX);
+        a_store(&ring->skipped_wakes[i], 1, RLX);
+        return;
+    }
+    if (a_fetch_add(&ring->skipped_wakes[i], 1, RLX) + 1 < RIP_RECOUNT_AFTER_SKIPPED_WAKES)
+        return;
+    a_store(&ring->skipped_wakes[i], 0, RLX);
     rip_recount_sleepers(ring);
 }

@@ -21,7 +21,7 @@ import ringipc.core._ring as _ring
 from ringipc import Ring
 
 ctx = multiprocessing.get_context("fork")
-CAPACITY = 16384
+CAPACITY = 1 << 17                # room for the notifies the traffic heal takes
 CELL = 64
 FITS = CAPACITY // CELL          # 8-byte messages take one cell each
 
@@ -38,6 +38,11 @@ def _sleep_in_wait(ring, side):
         send_numbers(ring, range(FITS), block=False)
         ring.send_bytes(NUMBER.pack(FITS))  # the ring is full
     os._exit(1)  # never reached while nobody else uses the ring
+
+
+# Notifies before traffic alone takes a dead sleeper's count back: one wake-up
+# (for nobody), then a run of notifies that find no wake-up wanted.
+_HEAL_AFTER = 1 + _ring.RECOUNT_AFTER_SKIPPED_WAKES
 
 
 def _direction(side):
@@ -103,14 +108,15 @@ def test_sleeper_killed_is_uncounted(kind, side, heal):
         elif heal == "takeover":
             _take_over(ring, side)
         elif side == "consumer":
-            # A live producer's commits each find only the dead sleeper counted.
-            sent = list(range(_ring.RECOUNT_AFTER_IDLE_WAKES + 1))
+            # A live producer's commits each find only the dead sleeper counted:
+            # the first wakes it (nobody), the rest find no wake-up wanted.
+            sent = list(range(_HEAL_AFTER))
             send_numbers(ring, sent)
             assert _uncounted(ring)
         else:
             # A live consumer's releases each find only the dead sleeper counted.
             got = [NUMBER.unpack(ring.recv_bytes(block=False))[0]
-                   for _ in range(_ring.RECOUNT_AFTER_IDLE_WAKES + 1)]
+                   for _ in range(_HEAL_AFTER)]
             assert _uncounted(ring)
             assert got == list(range(len(got)))
             assert drain_numbers(ring) == list(range(len(got), FITS))
@@ -118,7 +124,7 @@ def test_sleeper_killed_is_uncounted(kind, side, heal):
             # Everything the dead producer committed arrives, once, in order.
             assert drain_numbers(ring) == list(range(FITS))
         # Live peers carry on: exactly once, in order, and nobody counted asleep.
-        more = list(range(len(sent), len(sent) + FITS // 2))
+        more = list(range(len(sent), len(sent) + FITS // 4))  # fits beside `sent`
         send_numbers(ring, more, block=False)
         assert drain_numbers(ring) == sent + more
         assert _uncounted(ring)

@@ -62,6 +62,7 @@ cdef extern from "ring.h" nogil:
 
     enum:
         RIP_RECOUNT_AFTER_IDLE_WAKES
+        RIP_RECOUNT_AFTER_SKIPPED_WAKES
 
     ctypedef struct rip_ring:
         rip_header *hdr

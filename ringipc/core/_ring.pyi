@@ -15,6 +15,7 @@ WAIT_BACKEND: str
 CHAOS_BUILD: bool
 BELL_PREFIX: str
 RECOUNT_AFTER_IDLE_WAKES: int
+RECOUNT_AFTER_SKIPPED_WAKES: int
 
 Kind = Literal["spsc", "mpmc"]
 
