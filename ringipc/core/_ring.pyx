@@ -46,9 +46,6 @@ ABI_VERSION = c.RIP_ABI_VERSION
 WAIT_BACKEND = c.rip_wait_backend_name().decode()
 CHAOS_BUILD = bool(c.rip_chaos_build())  # RINGIPC_CHAOS=1: random pauses inside the protocol
 
-RECOUNT_AFTER_IDLE_WAKES = c.RIP_RECOUNT_AFTER_IDLE_WAKES  # see csrc/ring_waiters.c
-RECOUNT_AFTER_SKIPPED_WAKES = c.RIP_RECOUNT_AFTER_SKIPPED_WAKES
-
 cdef uint64_t _NOGIL_COPY = NOGIL_COPY_THRESHOLD
 # Messages per batch claim (csrc/ring.h); a literal because C arrays are sized by it.
 cdef enum:

@@ -3,6 +3,9 @@
 # functions (the Ring methods _wait and _note_stall call them) so that the
 # handle's file keeps to its lifetime and its claims.
 
+RECOUNT_AFTER_IDLE_WAKES = c.RIP_RECOUNT_AFTER_IDLE_WAKES  # see csrc/ring_waiters.c
+RECOUNT_AFTER_SKIPPED_WAKES = c.RIP_RECOUNT_AFTER_SKIPPED_WAKES
+
 
 cdef int _ring_note_stall(Ring self, double now) except -1:
     """Called whenever this handle found no progress (an empty or full
