@@ -226,30 +226,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     async_summaries = asyncio_rtt.summarize(async_results)
     large_summaries = large.summarize(large_results)
     report.print_report(console, summaries, skips, settings)
-    if lock_summaries:
-        console.print(locks.table(lock_summaries))
-        console.print()
-        for s in lock_summaries:
-            if not s.ok:
-                console.print(f"  [red]{s.facility}[/] ({s.case}): {s.error}")
-    if async_summaries:
-        console.print(asyncio_rtt.table(async_summaries))
-        console.print()
-        for s in async_summaries:
-            if not s.ok:
-                console.print(f"  [red]{s.facility}[/] ({s.case}): {s.error}")
-    if large_summaries:
-        console.print(large.table(large_summaries))
-        console.print()
-        for s in large_summaries:
-            if not s.ok:
-                console.print(f"  [red]{s.facility}[/] ({report.human_size(s.size)} {s.kind}): {s.error}")
-    if pool_summaries:
-        console.print(pools.table(pool_summaries))
-        console.print()
-        for s in pool_summaries:
-            if not s.ok:
-                console.print(f"  [red]{s.facility}[/] ({s.workload}): {s.error}")
+    # Each extra scenario's table, then what failed in it (the cell's own words).
+    for table, extra, cell in ((locks.table, lock_summaries, lambda s: s.case),
+                               (asyncio_rtt.table, async_summaries, lambda s: s.case),
+                               (large.table, large_summaries, lambda s: f"{report.human_size(s.size)} {s.kind}"),
+                               (pools.table, pool_summaries, lambda s: s.workload)):
+        if extra:
+            console.print(table(extra))
+            console.print()
+            for s in extra:
+                if not s.ok:
+                    console.print(f"  [red]{s.facility}[/] ({cell(s)}): {s.error}")
     if args.facilities:
         from ringipc.bench.facilities import print_table
 
