@@ -90,3 +90,29 @@ def test_cells_take_medians_or_the_first_failure():
     a, b = cells(runs, lambda r: r.k, lambda r: r.v)
     assert (a.key, a.runs, a.ok, a.values, a.median) == ("a", 3, True, [3.0, 1.0, 2.0], 2.0)
     assert (b.key, b.runs, b.ok, b.error, b.values) == ("b", 1, False, "lost one", [])
+
+
+def _batches(n, size=64, drop=None, corrupt=None, short=None, batch=16):
+    """Producer 0's messages 0..n-1 and its stop marker, in batches, with one fault if asked."""
+    from ringipc.bench.payload import Payload
+
+    payload = Payload(size)
+    msgs = [payload.message_bytes(seq) for seq in range(n) if seq != drop]
+    if corrupt is not None:
+        m = bytearray(msgs[corrupt]); m[30] ^= 1; msgs[corrupt] = bytes(m)
+    if short is not None:
+        msgs[short] = msgs[short][:-1]
+    msgs.append(payload.stop())
+    it = iter([msgs[i:i + batch] for i in range(0, len(msgs), batch)])
+    return lambda: next(it)
+
+
+@pytest.mark.parametrize("most", [0, 1001], ids=["kept", "joined"])
+def test_batch_consumer_checks_every_message(most):
+    from ringipc.bench.payload import VerificationError, expected_digest
+
+    _, digest = Facility().consumer(None, _batches(1000), 64, most=most)
+    assert digest == expected_digest(1, 1000)
+    for fault in ({"drop": 500}, {"corrupt": 999}, {"short": 3}):
+        with pytest.raises(VerificationError):
+            Facility().consumer(None, _batches(1000, **fault), 64, most=most)

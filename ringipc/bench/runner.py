@@ -132,7 +132,9 @@ def _child(facility: Any, role: str, index: int, ends: Any, size: int, producers
             if role == "producer":
                 out = facility.producer(send, n, size, index, consumers)
             elif role == "consumer":
-                out = facility.consumer(recv, recv_many, size, producers, consumers)
+                # Each producer sends n messages and one stop marker per consumer.
+                out = facility.consumer(recv, recv_many, size, producers, consumers,
+                                        most=producers * (n + consumers))
             elif role == "ping":
                 out = facility.ping(send, recv, n, size)
             elif role == "stamper":
