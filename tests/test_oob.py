@@ -177,3 +177,13 @@ def test_a_damaged_array_header_is_refused(head):
     frame = oob.Frame(pickle.dumps(head), [memoryview(bytes(64))], oob.ARRAY)
     with pytest.raises(CorruptSegment):
         oob.decode(frame.tobytes())
+
+
+def test_large_buffers_start_mid_page_and_small_ones_stay_packed():
+    big, small, odd = bytearray(b"b" * (1 << 20)), b"s" * 100, bytearray(b"o" * (oob.OOB_MIN_BUFFER + 3))
+    frame = oob.encode([pickle.PickleBuffer(big), small, pickle.PickleBuffer(odd), pickle.PickleBuffer(big)])
+    assert isinstance(frame, oob.Frame) and len(frame.buffers) == 3
+    assert [start % 4096 for start in frame.offsets[1:]] == [2048] * 3
+    assert frame.offsets[1] - frame.offsets[0] < 4096 + len(frame.pickle)  # at most a page of padding
+    got = oob.decode(frame.tobytes())
+    assert [bytes(got[0]), got[1], bytes(got[2]), bytes(got[3])] == [big, small, odd, big]

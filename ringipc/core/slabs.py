@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # typing_extensions is not a runtime dependency
     from typing_extensions import Buffer
 
 FREE, FULL, ORPHAN, DEAD = 0, 1, 2, 3
-HEADER = 64            # payload offset: keeps arrays rebuilt in place 64-byte aligned
+HEADER = 4096          # payload offset: a page, so that frames start page-aligned (mp/oob.py's _placed)
 POOL_SLABS = 8
 POOL_BYTES = 64 << 20
 GIVE_UP = 1.0          # seconds a blocking sender waits for a slab before a one-off segment

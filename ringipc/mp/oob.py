@@ -58,6 +58,25 @@ def _aligned(n: int) -> int:
     return (n + _ALIGN - 1) & ~(_ALIGN - 1)
 
 
+# Where in its page a large buffer starts, counted from the frame's start
+# (page-aligned in a slab or side segment).  A memcpy whose destination lies
+# a little ahead of its source within a 4 KiB page (48 or 240 bytes, say)
+# runs at a third of its speed on some CPUs (4K aliasing: a load seems to
+# hit a store still in flight); measured 74 ms against 23 ms for 256 MiB
+# here.  Users' large buffers mostly start at 0 or 16 in a page (mmap, or
+# malloc's header), and so do receive buffers: mid-page keeps both copies,
+# into the slab and out of it, about 2 KiB away from that in either direction.
+_PAGE = 4096
+_IN_PAGE = 2048
+
+
+def _placed(pos: int, length: int) -> int:
+    """Where a buffer of `length` bytes goes at or after `pos`."""
+    if length < OOB_MIN_BUFFER:
+        return pos
+    return pos + (_IN_PAGE - pos) % _PAGE
+
+
 @final  # lets type checkers narrow on `type(data) is Frame`, the test the queues make
 class Frame:
     """An encoded object: its pickle and out-of-band buffers, and where each goes."""
@@ -70,6 +89,7 @@ class Frame:
         self.offsets = [head]
         pos = _aligned(head + len(pickled))
         for buf in self.buffers:
+            pos = _placed(pos, buf.nbytes)
             self.offsets.append(pos)
             pos = _aligned(pos + buf.nbytes)
         self.size = pos
@@ -225,6 +245,7 @@ def decode(message: _Bytes, copy: bool = True) -> Any:
     pos = _aligned(head + pickle_length)
     starts = []
     for length in lengths:
+        pos = _placed(pos, length)
         starts.append(pos)
         pos = _aligned(pos + length)
     if pos != total or pickle_length > total:  # lengths are u64: a wrapped sum cannot match either
