@@ -14,17 +14,16 @@ import select
 import shutil
 import signal
 import struct
-import subprocess
-import sys
 
 import pytest
+
+from _strace import shared_futex, traced
 
 from ringipc import Ring
 from ringipc.core._ring import BELL_PREFIX, _bell_sender_fd
 from ringipc.core.doorbell import Doorbell
 
 ctx = multiprocessing.get_context("fork")
-HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT = 30.0
 SEQ = struct.Struct("<II")  # producer, sequence number
 
@@ -36,19 +35,8 @@ def rings(bell, timeout=TIMEOUT):
 # -- what it costs -------------------------------------------------------------
 
 def _syscalls(mode, count):
-    out = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ringipc-bell-strace-{os.getpid()}")
-    try:
-        subprocess.run(["strace", "-f", "-qq", "-o", out, "-e", "trace=sendto,futex",
-                        sys.executable, os.path.join(HERE, "_bell_syscalls.py"), mode, str(count)],
-                       check=True, timeout=120, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
-        with open(out) as f:
-            lines = f.read().splitlines()
-    finally:
-        if os.path.exists(out):
-            os.unlink(out)
-    # Shared futex calls are the ring's; private ones are the interpreter's.
-    return (sum("sendto(" in line for line in lines),
-            sum("futex(" in line and "_PRIVATE" not in line for line in lines))
+    lines = traced("_bell_syscalls.py", (mode, count), "sendto,futex")
+    return sum("sendto(" in line for line in lines), sum(map(shared_futex, lines))
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")

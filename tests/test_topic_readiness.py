@@ -21,11 +21,11 @@ import selectors
 import shutil
 import signal
 import struct
-import subprocess
-import sys
 import zlib
 
 import pytest
+
+from _strace import shared_futex, traced
 
 import ringipc
 from _segment_poke import unique_name
@@ -34,7 +34,6 @@ from ringipc.core.doorbell import Doorbell
 from ringipc.topic._topic import _debug_state
 
 ctx = multiprocessing.get_context("fork")
-HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT = 30.0
 N = 20_000
 REC = struct.Struct("<QI")  # sequence number, crc32 of the payload
@@ -45,18 +44,8 @@ def readable(fd, timeout=0):
 
 
 def _syscalls(mode, count):
-    out = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ringipc-topic-bell-strace-{os.getpid()}")
-    try:
-        subprocess.run(["strace", "-f", "-qq", "-o", out, "-e", "trace=sendto,futex",
-                        sys.executable, os.path.join(HERE, "_topic_bell_syscalls.py"), mode, str(count)],
-                       check=True, timeout=120, env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
-        with open(out) as f:
-            lines = f.read().splitlines()
-    finally:
-        if os.path.exists(out):
-            os.unlink(out)
-    return (sum("sendto(" in line for line in lines),
-            sum("futex(" in line and "_PRIVATE" not in line for line in lines))
+    lines = traced("_topic_bell_syscalls.py", (mode, count), "sendto,futex")
+    return sum("sendto(" in line for line in lines), sum(map(shared_futex, lines))
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
