@@ -24,3 +24,9 @@ def traced(script, args, calls):
 def shared_futex(line):
     """A futex call on shared memory (the ring's); private ones are the interpreter's."""
     return "futex(" in line and "_PRIVATE" not in line
+
+
+def sends_and_shared_futexes(script, *args):
+    """(sendto calls, shared futex calls) of ``python tests/<script> <args>``."""
+    lines = traced(script, args, "sendto,futex")
+    return sum("sendto(" in line for line in lines), sum(map(shared_futex, lines))

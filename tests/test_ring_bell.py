@@ -17,7 +17,7 @@ import struct
 
 import pytest
 
-from _strace import shared_futex, traced
+from _strace import sends_and_shared_futexes
 
 from ringipc import Ring
 from ringipc.core._ring import BELL_PREFIX, _bell_sender_fd
@@ -35,8 +35,7 @@ def rings(bell, timeout=TIMEOUT):
 # -- what it costs -------------------------------------------------------------
 
 def _syscalls(mode, count):
-    lines = traced("_bell_syscalls.py", (mode, count), "sendto,futex")
-    return sum("sendto(" in line for line in lines), sum(map(shared_futex, lines))
+    return sends_and_shared_futexes("_bell_syscalls.py", mode, count)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")

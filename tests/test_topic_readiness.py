@@ -25,7 +25,7 @@ import zlib
 
 import pytest
 
-from _strace import shared_futex, traced
+from _strace import sends_and_shared_futexes
 
 import ringipc
 from _segment_poke import unique_name
@@ -44,8 +44,7 @@ def readable(fd, timeout=0):
 
 
 def _syscalls(mode, count):
-    lines = traced("_topic_bell_syscalls.py", (mode, count), "sendto,futex")
-    return sum("sendto(" in line for line in lines), sum(map(shared_futex, lines))
+    return sends_and_shared_futexes("_topic_bell_syscalls.py", mode, count)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
