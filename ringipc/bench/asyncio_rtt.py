@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
-from ringipc.bench.drivers import cells, run_all, run_driver
+from ringipc.bench.drivers import case_table, cells, run_all, run_driver
 
 ASYNCIO = "asyncio"
 RTT, THROUGHPUT = "round trip 64 B", "throughput 64 B"
@@ -111,23 +111,6 @@ def summarize(results: Any) -> List[Any]:
 
 
 def table(summaries: Any) -> Any:
-    from ringipc.bench.term import SIMPLE, Table
-
-    t = Table(title="asyncio, two processes, an event loop in each: µs per round trip / message",
-              title_justify="left", header_style="bold", box=SIMPLE, pad_edge=False)
-    for col, justify in (("case", "left"), ("facility", "left"), ("µs", "right"), ("range", "right"),
-                         ("vs baseline", "right")):
-        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)  # type: ignore[arg-type]  # one of rich's justify names
-    cases = [c for c, *_ in CASES if any(s.case == c for s in summaries)]
-    for i, case in enumerate(cases):
-        if i:
-            t.add_section()
-        for j, s in enumerate(x for x in summaries if x.case == case):
-            if not s.ok:
-                row = ["[red]FAILED[/]", "", ""]
-            else:
-                spread = f"{min(s.all_us):.1f}-{max(s.all_us):.1f}" if len(s.all_us) > 1 else ""
-                mark = " (baseline)" if s.facility == BASE[case] else ""
-                row = [f"{s.us:.1f}", spread, (f"x{s.ratio:.2f}" if s.ratio is not None else "-") + mark]
-            t.add_row(case if j == 0 else "", s.facility, *row)
-    return t
+    return case_table("asyncio, two processes, an event loop in each: µs per round trip / message", "facility",
+                      "µs", "vs baseline", [c for c, *_ in CASES], summaries, lambda s: s.us, lambda s: s.all_us,
+                      1, baseline=lambda s: s.facility == BASE[s.case])

@@ -105,3 +105,30 @@ def run_all(groups: Iterable[Sequence[Any]], repeat: int, run_one: Callable[[Any
         if on_result is not None:
             on_result(res, len(results), total)
     return results
+
+
+def case_table(title: str, facility_column: str, unit: str, ratio_column: str, cases: Sequence[str],
+               summaries: Sequence[Any], value: Callable[[Any], float], values: Callable[[Any], List[float]],
+               digits: int, baseline: Optional[Callable[[Any], bool]] = None) -> Any:
+    """The table of a scenario whose rows are (case, facility): the median
+    `value` in `unit`, its range over repetitions and the ratio to the
+    case's baseline; `baseline` marks that row."""
+    from ringipc.bench.term import SIMPLE, Table
+
+    t = Table(title=title, title_justify="left", header_style="bold", box=SIMPLE, pad_edge=False)
+    for col, justify in (("case", "left"), (facility_column, "left"), (unit, "right"), ("range", "right"),
+                         (ratio_column, "right")):
+        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)  # type: ignore[arg-type]  # one of rich's justify names
+    shown = [c for c in cases if any(s.case == c for s in summaries)]
+    for i, case in enumerate(shown):
+        if i:
+            t.add_section()
+        for j, s in enumerate(x for x in summaries if x.case == case):
+            if not s.ok:
+                row = ["[red]FAILED[/]", "", ""]
+            else:
+                spread = f"{min(values(s)):.{digits}f}-{max(values(s)):.{digits}f}" if len(values(s)) > 1 else ""
+                mark = " (baseline)" if baseline is not None and baseline(s) else ""
+                row = [f"{value(s):.{digits}f}", spread, (f"x{s.ratio:.2f}" if s.ratio is not None else "-") + mark]
+            t.add_row(case if j == 0 else "", s.facility, *row)
+    return t

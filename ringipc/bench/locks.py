@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional
 
-from ringipc.bench.drivers import cells, run_all, run_driver
+from ringipc.bench.drivers import case_table, cells, run_all, run_driver
 
 LOCKS = "locks"
 KINDS = ("ringipc", "mp")
@@ -156,22 +156,5 @@ def summarize(results: Any) -> List[Any]:
 
 
 def table(summaries: Any) -> Any:
-    from ringipc.bench.term import SIMPLE, Table
-
-    t = Table(title="Locks: ns per acquire+release", title_justify="left", header_style="bold",
-              box=SIMPLE, pad_edge=False)
-    for col, justify in (("case", "left"), ("lock", "left"), ("ns", "right"), ("range", "right"),
-                         (f"vs {BASE}", "right")):
-        t.add_column(col, justify=justify, no_wrap=True, style="dim" if col == "range" else None)  # type: ignore[arg-type]  # one of rich's justify names
-    cases = [c for c, *_ in CASES if any(s.case == c for s in summaries)]
-    for i, case in enumerate(cases):
-        if i:
-            t.add_section()
-        for j, s in enumerate(x for x in summaries if x.case == case):
-            if not s.ok:
-                cells = ["[red]FAILED[/]", "", ""]
-            else:
-                spread = f"{min(s.all_ns):.0f}-{max(s.all_ns):.0f}" if len(s.all_ns) > 1 else ""
-                cells = [f"{s.ns:.0f}", spread, f"x{s.ratio:.2f}" if s.ratio is not None else "-"]
-            t.add_row(case if j == 0 else "", s.facility, *cells)
-    return t
+    return case_table("Locks: ns per acquire+release", "lock", "ns", f"vs {BASE}", [c for c, *_ in CASES],
+                      summaries, lambda s: s.ns, lambda s: s.all_ns, 0)
