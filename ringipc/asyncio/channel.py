@@ -20,7 +20,7 @@ import pickle
 from types import TracebackType
 from typing import Any, AsyncIterator, Optional, Type
 
-from ..errors import ChannelClosed, MessageTooLarge
+from ..errors import ChannelClosed
 from ._channel_send import Sender
 from ._until_eof import until_eof
 from ._waiters import Waiters
@@ -81,20 +81,7 @@ class AsyncChannel:
                 await self._readable()
 
     async def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
-        ch = self.sync
-        ch._check_open()
-        view = memoryview(buf).cast("B")
-        if offset < 0 or offset > len(view):
-            raise ValueError("offset is out of range")
-        if size is None:
-            size = len(view) - offset
-        if size < 0 or offset + size > len(view):
-            raise ValueError("size is out of range")
-        view = view[offset:offset + size]
-        limit = ch.transport_limit
-        if limit is not None and len(view) > limit:
-            raise MessageTooLarge(f"{len(view)}-byte message exceeds this transport's {limit}-byte limit")
-        await self._sender.send(view)
+        await self._sender.send(self.sync._outgoing(buf, offset, size))
 
     async def send(self, obj: Any) -> None:
         ch = self.sync

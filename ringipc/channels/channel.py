@@ -177,6 +177,10 @@ class BaseChannel(_Closable):
         return limit
 
     def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
+        self._send_message(self._outgoing(buf, offset, size))
+
+    def _outgoing(self, buf: Any, offset: int, size: Optional[int]) -> memoryview:
+        """The bytes send_bytes(buf, offset, size) sends, checked (open channel, range, transport limit)."""
         self._check_open()
         view = memoryview(buf).cast("B")
         if offset < 0 or offset > len(view):
@@ -190,7 +194,7 @@ class BaseChannel(_Closable):
             raise MessageTooLarge(
                 f"{len(view)}-byte message exceeds this transport's {self.transport_limit}-byte limit"
             )
-        self._send_message(view)
+        return view
 
     def recv_bytes(self, maxlength: Optional[int] = None, timeout: Optional[float] = None) -> bytes:
         self._check_open()
