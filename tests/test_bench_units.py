@@ -62,6 +62,23 @@ def test_summary_takes_medians_ratios_to_the_baseline_and_keeps_failures():
     assert not by[("broken", THROUGHPUT)].ok and by[("broken", THROUGHPUT)].ratio is None
 
 
+def test_the_mp_queue_ratio_note_comes_only_with_tables_that_have_those_ratios():
+    from ringipc.bench.report import print_report
+
+    class Lines:
+        def __init__(self):
+            self.text = []
+
+        def print(self, obj="", width=None):
+            self.text.append(str(obj))
+
+    results = [Result(n, THROUGHPUT, 64, rate=r) for n, r in (("mp.Queue", 100), ("fast", 400))]
+    for summaries, noted in (([], False), (summarize(results), True)):  # [] : an asyncio-only run
+        console = Lines()
+        print_report(console, summaries, [], Settings())
+        assert any("Ratios are to mp.Queue" in line for line in console.text) is noted
+
+
 def test_cpu_plan_puts_producers_and_consumers_apart():
     cpus = cpu_plan(2, 2)
     assert len(cpus) == 4
