@@ -246,8 +246,15 @@ def _wrap(sock: socket.socket, rx: Ring, tx: Ring, mode: str,
 
 
 def _take_socket(ch: Any) -> socket.socket:
-    """A socket of our own for the connection under the rendezvous channel ``ch``."""
-    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(ch.raw_fileno()))
+    """A socket of our own for the connection under the rendezvous channel ``ch``.
+
+    Made blocking explicitly: a duplicate shares the file status flags, and
+    a timeout set on another duplicate during the exchange leaves O_NONBLOCK
+    on all of them, while a socket object made from a descriptor believes
+    it blocks - its sends would then raise BlockingIOError on a full buffer."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(ch.raw_fileno()))
+    sock.setblocking(True)
+    return sock
 
 
 class ShmListener(BaseListener):
