@@ -13,6 +13,7 @@ import pytest
 
 from ringipc import LeaseReleased, Pipe, Queue
 from ringipc.core import slabs
+from ringipc.core._bulk import load_u64
 
 np = pytest.importorskip("numpy", reason="NumPy is optional; these cases need it (it is in the test extra)")
 
@@ -126,9 +127,14 @@ def test_senders_never_write_into_leased_slabs(monkeypatch):
         assert _side_segments(q._ring) == pool  # the one-off is gone with its receipt
         putter = threading.Thread(target=q.put, args=(np.full(MIB // 8, 7),))
         putter.start()
+        bell = slabs._pools[q._ring.name].bell
+        while not load_u64(bell, 64) & 0xFFFFFFFF:  # until the putter is counted asleep
+            assert putter.is_alive()
+            os.sched_yield()
         leases.pop(0).release()
         putter.join(60)
         assert not putter.is_alive()
+        assert slabs._pools[q._ring.name].woken >= 1, "woken by the release, not by polling"
         assert _side_segments(q._ring) == pool, "the released slab, no new segment"
         assert q.get(timeout=10)[0] == 7
         for i, lease in enumerate(leases, 1):
