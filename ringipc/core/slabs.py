@@ -239,6 +239,9 @@ class Pool:
 
 
 _pools: Dict[str, Pool] = {}
+# This process's id, kept up to date by _after_fork: os.getpid() is a system
+# call, and pool() runs on every large put.
+_pid = os.getpid()
 _pools_lock = threading.Lock()
 
 
@@ -253,10 +256,10 @@ def pool(owner: str, holder: object) -> Pool:
     """This process's pool for ring `owner` (a forked child gets its own),
     kept while `holder` (or another sending end adopted by it) lives."""
     p = _pools.get(owner)
-    if p is None or p.pid != os.getpid():
+    if p is None or p.pid != _pid:
         with _pools_lock:
             p = _pools.get(owner)
-            if p is None or p.pid != os.getpid():
+            if p is None or p.pid != _pid:
                 p = _pools[owner] = Pool(owner)
                 _hook_exit()
     if id(holder) not in p.holders:
@@ -281,7 +284,8 @@ def release_pool(owner: str) -> None:
 def _after_fork() -> None:
     # The parent's slabs are the parent's: a child writing into them would
     # race the parent.  Its mappings stay (they unmap when collected).
-    global _pools_lock
+    global _pools_lock, _pid
+    _pid = os.getpid()
     _pools.clear()
     _pools_lock = threading.Lock()
     _reader.lock = threading.Lock()  # a thread of the parent may have held it
