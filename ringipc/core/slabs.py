@@ -184,19 +184,21 @@ class Pool:
                 spun += 1
                 os.sched_yield()
                 continue
-            seen = bell_enter_wait(self.bell)
+            bell = self.bell  # kept: another thread may release the pool meanwhile
             try:
-                # Counted as a sleeper first, then look again: a slab handed
-                # back from here on rings the bell (core/_bulk.pyx).
+                # Counted as a sleeper first (inside the try: a signal handled
+                # as the call returns must not leave the count raised), then
+                # look again: a slab handed back from here on rings the bell.
+                seen = bell_enter_wait(bell)
                 with self.lock:
                     slab = self._free_slab(n)
                 if slab is not None:
                     return slab
                 self.sleeps += 1
-                if bell_sleep_until(self.bell, seen, min(deadline - now, WAIT_SLICE)):  # Ctrl-C raises here
+                if bell_sleep_until(bell, seen, min(deadline - now, WAIT_SLICE)):  # Ctrl-C raises here
                     self.woken += 1
             finally:
-                bell_leave_wait(self.bell)
+                bell_leave_wait(bell)
 
     def ring(self) -> None:
         """A slab was freed in this process: wake its other threads waiting for one."""
