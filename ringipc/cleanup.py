@@ -25,8 +25,9 @@ from .errors import CorruptSegment
 from .topic._topic import segment_creator_pid as topic_creator_pid
 
 _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")
-# A large message's side segment (core/large.py): <ring>-L<sender pid>-<hex>.
-_SIDE_SEGMENT = re.compile(r"^(ringipc-.+)-L(\d+)-[0-9a-f]+$")
+# A large message's side segment (core/large.py): <ring>-L<sender pid>-<hex>,
+# or the bell of a sender's slab pool (core/slabs.py): <ring>-L<sender pid>-bell<hex>.
+_SIDE_SEGMENT = re.compile(r"^(ringipc-.+)-L(\d+)-(?:bell)?[0-9a-f]+$")
 
 
 def _creator_of(name: str) -> Tuple[Optional[int], str]:

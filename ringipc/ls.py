@@ -144,7 +144,10 @@ def _state(obj: Dict[str, Any]) -> str:
         return (f"{fill:5.1f}% full, {waiting} msgs waiting, in {_size(obj['bytes_in'])} out {_size(obj['bytes_out'])}"
                 + (f", {', '.join(closed)}" if closed else ""))
     if obj["type"] == "side":
-        return f"{_size(obj['segment_size'])}, a large object's memory for ring {obj['ring']}"
+        # A slab pool's bell (core/slabs.py) is named like its slabs, with "bell" before the hex.
+        bell = obj["name"].rsplit("-", 1)[-1].startswith("bell")
+        what = "the bell of a large object sender's slab pool" if bell else "a large object's memory"
+        return f"{_size(obj['segment_size'])}, {what} for ring {obj['ring']}"
     if obj["type"] == "topic":
         return (f"{obj['published']} published ({_size(obj['bytes_in'])}), {_size(obj['retained_bytes'])} retained, "
                 f"{len(obj['subscribers'])} subscriber(s)")
