@@ -15,6 +15,8 @@ import time
 from typing import Any, Optional, Protocol, TypeVar, runtime_checkable
 
 from ..errors import BufferTooShort, ChannelClosed, FrameError, MessageTooLarge
+from ..mp import oob
+from ..mp.oob import Frame
 
 _Self = TypeVar("_Self", bound="_Closable")
 
@@ -77,6 +79,22 @@ def within_limit(body: bytes, limit: Optional[int]) -> bytes:
     if limit is not None and len(body) > limit:
         raise over_limit(len(body), limit)
     return body
+
+
+def load_message(data: Any) -> Any:
+    """The object of a received message: a pickle, or an out-of-band frame
+    (oob.py; it starts with NUL, which no pickle does).  A frame received
+    into a writable buffer of the channel's own is rebuilt in place: its
+    arrays look into that buffer (writable, as multiprocessing's are), no
+    second copy; a bytes object cannot share memory and is copied out once."""
+    if type(data) is bytes:
+        if data and not data[0] and oob.is_frame(data):
+            return oob.decode(data)
+        return pickle.loads(data)
+    view = memoryview(data)
+    if oob.is_frame(view):
+        return oob.decode_owned(view)
+    return pickle.loads(view)
 
 
 def remaining(deadline: Optional[float]) -> Optional[float]:
@@ -221,13 +239,44 @@ class BaseChannel(_Closable):
         raise BufferTooShort(got)
 
     def send(self, obj: Any) -> None:
+        # Small objects: plain pickle bytes, the send_bytes path as before;
+        # large buffers go out of band, as a frame (oob.py).
         self._check_open()
-        self.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        data = oob.encode(obj)
+        if type(data) is Frame:
+            self._send_frame(self._checked_frame(data))
+        else:
+            self.send_bytes(data)
+
+    def _checked_frame(self, frame: Frame) -> Frame:
+        """``frame``, or MessageTooLarge if this transport cannot carry it
+        (checked before anything is copied or sent)."""
+        if self.transport_limit is not None and frame.size > self.transport_limit:
+            raise MessageTooLarge(
+                f"{frame.size}-byte message exceeds this transport's {self.transport_limit}-byte limit"
+            )
+        return frame
+
+    def _send_frame(self, frame: Frame) -> None:
+        """Send an out-of-band frame as one message.  This default joins it
+        once into one buffer, for transports that cannot gather (message
+        queues, signed datagrams); streams and packets override it."""
+        out = bytearray(frame.size)
+        frame.write_into(memoryview(out))
+        self._send_message(memoryview(out))
+
+    def _send_any(self, message: "memoryview | Frame") -> None:
+        """Send what ``_outgoing`` or ``oob.encode`` prepared (a retry after a
+        transport's recoverable refusal, or an asynchronous send)."""
+        if type(message) is Frame:
+            self._send_frame(message)
+        else:
+            self._send_message(message)
 
     def recv(self, timeout: Optional[float] = None) -> Any:
         # Only ever called on a channel whose peer passed authentication (or a
         # local, permission-protected one): unpickling runs the peer's code.
-        return pickle.loads(self.recv_bytes(timeout=timeout))
+        return load_message(self.recv_bytes(timeout=timeout))
 
     def poll(self, timeout: Optional[float] = 0.0) -> bool:
         """True when a message (or EOF) is ready to be received."""
