@@ -156,6 +156,18 @@ def test_small_frames_on_every_transport(transport, tmp_path):
         assert digest(a.recv(timeout=TIMEOUT)) == digest(obj)
 
 
+@pytest.mark.parametrize("transport", MESSAGE_TRANSPORTS)
+def test_small_objects_keep_their_plain_pickle(transport, tmp_path):
+    objs = [b"abc", b"x" * 1000, "text", 12, {"a": [1, 2.5, None]}, bytearray(5000), (b"y" * 60_000,)]
+    with channel_pair(transport, tmp_path) as (a, b):
+        for obj in objs:
+            expected = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+            if b.transport_limit is not None and len(expected) > b.transport_limit:
+                continue
+            b.send(obj)
+            assert a.recv_bytes(timeout=TIMEOUT) == expected
+
+
 def test_frame_pieces_are_the_frame():
     numpy = pytest.importorskip("numpy", reason="an array case needs NumPy (in the test extra)")
     for obj in [os.urandom(1 << 20), numpy.ones((300, 300), order="F"), plain_cases()["many-buffers"],

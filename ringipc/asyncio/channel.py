@@ -19,6 +19,7 @@ import io
 from types import TracebackType
 from typing import Any, AsyncIterator, Optional, Type
 
+from ..channels.channel import encode_object
 from ..errors import ChannelClosed
 from ..mp import oob
 from ._channel_send import Sender
@@ -89,7 +90,7 @@ class AsyncChannel:
         if getattr(ch, "signed", True) is False:
             ch.send(obj)  # the transport's own refusal (udp:// without an authkey); nothing is sent
         # The wire format of Channel.send: a plain pickle, or an out-of-band frame (mp/oob.py).
-        data = oob.encode(obj)
+        data = encode_object(obj)
         if type(data) is oob.Frame:
             await self._sender.send(ch._checked_frame(data))
         else:

@@ -81,6 +81,14 @@ def within_limit(body: bytes, limit: Optional[int]) -> bytes:
     return body
 
 
+def encode_object(obj: Any) -> "bytes | Frame":
+    """What ``send(obj)`` sends: ``obj``'s pickle (protocol 5, the same bytes
+    as ``pickle.dumps``), or an out-of-band Frame when it has large buffers."""
+    if type(obj) is bytes and len(obj) < oob.OOB_MIN_BUFFER:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)  # oob's hand-built pickle lacks the FRAME opcode
+    return oob.encode(obj)
+
+
 def load_message(data: Any) -> Any:
     """The object of a received message: a pickle, or an out-of-band frame
     (oob.py; it starts with NUL, which no pickle does).  A frame received
@@ -242,7 +250,7 @@ class BaseChannel(_Closable):
         # Small objects: plain pickle bytes, the send_bytes path as before;
         # large buffers go out of band, as a frame (oob.py).
         self._check_open()
-        data = oob.encode(obj)
+        data = encode_object(obj)
         if type(data) is Frame:
             self._send_frame(self._checked_frame(data))
         else:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Final, List, NoReturn, Optional, Tuple, Union
 from ...core import large
 from ...core._ring import Ring, ring_from_descriptor
 from ..address import check_mode, lookup, register_scheme
-from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, remaining
+from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, encode_object, remaining
 from ...mp import oob
 from ...mp.connection import PEER_CHECK, Connection, _Sweeper
 from ...errors import AddressError, BufferTooShort, FrameError
@@ -104,12 +104,15 @@ class ShmChannel(BaseChannel):
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
     def send(self, obj: Any) -> None:
-        # The Connection's own object path: small objects as plain pickles in
-        # the ring, large buffers out of band, written once into a slab
-        # (mp/oob.py, core/large.py).  Then the message's doorbell.
+        # Small objects as plain pickles in the ring; large buffers out of
+        # band through the Connection's object path, written once into a
+        # slab (mp/oob.py, core/large.py).  Then the message's doorbell.
         self._check_open()
-        self._conn.send(obj)
-        self._ring()
+        data = encode_object(obj)
+        if type(data) is oob.Frame:
+            self._send_frame(data)
+        else:
+            self._send_message(data)  # type: ignore[arg-type]  # the Connection takes bytes as they are
 
     def recv(self, timeout: Optional[float] = None) -> Any:
         # A large object is rebuilt straight from its slab or side segment:
