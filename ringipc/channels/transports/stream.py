@@ -169,7 +169,7 @@ class StreamChannel(BaseChannel):
     def _recv_message(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | bytearray":
         self._need(self._rfd, "readable")
         try:
-            return self._reader.read(limit, deadline)  # type: ignore[return-value]  # or a recycled Block (frame_reader.py): bytes-like all the same
+            return self._reader.read(limit, deadline)  # type: ignore[return-value]  # or a Block: bytes-like
         except FrameError:
             # The peer sent something we cannot frame: drop the connection rather
             # than read further bytes of unknown meaning.
