@@ -21,6 +21,11 @@ from ..mp.oob import Frame
 _Self = TypeVar("_Self", bound="_Closable")
 _dumps = pickle.dumps
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+# Types that cannot hold a buffer (no buffer_callback needed), and common
+# ones that are surely not NumPy arrays (no type-name test needed).
+_SCALARS = frozenset({str, int, float, bool, type(None), complex})
+_CONTAINERS = frozenset({dict, list, tuple, set, frozenset, bytearray})
+_OOB_MIN = oob.OOB_MIN_BUFFER
 
 #: Default cap on one received message.  A header announcing more is refused
 #: before anything is allocated, so a hostile or corrupt peer cannot make us
@@ -106,9 +111,11 @@ def encode_object(obj: Any) -> "bytes | Frame":
     oob.encode's reusable pickler: its bookkeeping costs more than a fresh
     C pickler for them (measured 2.7 against 1.3 us for a small dict)."""
     kind = type(obj)
+    if kind in _SCALARS:
+        return _dumps(obj, _PROTOCOL)
     if kind is bytes:
-        return _dumps(obj, _PROTOCOL) if len(obj) < oob.OOB_MIN_BUFFER else oob.encode(obj)
-    if kind.__name__ == "ndarray" and kind.__module__ == "numpy":
+        return _dumps(obj, _PROTOCOL) if len(obj) < _OOB_MIN else oob.encode(obj)
+    if kind not in _CONTAINERS and kind.__name__ == "ndarray" and kind.__module__ == "numpy":
         return oob.encode(obj)  # a plain array's short frame (oob._array_frame)
     try:
         return _dumps(obj, _PROTOCOL, buffer_callback=_in_band)
@@ -277,11 +284,24 @@ class BaseChannel(_Closable):
         # Small objects: plain pickle bytes, the send_bytes path as before;
         # large buffers go out of band, as a frame (oob.py).
         self._check_open()
-        data = encode_object(obj)
-        if type(data) is Frame:
-            self._send_frame(self._checked_frame(data))
+        # encode_object, its everyday cases written out: a call is a visible
+        # part of a small message's cost.
+        kind = type(obj)
+        if kind in _SCALARS or (kind is bytes and len(obj) < _OOB_MIN):
+            self.send_bytes(_dumps(obj, _PROTOCOL))
+            return
+        if kind in _CONTAINERS:
+            try:
+                self.send_bytes(_dumps(obj, _PROTOCOL, buffer_callback=_in_band))
+                return
+            except _LargeBuffer:
+                data = oob.encode(obj)
         else:
+            data = encode_object(obj)
+        if type(data) is bytes:
             self.send_bytes(data)
+        else:
+            self._send_frame(self._checked_frame(data))  # type: ignore[arg-type]  # not bytes: a Frame
 
     def _checked_frame(self, frame: Frame) -> Frame:
         """``frame``, or MessageTooLarge if this transport cannot carry it
