@@ -109,10 +109,10 @@ class ShmChannel(BaseChannel):
         # slab (mp/oob.py, core/large.py).  Then the message's doorbell.
         self._check_open()
         data = encode_object(obj)
-        if type(data) is oob.Frame:
-            self._send_frame(data)
-        else:
+        if type(data) is bytes:
             self._send_message(data)  # type: ignore[arg-type]  # the Connection takes bytes as they are
+        else:
+            self._send_frame(data)  # type: ignore[arg-type]  # not bytes: a Frame
 
     def recv(self, timeout: Optional[float] = None) -> Any:
         # A large object is rebuilt straight from its slab or side segment:
