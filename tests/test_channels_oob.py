@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from _async_support import run  # noqa: F401  (fixture)
-from _channel_support import MESSAGE_TRANSPORTS, channel_pair
+from _channel_support import MESSAGE_TRANSPORTS, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from ringipc import asyncio as ra
 from ringipc.errors import CorruptSegment, FrameError, MessageTooLarge
@@ -280,3 +280,32 @@ def test_oversize_frame_on_a_message_transport_is_refused(transport, tmp_path):
             b.send(os.urandom(1 << 20))
         b.send("after")
         assert a.recv(timeout=TIMEOUT) == "after"
+
+
+def seeded_objects(count):
+    """The same objects in any process: arrays and buffers of several sizes, seeded."""
+    import random
+    rnd = random.Random(1313)
+    out = []
+    for i in range(count):
+        n = rnd.choice([100, 70_000, 1 << 20, (2 << 20) + 5])
+        data = rnd.randbytes(n)
+        out.append({"seq": i, "raw": data, "buf": pickle.PickleBuffer(bytearray(data[: n // 2]))})
+    return out
+
+
+def _send_seeded(ch, count):
+    for obj in seeded_objects(count):
+        ch.send(obj)
+    ch.recv()  # the parent's all-done: do not close under it
+
+
+@pytest.mark.parametrize("transport", ASYNC_TRANSPORTS)
+def test_objects_from_another_process(transport, tmp_path):
+    count = 12
+    with peer_process(transport, tmp_path, _send_seeded, count) as (ch, proc):
+        got = [ch.recv(timeout=TIMEOUT) for _ in range(count)]
+        ch.send("done")
+        proc.join(TIMEOUT)
+        assert proc.exitcode == 0
+    assert [digest(g) for g in got] == [digest(o) for o in seeded_objects(count)]
