@@ -5,6 +5,7 @@ rebuilds the object in its receive buffer.  Content is checked by hash."""
 import hashlib
 import os
 import pickle
+import signal
 import struct
 import threading
 
@@ -309,3 +310,17 @@ def test_objects_from_another_process(transport, tmp_path):
         proc.join(TIMEOUT)
         assert proc.exitcode == 0
     assert [digest(g) for g in got] == [digest(o) for o in seeded_objects(count)]
+
+
+def _send_forever(ch):
+    ch.send(pickle.PickleBuffer(bytearray(64 << 20)))  # blocks part-way: nobody reads until the kill
+
+
+@pytest.mark.parametrize("transport", ["pipe", "unix", "tcp"])
+def test_sender_killed_inside_a_frame_is_never_half_an_object(transport, tmp_path):
+    with peer_process(transport, tmp_path, _send_forever) as (ch, proc):
+        assert ch.poll(TIMEOUT)  # part of the 64 MiB frame has arrived: the sender is inside it
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.join(TIMEOUT)
+        with pytest.raises(ConnectionResetError, match="inside a frame"):
+            ch.recv(timeout=TIMEOUT)
