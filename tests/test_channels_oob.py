@@ -15,6 +15,7 @@ from _async_support import run  # noqa: F401  (fixture)
 from _channel_support import MESSAGE_TRANSPORTS, channel_pair, peer_process
 from _channel_support import no_leftovers  # noqa: F401  (fixture)
 from ringipc import asyncio as ra
+from ringipc.channels.channel import encode_object
 from ringipc.errors import CorruptSegment, FrameError, MessageTooLarge
 from ringipc.mp import oob
 
@@ -57,6 +58,7 @@ def plain_cases():
         "bytes": os.urandom((1 << 20) + 3),
         "bytes-recycled": os.urandom(3 << 20),  # a receive buffer from core/_recycle
         "bytearray": bytearray(os.urandom(200_000)),
+        "small-bytearray": bytearray(os.urandom(1000)),
         "memoryview-slice": pickle.PickleBuffer(memoryview(big)[1001:1001 + 300_000]),
         "readonly-slice": pickle.PickleBuffer(memoryview(raw)[7:250_007]),
         "many-buffers": [pickle.PickleBuffer(bytearray(os.urandom(70_000))) for _ in range(40)],
@@ -137,6 +139,14 @@ def round_trip_all(transport, tmp_path, cases):
 @pytest.mark.parametrize("transport", MESSAGE_TRANSPORTS)
 def test_buffers_round_trip(transport, tmp_path):
     round_trip_all(transport, tmp_path, plain_cases())
+
+
+def test_large_bytes_and_bytearrays_go_out_of_band():
+    # CPython's pickler writes both in-band whatever the buffer_callback: send() frames them itself
+    # (the round trips above check that a bytearray comes back a bytearray).
+    for kind in (bytes, bytearray):
+        assert type(encode_object(kind(200_000))) is oob.Frame
+        assert type(encode_object(kind(1000))) is bytes
 
 
 @pytest.mark.parametrize("transport", MESSAGE_TRANSPORTS)

@@ -88,6 +88,19 @@ def test_small_objects_stay_plain_pickles():
     assert isinstance(frame, oob.Frame) and len(frame.buffers) == 1 and frame.size >= BIG
 
 
+def test_a_large_bytearray_goes_out_of_band_and_comes_back_a_bytearray():
+    data = bytearray(random.Random(5).randbytes(BIG * 2))
+    frame = oob.encode(data)
+    # Its own memory, not a copy in the pickle (CPython pickles bytearray in-band itself).
+    assert isinstance(frame, oob.Frame) and frame.flags == oob.RAW_BYTEARRAY and frame.buffers[0].obj is data
+    got = oob.decode(frame.tobytes())
+    assert type(got) is bytearray and got == data
+    in_place = oob.decode(bytearray(frame.tobytes()), copy=False)
+    assert type(in_place) is memoryview and in_place == data
+    assert type(oob.decode_owned(memoryview(bytearray(frame.tobytes())))) is bytearray
+    assert isinstance(oob.encode(bytearray(100)), bytes)  # small ones stay plain pickles
+
+
 def test_copied_arrays_are_independent_and_writable():
     array = np.arange(BIG, dtype=np.int64)
     out = oob.decode(oob.encode(array).tobytes())

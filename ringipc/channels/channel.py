@@ -113,7 +113,7 @@ def encode_object(obj: Any) -> "bytes | Frame":
     kind = type(obj)
     if kind in _SCALARS:
         return _dumps(obj, _PROTOCOL)
-    if kind is bytes:
+    if kind is bytes or kind is bytearray:  # pickled in-band whatever the callback: see oob.py
         return _dumps(obj, _PROTOCOL) if len(obj) < _OOB_MIN else oob.encode(obj)
     if kind not in _CONTAINERS and kind.__name__ == "ndarray" and kind.__module__ == "numpy":
         return oob.encode(obj)  # a plain array's short frame (oob._array_frame)

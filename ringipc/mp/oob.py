@@ -8,16 +8,19 @@ from the object's memory, into the message - a ring claim or a side segment
 (``Frame.write_into``).  ``decode(view)`` rebuilds the object with one copy
 of each buffer out of shared memory (``copy=False``: none; the object then
 looks into the message, which must stay claimed while it is used).  A large
-``bytes`` object (which pickle always copies in-band) travels the same way,
-as a raw buffer.
+``bytes`` or ``bytearray`` object (which pickle always copies in-band: its
+C pickler writes both itself, no buffer_callback sees them) travels the same
+way, as a raw buffer.  Inside a container they stay in-band for the same
+reason; ``pickle.PickleBuffer(b)`` in their place sends them out of band.
 
 Frame layout (little-endian), every section 64-byte aligned so that arrays
 rebuilt in place are aligned as their creator's were::
 
     0   MAGIC (8 bytes: NUL first, so never a pickle; never large.py's MAGIC)
     8   u32 buffer count       12  u32 flags (RAW_BYTES: the object is bytes;
-                                   ARRAY: a plain NumPy array, its pickle is
-                                   (dtype.str, shape, order))
+                                   RAW_BYTEARRAY: a bytearray; ARRAY: a plain
+                                   NumPy array, its pickle is
+                                   (dtype.str, shape, order)); at most one
     16  u64 pickle length      24  u64 length of each buffer ...
     pickle, then each buffer
 
@@ -49,6 +52,8 @@ OOB_MIN_BUFFER = 64 << 10   # smaller buffers stay in the pickle: below this a s
 MAX_BUFFERS = 1 << 16
 RAW_BYTES = 1
 ARRAY = 2
+RAW_BYTEARRAY = 4
+_FLAGS = (0, RAW_BYTES, ARRAY, RAW_BYTEARRAY)
 _ALIGN = 64
 _FIXED = struct.Struct("<8sIIQ")
 # Zeros for Frame.pieces: the padding before a section is under a page plus an alignment.
@@ -166,6 +171,8 @@ def encode(obj: Any, min_buffer: int = OOB_MIN_BUFFER) -> Union[bytes, Frame]:
     kind = type(obj)
     if kind is bytes:
         return Frame(b"", [memoryview(obj)], RAW_BYTES) if len(obj) >= min_buffer else dumps_bytes(obj)
+    if kind is bytearray and len(obj) >= min_buffer:
+        return Frame(b"", [memoryview(obj)], RAW_BYTEARRAY)
     if kind in _PLAIN:
         return _plain_dumps(obj, PROTOCOL)
     if kind.__name__ == "ndarray" and kind.__module__ == "numpy":  # never imports NumPy itself
@@ -257,9 +264,10 @@ def decode_owned(message: memoryview) -> Any:
     """Rebuild the object of a frame received into a writable buffer nothing
     else uses (a channel's receive buffer): its buffers are views of it, so
     arrays are writable and nothing is copied a second time.  A read-only
-    buffer, or a frame of a bytes object (bytes cannot share memory), is
-    decoded with its one copy."""
-    if message.readonly or (message.nbytes >= _FIXED.size and _FIXED.unpack_from(message, 0)[2] & RAW_BYTES):
+    buffer, or a frame of a bytes or bytearray object (neither can share
+    memory), is decoded with its one copy."""
+    if message.readonly or (message.nbytes >= _FIXED.size
+                            and _FIXED.unpack_from(message, 0)[2] & (RAW_BYTES | RAW_BYTEARRAY)):
         return decode(message)
     return decode(message, copy=False)
 
@@ -272,8 +280,7 @@ def decode(message: _Bytes, copy: bool = True) -> Any:
     if total < _FIXED.size:
         raise CorruptSegment("truncated out-of-band frame")
     magic, count, flags, pickle_length = _FIXED.unpack_from(view, 0)
-    if magic != MAGIC or count > MAX_BUFFERS or flags & ~(RAW_BYTES | ARRAY) or (flags and count != 1) \
-            or flags == RAW_BYTES | ARRAY:
+    if magic != MAGIC or count > MAX_BUFFERS or flags not in _FLAGS or (flags and count != 1):
         raise CorruptSegment("malformed out-of-band frame header")
     head = _aligned(_FIXED.size + _LENGTH.size * count)
     if head > total:
@@ -290,6 +297,8 @@ def decode(message: _Bytes, copy: bool = True) -> Any:
     parts = [view[s:s + n] for s, n in zip(starts, lengths)]
     if flags & RAW_BYTES:
         return bytes_of(parts[0]) if copy else parts[0]
+    if flags & RAW_BYTEARRAY:
+        return bytearray_of(parts[0]) if copy else parts[0]
     if flags & ARRAY:
         return _rebuild_array(view[head:head + pickle_length], _array_memory(parts[0]) if copy else parts[0])
     # The one copy out (large ones without the GIL, no zero-fill first).
