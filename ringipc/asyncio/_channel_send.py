@@ -10,9 +10,13 @@ empty) writes on as room comes.  Frames go out whole and in order:
   without making the descriptor non-blocking for its synchronous users.
 * Packets and datagrams (unixpacket, unixgram, udp): one non-blocking
   ``sendmsg``/``send`` that takes the whole packet or nothing.
-* Other transports (mq, shm) have no descriptor that says "room": their
-  send is the synchronous one (it blocks only while the peer's queue or
-  ring is full).  A kernel without RWF_NOWAIT on pipes falls back the same.
+* POSIX message queues (mq): one ``mq_send`` on the channel's descriptor,
+  which is non-blocking already (the synchronous side waits in ``poll``):
+  it takes the whole message or nothing; a message queue descriptor is
+  pollable, so the loop watches it for room.
+* Shared-memory rings (shm): the ring's space bell, not a descriptor
+  (ringipc/asyncio/_shm_send.py; this class hands those sends over).
+* A kernel without RWF_NOWAIT on pipes: the synchronous send.
 
 Cancellation (the send raises CancelledError): a frame of which nothing was
 written yet is withdrawn (the message is not sent).  One that is partly
@@ -32,9 +36,10 @@ import socket
 from typing import Any, Callable, Deque, List, Optional
 
 from ..channels.framing import HEADER as _STREAM_HEADER
-from ..channels.transports import packet as _packet, udp as _udp
+from ..channels.transports import mq as _mq, packet as _packet, shm as _shm, udp as _udp
 from ..channels.transports.stream import StreamChannel
 from ..errors import ChannelClosed, MessageTooLarge
+from ._shm_send import ShmSender
 
 __all__ = ["Sender"]
 
@@ -61,18 +66,25 @@ class Sender:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._fd = -1
         self._write: Optional[Callable[[_Frame], bool]] = None
-        if isinstance(channel, StreamChannel) and channel._wfd is not None and _NOWAIT:
+        self._shm: Optional[ShmSender] = None
+        if isinstance(channel, _shm.ShmChannel):
+            self._shm = ShmSender(channel)
+        elif isinstance(channel, StreamChannel) and channel._wfd is not None and _NOWAIT:
             self._fd, self._write = channel._wfd, self._write_stream
         elif isinstance(channel, _packet.PacketChannel):
             self._fd, self._write = channel._sock.fileno(), self._write_packet
         elif isinstance(channel, _udp.UdpChannel):
             self._fd, self._write = channel._sock.fileno(), self._write_datagram
+        elif isinstance(channel, _mq.MqChannel):
+            self._fd, self._write = channel._sfd, self._write_mq
 
     # -- frames per transport -------------------------------------------------------------
     def _frame(self, view: memoryview) -> _Frame:
         ch = self._channel
         if self._write == self._write_stream:
             return _Frame([memoryview(_STREAM_HEADER.pack(len(view))), view])
+        if self._write == self._write_mq:
+            return _Frame([view])
         if self._write == self._write_datagram:
             # Built once: its sequence number is taken, and a retry must resend it as it is.
             return _Frame([memoryview(ch._datagram(_udp._DATA, view))])
@@ -116,8 +128,21 @@ class Sender:
             raise
         return True
 
+    def _write_mq(self, frame: _Frame) -> bool:
+        ch = self._channel
+        try:
+            ch._send(frame.bufs[0])  # the descriptor is non-blocking: whole message or nothing
+        except ch._busy:
+            raise BlockingIOError from None
+        except ch._gone:
+            ch._check_open()
+            raise
+        return True
+
     # -- the queue ------------------------------------------------------------------------
     async def send(self, view: memoryview) -> None:
+        if self._shm is not None:
+            return await self._shm.send(view)
         write = self._write
         if write is None:
             self._channel._send_message(view)  # no descriptor that says "room": see above
@@ -195,6 +220,8 @@ class Sender:
 
     def close(self, exc: BaseException) -> None:
         """The channel is closing: queued sends fail with `exc`."""
+        if self._shm is not None:
+            self._shm.close(exc)
         if self._queue:
             self._fail_all(exc)
         self._unregister()
