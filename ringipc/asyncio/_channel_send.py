@@ -175,7 +175,10 @@ class Sender:
                 if frame.started:
                     frame.abandoned = True  # the loop finishes it: see above
                 else:
-                    self._queue.remove(frame)
+                    try:
+                        self._queue.remove(frame)
+                    except ValueError:
+                        pass  # _writable withdrew it already
                     if not self._queue:
                         self._unregister()
             raise
@@ -186,6 +189,11 @@ class Sender:
             return
         while self._queue:
             frame = self._queue[0]
+            if not frame.started and frame.waiter is not None and frame.waiter.cancelled():
+                # Cancelled before any of it went, its task not yet resumed:
+                # withdrawn here, or the message would go out after all.
+                self._queue.popleft()
+                continue
             try:
                 if not self._write(frame):  # type: ignore[misc]  # set while frames queue
                     return
