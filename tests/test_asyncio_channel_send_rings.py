@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import re
 import struct
 import traceback
@@ -270,3 +271,31 @@ def test_a_send_that_finds_room_costs_what_a_synchronous_one_does(scheme):
     # Nothing else: no epoll_ctl, no extra send, no wake-up.
     extra = collections.Counter(awaited) - collections.Counter(sync)
     assert set(extra) <= {"poll", "kill", "openat", "read", "close"}, extra
+
+
+def test_doorbells_the_socket_has_no_room_for_follow_when_it_has(run):  # noqa: F811
+    """A shm message's doorbell byte (the peer's readiness) that does not
+    fit the socket is written by the loop later: an awaiting receiver,
+    which waits on that readiness, still gets every message."""
+    tx, rx = pair("shm")
+    tx._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum: a few doorbells
+    sender, receiver = ra.AsyncChannel(tx), ra.AsyncChannel(rx)
+    n = 1000
+
+    async def main():
+        owed = 0
+
+        async def produce():
+            nonlocal owed
+            for i in range(n):
+                await sender.send_bytes(message(0, i))
+                owed = max(owed, sender._sender._shm._owed)
+        task = asyncio.create_task(produce())
+        got = [check(await asyncio.wait_for(receiver.recv_bytes(), TIMEOUT))[1] for _ in range(n)]
+        await asyncio.wait_for(task, TIMEOUT)
+        assert got == list(range(n))
+        assert owed, "every doorbell fitted: the test did not test the owed ones"
+
+    run(main())
+    sender.close()
+    receiver.close()
