@@ -16,6 +16,9 @@ synchronous send blocks on either; here neither blocks the loop:
   byte is owed: the loop writes the owed bytes, all in one ``send``, once
   the socket is writable (``add_writer``).  The message itself is in the
   ring and the send has returned; the peer's reads free the socket buffer.
+  (If that loop stops first, the next send's loop takes the owed bytes
+  over; ``close()`` drops them: the peer then sees the hang-up, which
+  makes its ``fileno()`` readable, and drains the ring.)
 
 Peer death.  The socket carries doorbell bytes, so "readable" does not
 mean "the peer is gone".  A wait for room also watches an epoll descriptor
@@ -150,14 +153,16 @@ class ShmSender:
         """Announce one committed message to the peer's ``fileno()``."""
         if self._owed:
             self._owed += 1  # behind bytes the socket had no room for: the loop writes it
+            loop = asyncio.get_running_loop()
+            if self._flushing is not loop:  # the loop that was to write them stopped
+                self._stop_flushing()
+                self._start_flushing(loop)
             return
         try:
             self._sock.send(b"\x01", _DONTWAIT)
         except (BlockingIOError, InterruptedError):
             self._owed = 1
-            loop = self._flushing = asyncio.get_running_loop()
-            self._flush_fd = self._sock.fileno()
-            loop.add_writer(self._flush_fd, self._flush)
+            self._start_flushing(asyncio.get_running_loop())
         except (BrokenPipeError, ConnectionResetError):
             # As the synchronous send: the message is committed; the peer may
             # have taken it and gone.  The next send reports the broken pipe.
@@ -172,6 +177,11 @@ class ShmSender:
             self._owed = 0  # the peer is gone; its doorbells with it
         if not self._owed:
             self._stop_flushing()
+
+    def _start_flushing(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flushing = loop
+        self._flush_fd = self._sock.fileno()
+        loop.add_writer(self._flush_fd, self._flush)
 
     def _stop_flushing(self) -> None:
         loop, self._flushing = self._flushing, None
