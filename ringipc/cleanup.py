@@ -25,8 +25,9 @@ from .errors import CorruptSegment
 from .topic._topic import segment_creator_pid as topic_creator_pid
 
 _PID_IN_NAME = re.compile(r"^ringipc-(\d+)-[0-9a-f]+$")
-# A large message's side segment (core/large.py): <ring>-L<sender pid>-<hex>.
-_SIDE_SEGMENT = re.compile(r"^(ringipc-.+)-L(\d+)-[0-9a-f]+$")
+# A large message's side segment (core/large.py): <ring>-L<sender pid>-<hex>,
+# or the bell of a sender's slab pool (core/slabs.py): <ring>-L<sender pid>-bell<hex>.
+_SIDE_SEGMENT = re.compile(r"^(ringipc-.+)-L(\d+)-(?:bell)?[0-9a-f]+$")
 
 
 def _creator_of(name: str) -> Tuple[Optional[int], str]:
@@ -42,29 +43,41 @@ def _creator_of(name: str) -> Tuple[Optional[int], str]:
     return (int(match.group(1)), "name") if match else (None, "unknown")
 
 
-def _side_segment_orphaned(name: str, live_rings: Set[str]) -> Optional[bool]:
+def side_segment_of(name: str) -> Optional[Tuple[str, int]]:
+    """(ring name, sender pid) of a large message's side segment, else None."""
+    match = _SIDE_SEGMENT.match(name)
+    return None if match is None else (match.group(1), int(match.group(2)))
+
+
+def live_ring_names() -> Set[str]:
+    """Names of the segments that exist, named or anonymous (held open)."""
+    return set(_segment.names()) | set(anonymous_segments())
+
+
+def side_segment_orphaned(name: str, live_rings: Set[str]) -> Optional[bool]:
     """A side segment is orphaned once its sender is dead and its ring is
     gone: while the ring lives, its reference may still be received."""
-    match = _SIDE_SEGMENT.match(name)
-    if match is None:
+    side = side_segment_of(name)
+    if side is None:
         return None
-    return not pid_alive(int(match.group(2))) and match.group(1) not in live_rings
+    ring, sender = side
+    return not pid_alive(sender) and ring not in live_rings
 
 
 def list_segments() -> List[Dict[str, Any]]:
     """Every ringipc segment as dicts: name, size, creator pid, whether it is orphaned."""
     found: List[Dict[str, Any]] = []
     names = _segment.names()
-    live_rings = set(names) | set(anonymous_segments())
+    live_rings = live_ring_names()
     for name in names:
         try:
             size = os.stat(os.path.join(_segment.SHM_DIR, name)).st_size
         except FileNotFoundError:
             continue  # removed meanwhile
-        side_orphaned = _side_segment_orphaned(name, live_rings)
-        if side_orphaned is not None:
-            found.append({"name": name, "size": size, "creator_pid": int(_SIDE_SEGMENT.match(name).group(2)),  # type: ignore[union-attr]  # a side segment: it matched
-                          "creator_from": "side segment", "attached": False, "orphaned": side_orphaned})
+        side = side_segment_of(name)
+        if side is not None:
+            found.append({"name": name, "size": size, "creator_pid": side[1], "creator_from": "side segment",
+                          "attached": False, "orphaned": side_segment_orphaned(name, live_rings)})
             continue
         pid, source = _creator_of(name)
         attached = _attached(name)

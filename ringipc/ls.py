@@ -1,6 +1,7 @@
 """``python -m ringipc ls``: every ringipc object on this machine - rings
 (and the queues, pipes and channels built on them), broadcast topics and
-synchronisation primitives - with kind, capacity, fill level, bytes through,
+synchronisation primitives, and large objects' side segments (their ring
+and sending process) - with kind, capacity, fill level, bytes through,
 messages waiting or published, the processes using it (a topic's
 subscribers with how far behind they are) and who is asleep; ``--watch N`` redraws
 every N seconds with rates (a ``top``); ``--json`` for scripts.
@@ -17,12 +18,13 @@ import mmap
 import os
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from .core import _segment
 from .core._segment_handle import anonymous_segments
 from .core._inspect import NotRecognised, snapshot
 from .core._ring import pid_alive
+from .cleanup import live_ring_names, side_segment_of, side_segment_orphaned
 
 
 def _process_name(pid: int) -> str:
@@ -84,14 +86,30 @@ def _peers(info: Dict[str, Any]) -> List[Dict[str, Any]]:
     return peers
 
 
+def _side_segment(name: str, ring: str, sender: int, live_rings: Set[str]) -> Dict[str, Any]:
+    """A large object's side segment (a slab of its sender's pool or a one-off
+    segment): raw payload, no header of ours to read, known by its name."""
+    alive = _alive(sender)
+    return {"name": name, "anonymous": False, "type": "side", "kind": "segment", "ring": ring,
+            "segment_size": os.stat(os.path.join(_segment.SHM_DIR, name)).st_size, "creator_pid": sender,
+            "peers": [{"pid": sender, "role": "sender", "alive": alive,
+                       "name": _process_name(sender) if alive else "(dead)"}],
+            "orphaned": bool(side_segment_orphaned(name, live_rings))}
+
+
 def list_objects() -> List[Dict[str, Any]]:
     """A snapshot of every ringipc segment; unreadable ones carry an "error"."""
     found = []
     anonymous = anonymous_segments()
+    live_rings = live_ring_names()
     places = [(name, None) for name in _segment.names()] + sorted(anonymous.items())
     for name, path in places:
         entry: Dict[str, object] = {"name": name, "anonymous": path is not None}
+        side = side_segment_of(name) if path is None else None
         try:
+            if side is not None:
+                found.append(_side_segment(name, side[0], side[1], live_rings))
+                continue
             info = _read_segment(name, path)
             peers = _peers(info)
             creator = info["creator_pid"]
@@ -125,6 +143,11 @@ def _state(obj: Dict[str, Any]) -> str:
         closed = [w for w, on in (("writer closed", obj["writer_closed"]), ("reader closed", obj["reader_closed"])) if on]
         return (f"{fill:5.1f}% full, {waiting} msgs waiting, in {_size(obj['bytes_in'])} out {_size(obj['bytes_out'])}"
                 + (f", {', '.join(closed)}" if closed else ""))
+    if obj["type"] == "side":
+        # A slab pool's bell (core/slabs.py) is named like its slabs, with "bell" before the hex.
+        bell = obj["name"].rsplit("-", 1)[-1].startswith("bell")
+        what = "the bell of a large object sender's slab pool" if bell else "a large object's memory"
+        return f"{_size(obj['segment_size'])}, {what} for ring {obj['ring']}"
     if obj["type"] == "topic":
         return (f"{obj['published']} published ({_size(obj['bytes_in'])}), {_size(obj['retained_bytes'])} retained, "
                 f"{len(obj['subscribers'])} subscriber(s)")

@@ -16,14 +16,15 @@ def test_large_scenario_rows_ratios_and_json(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(large, "QUICK_SIZES", [1 << 20])
     monkeypatch.setattr(large, "QUICK_TOTAL", 4 << 20)
     out_json = tmp_path / "large.json"
-    status = ringipc_main(["bench", "--quick", "--scenarios", "large", "--only", "ringipc.Queue,raw ring,mp.Queue,memcpy*",
+    status = ringipc_main(["bench", "--quick", "--scenarios", "large",
+                           "--only", "ringipc.Queue,unix:// channel,raw ring,mp.Queue,memcpy*",
                            "--json", str(out_json)])
     text = capsys.readouterr().out
     assert status == 0, text
     assert "Large objects: GB/s" in text and "vs raw ring" in text and "vs mp.Queue" in text
     data = json.loads(out_json.read_text())
     summary = {(s["facility"], s["kind"]): s for s in data["large"]["summary"]}
-    names = ("ringipc.Queue", "raw ring", "mp.Queue", "memcpy (1 thread)")
+    names = ("ringipc.Queue", "unix:// channel", "raw ring", "mp.Queue", "memcpy (1 thread)")
     assert set(summary) == {(f, k) for f in names for k in ("numpy", "bytes")}
     assert all(s["ok"] and s["rate"] > 0 and s["size"] == 1 << 20 for s in summary.values())
     assert summary[("raw ring", "bytes")]["vs_ring"] == pytest.approx(1.0)

@@ -1,5 +1,7 @@
 """The benchmark's bookkeeping, without running anything: sizes, selection, order, summaries."""
 import math
+import os
+import select
 
 import pytest
 
@@ -60,6 +62,23 @@ def test_summary_takes_medians_ratios_to_the_baseline_and_keeps_failures():
     assert not by[("broken", THROUGHPUT)].ok and by[("broken", THROUGHPUT)].ratio is None
 
 
+def test_the_mp_queue_ratio_note_comes_only_with_tables_that_have_those_ratios():
+    from ringipc.bench.report import print_report
+
+    class Lines:
+        def __init__(self):
+            self.text = []
+
+        def print(self, obj="", width=None):
+            self.text.append(str(obj))
+
+    results = [Result(n, THROUGHPUT, 64, rate=r) for n, r in (("mp.Queue", 100), ("fast", 400))]
+    for summaries, noted in (([], False), (summarize(results), True)):  # [] : an asyncio-only run
+        console = Lines()
+        print_report(console, summaries, [], Settings())
+        assert any("Ratios are to mp.Queue" in line for line in console.text) is noted
+
+
 def test_cpu_plan_puts_producers_and_consumers_apart():
     cpus = cpu_plan(2, 2)
     assert len(cpus) == 4
@@ -78,6 +97,25 @@ def test_a_driver_reports_its_value_or_why_it_failed():
     assert run_driver(float, ("2.5",), "bench-test", 60.0, "forkserver") == (True, 2.5)
     ok, why = run_driver(math.sqrt, (-1.0,), "bench-test", 60.0, "forkserver")
     assert not ok and why.startswith("ValueError")
+
+
+def test_a_driver_that_times_out_is_killed_with_what_it_started(tmp_path):
+    from ringipc.bench.drivers import run_driver
+
+    pidfile = tmp_path / "grandchild"
+    # The driver's shell starts a grandchild and waits for it: both must go.
+    script = f"sleep 600 & echo $! > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; wait"
+    ok, why = run_driver(os.system, (script,), "bench-test", 5.0, "forkserver")
+    assert (ok, why) == (False, "timed out after 5 s")
+    pid = int(pidfile.read_text())
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return  # gone and reaped already
+    try:  # a pidfd is readable once its process has ended
+        assert select.select([fd], [], [], 30)[0], f"the driver's grandchild {pid} outlived it"
+    finally:
+        os.close(fd)
 
 
 def test_cells_take_medians_or_the_first_failure():

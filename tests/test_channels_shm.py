@@ -6,6 +6,9 @@ import os
 import pickle
 import selectors
 import signal
+import socket
+import threading
+import time
 import warnings
 
 import pytest
@@ -43,6 +46,50 @@ def test_fileno_is_readable_exactly_while_messages_wait(tmp_path):
             assert a.recv(timeout=0) == i
         assert sel.select(0) == []
         assert a.poll(0) is False
+
+
+def _thread_state(thread):
+    with open(f"/proc/self/task/{thread.native_id}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("mode", ["message", "stream"])
+def test_ends_made_with_a_timeout_block_when_their_socket_is_full(tmp_path, mode):
+    """connect(timeout=...) waits for the rings with a socket timeout, which
+    makes the connection's descriptor non-blocking; each end must be
+    blocking again, or a send finding the doorbell socket full raises
+    BlockingIOError instead of waiting for the reader."""
+    with channel_pair("shm", tmp_path, mode=mode) as (a, b):
+        for end in (a, b):
+            assert os.get_blocking(end._sock.fileno()), "an end whose socket was left non-blocking"
+        if mode == "stream":
+            return
+        filled = 0
+        try:
+            while True:  # fill the doorbell socket as unread doorbells would
+                filled += b._sock.send(b"\x01" * 65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        errors = []
+
+        def send():
+            try:
+                b.send_bytes(b"after the full socket")
+            except BaseException as exc:
+                errors.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        deadline = time.monotonic() + 30
+        while sender.is_alive() and _thread_state(sender) != "S":  # until it sleeps in the kernel
+            assert time.monotonic() < deadline
+            os.sched_yield()
+        assert not errors, errors
+        while filled:  # the reader takes the doorbells: room for the sender's
+            filled -= len(a._sock.recv(min(filled, 1 << 20)))
+        sender.join(30)
+        assert not sender.is_alive() and not errors, errors
+        assert a.recv_bytes(timeout=10) == b"after the full socket"
 
 
 def test_refused_message_is_discarded_and_the_channel_goes_on(tmp_path):

@@ -4,7 +4,7 @@ import os
 
 from _proc_support import left_by_a_killed_creator
 from _segment_poke import SHM, unique_name
-from ringipc import Ring, cleanup, sync
+from ringipc import Ring, cleanup, ls, sync
 
 
 def test_removes_a_dead_creators_segments_and_keeps_the_rest():
@@ -61,11 +61,23 @@ def test_a_side_segment_goes_once_its_sender_and_its_ring_are_gone():
     parent_end, child_end = ctx.Pipe()
     child = ctx.Process(target=_put_large_and_hang, args=(child_end,))
     child.start()
-    [side] = parent_end.recv()
+    sides = parent_end.recv()
+    assert len(sides) == 2 and sum("-bell" in n for n in sides) == 1  # the slab and its pool's bell
     listed = {seg["name"]: seg for seg in cleanup.list_segments()}
-    assert not listed[side]["orphaned"]  # the sender lives
+    for side in sides:
+        assert not listed[side]["orphaned"]  # the sender lives
+        shown = {o["name"]: o for o in ls.list_objects()}[side]  # `ringipc ls` names it too
+        assert (shown["type"], shown["creator_pid"], shown["orphaned"]) == ("side", child.pid, False)
+        assert shown["peers"][0]["alive"] and side.startswith(shown["ring"] + "-L")
     kill_now(child)  # the queue's anonymous ring dies with its only holder
     listed = {seg["name"]: seg for seg in cleanup.list_segments()}
-    assert listed[side]["orphaned"] and listed[side]["creator_from"] == "side segment"
-    assert side in cleanup.remove_orphans()
-    assert not os.path.exists(SHM + side)
+    every = {o["name"]: o for o in ls.list_objects()}
+    for side in sides:
+        assert listed[side]["orphaned"] and listed[side]["creator_from"] == "side segment"
+        shown = every[side]
+        assert shown["orphaned"] and not shown["peers"][0]["alive"]
+        assert "ORPHANED" in ls.render([shown]) and "large object" in ls.render([shown])
+    removed = cleanup.remove_orphans()
+    for side in sides:
+        assert side in removed
+        assert not os.path.exists(SHM + side)

@@ -13,14 +13,17 @@ import pytest
 
 from ringipc import LeaseReleased, Pipe, Queue
 from ringipc.core import slabs
+from ringipc.core._bulk import load_u64
 
 np = pytest.importorskip("numpy", reason="NumPy is optional; these cases need it (it is in the test extra)")
 
 MIB = 1 << 20
 
 
-def _side_segments(ring):
-    return {n for n in os.listdir("/dev/shm") if n.startswith(f"{ring.name}-L")}
+def _side_segments(ring, bells=False):
+    """The ring's slabs and one-off segments (and with `bells`, its pools' bells)."""
+    return {n for n in os.listdir("/dev/shm")
+            if n.startswith(f"{ring.name}-L") and (bells or f"-{slabs.BELL_TAG}" not in n)}
 
 
 def _digest(arr):
@@ -43,7 +46,7 @@ def test_steady_state_reuses_a_bounded_pool():
     finally:
         q.close()
         q.join_thread()
-    assert not _side_segments(q._ring)
+    assert not _side_segments(q._ring, bells=True)
 
 
 _STRACE_CHILD = """
@@ -124,9 +127,14 @@ def test_senders_never_write_into_leased_slabs(monkeypatch):
         assert _side_segments(q._ring) == pool  # the one-off is gone with its receipt
         putter = threading.Thread(target=q.put, args=(np.full(MIB // 8, 7),))
         putter.start()
+        bell = slabs._pools[q._ring.name].bell
+        while not load_u64(bell, 64) & 0xFFFFFFFF:  # until the putter is counted asleep
+            assert putter.is_alive()
+            os.sched_yield()
         leases.pop(0).release()
         putter.join(60)
         assert not putter.is_alive()
+        assert slabs._pools[q._ring.name].woken >= 1, "woken by the release, not by polling"
         assert _side_segments(q._ring) == pool, "the released slab, no new segment"
         assert q.get(timeout=10)[0] == 7
         for i, lease in enumerate(leases, 1):

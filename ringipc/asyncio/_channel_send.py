@@ -35,10 +35,11 @@ import os
 import socket
 from typing import Any, Callable, Deque, List, Optional
 
-from ..channels.framing import HEADER as _STREAM_HEADER
+from ..channels.framing import HEADER as _STREAM_HEADER, IOV_MAX
 from ..channels.transports import mq as _mq, packet as _packet, shm as _shm, udp as _udp
 from ..channels.transports.stream import StreamChannel
 from ..errors import ChannelClosed, MessageTooLarge
+from ..mp.oob import Frame
 from ._shm_send import ShmSender
 
 __all__ = ["Sender"]
@@ -47,11 +48,16 @@ _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _DONTWAIT = int(socket.MSG_DONTWAIT) | int(socket.MSG_NOSIGNAL)
 
 
-class _Frame:
-    __slots__ = ("bufs", "started", "waiter", "abandoned")
+def _size(message: "memoryview | Frame") -> int:
+    return message.size if type(message) is Frame else len(message)
 
-    def __init__(self, bufs: List[memoryview]) -> None:
+
+class _Frame:
+    __slots__ = ("bufs", "message", "started", "waiter", "abandoned")
+
+    def __init__(self, bufs: List[memoryview], message: "memoryview | Frame") -> None:
         self.bufs = bufs        # what is left to write
+        self.message = message  # what the channel itself would send (for its error handling)
         self.started = False    # some of it is on the wire
         self.waiter: Optional["asyncio.Future[None]"] = None
         self.abandoned = False  # its sender was cancelled after it started
@@ -79,20 +85,25 @@ class Sender:
             self._fd, self._write = channel._sfd, self._write_mq
 
     # -- frames per transport -------------------------------------------------------------
-    def _frame(self, view: memoryview) -> _Frame:
+    def _frame(self, message: "memoryview | Frame") -> _Frame:
+        # An out-of-band Frame (mp/oob.py) goes out as its pieces, the
+        # object's buffers uncopied; a datagram must be joined to be signed.
         ch = self._channel
+        parts = message.pieces() if type(message) is Frame else [message]
         if self._write == self._write_stream:
-            return _Frame([memoryview(_STREAM_HEADER.pack(len(view))), view])
+            return _Frame([memoryview(_STREAM_HEADER.pack(_size(message))), *parts], message)
         if self._write == self._write_mq:
-            return _Frame([view])
+            # A message queue cannot gather: a frame is joined, as its synchronous send does.
+            return _Frame([memoryview(message.tobytes()) if type(message) is Frame else message], message)
         if self._write == self._write_datagram:
             # Built once: its sequence number is taken, and a retry must resend it as it is.
-            return _Frame([memoryview(ch._datagram(_udp._DATA, view))])
-        return _Frame([memoryview(_packet.HEADER), view])
+            whole = message.tobytes() if type(message) is Frame else message
+            return _Frame([memoryview(ch._datagram(_udp._DATA, whole))], message)
+        return _Frame([memoryview(_packet.HEADER), *parts], message)
 
     def _write_stream(self, frame: _Frame) -> bool:
         """Write what fits; True once the frame is all out."""
-        n = os.pwritev(self._fd, frame.bufs, -1, _NOWAIT)  # BlockingIOError: nothing fits
+        n = os.pwritev(self._fd, frame.bufs[:IOV_MAX], -1, _NOWAIT)  # BlockingIOError: nothing fits
         if n:
             frame.started = True
         bufs = frame.bufs
@@ -112,7 +123,7 @@ class Sender:
         except OSError as exc:
             # Not "no room": the transport's own handling (a bigger send
             # buffer for a large packet, or the error it raises).
-            self._channel._send_error(frame.bufs[1], exc)
+            self._channel._send_error(frame.message, exc)
         return True
 
     def _write_datagram(self, frame: _Frame) -> bool:
@@ -140,12 +151,12 @@ class Sender:
         return True
 
     # -- the queue ------------------------------------------------------------------------
-    async def send(self, view: memoryview) -> None:
+    async def send(self, view: "memoryview | Frame") -> None:
         if self._shm is not None:
             return await self._shm.send(view)
         write = self._write
         if write is None:
-            self._channel._send_message(view)  # no descriptor that says "room": see above
+            self._channel._send_any(view)  # no descriptor that says "room": see above
             return
         frame = self._frame(view)
         if not self._queue:
@@ -157,7 +168,7 @@ class Sender:
             except OSError as exc:
                 if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL) and not frame.started:
                     self._write = None  # no RWF_NOWAIT for this descriptor: synchronous from now on
-                    self._channel._send_message(view)
+                    self._channel._send_any(view)
                     return
                 raise self._failed(frame, exc)
         loop = asyncio.get_running_loop()

@@ -44,6 +44,7 @@ from typing import Any, Optional
 from ..core import large
 from ..errors import ChannelClosed
 from ..mp import connection as _conn
+from ..mp.oob import Frame
 from ._bell import AsyncBell, FdWatch
 
 __all__ = ["ShmSender"]
@@ -70,7 +71,7 @@ class ShmSender:
         self._closed: Optional[BaseException] = None
 
     # -- sending -----------------------------------------------------------------------
-    async def send(self, view: memoryview) -> None:
+    async def send(self, view: "memoryview | Frame") -> None:
         data = self._encode(view)
         try:
             if not self._queued and self._offer(data):
@@ -92,14 +93,16 @@ class ShmSender:
             raise
         self._doorbell()
 
-    def _encode(self, view: memoryview) -> Any:
+    def _encode(self, message: "memoryview | Frame") -> Any:
         """What the ring carries: the message, or a reference to a slab or
-        side segment holding it (larger than the ring, or looking like one)."""
+        side segment holding it (an out-of-band frame, as the synchronous
+        send; a message larger than the ring, or looking like a reference)."""
         self._check_open()
         c = self._conn
-        if len(view) > c._limit or (view and not view[0] and large.is_reference(view)):
-            return large.export(c._tx.name, view, c)
-        return view
+        if type(message) is Frame or len(message) > c._limit or (
+                message and not message[0] and large.is_reference(message)):
+            return large.export(c._tx.name, message, c)
+        return message
 
     def _offer(self, data: Any) -> bool:
         """Commit `data` to the ring without blocking; False if it is full."""

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import pickle
 from types import TracebackType
 from typing import Any, AsyncIterator, Optional, Type
 
+from ..channels.channel import encode_object
 from ..errors import ChannelClosed
+from ..mp import oob
 from ._channel_send import Sender
 from ._until_eof import until_eof
 from ._waiters import Waiters
@@ -89,7 +90,12 @@ class AsyncChannel:
         ch._check_open()
         if getattr(ch, "signed", True) is False:
             ch.send(obj)  # the transport's own refusal (udp:// without an authkey); nothing is sent
-        await self.send_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        # The wire format of Channel.send: a plain pickle, or an out-of-band frame (mp/oob.py).
+        data = encode_object(obj)
+        if type(data) is oob.Frame:
+            await self._sender.send(ch._checked_frame(data))
+        else:
+            await self.send_bytes(data)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return until_eof(self.recv)

@@ -10,6 +10,8 @@ as every scenario does (repetitions outermost, the order of the peers in a
 group rotating, so none always goes first) and :func:`cells` gathers them
 into the medians the tables show.
 """
+import os
+import signal
 import statistics
 import traceback
 from dataclasses import dataclass, field
@@ -17,6 +19,10 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 
 def _drive(measure: Callable[..., float], args: Tuple[Any, ...], conn: Any) -> None:
+    # A group of its own: a driver that hangs or dies is killed with everything it
+    # started (a pool's workers, a producer blocked on a full queue), which would
+    # otherwise be orphaned and run on, loading the machine for the next rows.
+    os.setpgid(0, 0)
     try:
         conn.send(("ok", measure(*args)))
     except BaseException:
@@ -37,17 +43,28 @@ def run_driver(measure: Callable[..., float], args: Tuple[Any, ...], name: str, 
     theirs.close()
     try:
         if not mine.poll(timeout):
-            return False, f"timed out after {timeout:g} s"
-        status, value = mine.recv()
+            status, value = "error", f"timed out after {timeout:g} s"
+        else:
+            status, value = mine.recv()
+            proc.join(5.0)  # a clean exit: its pools have shut down
     except EOFError:
-        return False, f"driver died (exit code {proc.exitcode})"
-    finally:
-        proc.join(5.0)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+        status, value = "error", f"driver died (exit code {proc.exitcode})"
+    finally:  # also on Ctrl-C, which the driver's own group does not receive
+        _kill_group(proc)
         mine.close()
     return status == "ok", value
+
+
+def _kill_group(proc: Any) -> None:
+    """SIGKILL whatever is left of a driver's process group (nothing, after a
+    clean run).  The group id cannot be reused while the group has members."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # no group: all gone, or the driver had not made it yet
+    if proc.is_alive():
+        proc.kill()
+    proc.join()
 
 
 def rotating(groups: Iterable[Sequence[Any]], repeat: int) -> Iterator[Tuple[int, Any]]:

@@ -2,7 +2,7 @@
 
 Objects of 1 MiB, 16 MiB and 256 MiB (``--quick``: 1 MiB and 16 MiB), as
 ``bytes`` and as NumPy float64 arrays, through ringipc.Queue, ringipc.Pipe,
-an ``shm://`` channel, multiprocessing.Queue, faster-fifo and pyzmq
+an ``shm://`` and a ``unix://`` channel, multiprocessing.Queue, faster-fifo and pyzmq
 (PUSH/PULL over ipc://, ``copy=False`` both ways) when installed, and the raw
 ring (``send_bytes``/``recv_bytes_into`` of the object's bytes: the ceiling);
 then ``memcpy`` (one thread, warm buffers), the machine's own limit, in the
@@ -35,7 +35,8 @@ QUICK_TOTAL = 64 << 20
 MIN_OBJECTS = 3
 WARM = 2
 RING, MPQ, MEMCPY = "raw ring", "mp.Queue", "memcpy (1 thread)"
-FACILITIES = ("ringipc.Queue", "ringipc.Pipe", "shm:// channel", MPQ, "faster-fifo", "pyzmq copy=False", RING, MEMCPY)
+FACILITIES = ("ringipc.Queue", "ringipc.Pipe", "shm:// channel", "unix:// channel", MPQ, "faster-fifo",
+              "pyzmq copy=False", RING, MEMCPY)
 
 
 def objects(kind: str, size: int) -> List[Any]:
@@ -146,7 +147,7 @@ def _forked(facility: str, kind: str, size: int, count: int) -> float:
         close()
 
 
-def _shm_produce(address: str, kind: str, size: int, count: int) -> None:
+def _channel_produce(address: str, kind: str, size: int, count: int) -> None:
     import ringipc
 
     with ringipc.connect(address, timeout=30, max_message_size=1 << 30) as ch:
@@ -154,13 +155,14 @@ def _shm_produce(address: str, kind: str, size: int, count: int) -> None:
         ch.recv()  # the consumer's all-done: do not close under it
 
 
-def _shm(kind: str, size: int, count: int) -> float:
+def _channel(address: str, kind: str, size: int, count: int) -> float:
     import multiprocessing
 
     import ringipc
 
-    with ringipc.listen(f"shm://bench-large-{os.getpid()}", max_message_size=1 << 30) as lst:
-        proc = multiprocessing.get_context("fork").Process(target=_shm_produce, args=(lst.address, kind, size, count))
+    with ringipc.listen(address, max_message_size=1 << 30) as lst:
+        proc = multiprocessing.get_context("fork").Process(target=_channel_produce,
+                                                           args=(lst.address, kind, size, count))
         proc.start()
         try:
             with lst.accept(timeout=30) as ch:
@@ -172,6 +174,11 @@ def _shm(kind: str, size: int, count: int) -> float:
         finally:
             proc.join()
     return took
+
+
+# Channels: shm:// (rings, large buffers through slabs) and unix:// standing
+# for the byte streams (a frame's pieces gathered into one writev).
+CHANNELS = {"shm:// channel": "shm://bench-large-{pid}", "unix:// channel": "unix://@ringipc-bench-large-{pid}"}
 
 
 def _zmq_produce(address: str, kind: str, size: int, count: int) -> None:
@@ -228,8 +235,8 @@ def measure(facility: str, kind: str, size: int, count: int) -> float:
         import numpy  # noqa: F401  (missing: this row fails with the reason, not a half-run)
     if facility == MEMCPY:
         return _memcpy(kind, size, count)
-    if facility == "shm:// channel":
-        return _shm(kind, size, count)
+    if facility in CHANNELS:
+        return _channel(CHANNELS[facility].format(pid=os.getpid()), kind, size, count)
     if facility == "pyzmq copy=False":
         return _zmq(kind, size, count)
     return _forked(facility, kind, size, count)

@@ -159,8 +159,9 @@ def print_report(console: Any, summaries: Any, skips: Any, settings: Any) -> Non
     for text in (failures_text(summaries), skipped_text(skips)):
         if text:
             console.print(text)
-    console.print(f"[dim]Ratios are to {BASELINE} measured in this same run (> 1 is faster); "
-                  "medians over repetitions.[/]")
+    if summaries:  # the extra scenarios' tables name their own baselines
+        console.print(f"[dim]Ratios are to {BASELINE} measured in this same run (> 1 is faster); "
+                      "medians over repetitions.[/]")
 
 
 # -- JSON ------------------------------------------------------------------------------

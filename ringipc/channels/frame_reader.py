@@ -31,6 +31,7 @@ from typing import Any, Callable, List, Optional, Tuple, TypeVar, Union, cast
 _T = TypeVar("_T")
 
 from .doorbell import Doorbell
+from ..core._recycle import MIN_BLOCK, Block
 from ..errors import FrameError
 from .framing import HEADER, HEADER_FIELDS, HEADER_SIZE, READ_EVENTS, wait_fd
 
@@ -43,6 +44,17 @@ _DIRECT = 16 * 1024
 _LOST = "a receive was interrupted while copying bytes; the stream position is lost"
 
 assert HEADER_SIZE + _DIRECT <= _CHUNK  # a staged frame always fits the buffer
+
+#: A direct frame's own buffer: a bytearray, or a recycled Block when large.
+_Body = Union[bytearray, Block]
+
+
+def _body_for(length: int) -> _Body:
+    # Fresh memory for a large message page-faults at a fraction of the
+    # copy's speed (core/_recycle.pyx): a Block reuses memory already faulted
+    # in, and parks it again once the message (or the arrays an out-of-band
+    # frame was rebuilt into, which look into it) is gone.
+    return Block(length) if length >= MIN_BLOCK else bytearray(length)
 
 
 class FrameReader:
@@ -62,7 +74,7 @@ class FrameReader:
         self._end = len(pending)  # end of the buffered bytes
         # A direct frame in progress: its header is consumed and _body_got of
         # its bytes are in _body.  Set only between calls that were interrupted.
-        self._body: Optional[bytearray] = None
+        self._body: Optional[_Body] = None
         self._body_got = 0
         self._direct_length = -1  # length of the direct frame in progress
         self._broken: Optional[str] = None
@@ -93,7 +105,7 @@ class FrameReader:
             raise FrameError(self._broken)
         rest = bytes(self._view[self._start : self._end])
         if self._body is not None:
-            rest = HEADER.pack(len(self._body)) + bytes(self._body[: self._body_got]) + rest
+            rest = HEADER.pack(len(self._body)) + bytes(memoryview(self._body)[: self._body_got]) + rest
         return rest
 
     def close(self) -> None:
@@ -102,7 +114,7 @@ class FrameReader:
             self._doorbell = None
 
     # --- receiving ------------------------------------------------------------------------
-    def read(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | bytearray":
+    def read(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | _Body":
         """One whole frame's payload."""
         # The busy case: the whole frame is already buffered.  No system call,
         # unless this frame empties the buffer and a doorbell must go dark.
@@ -240,7 +252,7 @@ class FrameReader:
         else:
             self._start = stop
 
-    def _start_direct(self, length: int, target: memoryview, body: Optional[bytearray]) -> None:
+    def _start_direct(self, length: int, target: memoryview, body: Optional[_Body]) -> None:
         """Consume the header and the buffered part of a direct frame into
         ``target`` (which is ``body``'s memory when the frame goes to our own
         buffer, or the caller's).  Progress is then kept in ``_body_got``."""
@@ -278,8 +290,8 @@ class FrameReader:
             if n > part and self._doorbell is not None:
                 self._doorbell.show(True)
 
-    def _resume_body(self, deadline: Optional[float]) -> bytearray:
-        body = cast(bytearray, self._body)  # called only with a body pending
+    def _resume_body(self, deadline: Optional[float]) -> _Body:
+        body = cast(_Body, self._body)  # called only with a body pending
         self._finish_direct(memoryview(body), deadline)
         self._body = None
         self._direct_length = -1
@@ -300,13 +312,13 @@ class FrameReader:
         body[: self._body_got] = view[: self._body_got]
         self._body = body
 
-    def _read(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | bytearray":
+    def _read(self, limit: Optional[int], deadline: Optional[float]) -> "bytes | _Body":
         if self._body is not None:
             return self._resume_body(deadline)
         length = self._header(limit, deadline)
         if length < _DIRECT:
             return bytes(self._take_staged(length, deadline))
-        body = bytearray(length)
+        body = _body_for(length)
         self._start_direct(length, memoryview(body), body)
         return self._resume_body(deadline)
 

@@ -28,6 +28,9 @@ HEADER_SIZE = HEADER.size
 #: The same 16 bytes as read back: (length, reserved), reserved must be 0.
 HEADER_FIELDS = struct.Struct("<QQ")
 
+# The most buffers one writev takes (Linux's UIO_MAXIOV); write_all writes more in turns.
+IOV_MAX = 1024
+
 # Below this size one copy into a single buffer is cheaper than a second iovec.
 COALESCE_BELOW = 16 * 1024
 
@@ -72,24 +75,25 @@ def write_all(fd: int, views: Iterable[Any]) -> int:
     bufs = [memoryview(v).cast("B") for v in views]
     bufs = [b for b in bufs if len(b)]
     written = 0
+    first = 0  # bufs[first:] is what is left (an index: a frame may have thousands of pieces)
     try:
-        while bufs:
+        while first < len(bufs):
             try:
-                n = os.writev(fd, bufs)
+                n = os.writev(fd, bufs[first:first + IOV_MAX])
             except BlockingIOError:  # a socket shared with a non-blocking reader
                 wait_fd(fd, select.POLLOUT | select.POLLERR | select.POLLHUP, None)
                 continue
             written += n
             while n:
-                if n >= len(bufs[0]):
-                    n -= len(bufs[0])
-                    bufs.pop(0)
+                if n >= len(bufs[first]):
+                    n -= len(bufs[first])
+                    first += 1
                 else:
-                    bufs[0] = bufs[0][n:]
+                    bufs[first] = bufs[first][n:]
                     n = 0
     except BaseException as exc:
         # An OSError comes from writev itself, so ``written`` is exact for it.
-        if bufs and (written or not isinstance(exc, OSError)):
+        if first < len(bufs) and (written or not isinstance(exc, OSError)):
             exc.torn_write = True  # type: ignore[attr-defined]
         raise
     return written

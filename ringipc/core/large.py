@@ -158,8 +158,9 @@ def load(ref: _Bytes, decode: Callable[[memoryview], _T]) -> _T:
             return decode(view)
         finally:
             # Handed back while the view still pins the mapping (no eviction can unmap it).
-            slabs.reader().done(name, gen, view.obj)
+            orphan = slabs.reader().done(name, gen, view.obj)
             view.release()
+            slabs.close_later(orphan)
     mapping, n = _open(ref)
     try:
         with memoryview(mapping) as whole, whole[:n] as view:
@@ -183,8 +184,9 @@ def lease(ref: _Bytes, decode: Callable[[memoryview], _T]) -> Tuple[_T, Callable
     try:
         obj = decode(view)
     except BaseException:
-        slabs.reader().done(name, gen, view.obj)
+        orphan = slabs.reader().done(name, gen, view.obj)
         view.release()
+        slabs.close_later(orphan)
         raise
 
     def release() -> None:

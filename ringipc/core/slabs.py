@@ -29,14 +29,24 @@ flight, and a killed sender's slabs are swept by the queue's creator and by
 
 Bounds: a pool holds at most POOL_SLABS slabs and POOL_BYTES bytes (but
 always two, so one can be read while the next is written).  A sender that
-finds every slab in use waits, polling with a backoff, for a receiver to
-free one; after GIVE_UP seconds (or at once when it must not block) it falls
-back to a one-off segment, so a receiver killed while holding a slab can
-never wedge its senders.
+finds every slab in use sleeps on its pool's *bell* (a page of shared memory
+named like the slabs, with BELL_TAG before its hex, whose name every slab's
+header carries at BELL_NAME;
+the futex protocol is in core/_bulk.pyx) until a receiver hands a slab back:
+the receiver rings the bell after its FREE store, which costs a fence and a
+load, and a system call only when a sender is counted as asleep.  After
+GIVE_UP seconds (or at once when it must not block) the sender falls back to
+a one-off segment, so a receiver killed while holding a slab can never
+wedge its senders.  Before sleeping it looks SPIN more times, yielding the
+CPU between (a receiver working through a full pool frees a slab every few
+tens of microseconds; a sleep would cost it a FUTEX_WAKE per object).
+Sleeps are cut into WAIT_SLICE slices, and a signal ends
+one (Ctrl-C raises KeyboardInterrupt in the waiting put).
 """
 import mmap
 import os
 import secrets
+import struct
 import threading
 import time
 import weakref
@@ -45,7 +55,8 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Set
 from multiprocessing import util
 
 from . import _segment
-from ._bulk import cas_u64, load_u64, store_u64
+from ._bulk import (bell_enter_wait, bell_leave_wait, bell_ring_if_waited, bell_sleep_until, cas_u64, load_u64,
+                    store_u64)
 from ..errors import CorruptSegment
 
 if TYPE_CHECKING:  # typing_extensions is not a runtime dependency
@@ -57,6 +68,12 @@ POOL_SLABS = 8
 POOL_BYTES = 64 << 20
 GIVE_UP = 1.0          # seconds a blocking sender waits for a slab before a one-off segment
 READER_CACHE = 32      # slabs a receiving process keeps mapped (several senders' pools)
+SPIN = 20 if len(os.sched_getaffinity(0)) > 1 else 0  # looks (yielding between) before a sender sleeps
+WAIT_SLICE = 0.05      # longest single sleep of a sender waiting for a slab (it looks again after each)
+BELL_NAME = 64         # header offset of the pool's bell name (u16 length, then ASCII)
+BELL_TAG = "bell"      # a bell is named <ring>-L<pid>-bell<hex> (ringipc/cleanup.py knows it)
+_BELL_BYTES = 4096
+_NAME_LENGTH = struct.Struct("<H")
 _GRAIN = 64 << 10
 
 
@@ -83,6 +100,10 @@ class Pool:
         self.slabs: List[_Slab] = []
         self.lock = threading.Lock()
         self.holders: Set[int] = set()
+        self.bell: Optional[mmap.mmap] = None
+        self.bell_name = ""
+        self.sleeps = 0   # sleeps on the bell (tests assert on these, not on timing)
+        self.woken = 0    # ... of which ended by a ring rather than a time-out
 
     def adopt(self, holder: object) -> None:
         """Keep the pool while `holder` (a sending end in this process) lives."""
@@ -120,10 +141,17 @@ class Pool:
             room = True
         if not room:
             return None
+        if self.bell is None:
+            self.bell_name = f"{self.owner}-L{self.pid}-{BELL_TAG}{secrets.token_hex(6)}"
+            self.bell = _segment.create(self.bell_name, _BELL_BYTES)
+            _segment.disown(self.bell_name)
         capacity = (n + n // 8 + _GRAIN - 1) // _GRAIN * _GRAIN
         name = f"{self.owner}-L{self.pid}-{secrets.token_hex(6)}"
         mapping = _segment.create(name, HEADER + capacity)
         _segment.disown(name)  # the pool decides when its names go (release_all)
+        bell = self.bell_name.encode()
+        _NAME_LENGTH.pack_into(mapping, BELL_NAME, len(bell))
+        mapping[BELL_NAME + 2:BELL_NAME + 2 + len(bell)] = bell
         slab = _Slab(name, mapping, capacity)
         slab.busy = True
         self.slabs.append(slab)
@@ -138,7 +166,7 @@ class Pool:
     def take(self, n: int, block: bool = True, timeout: Optional[float] = None) -> Optional[_Slab]:
         """A busy slab for `n` payload bytes, or None: use a one-off segment."""
         deadline: Optional[float] = None
-        pause = 20e-6
+        spun = 0
         while True:
             with self.lock:
                 slab = self._free_slab(n)
@@ -147,10 +175,35 @@ class Pool:
             now = time.monotonic()
             if deadline is None:
                 deadline = now + (GIVE_UP if timeout is None else max(0.0, min(timeout, GIVE_UP)))
-            if now >= deadline:
+            if now >= deadline or self.bell is None:
                 return None
-            time.sleep(pause)  # interruptible: Ctrl-C raises here
-            pause = min(pause * 2, 200e-6)
+            if SPIN and spun < SPIN:
+                # A receiver working through a full pool hands a slab back every
+                # few tens of microseconds: look again for a while before
+                # sleeping, which would cost it a FUTEX_WAKE per object.
+                spun += 1
+                os.sched_yield()
+                continue
+            bell = self.bell  # kept: another thread may release the pool meanwhile
+            try:
+                # Counted as a sleeper first (inside the try: a signal handled
+                # as the call returns must not leave the count raised), then
+                # look again: a slab handed back from here on rings the bell.
+                seen = bell_enter_wait(bell)
+                with self.lock:
+                    slab = self._free_slab(n)
+                if slab is not None:
+                    return slab
+                self.sleeps += 1
+                if bell_sleep_until(bell, seen, min(deadline - now, WAIT_SLICE)):  # Ctrl-C raises here
+                    self.woken += 1
+            finally:
+                bell_leave_wait(bell)
+
+    def ring(self) -> None:
+        """A slab was freed in this process: wake its other threads waiting for one."""
+        if self.bell is not None:
+            bell_ring_if_waited(self.bell)
 
     def commit(self, slab: _Slab) -> int:
         """The payload is written: publish it; returns the generation to reference."""
@@ -162,12 +215,14 @@ class Pool:
     def abandon(self, slab: _Slab) -> None:
         """The payload will not be sent (an error while writing it)."""
         slab.busy = False
+        self.ring()
 
     def take_back(self, name: str, gen: int) -> None:
         """A committed slab whose reference was never sent: FREE again."""
         for slab in self.slabs:
             if slab.name == name:
-                cas_u64(slab.mapping, 0, _word(gen, FULL), _word(gen, FREE))
+                if cas_u64(slab.mapping, 0, _word(gen, FULL), _word(gen, FREE)):
+                    self.ring()
                 return
 
     def release_all(self) -> None:
@@ -190,9 +245,17 @@ class Pool:
                 except BufferError:
                     pass  # a view of it is still in use here; unmapped when collected
             self.slabs = []
+            if self.bell is not None:
+                # Receivers that mapped it keep their mapping; no sender sleeps on it any more.
+                _segment.unlink(self.bell_name)
+                _close_quietly(self.bell)
+                self.bell = None
 
 
 _pools: Dict[str, Pool] = {}
+# This process's id, kept up to date by _after_fork: os.getpid() is a system
+# call, and pool() runs on every large put.
+_pid = os.getpid()
 _pools_lock = threading.Lock()
 
 
@@ -207,10 +270,10 @@ def pool(owner: str, holder: object) -> Pool:
     """This process's pool for ring `owner` (a forked child gets its own),
     kept while `holder` (or another sending end adopted by it) lives."""
     p = _pools.get(owner)
-    if p is None or p.pid != os.getpid():
+    if p is None or p.pid != _pid:
         with _pools_lock:
             p = _pools.get(owner)
-            if p is None or p.pid != os.getpid():
+            if p is None or p.pid != _pid:
                 p = _pools[owner] = Pool(owner)
                 _hook_exit()
     if id(holder) not in p.holders:
@@ -235,7 +298,8 @@ def release_pool(owner: str) -> None:
 def _after_fork() -> None:
     # The parent's slabs are the parent's: a child writing into them would
     # race the parent.  Its mappings stay (they unmap when collected).
-    global _pools_lock
+    global _pools_lock, _pid
+    _pid = os.getpid()
     _pools.clear()
     _pools_lock = threading.Lock()
     _reader.lock = threading.Lock()  # a thread of the parent may have held it
@@ -250,6 +314,8 @@ class Reader:
     def __init__(self) -> None:
         self.maps: Dict[str, mmap.mmap] = {}
         self.lock = threading.Lock()
+        self.bells: Dict[str, Optional[mmap.mmap]] = {}  # by bell name; None: gone (its sender with it)
+        self.bell_of: Dict[str, str] = {}                # slab name -> its pool's bell name
 
     def _mapping(self, name: str) -> mmap.mmap:
         mapping = self.maps.get(name)
@@ -282,16 +348,47 @@ class Reader:
             with memoryview(mapping) as whole:
                 return whole[HEADER:HEADER + n]
 
-    def done(self, name: str, gen: int, mapping: "Buffer") -> None:
+    def done(self, name: str, gen: int, mapping: "Buffer") -> Optional[mmap.mmap]:
         """The object is read: hand the slab back to its sender (or remove an
-        orphan).  `mapping` is the view's (the cache may have dropped it)."""
+        orphan).  `mapping` is the view's (the cache may have dropped it).
+        Returns an orphan's mapping, dropped from the cache, for the caller
+        to pass to ``close_later`` once its view is released."""
         with self.lock:
             if cas_u64(mapping, 0, _word(gen, FULL), _word(gen, FREE)):
-                return
+                bell = self._bell(name, mapping)
+                if bell is not None:
+                    bell_ring_if_waited(bell)  # a fence and a load unless its sender sleeps
+                return None
             if cas_u64(mapping, 0, _word(gen, ORPHAN), _word(gen, DEAD)):
                 _segment.unlink(name)
                 if self.maps.get(name) is mapping:
-                    _close_quietly(self.maps.pop(name))
+                    return self.maps.pop(name)
+        return None
+
+
+    def _bell(self, name: str, mapping: "Buffer") -> Optional[mmap.mmap]:
+        """The bell of slab `name`'s pool, mapped once and kept (None if gone)."""
+        bell_name = self.bell_of.get(name)
+        if bell_name is None:
+            with memoryview(mapping) as header:
+                (length,) = _NAME_LENGTH.unpack_from(header, BELL_NAME)
+                bell_name = bytes(header[BELL_NAME + 2:BELL_NAME + 2 + length]).decode("ascii", "replace")
+            if len(self.bell_of) >= 4 * READER_CACHE:
+                self.bell_of.clear()  # looked up again from the slab's header when next needed
+            self.bell_of[name] = bell_name
+        if not bell_name:
+            return None
+        if bell_name not in self.bells:
+            if len(self.bells) >= READER_CACHE:
+                oldest = self.bells.pop(next(iter(self.bells)))
+                if oldest is not None:
+                    _close_quietly(oldest)
+            bell, size = _segment.open_existing(_segment.normalize_name(bell_name))
+            if bell is not None and size < _BELL_BYTES:
+                bell.close()
+                bell = None
+            self.bells[bell_name] = bell
+        return self.bells[bell_name]
 
 
 def _close_quietly(mapping: mmap.mmap) -> None:
@@ -299,6 +396,17 @@ def _close_quietly(mapping: mmap.mmap) -> None:
         mapping.close()
     except BufferError:
         pass  # a zero-copy view still looks into it: unmapped when that is collected
+
+
+def close_later(mapping: Optional[mmap.mmap]) -> None:
+    """Unmap an orphan slab's mapping on a thread of its own.  The last
+    mapping of a slab gives its pages back to the kernel: measured 90 ms for
+    a 288 MiB slab, which the receive that read it (the last objects of an
+    exited sender) would otherwise wait for.  mmap.close() releases the GIL
+    while it unmaps.  Orphans come only from senders that exited: a thread
+    each is rare."""
+    if mapping is not None:
+        threading.Thread(target=_close_quietly, args=(mapping,), name="ringipc-unmap", daemon=True).start()
 
 
 _reader = Reader()

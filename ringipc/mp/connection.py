@@ -225,6 +225,9 @@ class Connection:
         data = oob.encode(obj)
         if type(data) is not oob.Frame:
             return self._send(data)
+        self._send_frame(data)
+
+    def _send_frame(self, data: oob.Frame) -> None:
         self._check_peer()
         # Large buffers go once into a slab, the ring carries a reference (large.py).
         self._send_message(large.export(self._tx.name, data, self))

@@ -51,6 +51,8 @@ RAW_BYTES = 1
 ARRAY = 2
 _ALIGN = 64
 _FIXED = struct.Struct("<8sIIQ")
+# Zeros for Frame.pieces: the padding before a section is under a page plus an alignment.
+_ZEROS = memoryview(bytes(4096 + 64))
 _LENGTH = struct.Struct("<Q")
 
 
@@ -94,14 +96,38 @@ class Frame:
             pos = _aligned(pos + buf.nbytes)
         self.size = pos
 
-    def write_into(self, out: memoryview) -> None:
-        """Write the whole frame into `out` (exactly `size` bytes, writable)."""
+    def _write_header(self, out: memoryview) -> None:
         _FIXED.pack_into(out, 0, MAGIC, len(self.buffers), self.flags, len(self.pickle))
         for i, buf in enumerate(self.buffers):
             _LENGTH.pack_into(out, _FIXED.size + _LENGTH.size * i, buf.nbytes)
+
+    def write_into(self, out: memoryview) -> None:
+        """Write the whole frame into `out` (exactly `size` bytes, writable)."""
+        self._write_header(out)
         out[self.offsets[0]:self.offsets[0] + len(self.pickle)] = self.pickle
         for start, buf in zip(self.offsets[1:], self.buffers):
             copy_into(out[start:start + buf.nbytes], buf)  # the one copy in (large ones without the GIL)
+
+    def pieces(self) -> List[memoryview]:
+        """The frame as consecutive buffers, the object's own buffers among
+        them uncopied: for a transport that gathers (writev, sendmsg), so that
+        a frame goes out without being joined first.  Header, pickle and the
+        zero padding between sections are small buffers of their own."""
+        head = bytearray(self.offsets[0])
+        self._write_header(memoryview(head))
+        out = [memoryview(head)]
+        pos = self.offsets[0]
+        if self.pickle:
+            out.append(memoryview(self.pickle))
+            pos += len(self.pickle)
+        for buf, start in zip(self.buffers, self.offsets[1:]):
+            if start > pos:
+                out.append(_ZEROS[:start - pos])
+            out.append(buf)
+            pos = start + buf.nbytes
+        if self.size > pos:
+            out.append(_ZEROS[:self.size - pos])
+        return out
 
     def tobytes(self) -> bytes:
         out = bytearray(self.size)
@@ -225,6 +251,17 @@ def is_frame(message: _Bytes) -> bool:
 def decode_payload(message: _Bytes) -> Any:
     """The object of a drop-in's message body: an out-of-band frame or a pickle."""
     return decode(message) if is_frame(message) else pickle.loads(message)
+
+
+def decode_owned(message: memoryview) -> Any:
+    """Rebuild the object of a frame received into a writable buffer nothing
+    else uses (a channel's receive buffer): its buffers are views of it, so
+    arrays are writable and nothing is copied a second time.  A read-only
+    buffer, or a frame of a bytes object (bytes cannot share memory), is
+    decoded with its one copy."""
+    if message.readonly or (message.nbytes >= _FIXED.size and _FIXED.unpack_from(message, 0)[2] & RAW_BYTES):
+        return decode(message)
+    return decode(message, copy=False)
 
 
 def decode(message: _Bytes, copy: bool = True) -> Any:

@@ -31,7 +31,8 @@ from typing import Any, Callable, List, Optional, cast
 from ._packet_fast import PacketFastPath
 from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel
 from ...errors import FrameError, MessageTooLarge
-from ..framing import wait_readable
+from ..framing import IOV_MAX, wait_readable
+from ...mp.oob import Frame
 
 HEADER = b"\x01" + bytes(15)  # must match DATA_HEADER in _packet_fast.pyx
 HEADER_SIZE = len(HEADER)
@@ -98,11 +99,11 @@ class PacketChannel(PacketFastPath, BaseChannel):
         send buffer if the working one was too small for it, else raised."""
         self._send_error(memoryview(payload), OSError(err, os.strerror(err)))
 
-    def _send_error(self, view: memoryview, exc: OSError) -> None:
+    def _send_error(self, message: "memoryview | Frame", exc: OSError) -> None:
         if exc.errno == errno.EMSGSIZE and self._use_full_send_buffer():
-            self._send_message(view)  # nothing was sent: the kernel refused it whole
+            self._send_any(message)  # nothing was sent: the kernel refused it whole
             return
-        self._raise_send_error(exc, len(view))
+        self._raise_send_error(exc, message.size if type(message) is Frame else len(message))
 
     def _raise_send_error(self, exc: OSError, size: int) -> None:
         """Raise for a failed send: MessageTooLarge when the kernel refused the
@@ -131,6 +132,19 @@ class PacketChannel(PacketFastPath, BaseChannel):
                 self._sock.sendmsg([HEADER, view])
         except OSError as exc:
             self._send_error(view, exc)
+
+    def _send_frame(self, frame: Frame) -> None:
+        # Gathered: header and the object's own buffers in one sendmsg, one
+        # packet, never joined first (unless it has more pieces than a
+        # sendmsg takes).
+        pieces = frame.pieces()
+        if len(pieces) >= IOV_MAX:
+            BaseChannel._send_frame(self, frame)
+            return
+        try:
+            self._sock.sendmsg([HEADER, *pieces])
+        except OSError as exc:
+            self._send_error(frame, exc)
 
     def _scratch(self, size: int) -> mmap.mmap:
         if self._scratch_size < size:

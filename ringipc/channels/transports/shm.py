@@ -39,7 +39,8 @@ from typing import Any, Callable, Final, List, NoReturn, Optional, Tuple, Union
 from ...core import large
 from ...core._ring import Ring, ring_from_descriptor
 from ..address import check_mode, lookup, register_scheme
-from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, remaining
+from ..channel import DEFAULT_MAX_MESSAGE_SIZE, BaseChannel, BaseListener, deadline_after, encode_object, remaining
+from ...mp import oob
 from ...mp.connection import PEER_CHECK, Connection, _Sweeper
 from ...errors import AddressError, BufferTooShort, FrameError
 from ...core.stream import RingStream
@@ -102,23 +103,47 @@ class ShmChannel(BaseChannel):
             return bytes(self._recv_message(self._max_message_size, None))
         return BaseChannel.recv_bytes(self, maxlength, timeout)
 
+    def send(self, obj: Any) -> None:
+        # Small objects as plain pickles in the ring; large buffers out of
+        # band through the Connection's object path, written once into a
+        # slab (mp/oob.py, core/large.py).  Then the message's doorbell.
+        self._check_open()
+        data = encode_object(obj)
+        if type(data) is bytes:
+            self._send_message(data)  # type: ignore[arg-type]  # the Connection takes bytes as they are
+        else:
+            self._send_frame(data)  # type: ignore[arg-type]  # not bytes: a Frame
+
     def recv(self, timeout: Optional[float] = None) -> Any:
-        # A large object is unpickled straight from its side segment: one copy
-        # (pickle's own), not a message-sized bytes object first and then that.
+        # A large object is rebuilt straight from its slab or side segment:
+        # one copy (oob.decode's, or pickle's), no message-sized bytes first.
         self._check_open()
         data = self._wait(self._rx.recv_bytes, deadline_after(timeout))
         self._taken()
         limit = self._limit()
-        if data and not data[0] and large.is_reference(data):
-            def unpickle(view: memoryview) -> Any:
-                _check_limit(len(view), limit)
-                return pickle.loads(view)
-            return large.load(data, unpickle)
+        if data and not data[0]:
+            if large.is_reference(data):
+                def rebuild(view: memoryview) -> Any:
+                    _check_limit(len(view), limit)
+                    return oob.decode_payload(view)
+                return large.load(data, rebuild)
+            if oob.is_frame(data):
+                _check_limit(len(data), limit)
+                return oob.decode(data)
         _check_limit(len(data), limit)
         return pickle.loads(data)
 
     def _send_message(self, view: memoryview) -> None:
         self._conn.send_bytes(view)
+        self._ring()
+
+    def _send_frame(self, frame: oob.Frame) -> None:
+        # What send() does after encoding, for a frame encoded elsewhere (AsyncChannel).
+        self._conn._send_frame(frame)
+        self._ring()
+
+    def _ring(self) -> None:
+        """The doorbell byte of a message just committed."""
         try:
             self._sock.send(b"\x01", socket.MSG_NOSIGNAL)
         except (BrokenPipeError, ConnectionResetError):
@@ -246,8 +271,15 @@ def _wrap(sock: socket.socket, rx: Ring, tx: Ring, mode: str,
 
 
 def _take_socket(ch: Any) -> socket.socket:
-    """A socket of our own for the connection under the rendezvous channel ``ch``."""
-    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(ch.raw_fileno()))
+    """A socket of our own for the connection under the rendezvous channel ``ch``.
+
+    Made blocking explicitly: a duplicate shares the file status flags, and
+    a timeout set on another duplicate during the exchange leaves O_NONBLOCK
+    on all of them, while a socket object made from a descriptor believes
+    it blocks - its sends would then raise BlockingIOError on a full buffer."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=os.dup(ch.raw_fileno()))
+    sock.setblocking(True)
+    return sock
 
 
 class ShmListener(BaseListener):

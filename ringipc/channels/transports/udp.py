@@ -48,7 +48,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import hmac
-import pickle
 import secrets
 import socket
 import struct
@@ -128,7 +127,7 @@ class UdpChannel(BaseChannel):
             raise AuthenticationError(
                 "udp:// refuses to unpickle unsigned datagrams: anybody who can reach the port could run "
                 "code here. Use recv_bytes, or connect and listen with authkey=")
-        return pickle.loads(self.recv_bytes(timeout=timeout))
+        return BaseChannel.recv(self, timeout)
 
     # --- wire ----------------------------------------------------------------------------------
     def _signature(self, key: bytes, *parts: Any) -> bytes:
