@@ -196,7 +196,7 @@ def test_bad_arguments_are_refused_before_anything_is_sent(run):  # noqa: F811
 
 @pytest.mark.parametrize("scheme", ["tcp", "udp"])
 def test_network_transports_send_through_the_loop(run, scheme):  # noqa: F811
-    # (shm:// and its synchronous send: tests/test_asyncio_contract.py)
+    # (shm:// and mq://: tests/test_asyncio_channel_send_rings.py)
     address = f"{scheme}://127.0.0.1:0"
     with ringipc.listen(address) as listener, concurrent.futures.ThreadPoolExecutor(1) as pool:
         accepted = pool.submit(listener.accept, TIMEOUT)

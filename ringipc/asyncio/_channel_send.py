@@ -10,9 +10,13 @@ empty) writes on as room comes.  Frames go out whole and in order:
   without making the descriptor non-blocking for its synchronous users.
 * Packets and datagrams (unixpacket, unixgram, udp): one non-blocking
   ``sendmsg``/``send`` that takes the whole packet or nothing.
-* Other transports (mq, shm) have no descriptor that says "room": their
-  send is the synchronous one (it blocks only while the peer's queue or
-  ring is full).  A kernel without RWF_NOWAIT on pipes falls back the same.
+* POSIX message queues (mq): one ``mq_send`` on the channel's descriptor,
+  which is non-blocking already (the synchronous side waits in ``poll``):
+  it takes the whole message or nothing; a message queue descriptor is
+  pollable, so the loop watches it for room.
+* Shared-memory rings (shm): the ring's space bell, not a descriptor
+  (ringipc/asyncio/_shm_send.py; this class hands those sends over).
+* A kernel without RWF_NOWAIT on pipes: the synchronous send.
 
 Cancellation (the send raises CancelledError): a frame of which nothing was
 written yet is withdrawn (the message is not sent).  One that is partly
@@ -32,10 +36,11 @@ import socket
 from typing import Any, Callable, Deque, List, Optional
 
 from ..channels.framing import HEADER as _STREAM_HEADER, IOV_MAX
-from ..channels.transports import packet as _packet, udp as _udp
+from ..channels.transports import mq as _mq, packet as _packet, shm as _shm, udp as _udp
 from ..channels.transports.stream import StreamChannel
 from ..errors import ChannelClosed, MessageTooLarge
 from ..mp.oob import Frame
+from ._shm_send import ShmSender
 
 __all__ = ["Sender"]
 
@@ -67,12 +72,17 @@ class Sender:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._fd = -1
         self._write: Optional[Callable[[_Frame], bool]] = None
-        if isinstance(channel, StreamChannel) and channel._wfd is not None and _NOWAIT:
+        self._shm: Optional[ShmSender] = None
+        if isinstance(channel, _shm.ShmChannel):
+            self._shm = ShmSender(channel)
+        elif isinstance(channel, StreamChannel) and channel._wfd is not None and _NOWAIT:
             self._fd, self._write = channel._wfd, self._write_stream
         elif isinstance(channel, _packet.PacketChannel):
             self._fd, self._write = channel._sock.fileno(), self._write_packet
         elif isinstance(channel, _udp.UdpChannel):
             self._fd, self._write = channel._sock.fileno(), self._write_datagram
+        elif isinstance(channel, _mq.MqChannel):
+            self._fd, self._write = channel._sfd, self._write_mq
 
     # -- frames per transport -------------------------------------------------------------
     def _frame(self, message: "memoryview | Frame") -> _Frame:
@@ -82,6 +92,9 @@ class Sender:
         parts = message.pieces() if type(message) is Frame else [message]
         if self._write == self._write_stream:
             return _Frame([memoryview(_STREAM_HEADER.pack(_size(message))), *parts], message)
+        if self._write == self._write_mq:
+            # A message queue cannot gather: a frame is joined, as its synchronous send does.
+            return _Frame([memoryview(message.tobytes()) if type(message) is Frame else message], message)
         if self._write == self._write_datagram:
             # Built once: its sequence number is taken, and a retry must resend it as it is.
             whole = message.tobytes() if type(message) is Frame else message
@@ -126,8 +139,21 @@ class Sender:
             raise
         return True
 
+    def _write_mq(self, frame: _Frame) -> bool:
+        ch = self._channel
+        try:
+            ch._send(frame.bufs[0])  # the descriptor is non-blocking: whole message or nothing
+        except ch._busy:
+            raise BlockingIOError from None
+        except ch._gone:
+            ch._check_open()
+            raise
+        return True
+
     # -- the queue ------------------------------------------------------------------------
     async def send(self, view: "memoryview | Frame") -> None:
+        if self._shm is not None:
+            return await self._shm.send(view)
         write = self._write
         if write is None:
             self._channel._send_any(view)  # no descriptor that says "room": see above
@@ -160,7 +186,10 @@ class Sender:
                 if frame.started:
                     frame.abandoned = True  # the loop finishes it: see above
                 else:
-                    self._queue.remove(frame)
+                    try:
+                        self._queue.remove(frame)
+                    except ValueError:
+                        pass  # _writable withdrew it already
                     if not self._queue:
                         self._unregister()
             raise
@@ -171,6 +200,11 @@ class Sender:
             return
         while self._queue:
             frame = self._queue[0]
+            if not frame.started and frame.waiter is not None and frame.waiter.cancelled():
+                # Cancelled before any of it went, its task not yet resumed:
+                # withdrawn here, or the message would go out after all.
+                self._queue.popleft()
+                continue
             try:
                 if not self._write(frame):  # type: ignore[misc]  # set while frames queue
                     return
@@ -205,6 +239,8 @@ class Sender:
 
     def close(self, exc: BaseException) -> None:
         """The channel is closing: queued sends fail with `exc`."""
+        if self._shm is not None:
+            self._shm.close(exc)
         if self._queue:
             self._fail_all(exc)
         self._unregister()

@@ -7,10 +7,11 @@ message with a zero timeout, which either returns it whole or leaves it:
 a cancelled receive loses nothing.  A transport without a descriptor (System
 V queues) is refused with a clear error rather than polled.
 
-Sends wait for room through the loop too, frames whole and in order, and
-a cancelled send either sent nothing or its frame is finished in the
-background (ringipc/asyncio/_channel_send.py, which also names the
-transports whose send stays synchronous).
+Sends wait for room through the loop too, on every transport with a
+descriptor: frames whole and in order, and a cancelled send either sent
+nothing or its frame is finished in the background
+(ringipc/asyncio/_channel_send.py; shm:// awaits its ring's space bell,
+ringipc/asyncio/_shm_send.py).
 """
 from __future__ import annotations
 
