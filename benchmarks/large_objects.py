@@ -3,44 +3,17 @@
 arrays of 1 MiB, 16 MiB and 256 MiB through ringipc.Queue, ringipc.Pipe, an
 shm:// channel, multiprocessing.Queue, faster-fifo, pyzmq copy=False, the raw
 ring as the ceiling and memcpy, ratios from the same run), here in this
-process without the bench's driver processes; then the time of a zero-copy
-receive (Queue.get_lease) by size, against a copying get():
+process without the bench's driver processes (the zero-copy receive by size:
+benchmarks/lease_latency.py):
 
     python benchmarks/large_objects.py [--sizes 1M,16M,256M] [--total 512M] [--kinds numpy,bytes]
 
 The same rows with repetitions and medians: ``python -m ringipc bench --scenarios large``.
 """
 import argparse
-import time
 
-import numpy as np
-
-import ringipc
 from ringipc.bench import large
 from ringipc.bench.report import parse_size
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def lease_us(size):
-    """Microseconds of a get_lease() + release() of an array already in the
-    queue (best of 5), against a copying get()."""
-    q = ringipc.Queue()
-    arr = np.ones(size // 8)
-    out = {}
-    for label, get in (("lease", lambda: q.get_lease().release()), ("get", q.get)):
-        times = []
-        for _ in range(5):
-            q.put(arr)
-            times.append(_timed(get))
-        out[label] = min(times) * 1e6
-    q.close()
-    q.join_thread()
-    return out
 
 
 def main():
@@ -65,9 +38,6 @@ def main():
                 ring = f"{s.vs_ring:6.1%} of ring" if s.vs_ring is not None else ""
                 mp = f"x{s.vs_mp:.1f} mp.Queue" if s.vs_mp is not None else ""
                 print(f"{size >> 20:>4} MiB {kind:<6} {s.facility:<18} {s.rate:7.2f} GB/s  {ring}  {mp}", flush=True)
-    for size in sizes:
-        t = lease_us(size)
-        print(f"{size >> 20:>4} MiB Queue.get_lease+release {t['lease']:9.1f} us   get() {t['get']:9.1f} us", flush=True)
 
 
 if __name__ == "__main__":

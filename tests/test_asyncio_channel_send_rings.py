@@ -183,6 +183,18 @@ def test_cancelled_sends_are_withdrawn_whole(scheme, seed):
     rx.close()
 
 
+async def send_until_one_waits(sender):
+    """Send numbered messages until one finds no room; (its task, how many went)."""
+    sent = 0
+    while True:
+        task = asyncio.create_task(sender.send_bytes(message(0, sent)))
+        await asyncio.sleep(0)
+        if not task.done():
+            return task, sent
+        task.result()
+        sent += 1
+
+
 def never_read(ch):
     while True:
         signal.pause()  # until killed
@@ -195,14 +207,7 @@ def test_a_killed_shm_reader_wakes_a_waiting_send(run):  # noqa: F811
     sender = ra.AsyncChannel(tx)
 
     async def main():
-        i = 0
-        while True:
-            task = asyncio.create_task(sender.send_bytes(message(0, i)))
-            await asyncio.sleep(0)
-            if not task.done():
-                break
-            task.result()
-            i += 1
+        task, _ = await send_until_one_waits(sender)
         for _ in range(10):
             await asyncio.sleep(0)
         assert not task.done()  # waiting for room the reader will never make
@@ -224,14 +229,7 @@ def test_closing_fails_a_waiting_send(run, scheme):  # noqa: F811
     sender = ra.AsyncChannel(tx)
 
     async def main():
-        sent = 0
-        while True:
-            task = asyncio.create_task(sender.send_bytes(message(0, sent)))
-            await asyncio.sleep(0)
-            if not task.done():
-                break
-            task.result()
-            sent += 1
+        task, sent = await send_until_one_waits(sender)
         later = asyncio.create_task(sender.send_bytes(message(0, sent + 1)))
         await asyncio.sleep(0)
         sender.close()

@@ -3,6 +3,7 @@ core/_bulk.pyx) until a receiver hands one back: woken by the hand-back, not
 by a poll; its timeout honoured; Ctrl-C ends the wait; a receiver killed
 holding slabs never wedges it.  Each test acts exactly while the sender is
 counted as asleep (the bell's waiter count), never after a sleep."""
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -62,15 +63,30 @@ def _lease_pool(q):
     return [q.get_lease(timeout=30) for _ in range(POOL)]
 
 
-def test_a_release_in_another_process_wakes_the_waiting_sender():
+@contextlib.contextmanager
+def _sender_waiting_for_a_slab():
+    """(queue, report, sender process, leases): a forked sender asleep on its
+    pool's bell while this process leases every slab of the pool."""
     ctx = multiprocessing.get_context("fork")
     q, report = Queue(), ctx.SimpleQueue()
     leases = []
     proc = ctx.Process(target=_fill_then_put, args=(q, report, 60.0))
     proc.start()
     try:
-        leases = _lease_pool(q)
+        leases += _lease_pool(q)
         _until_waiting(q._ring, proc.pid)
+        yield q, report, proc, leases
+    finally:
+        for lease in leases:
+            lease.release()
+        reap(proc)
+        q.close()
+        q.join_thread()
+        report.close()
+
+
+def test_a_release_in_another_process_wakes_the_waiting_sender():
+    with _sender_waiting_for_a_slab() as (q, report, proc, leases):
         pool = _names(q._ring, proc.pid, bells=False)
         assert len(pool) == POOL
         leases.pop(0).release()
@@ -82,37 +98,16 @@ def test_a_release_in_another_process_wakes_the_waiting_sender():
         assert (q.get(timeout=30) == 99).all()
         for i, lease in enumerate(leases, 1):
             assert (lease.obj == i).all(), "a leased slab was overwritten"
-    finally:
-        for lease in leases:
-            lease.release()
-        reap(proc)
-        q.close()
-        q.join_thread()
-        report.close()
     assert proc.exitcode == 0
 
 
 def test_ctrl_c_interrupts_a_put_waiting_for_a_slab():
-    ctx = multiprocessing.get_context("fork")
-    q, report = Queue(), ctx.SimpleQueue()
-    leases = []
-    proc = ctx.Process(target=_fill_then_put, args=(q, report, 60.0))
-    proc.start()
-    try:
-        leases = _lease_pool(q)
-        _until_waiting(q._ring, proc.pid)
+    with _sender_waiting_for_a_slab() as (q, report, proc, leases):
         os.kill(proc.pid, signal.SIGINT)
         what, sleeps, woken = report.get()
         assert what == "interrupted" and sleeps >= 1, (what, sleeps, woken)
         proc.join(30)
         assert proc.exitcode == 0
-    finally:
-        for lease in leases:
-            lease.release()
-        reap(proc)
-        q.close()
-        q.join_thread()
-        report.close()
 
 
 def test_a_waiting_put_honours_its_timeout_then_uses_a_one_off_segment(monkeypatch):
