@@ -7,6 +7,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import struct
 import time
 
 import pytest
@@ -170,3 +171,47 @@ def test_a_consumer_killed_while_the_sender_sleeps_never_wedges_it():
         report.close()
     large.sweep(q._ring.name, only_dead=True, mine=True)  # what the creator does at its exit
     assert not _names(q._ring, producer.pid, bells=False) | _names(q._ring, producer.pid, bells=True)
+
+
+def _one_full_slab(q):
+    q.put(np.full(MIB // 8, 5))
+    [slab] = _names(q._ring, os.getpid(), bells=False)
+    mapping, _ = _segment.open_existing(slab)
+    return mapping
+
+
+def test_a_slab_header_naming_another_segment_never_rings_it():
+    """The bell's name is read from shared memory: a header that names any
+    segment but its own pool's bell is ignored, so a damaged or forged slab
+    cannot make a receiver bump the first word of another object."""
+    q = Queue()
+    foreign = f"{q._ring.name}-L1-notabell"
+    other = _segment.create(foreign, 4096)
+    try:
+        struct.pack_into("<II", other, 0, 0x1234, 0)
+        struct.pack_into("<I", other, 64, 1)  # "a sleeper": a bell would be rung
+        slab = _one_full_slab(q)
+        struct.pack_into("<H", slab, slabs.BELL_NAME, len(foreign))
+        slab[slabs.BELL_NAME + 2:slabs.BELL_NAME + 2 + len(foreign)] = foreign.encode()
+        slab.close()
+        assert (q.get(timeout=10) == 5).all()
+        assert struct.unpack_from("<I", other, 0)[0] == 0x1234, "another segment's word was bumped"
+    finally:
+        other.close()
+        _segment.unlink(foreign)
+        q.close()
+        q.join_thread()
+
+
+def test_a_receive_whose_bell_is_gone_still_delivers():
+    """A sender exiting between a receiver's hand-back and its ring removes
+    the bell: nobody sleeps on it, and the receive returns its object."""
+    q = Queue()
+    try:
+        _one_full_slab(q).close()
+        [bell] = _names(q._ring, os.getpid(), bells=True)
+        _segment.unlink(bell)
+        assert (q.get(timeout=10) == 5).all()
+    finally:
+        q.close()
+        q.join_thread()

@@ -45,6 +45,7 @@ one (Ctrl-C raises KeyboardInterrupt in the waiting put).
 """
 import mmap
 import os
+import re
 import secrets
 import struct
 import threading
@@ -365,7 +366,6 @@ class Reader:
                     return self.maps.pop(name)
         return None
 
-
     def _bell(self, name: str, mapping: "Buffer") -> Optional[mmap.mmap]:
         """The bell of slab `name`'s pool, mapped once and kept (None if gone)."""
         bell_name = self.bell_of.get(name)
@@ -373,6 +373,11 @@ class Reader:
             with memoryview(mapping) as header:
                 (length,) = _NAME_LENGTH.unpack_from(header, BELL_NAME)
                 bell_name = bytes(header[BELL_NAME + 2:BELL_NAME + 2 + length]).decode("ascii", "replace")
+            # Read from shared memory: only a name of this slab's own pool is
+            # trusted, never another segment whose first word a ring would bump.
+            prefix = _pool_prefix(name)
+            if not (bell_name.startswith(prefix) and _BELL_SUFFIX.fullmatch(bell_name[len(prefix):])):
+                bell_name = ""
             if len(self.bell_of) >= 4 * READER_CACHE:
                 self.bell_of.clear()  # looked up again from the slab's header when next needed
             self.bell_of[name] = bell_name
@@ -383,12 +388,23 @@ class Reader:
                 oldest = self.bells.pop(next(iter(self.bells)))
                 if oldest is not None:
                     _close_quietly(oldest)
-            bell, size = _segment.open_existing(_segment.normalize_name(bell_name))
+            try:
+                bell, size = _segment.open_existing(bell_name)
+            except OSError:
+                bell, size = None, 0  # its sender exited (and removed it): nobody sleeps on it
             if bell is not None and size < _BELL_BYTES:
                 bell.close()
                 bell = None
             self.bells[bell_name] = bell
         return self.bells[bell_name]
+
+
+_BELL_SUFFIX = re.compile(f"{BELL_TAG}[0-9a-f]{{12}}")
+
+
+def _pool_prefix(slab_name: str) -> str:
+    """``<ring>-L<pid>-`` of a slab (its pool's bell shares it)."""
+    return slab_name[:slab_name.rindex("-") + 1]
 
 
 def _close_quietly(mapping: mmap.mmap) -> None:
