@@ -141,12 +141,22 @@ def test_buffers_round_trip(transport, tmp_path):
     round_trip_all(transport, tmp_path, plain_cases())
 
 
-def test_large_bytes_and_bytearrays_go_out_of_band():
-    # CPython's pickler writes both in-band whatever the buffer_callback: send() frames them itself
-    # (the round trips above check that a bytearray comes back a bytearray).
+@pytest.mark.parametrize("transport", ["pipe", "unix", "unixpacket", "shm"])
+def test_large_bytes_and_bytearrays_go_out_of_band(transport, tmp_path, monkeypatch):
+    # CPython's pickler writes both in-band whatever the buffer_callback: send() frames them itself.
     for kind in (bytes, bytearray):
         assert type(encode_object(kind(200_000))) is oob.Frame
         assert type(encode_object(kind(1000))) is bytes
+    with channel_pair(transport, tmp_path) as (a, b):
+        frames = []
+        send_frame = b._send_frame
+        monkeypatch.setattr(b, "_send_frame", lambda frame: frames.append(frame.flags) or send_frame(frame))
+        for kind, flag in ((bytes, oob.RAW_BYTES), (bytearray, oob.RAW_BYTEARRAY)):
+            data = kind(os.urandom(200_000))
+            got = trip(b, a, data)
+            assert type(got) is kind and got == data
+            assert frames.pop() == flag
+        assert trip(b, a, bytearray(1000)) == bytearray(1000) and not frames
 
 
 @pytest.mark.parametrize("transport", MESSAGE_TRANSPORTS)

@@ -24,7 +24,7 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 # Types that cannot hold a buffer (no buffer_callback needed), and common
 # ones that are surely not NumPy arrays (no type-name test needed).
 _SCALARS = frozenset({str, int, float, bool, type(None), complex})
-_CONTAINERS = frozenset({dict, list, tuple, set, frozenset, bytearray})
+_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
 _OOB_MIN = oob.OOB_MIN_BUFFER
 
 #: Default cap on one received message.  A header announcing more is refused
