@@ -297,3 +297,36 @@ def test_objects_larger_than_the_ring_through_a_pipe_and_a_simple_queue(run):
         finally:
             q.close()
     run(main())
+
+
+def test_a_large_send_cancelled_while_the_ring_is_full_hands_its_slab_back(run):  # noqa: F811
+    """A large object is written into a slab before its reference waits for
+    room in the ring; cancelled there, the slab goes back to the pool (FREE)
+    instead of staying taken, and the next large sends reuse the pool."""
+    from ringipc.core import slabs
+    from ringipc.core._bulk import load_u64
+
+    a, b = ra.Pipe(capacity=1 << 16)
+
+    async def main():
+        while True:  # fill the ring with small messages until a send waits
+            task = asyncio.create_task(a.send_bytes(b"x" * 1000))
+            await asyncio.sleep(0)
+            if not task.done():
+                break
+        large = asyncio.create_task(a.send(bytearray(os.urandom(1 << 20))))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not large.done(), "the ring had room: nothing to cancel"
+        large.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await large
+        pool = slabs._pools[a.sync._tx.name]
+        assert pool.slabs and all(load_u64(s.mapping, 0) & 3 == slabs.FREE for s in pool.slabs)
+        task.cancel()
+
+    try:
+        run(main())
+    finally:
+        a.close()
+        b.close()

@@ -127,18 +127,30 @@ class Connection:
                 assert self._tx_bell is not None
                 await self._tx_bell.wait(size)
 
+    async def _send(self, data: Any) -> None:
+        encoded = self._encode(data)
+        try:
+            await self._send_encoded(encoded)
+        except BaseException:
+            if encoded is not data:
+                # A reference to a slab or side segment that will never be
+                # sent (cancelled while the ring was full, or the peer gone):
+                # the slab goes back to the pool, a one-off segment away.
+                large.discard(encoded)
+            raise
+
     async def send_bytes(self, buf: Any, offset: int = 0, size: Optional[int] = None) -> None:
         if type(buf) is bytes and offset == 0 and size is None:
-            return await self._send_encoded(self._encode(buf))  # the everyday call: no copy
+            return await self._send(buf)  # the everyday call: no copy
         with memoryview(buf) as m:
             m = m.cast("B") if m.format != "B" else m
             if offset < 0 or offset > m.nbytes or (size is not None and (size < 0 or offset + size > m.nbytes)):
                 raise ValueError("offset/size out of range")
             data = bytes(m[offset:] if size is None else m[offset:offset + size])
-        await self._send_encoded(self._encode(data))
+        await self._send(data)
 
     async def send(self, obj: Any) -> None:
-        await self._send_encoded(self._encode(oob.encode(obj)))
+        await self._send(oob.encode(obj))
 
     # -- lifetime -----------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Any]:
