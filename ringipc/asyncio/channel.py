@@ -17,20 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import io
-from types import TracebackType
-from typing import Any, AsyncIterator, Optional, Type
+from typing import Any, AsyncIterator, Optional
 
 from ..channels.channel import encode_object
 from ..errors import ChannelClosed
 from ..mp import oob
 from ._channel_send import Sender
+from ._closing import ClosesOnExit
 from ._until_eof import until_eof
 from ._waiters import Waiters
 
 __all__ = ["AsyncChannel"]
 
 
-class AsyncChannel:
+class AsyncChannel(ClosesOnExit):
     """Wraps a connected :class:`ringipc.Channel` (``.sync``)."""
 
     def __init__(self, channel: Any) -> None:
@@ -106,10 +106,3 @@ class AsyncChannel:
         self._ready()
         self._sender.close(ChannelClosed("channel closed while a send waited"))
         self.sync.close()
-
-    async def __aenter__(self) -> "AsyncChannel":
-        return self
-
-    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                        tb: Optional[TracebackType]) -> None:
-        self.close()

@@ -12,20 +12,20 @@ worker process.
 from __future__ import annotations
 
 import queue
-from types import TracebackType
-from typing import Any, AsyncIterator, Optional, Tuple, Type
+from typing import Any, AsyncIterator, Optional, Tuple
 
 from ..core import large
 from ..errors import BufferTooShort
 from ..mp import connection as _conn, oob
 from ..mp.pickling import loads
 from ._bell import AsyncBell, FdWatch
+from ._closing import ClosesOnExit
 from ._until_eof import until_eof
 
 __all__ = ["Connection", "Pipe"]
 
 
-class Connection:
+class Connection(ClosesOnExit):
     """``await conn.recv()``, ``await conn.send(obj)`` and friends.
     ``spin_us``: how long a wait looks at the ring before it parks on the
     loop (ringipc/asyncio/_spin.py; 0 disables, None the default)."""
@@ -165,13 +165,6 @@ class Connection:
             if bell is not None:
                 bell.close()
         self.sync.close()
-
-    async def __aenter__(self) -> "Connection":
-        return self
-
-    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                        tb: Optional[TracebackType]) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<ringipc.asyncio.Connection of {self.sync!r}>"

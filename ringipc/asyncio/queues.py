@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Generic, Optional, TypeVar
 from ..mp import queues as _mpq
 from ..mp.simplequeue import SimpleQueue as _SyncSimpleQueue
 from ._bell import ANY_RELEASE, AsyncBell
+from ._closing import ClosesOnExit
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue"]
 
@@ -25,7 +26,7 @@ Empty = _queue.Empty
 Full = _queue.Full
 
 
-class _Awaitable(Generic[_T]):
+class _Awaitable(ClosesOnExit, Generic[_T]):
     """What the three share: the bells of the wrapped queue's ring."""
 
     sync: Any
@@ -57,12 +58,6 @@ class _Awaitable(Generic[_T]):
         self._data.close()
         self._space.close()
         self.sync.close()
-
-    async def __aenter__(self) -> Any:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
 
     def __reduce__(self) -> Any:
         # Another process gets its own wrapper (its own bells) over the same queue.

@@ -10,17 +10,17 @@ a cancelled receive loses nothing.
 from __future__ import annotations
 
 import queue
-from types import TracebackType
-from typing import Any, AsyncIterator, Optional, Type
+from typing import Any, AsyncIterator, Optional
 
 from ..core._ring import Ring
 from ._bell import AsyncBell
+from ._closing import ClosesOnExit
 from ._until_eof import until_eof
 
 __all__ = ["AsyncRing"]
 
 
-class AsyncRing:
+class AsyncRing(ClosesOnExit):
     """``await ring.recv_bytes()``, ``await ring.send_bytes(data)``, ``async for``.
 
     Wraps `ring` (a :class:`ringipc.Ring`, or a capacity to create one, as
@@ -82,13 +82,6 @@ class AsyncRing:
         self._readable.close()
         self._writable.close()
         self.ring.close()
-
-    async def __aenter__(self) -> "AsyncRing":
-        return self
-
-    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                        tb: Optional[TracebackType]) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<ringipc.asyncio.AsyncRing of {self.ring!r}>"

@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import queue
-from types import TracebackType
-from typing import Any, AsyncIterator, Optional, Type
+from typing import Any, AsyncIterator
 
 from ..mp import pickling
 from ..topic import Publisher, Subscriber, Topic
 from ..topic._topic import RECOVERY_EVERY, TopicView
 from ._bell import AsyncBell
+from ._closing import ClosesOnExit
 
 __all__ = ["AsyncSubscriber", "AsyncPublisher"]
 
 
-class AsyncSubscriber:
+class AsyncSubscriber(ClosesOnExit):
     """``await sub.recv_bytes()``, ``await sub.recv()``, ``async for``.
 
     Wraps `subscriber` (a :class:`ringipc.topic.Subscriber`), or subscribes
@@ -104,18 +104,11 @@ class AsyncSubscriber:
         self._readable.close()
         self.sync.close()
 
-    async def __aenter__(self) -> "AsyncSubscriber":
-        return self
-
-    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                        tb: Optional[TracebackType]) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"<ringipc.asyncio.AsyncSubscriber of {self.sync!r}>"
 
 
-class AsyncPublisher:
+class AsyncPublisher(ClosesOnExit):
     """``await pub.send_bytes(data)``, ``await pub.send(obj)``: waits without
     blocking the loop while a lossless topic's slowest subscriber holds the
     room, or another publisher the lock.  Wraps `publisher` (a
@@ -153,13 +146,6 @@ class AsyncPublisher:
         """Wake awaiting tasks (OSError) and close the publisher."""
         self._writable.close()
         self.sync.close()
-
-    async def __aenter__(self) -> "AsyncPublisher":
-        return self
-
-    async def __aexit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
-                        tb: Optional[TracebackType]) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<ringipc.asyncio.AsyncPublisher of {self.sync!r}>"

@@ -61,7 +61,43 @@ class TopicFanout(FanoutFacility):
                 handle.close()
 
 
-class RingPerSubscriber(FanoutFacility):
+class _OnePerSubscriber(FanoutFacility):
+    """Fan-out by hand: one point-to-point channel per subscriber, the
+    producer sending every message into each."""
+
+    def _one(self, size: int) -> Any:
+        raise NotImplementedError
+
+    def _send_of(self, end: Any) -> Callable[[Any], Any]:
+        raise NotImplementedError
+
+    def _let_go(self, end: Any) -> None:
+        end.close()
+
+    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
+        ends = [self._one(size) for _ in range(consumers)]
+
+        def close() -> None:
+            for end in ends:
+                end.close()
+
+        return Channel([tuple(ends)] * producers, ends, close)
+
+    def open_sender(self, ends: Any, size: int) -> Callable[[Any], Any]:
+        sends = [self._send_of(end) for end in ends]
+
+        def send(msg: Any) -> None:
+            for send_one in sends:
+                send_one(msg)
+
+        return send
+
+    def close_end(self, end: Any) -> None:
+        for one in end if isinstance(end, tuple) else (end,):
+            self._let_go(one)
+
+
+class RingPerSubscriber(_OnePerSubscriber):
     """The raw ring doing the fan-out: one SPSC ring per subscriber, the
     publisher sending every message into each.  What Topic's per-subscriber
     rate is measured against (at 1 -> 1 it is the plain 1 -> 1 ring)."""
@@ -72,70 +108,40 @@ class RingPerSubscriber(FanoutFacility):
     def available(self) -> Tuple[bool, str]:
         return _api("Ring")
 
-    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
+    def _one(self, size: int) -> Any:
         from ringipc import Ring
 
         # Anonymous: the rings themselves go to the children (their descriptors).
-        rings = [Ring(capacity=_capacity(size), kind="spsc") for _ in range(consumers)]
+        return Ring(capacity=_capacity(size), kind="spsc")
 
-        def close() -> None:
-            for ring in rings:
-                ring.close()
-
-        return Channel([tuple(rings)] * producers, rings, close)
-
-    def open_sender(self, rings: Any, size: int) -> Callable[[Any], Any]:
-        sends = [ring.send_bytes for ring in rings]
-
-        def send(msg: Any) -> None:
-            for send_one in sends:
-                send_one(msg)
-
-        return send
+    def _send_of(self, ring: Any) -> Callable[[Any], Any]:
+        return ring.send_bytes
 
     def open_receiver(self, ring: Any, size: int) -> Callable[[], Any]:
         if size >= LARGE:
             return into_receiver(ring.recv_bytes_into, size)
         return ring.recv_bytes
 
-    def close_end(self, end: Any) -> None:
-        for ring in end if isinstance(end, tuple) else (end,):
-            ring.close()
 
-
-class MpQueuePerSubscriber(FanoutFacility):
+class MpQueuePerSubscriber(_OnePerSubscriber):
     """The baseline: multiprocessing.Queue, one per subscriber, the producer putting each message in every one."""
 
     name = FANOUT_BASELINE
 
-    def setup(self, size: int, producers: int = 1, consumers: int = 1) -> Channel:
+    def _one(self, size: int) -> Any:
         import multiprocessing
 
-        ctx = multiprocessing.get_context("spawn")
-        queues = [ctx.Queue() for _ in range(consumers)]
+        return multiprocessing.get_context("spawn").Queue()
 
-        def close() -> None:
-            for q in queues:
-                q.close()
-
-        return Channel([tuple(queues)] * producers, queues, close)
-
-    def open_sender(self, queues: Any, size: int) -> Callable[[Any], Any]:
-        puts = [q.put for q in queues]
-
-        def send(msg: Any) -> None:
-            for put in puts:
-                put(msg)
-
-        return send
+    def _send_of(self, q: Any) -> Callable[[Any], Any]:
+        return q.put
 
     def open_receiver(self, q: Any, size: int) -> Callable[[], Any]:
         return q.get
 
-    def close_end(self, end: Any) -> None:
-        for q in end if isinstance(end, tuple) else (end,):
-            q.close()
-            q.join_thread()
+    def _let_go(self, q: Any) -> None:
+        q.close()
+        q.join_thread()
 
 
 class ZmqPubSub(FanoutFacility):
