@@ -35,7 +35,7 @@ def rings(bell, timeout=TIMEOUT):
 # -- what it costs -------------------------------------------------------------
 
 def _syscalls(mode, count):
-    return sends_and_shared_futexes("_bell_syscalls.py", mode, count)
+    return sends_and_shared_futexes("_bell_syscalls.py", "ring", mode, count)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")

@@ -44,7 +44,7 @@ def readable(fd, timeout=0):
 
 
 def _syscalls(mode, count):
-    return sends_and_shared_futexes("_topic_bell_syscalls.py", mode, count)
+    return sends_and_shared_futexes("_bell_syscalls.py", "topic", mode, count)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
